@@ -1,0 +1,337 @@
+// Package config holds Rampart's inert configuration types and turns a YAML or
+// JSON document into them. Parse decodes strictly (unknown keys and wrong types
+// are errors) and remembers the position of every value, so that Validate and
+// later stages can report problems as FILE:LINE:COL. Nothing here performs
+// network I/O and nothing is mutated after Validate: runtime structures are
+// derived in package compile.
+package config
+
+import "go.yaml.in/yaml/v3"
+
+// Config is the whole gateway configuration. The zero value is not useful;
+// call Parse (which applies defaults) or Default.
+type Config struct {
+	// Listeners are the sockets the data plane accepts clients on.
+	Listeners []Listener `yaml:"listeners" json:"listeners"`
+	// Admin is the admin API listener (health, metrics, config).
+	Admin Admin `yaml:"admin" json:"admin"`
+	// DrainTimeout bounds how long in-flight requests may run after SIGTERM.
+	// Default 30s.
+	DrainTimeout Duration `yaml:"drain_timeout" json:"drain_timeout"`
+	// Upstreams are the named groups of targets routes forward to.
+	Upstreams map[string]*Upstream `yaml:"upstreams" json:"upstreams"`
+	// Routes are matched against each request; see docs/configuration.md for
+	// the precedence rules.
+	Routes []Route `yaml:"routes" json:"routes"`
+	// Policies are named, typed request policies that routes reference.
+	Policies map[string]*Policy `yaml:"policies" json:"policies,omitempty"`
+	// Consumers are the known API clients (API keys, roles).
+	Consumers []Consumer `yaml:"consumers" json:"consumers,omitempty"`
+	// Cluster holds settings shared by gateway instances (Redis).
+	Cluster Cluster `yaml:"cluster" json:"cluster,omitempty"`
+	// Observability configures access logs, request IDs and tracing.
+	Observability Observability `yaml:"observability" json:"observability"`
+
+	// file is the name used in error positions; pos maps a value's path
+	// (for example "routes[2].upstream") to where it stood in the document.
+	file string
+	pos  map[string]Pos
+}
+
+// Listener is one accepting socket.
+type Listener struct {
+	Name    string `yaml:"name" json:"name"`
+	Address string `yaml:"address" json:"address"`
+	// Protocol is http (HTTP/1.1 and h2c; h2 via ALPN with tls) or tcp.
+	// Default http.
+	Protocol string       `yaml:"protocol" json:"protocol"`
+	TLS      *ListenerTLS `yaml:"tls" json:"tls,omitempty"`
+	Limits   Limits       `yaml:"limits" json:"limits"`
+	// Upstream is the target group of a tcp listener.
+	Upstream string `yaml:"upstream" json:"upstream,omitempty"`
+}
+
+// ListenerTLS terminates TLS on a listener.
+type ListenerTLS struct {
+	Certificates []Certificate `yaml:"certificates" json:"certificates"`
+	// MinVersion is "1.2" or "1.3". Default "1.2".
+	MinVersion string     `yaml:"min_version" json:"min_version,omitempty"`
+	ClientAuth ClientAuth `yaml:"client_auth" json:"client_auth,omitempty"`
+}
+
+// Certificate is a PEM certificate chain and its key.
+type Certificate struct {
+	CertFile string `yaml:"cert_file" json:"cert_file"`
+	KeyFile  string `yaml:"key_file" json:"key_file"`
+}
+
+// ClientAuth configures mTLS. Mode is none (default), request or require.
+type ClientAuth struct {
+	Mode   string `yaml:"mode" json:"mode,omitempty"`
+	CAFile string `yaml:"ca_file" json:"ca_file,omitempty"`
+}
+
+// Limits protect a listener from oversized or slow clients.
+type Limits struct {
+	// MaxHeaderBytes bounds the request line plus headers; larger -> 431.
+	// Default 61440 (60 KiB).
+	MaxHeaderBytes int `yaml:"max_header_bytes" json:"max_header_bytes"`
+	// MaxBodyBytes bounds a request body; larger -> 413. Default 10 MiB;
+	// -1 disables the limit.
+	MaxBodyBytes int64 `yaml:"max_body_bytes" json:"max_body_bytes"`
+	// ReadHeaderTimeout cuts off clients that send headers slowly. Default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout" json:"read_header_timeout"`
+	// IdleTimeout closes idle keep-alive connections. Default 60s.
+	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout"`
+	// MaxConnections caps open client connections; extra ones are closed at
+	// once. Default 100000.
+	MaxConnections int `yaml:"max_connections" json:"max_connections"`
+}
+
+// Admin is the admin API listener.
+type Admin struct {
+	// Address defaults to 127.0.0.1:9901; "off" disables the admin API.
+	Address   string `yaml:"address" json:"address"`
+	TokenFile string `yaml:"token_file" json:"token_file,omitempty"`
+}
+
+// Upstream is a named group of targets with its balancing and connection
+// settings.
+type Upstream struct {
+	Targets   []Target   `yaml:"targets" json:"targets,omitempty"`
+	Discovery *Discovery `yaml:"discovery" json:"discovery,omitempty"`
+	// Balancer picks a target per request. Default round_robin.
+	Balancer string `yaml:"balancer" json:"balancer"`
+	HashKey  string `yaml:"hash_key" json:"hash_key,omitempty"`
+	// Protocol spoken to targets: http1 (default) or h2c.
+	Protocol string `yaml:"protocol" json:"protocol,omitempty"`
+	// ConnectTimeout bounds dialing a target. Default 5s.
+	ConnectTimeout Duration        `yaml:"connect_timeout" json:"connect_timeout"`
+	Keepalive      Keepalive       `yaml:"keepalive" json:"keepalive"`
+	TLS            *UpstreamTLS    `yaml:"tls" json:"tls,omitempty"`
+	HealthCheck    *HealthCheck    `yaml:"health_check" json:"health_check,omitempty"`
+	CircuitBreaker *CircuitBreaker `yaml:"circuit_breaker" json:"circuit_breaker,omitempty"`
+	Failover       string          `yaml:"failover" json:"failover,omitempty"`
+}
+
+// Target is one upstream instance.
+type Target struct {
+	Address string `yaml:"address" json:"address"`
+	// Weight is relative to the other targets. Default 1.
+	Weight int    `yaml:"weight" json:"weight"`
+	Zone   string `yaml:"zone" json:"zone,omitempty"`
+}
+
+// Discovery finds targets dynamically (static, dns, srv, etcd).
+type Discovery struct {
+	Type     string   `yaml:"type" json:"type"`
+	Name     string   `yaml:"name" json:"name,omitempty"`
+	Port     int      `yaml:"port" json:"port,omitempty"`
+	Refresh  Duration `yaml:"refresh" json:"refresh,omitempty"`
+	Resolver string   `yaml:"resolver" json:"resolver,omitempty"`
+}
+
+// Keepalive configures pooled connections to targets.
+type Keepalive struct {
+	// MaxIdlePerTarget is the number of idle connections kept per target.
+	// Default 64.
+	MaxIdlePerTarget int `yaml:"max_idle_per_target" json:"max_idle_per_target"`
+	// IdleTimeout closes pooled connections unused for this long. Default 60s.
+	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout"`
+}
+
+// UpstreamTLS makes the gateway speak TLS to targets.
+type UpstreamTLS struct {
+	ServerName         string `yaml:"server_name" json:"server_name,omitempty"`
+	CAFile             string `yaml:"ca_file" json:"ca_file,omitempty"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify" json:"insecure_skip_verify,omitempty"`
+}
+
+// HealthCheck groups active probing and passive outlier detection.
+type HealthCheck struct {
+	Active  *ActiveHealth  `yaml:"active" json:"active,omitempty"`
+	Passive *PassiveHealth `yaml:"passive" json:"passive,omitempty"`
+}
+
+// ActiveHealth probes each target periodically.
+type ActiveHealth struct {
+	Path               string   `yaml:"path" json:"path"`
+	Interval           Duration `yaml:"interval" json:"interval"`
+	Timeout            Duration `yaml:"timeout" json:"timeout"`
+	HealthyThreshold   int      `yaml:"healthy_threshold" json:"healthy_threshold"`
+	UnhealthyThreshold int      `yaml:"unhealthy_threshold" json:"unhealthy_threshold"`
+}
+
+// PassiveHealth ejects targets that keep failing real requests.
+type PassiveHealth struct {
+	Consecutive5xx     int      `yaml:"consecutive_5xx" json:"consecutive_5xx"`
+	Interval           Duration `yaml:"interval" json:"interval"`
+	BaseEjectionTime   Duration `yaml:"base_ejection_time" json:"base_ejection_time"`
+	MaxEjectionPercent int      `yaml:"max_ejection_percent" json:"max_ejection_percent"`
+}
+
+// CircuitBreaker bounds the load one upstream may put on the gateway.
+type CircuitBreaker struct {
+	MaxConnections     int `yaml:"max_connections" json:"max_connections"`
+	MaxPendingRequests int `yaml:"max_pending_requests" json:"max_pending_requests"`
+	MaxRequests        int `yaml:"max_requests" json:"max_requests"`
+	MaxRetries         int `yaml:"max_retries" json:"max_retries"`
+}
+
+// Route matches requests and says where they go.
+type Route struct {
+	// Name identifies the route in metrics and logs. Default "route-N".
+	Name  string `yaml:"name" json:"name"`
+	Match Match  `yaml:"match" json:"match"`
+	// StripPrefix removes the matched path prefix before forwarding.
+	StripPrefix bool     `yaml:"strip_prefix" json:"strip_prefix,omitempty"`
+	Rewrite     *Rewrite `yaml:"rewrite" json:"rewrite,omitempty"`
+	// Upstream or Split: exactly one (or Aggregate).
+	Upstream string      `yaml:"upstream" json:"upstream,omitempty"`
+	Split    []SplitItem `yaml:"split" json:"split,omitempty"`
+	Mirror   *Mirror     `yaml:"mirror" json:"mirror,omitempty"`
+	// Timeout bounds the whole upstream exchange up to the response
+	// headers; 0 means none. Default 15s.
+	Timeout   Duration   `yaml:"timeout" json:"timeout"`
+	Retry     *Retry     `yaml:"retry" json:"retry,omitempty"`
+	Policies  []string   `yaml:"policies" json:"policies,omitempty"`
+	Fallback  *Fallback  `yaml:"fallback" json:"fallback,omitempty"`
+	Cache     *Cache     `yaml:"cache" json:"cache,omitempty"`
+	Aggregate *Aggregate `yaml:"aggregate" json:"aggregate,omitempty"`
+}
+
+// Match is the set of conditions a request must meet, all of them.
+type Match struct {
+	// Hosts are exact names or "*.suffix" wildcards; case-insensitive, port
+	// ignored. Empty matches any host.
+	Hosts   []string          `yaml:"hosts" json:"hosts,omitempty"`
+	Path    PathMatch         `yaml:"path" json:"path"`
+	Methods []string          `yaml:"methods" json:"methods,omitempty"`
+	Headers map[string]string `yaml:"headers" json:"headers,omitempty"`
+	Query   map[string]string `yaml:"query" json:"query,omitempty"`
+}
+
+// PathMatch is one of exact, prefix, regex or template. Empty matches every
+// path (as prefix "/").
+type PathMatch struct {
+	Exact    string `yaml:"exact" json:"exact,omitempty"`
+	Prefix   string `yaml:"prefix" json:"prefix,omitempty"`
+	Regex    string `yaml:"regex" json:"regex,omitempty"`
+	Template string `yaml:"template" json:"template,omitempty"`
+}
+
+// Rewrite replaces the matched prefix.
+type Rewrite struct {
+	Prefix string `yaml:"prefix" json:"prefix"`
+}
+
+// SplitItem is one weighted branch of a traffic split.
+type SplitItem struct {
+	Upstream string `yaml:"upstream" json:"upstream"`
+	Weight   int    `yaml:"weight" json:"weight"`
+}
+
+// Mirror copies a share of requests to a shadow upstream.
+type Mirror struct {
+	Upstream string  `yaml:"upstream" json:"upstream"`
+	Percent  float64 `yaml:"percent" json:"percent"`
+}
+
+// Retry configures retries of failed upstream attempts.
+type Retry struct {
+	Attempts      int      `yaml:"attempts" json:"attempts"`
+	PerTryTimeout Duration `yaml:"per_try_timeout" json:"per_try_timeout,omitempty"`
+	On            []string `yaml:"on" json:"on,omitempty"`
+	Backoff       Backoff  `yaml:"backoff" json:"backoff"`
+	Budget        *Budget  `yaml:"budget" json:"budget,omitempty"`
+	NonIdempotent bool     `yaml:"non_idempotent" json:"non_idempotent,omitempty"`
+}
+
+// Backoff is exponential with full jitter.
+type Backoff struct {
+	Base Duration `yaml:"base" json:"base"`
+	Max  Duration `yaml:"max" json:"max"`
+}
+
+// Budget caps retries as a share of requests.
+type Budget struct {
+	Percent      float64 `yaml:"percent" json:"percent"`
+	MinPerSecond float64 `yaml:"min_per_second" json:"min_per_second"`
+}
+
+// Fallback is the response given instead of a gateway-made 502/503/504.
+type Fallback struct {
+	Status      int    `yaml:"status" json:"status"`
+	ContentType string `yaml:"content_type" json:"content_type,omitempty"`
+	Body        string `yaml:"body" json:"body,omitempty"`
+}
+
+// Cache keeps successful GET responses.
+type Cache struct {
+	TTL          Duration `yaml:"ttl" json:"ttl"`
+	StaleIfError Duration `yaml:"stale_if_error" json:"stale_if_error,omitempty"`
+}
+
+// Aggregate fans a request out to several backends and merges JSON.
+type Aggregate struct {
+	Timeout  Duration           `yaml:"timeout" json:"timeout"`
+	Backends []AggregateBackend `yaml:"backends" json:"backends"`
+}
+
+// AggregateBackend is one branch of an aggregate.
+type AggregateBackend struct {
+	Upstream string `yaml:"upstream" json:"upstream"`
+	Path     string `yaml:"path" json:"path"`
+	Group    string `yaml:"group" json:"group,omitempty"`
+	Optional bool   `yaml:"optional" json:"optional,omitempty"`
+}
+
+// Policy is a named request policy. Type selects the implementation; the
+// remaining keys are that type's settings, decoded and validated by the
+// policy's own package (see internal/policy) through DecodeNode.
+type Policy struct {
+	Type string `yaml:"type" json:"type"`
+	// Spec is the policy's whole mapping, kept as parsed so that the policy
+	// package can decode it strictly with positions.
+	Spec *yaml.Node `yaml:"-" json:"-"`
+}
+
+// Consumer is a known API client.
+type Consumer struct {
+	Name    string   `yaml:"name" json:"name"`
+	APIKeys []string `yaml:"api_keys" json:"api_keys,omitempty"`
+	Roles   []string `yaml:"roles" json:"roles,omitempty"`
+}
+
+// Cluster holds cross-instance settings.
+type Cluster struct {
+	Redis *Redis `yaml:"redis" json:"redis,omitempty"`
+}
+
+// Redis is the shared store for cluster-wide rate limits.
+type Redis struct {
+	Address   string   `yaml:"address" json:"address"`
+	Timeout   Duration `yaml:"timeout" json:"timeout,omitempty"`
+	OnFailure string   `yaml:"on_failure" json:"on_failure,omitempty"`
+}
+
+// Observability configures logs, request IDs and tracing.
+type Observability struct {
+	AccessLog AccessLog `yaml:"access_log" json:"access_log"`
+	// RequestIDHeader is the request ID header. Default X-Request-ID.
+	RequestIDHeader string   `yaml:"request_id_header" json:"request_id_header"`
+	Tracing         *Tracing `yaml:"tracing" json:"tracing,omitempty"`
+}
+
+// AccessLog writes one JSON line per request.
+type AccessLog struct {
+	// Path is stdout (default), stderr, off, or a file path.
+	Path   string `yaml:"path" json:"path"`
+	Format string `yaml:"format" json:"format"`
+}
+
+// Tracing exports OpenTelemetry spans.
+type Tracing struct {
+	OTLPEndpoint string  `yaml:"otlp_endpoint" json:"otlp_endpoint"`
+	SampleRatio  float64 `yaml:"sample_ratio" json:"sample_ratio"`
+}
