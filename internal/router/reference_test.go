@@ -1,0 +1,157 @@
+package router
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/rampart-gw/rampart/internal/config"
+)
+
+// refMatch is the naive reference: a linear scan over rules that computes
+// each matching rule's precedence key and keeps the largest. It shares no
+// code with the Router on purpose.
+func refMatch(rules []Rule, host, path, method string, h http.Header, rawQuery string) int {
+	host = refHost(host)
+	query, _ := url.ParseQuery(rawQuery)
+	best := -1
+	var bestKey [4]int
+	for i, rule := range rules {
+		m := rule.Match
+		pathRank, ok := refPath(m.Path, path)
+		if !ok {
+			continue
+		}
+		hostClass, hostLen, ok := refHosts(m.Hosts, host)
+		if !ok {
+			continue
+		}
+		if len(m.Methods) > 0 {
+			found := false
+			for _, s := range m.Methods {
+				found = found || strings.ToUpper(s) == method
+			}
+			if !found {
+				continue
+			}
+		}
+		ok = true
+		for k, v := range m.Headers {
+			ok = ok && refContains(h.Values(k), v)
+		}
+		for k, v := range m.Query {
+			ok = ok && refContains(query[k], v)
+		}
+		if !ok {
+			continue
+		}
+		weight := len(m.Headers) + len(m.Query)
+		if len(m.Hosts) > 0 {
+			weight++
+		}
+		if m.Path != (config.PathMatch{}) {
+			weight++
+		}
+		if len(m.Methods) > 0 {
+			weight++
+		}
+		key := [4]int{pathRank, hostClass*1000 + hostLen, weight, -i}
+		if best < 0 || refLess(bestKey, key) {
+			best, bestKey = i, key
+		}
+	}
+	return best
+}
+
+func refLess(a, b [4]int) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return false
+}
+
+func refContains(vs []string, v string) bool {
+	for _, s := range vs {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// refHost normalizes a host: ASCII lower case, no port, no IPv6 brackets, no
+// trailing dot.
+func refHost(h string) string {
+	h = strings.Map(func(r rune) rune {
+		if r >= 'A' && r <= 'Z' {
+			return r + 32
+		}
+		return r
+	}, h)
+	switch {
+	case strings.HasPrefix(h, "[") && strings.Contains(h, "]"):
+		h = h[1:strings.Index(h, "]")]
+	case strings.Count(h, ":") == 1:
+		h = h[:strings.Index(h, ":")]
+	}
+	if strings.HasSuffix(h, ".") {
+		h = h[:len(h)-1]
+	}
+	return h
+}
+
+// refHosts returns the host class (2 exact, 1 wildcard, 0 none given) and the
+// wildcard suffix length of the best entry matching host.
+func refHosts(hosts []string, host string) (class, n int, ok bool) {
+	if len(hosts) == 0 {
+		return 0, 0, true
+	}
+	for _, e := range hosts {
+		e = refHost(e)
+		if suffix, wild := strings.CutPrefix(e, "*"); wild {
+			if strings.HasSuffix(host, suffix) && len(host) > len(suffix) && class < 2 && len(suffix) > n {
+				class, n, ok = 1, len(suffix), true
+			}
+		} else if e == host {
+			return 2, 0, true
+		}
+	}
+	return class, n, ok
+}
+
+// refPath returns the path rank: 1<<40 for exact, the length for a prefix, 0
+// for a regex or template.
+func refPath(p config.PathMatch, path string) (int, bool) {
+	switch {
+	case p.Exact != "":
+		return 1 << 40, path == p.Exact
+	case p.Regex != "":
+		return 0, regexp.MustCompile("^(?:"+p.Regex+")$").MatchString(path)
+	case p.Template != "":
+		return 0, refTemplate(p.Template).MatchString(path)
+	}
+	prefix := p.Prefix
+	if prefix == "" {
+		prefix = "/"
+	}
+	return len(prefix), strings.HasPrefix(path, prefix)
+}
+
+// refTemplate turns a template into the equivalent regex.
+func refTemplate(t string) *regexp.Regexp {
+	parts := strings.Split(t, "/")
+	for i, p := range parts {
+		switch {
+		case strings.HasPrefix(p, "{*"):
+			parts[i] = "(?s:.*)"
+		case strings.HasPrefix(p, "{"):
+			parts[i] = "[^/]+"
+		default:
+			parts[i] = regexp.QuoteMeta(p)
+		}
+	}
+	return regexp.MustCompile("^" + strings.Join(parts, "/") + "$")
+}
