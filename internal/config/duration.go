@@ -84,3 +84,23 @@ func ParseRate(s string) (Rate, error) {
 	}
 	return Rate{N: n, Period: p}, nil
 }
+
+// UnmarshalText parses a Go duration string (see ParseDuration).
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// UnmarshalText parses N/s, N/m or N/h (see ParseRate).
+func (r *Rate) UnmarshalText(b []byte) error {
+	v, err := ParseRate(string(b))
+	if err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}

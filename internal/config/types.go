@@ -34,8 +34,11 @@ type Config struct {
 
 	// file is the name used in error positions; pos maps a value's path
 	// (for example "routes[2].upstream") to where it stood in the document.
+	// bad holds the paths whose values failed to decode, so that Validate
+	// does not report consequences of a problem Parse already reported.
 	file string
 	pos  map[string]Pos
+	bad  map[string]bool
 }
 
 // Listener is one accepting socket.

@@ -1,0 +1,707 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Choices accepted for enumerated keys.
+var (
+	listenerProtocols = []string{"http", "tcp"}
+	tlsVersions       = []string{"1.2", "1.3"}
+	clientAuthModes   = []string{"none", "request", "require"}
+	discoveryTypes    = []string{"static", "dns", "srv", "etcd"}
+	balancers         = []string{"round_robin", "random", "least_request", "ring_hash", "maglev", "ewma"}
+	upstreamProtocols = []string{"http1", "h2c"}
+	retryConditions   = []string{"connect_failure", "reset", "timeout", "5xx", "gateway_error", "retriable_4xx"}
+	redisFailureModes = []string{"local", "allow", "deny"}
+	logFormats        = []string{"json"}
+
+	// PolicyTypes are the policy types a config may name.
+	PolicyTypes = []string{"jwt", "api_key", "rate_limit", "ip_filter", "waf", "sanitize", "concurrency_limit", "require_role", "cors", "headers"}
+)
+
+// Validate checks the whole config and reports every problem at once, each
+// positioned where it stands in the document, as Errors sorted by
+// position; it returns nil when the config is valid. It checks values and
+// references between them (routes to upstreams and policies, listeners to
+// upstreams); the keys specific to each policy type are checked by the
+// policy packages. Validate does not modify c.
+func (c *Config) Validate() error {
+	v := &validator{c: c}
+	v.listeners()
+	v.admin()
+	v.upstreams()
+	v.routes()
+	v.policies()
+	v.consumers()
+	v.cluster()
+	v.observability()
+	return v.errs.err()
+}
+
+type validator struct {
+	c    *Config
+	errs Errors
+}
+
+// errorf reports a problem at path, unless Parse already reported a
+// problem with that value, one inside it or one around it.
+func (v *validator) errorf(path, format string, args ...any) {
+	for bad := range v.c.bad {
+		if related(bad, path) {
+			return
+		}
+	}
+	v.errs = append(v.errs, v.c.Errorf(path, format, args...))
+}
+
+// oneOf reports s at path unless it is one of choices.
+func (v *validator) oneOf(path, what, s string, choices []string) bool {
+	if slices.Contains(choices, s) {
+		return true
+	}
+	v.errorf(path, "invalid %s %q (want %s)%s", what, s, orList(choices), suggest(s, choices))
+	return false
+}
+
+func orList(choices []string) string {
+	if len(choices) == 1 {
+		return choices[0]
+	}
+	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
+}
+
+func idx(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
+
+// hostPort checks a host:port address. allowEmptyHost accepts ":8080";
+// allowZero accepts port 0 (any free port, for listeners).
+func hostPort(addr string, allowEmptyHost, allowZero bool) error {
+	if addr == "" {
+		return fmt.Errorf("address is required (host:port)")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("invalid address %q (want host:port)", addr)
+	}
+	if host == "" && !allowEmptyHost {
+		return fmt.Errorf("invalid address %q: missing host", addr)
+	}
+	if strings.Contains(host, "/") || strings.ContainsAny(host, " \t") {
+		return fmt.Errorf("invalid address %q: invalid host %q", addr, host)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || strings.HasPrefix(port, "+") || strings.HasPrefix(port, "-") {
+		return fmt.Errorf("invalid address %q: port %q is not a number", addr, port)
+	}
+	if n > 65535 || (n == 0 && !allowZero) {
+		if allowZero {
+			return fmt.Errorf("invalid address %q: port %d out of range 0-65535", addr, n)
+		}
+		return fmt.Errorf("invalid address %q: port %d out of range 1-65535", addr, n)
+	}
+	return nil
+}
+
+func (v *validator) listeners() {
+	c := v.c
+	if len(c.Listeners) == 0 {
+		v.errorf("listeners", "at least one listener is required")
+	}
+	names := map[string]string{}
+	addrs := map[string]string{}
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		p := idx("listeners", i)
+		switch first, dup := names[l.Name]; {
+		case l.Name == "":
+			v.errorf(p+".name", "name must not be empty")
+		case dup:
+			v.errorf(p+".name", "duplicate listener name %q (first used by %s)", l.Name, first)
+		default:
+			names[l.Name] = p
+		}
+		if err := hostPort(l.Address, true, true); err != nil {
+			v.errorf(p+".address", "%v", err)
+		} else if first, dup := addrs[l.Address]; dup && !strings.HasSuffix(l.Address, ":0") {
+			v.errorf(p+".address", "address %q already used by %s", l.Address, first)
+		} else {
+			addrs[l.Address] = p
+		}
+		if v.oneOf(p+".protocol", "protocol", l.Protocol, listenerProtocols) {
+			switch {
+			case l.Protocol == "tcp" && l.Upstream == "":
+				v.errorf(p+".upstream", "a tcp listener needs an upstream")
+			case l.Protocol == "tcp":
+				v.upstreamRef(p+".upstream", l.Upstream)
+			case l.Upstream != "":
+				v.errorf(p+".upstream", "upstream is only for protocol tcp; http listeners use routes")
+			}
+		}
+		lp := p + ".limits"
+		if l.Limits.MaxHeaderBytes < 0 {
+			v.errorf(lp+".max_header_bytes", "must not be negative")
+		}
+		if l.Limits.MaxBodyBytes < -1 {
+			v.errorf(lp+".max_body_bytes", "must not be negative (-1 means unlimited)")
+		}
+		if l.Limits.ReadHeaderTimeout < 0 {
+			v.errorf(lp+".read_header_timeout", "must not be negative")
+		}
+		if l.Limits.IdleTimeout < 0 {
+			v.errorf(lp+".idle_timeout", "must not be negative")
+		}
+		if l.Limits.MaxConnections < 0 {
+			v.errorf(lp+".max_connections", "must not be negative")
+		}
+		if t := l.TLS; t != nil {
+			tp := p + ".tls"
+			if len(t.Certificates) == 0 {
+				v.errorf(tp+".certificates", "at least one certificate is required")
+			}
+			for j, cert := range t.Certificates {
+				cp := idx(tp+".certificates", j)
+				if cert.CertFile == "" {
+					v.errorf(cp+".cert_file", "cert_file is required")
+				}
+				if cert.KeyFile == "" {
+					v.errorf(cp+".key_file", "key_file is required")
+				}
+			}
+			if t.MinVersion != "" {
+				v.oneOf(tp+".min_version", "TLS version", t.MinVersion, tlsVersions)
+			}
+			mode := t.ClientAuth.Mode
+			if mode == "" {
+				mode = "none"
+			}
+			if v.oneOf(tp+".client_auth.mode", "client_auth mode", mode, clientAuthModes) && mode != "none" && t.ClientAuth.CAFile == "" {
+				v.errorf(tp+".client_auth.ca_file", "client_auth mode %q needs a ca_file", mode)
+			}
+		}
+	}
+}
+
+func (v *validator) admin() {
+	a := v.c.Admin.Address
+	if a == "off" {
+		return
+	}
+	if err := hostPort(a, true, true); err != nil {
+		v.errorf("admin.address", "%v (or \"off\")", err)
+	}
+}
+
+var upstreamName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+// upstreamRef checks that name refers to a defined upstream.
+func (v *validator) upstreamRef(path, name string) {
+	if name == "" {
+		v.errorf(path, "upstream name is required")
+		return
+	}
+	if _, ok := v.c.Upstreams[name]; !ok {
+		v.errorf(path, "unknown upstream %q%s", name, suggest(name, slices.Sorted(maps.Keys(v.c.Upstreams))))
+	}
+}
+
+var hashKey = regexp.MustCompile(`^(ip|path|(header|cookie|query):.+)$`)
+
+func (v *validator) upstreams() {
+	for _, name := range slices.Sorted(maps.Keys(v.c.Upstreams)) {
+		u := v.c.Upstreams[name]
+		p := "upstreams." + name
+		if !upstreamName.MatchString(name) {
+			v.errorf(p, "invalid upstream name %q (use letters, digits, '_', '.' and '-')", name)
+		}
+		if u == nil {
+			v.errorf(p, "no targets (add targets or discovery)")
+			continue
+		}
+		if len(u.Targets) == 0 && (u.Discovery == nil || u.Discovery.Type == "static" || u.Discovery.Type == "") {
+			v.errorf(p+".targets", "at least one target is required unless discovery is set")
+		}
+		seen := map[string]int{}
+		for i, t := range u.Targets {
+			tp := idx(p+".targets", i)
+			if err := hostPort(t.Address, false, false); err != nil {
+				v.errorf(tp+".address", "%v", err)
+			} else if first, dup := seen[strings.ToLower(t.Address)]; dup {
+				v.errorf(tp+".address", "duplicate target %q (also targets[%d])", t.Address, first)
+			} else {
+				seen[strings.ToLower(t.Address)] = i
+			}
+			if t.Weight < 1 || t.Weight > 10000 {
+				v.errorf(tp+".weight", "weight %d out of range 1-10000", t.Weight)
+			}
+		}
+		if d := u.Discovery; d != nil {
+			dp := p + ".discovery"
+			if v.oneOf(dp+".type", "discovery type", d.Type, discoveryTypes) && d.Type != "static" {
+				if d.Name == "" {
+					v.errorf(dp+".name", "discovery type %s needs a name", d.Type)
+				}
+				if d.Type == "dns" && (d.Port < 1 || d.Port > 65535) {
+					v.errorf(dp+".port", "discovery type dns needs a port in 1-65535")
+				}
+			}
+			if d.Port < 0 || d.Port > 65535 {
+				v.errorf(dp+".port", "port %d out of range 1-65535", d.Port)
+			}
+			if d.Refresh < 0 {
+				v.errorf(dp+".refresh", "must not be negative")
+			}
+			if d.Resolver != "" {
+				if err := hostPort(d.Resolver, false, false); err != nil {
+					v.errorf(dp+".resolver", "%v", err)
+				}
+			}
+		}
+		hashed := u.Balancer == "ring_hash" || u.Balancer == "maglev"
+		v.oneOf(p+".balancer", "balancer", u.Balancer, balancers)
+		switch {
+		case u.HashKey != "" && !hashed:
+			v.errorf(p+".hash_key", "hash_key is only for balancer ring_hash or maglev")
+		case u.HashKey != "" && !hashKey.MatchString(u.HashKey):
+			v.errorf(p+".hash_key", "invalid hash_key %q (want ip, path, header:NAME, cookie:NAME or query:NAME)", u.HashKey)
+		}
+		v.oneOf(p+".protocol", "protocol", u.Protocol, upstreamProtocols)
+		if u.ConnectTimeout < 0 {
+			v.errorf(p+".connect_timeout", "must not be negative")
+		}
+		if u.Keepalive.MaxIdlePerTarget < 0 {
+			v.errorf(p+".keepalive.max_idle_per_target", "must not be negative")
+		}
+		if u.Keepalive.IdleTimeout < 0 {
+			v.errorf(p+".keepalive.idle_timeout", "must not be negative")
+		}
+		if h := u.HealthCheck; h != nil {
+			v.health(p+".health_check", h)
+		}
+		if b := u.CircuitBreaker; b != nil {
+			bp := p + ".circuit_breaker"
+			for _, f := range []struct {
+				key string
+				n   int
+			}{{"max_connections", b.MaxConnections}, {"max_pending_requests", b.MaxPendingRequests}, {"max_requests", b.MaxRequests}} {
+				if f.n < 1 {
+					v.errorf(bp+"."+f.key, "must be at least 1")
+				}
+			}
+			if b.MaxRetries < 0 {
+				v.errorf(bp+".max_retries", "must not be negative")
+			}
+		}
+		switch {
+		case u.Failover == name:
+			v.errorf(p+".failover", "an upstream cannot fail over to itself")
+		case u.Failover != "":
+			v.upstreamRef(p+".failover", u.Failover)
+		}
+	}
+}
+
+func (v *validator) health(p string, h *HealthCheck) {
+	if a := h.Active; a != nil {
+		ap := p + ".active"
+		if !strings.HasPrefix(a.Path, "/") {
+			v.errorf(ap+".path", "path must start with \"/\"")
+		}
+		if a.Interval <= 0 {
+			v.errorf(ap+".interval", "must be positive")
+		}
+		if a.Timeout <= 0 {
+			v.errorf(ap+".timeout", "must be positive")
+		}
+		if a.HealthyThreshold < 1 {
+			v.errorf(ap+".healthy_threshold", "must be at least 1")
+		}
+		if a.UnhealthyThreshold < 1 {
+			v.errorf(ap+".unhealthy_threshold", "must be at least 1")
+		}
+	}
+	if s := h.Passive; s != nil {
+		sp := p + ".passive"
+		if s.Consecutive5xx < 1 {
+			v.errorf(sp+".consecutive_5xx", "must be at least 1")
+		}
+		if s.Interval <= 0 {
+			v.errorf(sp+".interval", "must be positive")
+		}
+		if s.BaseEjectionTime <= 0 {
+			v.errorf(sp+".base_ejection_time", "must be positive")
+		}
+		if s.MaxEjectionPercent < 0 || s.MaxEjectionPercent > 100 {
+			v.errorf(sp+".max_ejection_percent", "%d out of range 0-100", s.MaxEjectionPercent)
+		}
+	}
+}
+
+func (v *validator) routes() {
+	c := v.c
+	if len(c.Routes) == 0 {
+		v.errorf("routes", "at least one route is required")
+	}
+	names := map[string]string{}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		p := idx("routes", i)
+		switch first, dup := names[r.Name]; {
+		case r.Name == "":
+			v.errorf(p+".name", "name must not be empty")
+		case dup:
+			v.errorf(p+".name", "duplicate route name %q (first used by %s)", r.Name, first)
+		default:
+			names[r.Name] = p
+		}
+		v.match(p+".match", &r.Match)
+
+		targets := 0
+		if r.Upstream != "" {
+			targets++
+		}
+		if r.Split != nil {
+			targets++
+		}
+		if r.Aggregate != nil {
+			targets++
+		}
+		if targets != 1 {
+			v.errorf(p, "a route needs exactly one of upstream, split or aggregate")
+		}
+		if r.Upstream != "" {
+			v.upstreamRef(p+".upstream", r.Upstream)
+		}
+		if r.Split != nil {
+			v.split(p+".split", r.Split)
+		}
+		if a := r.Aggregate; a != nil {
+			ap := p + ".aggregate"
+			if a.Timeout < 0 {
+				v.errorf(ap+".timeout", "must not be negative")
+			}
+			if len(a.Backends) == 0 {
+				v.errorf(ap+".backends", "at least one backend is required")
+			}
+			for j, b := range a.Backends {
+				bp := idx(ap+".backends", j)
+				v.upstreamRef(bp+".upstream", b.Upstream)
+				if !strings.HasPrefix(b.Path, "/") {
+					v.errorf(bp+".path", "path must start with \"/\"")
+				}
+			}
+		}
+
+		pm := r.Match.Path
+		if r.StripPrefix && pm.Prefix == "" && pm.Template == "" {
+			v.errorf(p+".strip_prefix", "strip_prefix needs match.path.prefix or match.path.template")
+		}
+		if rw := r.Rewrite; rw != nil {
+			if pm.Prefix == "" && pm.Template == "" {
+				v.errorf(p+".rewrite", "rewrite needs match.path.prefix or match.path.template")
+			}
+			if !strings.HasPrefix(rw.Prefix, "/") {
+				v.errorf(p+".rewrite.prefix", "prefix must start with \"/\"")
+			}
+		}
+		if m := r.Mirror; m != nil {
+			v.upstreamRef(p+".mirror.upstream", m.Upstream)
+			if m.Percent < 0 || m.Percent > 100 {
+				v.errorf(p+".mirror.percent", "%v out of range 0-100", m.Percent)
+			}
+		}
+		if r.Timeout < 0 {
+			v.errorf(p+".timeout", "must not be negative")
+		}
+		if rt := r.Retry; rt != nil {
+			v.retry(p+".retry", rt)
+		}
+		seen := map[string]int{}
+		for j, name := range r.Policies {
+			pp := idx(p+".policies", j)
+			if first, dup := seen[name]; dup {
+				v.errorf(pp, "duplicate policy %q (also policies[%d])", name, first)
+				continue
+			}
+			seen[name] = j
+			if _, ok := c.Policies[name]; !ok {
+				v.errorf(pp, "unknown policy %q%s", name, suggest(name, slices.Sorted(maps.Keys(c.Policies))))
+			}
+		}
+		if f := r.Fallback; f != nil && (f.Status < 100 || f.Status > 599) {
+			v.errorf(p+".fallback.status", "status %d out of range 100-599", f.Status)
+		}
+		if ca := r.Cache; ca != nil {
+			if ca.TTL <= 0 {
+				v.errorf(p+".cache.ttl", "must be positive")
+			}
+			if ca.StaleIfError < 0 {
+				v.errorf(p+".cache.stale_if_error", "must not be negative")
+			}
+		}
+	}
+}
+
+func (v *validator) split(p string, items []SplitItem) {
+	if len(items) == 0 {
+		v.errorf(p, "a split needs at least one item")
+	}
+	seen := map[string]int{}
+	for j, it := range items {
+		ip := idx(p, j)
+		v.upstreamRef(ip+".upstream", it.Upstream)
+		if first, dup := seen[it.Upstream]; dup && it.Upstream != "" {
+			v.errorf(ip+".upstream", "upstream %q already in split[%d]", it.Upstream, first)
+		} else {
+			seen[it.Upstream] = j
+		}
+		if it.Weight < 1 || it.Weight > 10000 {
+			v.errorf(ip+".weight", "weight %d out of range 1-10000", it.Weight)
+		}
+	}
+}
+
+func (v *validator) retry(p string, rt *Retry) {
+	if rt.Attempts < 1 {
+		v.errorf(p+".attempts", "must be at least 1")
+	}
+	if rt.PerTryTimeout < 0 {
+		v.errorf(p+".per_try_timeout", "must not be negative")
+	}
+	for j, on := range rt.On {
+		if slices.Contains(retryConditions, on) {
+			continue
+		}
+		if code, err := strconv.Atoi(on); err == nil {
+			if code < 100 || code > 599 {
+				v.errorf(idx(p+".on", j), "status %d out of range 100-599", code)
+			}
+			continue
+		}
+		v.errorf(idx(p+".on", j), "invalid retry condition %q (want %s, or a status code)%s", on, orList(retryConditions), suggest(on, retryConditions))
+	}
+	if rt.Backoff.Base < 0 {
+		v.errorf(p+".backoff.base", "must not be negative")
+	}
+	if rt.Backoff.Max < rt.Backoff.Base {
+		v.errorf(p+".backoff.max", "must not be less than backoff.base")
+	}
+	if b := rt.Budget; b != nil {
+		if b.Percent < 0 || b.Percent > 100 {
+			v.errorf(p+".budget.percent", "%v out of range 0-100", b.Percent)
+		}
+		if b.MinPerSecond < 0 {
+			v.errorf(p+".budget.min_per_second", "must not be negative")
+		}
+	}
+}
+
+// isToken reports whether s is an RFC 9110 token (method and header names).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+var ident = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (v *validator) match(p string, m *Match) {
+	for j, h := range m.Hosts {
+		if err := checkHost(h); err != nil {
+			v.errorf(idx(p+".hosts", j), "%v", err)
+		}
+	}
+	pp := p + ".path"
+	var set []string
+	for _, kv := range []struct{ key, val string }{{"exact", m.Path.Exact}, {"prefix", m.Path.Prefix}, {"regex", m.Path.Regex}, {"template", m.Path.Template}} {
+		if kv.val == "" {
+			continue
+		}
+		set = append(set, kv.key)
+		switch kv.key {
+		case "regex":
+			if _, err := regexp.Compile(kv.val); err != nil {
+				v.errorf(pp+".regex", "invalid regex: %v", err)
+			}
+		case "template":
+			if err := checkTemplate(kv.val); err != nil {
+				v.errorf(pp+".template", "%v", err)
+			}
+		default:
+			if !strings.HasPrefix(kv.val, "/") {
+				v.errorf(pp+"."+kv.key, "%s must start with \"/\"", kv.key)
+			}
+		}
+	}
+	if len(set) > 1 {
+		v.errorf(pp+"."+set[1], "path has both %s and %s; use one of exact, prefix, regex or template", set[0], set[1])
+	}
+	for j, meth := range m.Methods {
+		if !isToken(meth) {
+			v.errorf(idx(p+".methods", j), "invalid method %q", meth)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(m.Headers)) {
+		if !isToken(name) {
+			v.errorf(p+".headers."+name, "invalid header name %q", name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(m.Query)) {
+		if name == "" {
+			v.errorf(p+".query.", "query parameter name must not be empty")
+		}
+	}
+}
+
+// checkHost checks a route host: a DNS name, optionally with a leading
+// "*." wildcard label, without scheme or port.
+func checkHost(h string) error {
+	switch {
+	case h == "":
+		return fmt.Errorf("host must not be empty")
+	case strings.Contains(h, "://"):
+		return fmt.Errorf("invalid host %q: no scheme allowed", h)
+	case strings.ContainsAny(h, ":[]"):
+		return fmt.Errorf("invalid host %q: no port allowed (hosts match any port)", h)
+	case len(h) > 253:
+		return fmt.Errorf("invalid host %q: longer than 253 characters", h)
+	}
+	name := strings.TrimPrefix(h, "*.")
+	for _, label := range strings.Split(name, ".") {
+		if label == "*" || strings.Contains(label, "*") {
+			return fmt.Errorf("invalid host %q: a wildcard is allowed only as the whole first label (*.example.com)", h)
+		}
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("invalid host %q: not a DNS name", h)
+		}
+		for i := range len(label) {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return fmt.Errorf("invalid host %q: not a DNS name", h)
+			}
+		}
+	}
+	return nil
+}
+
+// checkTemplate checks a path template such as "/u/{id}/{*rest}": every
+// segment is literal or a whole {name}; {*name} only as the last segment;
+// names are identifiers used once.
+func checkTemplate(t string) error {
+	if !strings.HasPrefix(t, "/") {
+		return fmt.Errorf("template must start with \"/\"")
+	}
+	segs := strings.Split(t[1:], "/")
+	names := map[string]bool{}
+	for i, s := range segs {
+		if !strings.ContainsAny(s, "{}") {
+			continue
+		}
+		if !strings.HasPrefix(s, "{") || !strings.HasSuffix(s, "}") || strings.Count(s, "{") != 1 || strings.Count(s, "}") != 1 {
+			return fmt.Errorf("invalid template %q: segment %q must be literal or a whole {name}", t, s)
+		}
+		name := s[1 : len(s)-1]
+		if rest, ok := strings.CutPrefix(name, "*"); ok {
+			if i != len(segs)-1 {
+				return fmt.Errorf("invalid template %q: {*%s} must be the last segment", t, rest)
+			}
+			name = rest
+		}
+		if !ident.MatchString(name) {
+			return fmt.Errorf("invalid template %q: %q is not a valid name", t, name)
+		}
+		if names[name] {
+			return fmt.Errorf("invalid template %q: name %q used twice", t, name)
+		}
+		names[name] = true
+	}
+	return nil
+}
+
+func (v *validator) policies() {
+	for _, name := range slices.Sorted(maps.Keys(v.c.Policies)) {
+		p := "policies." + name
+		pol := v.c.Policies[name]
+		if pol == nil || pol.Type == "" {
+			v.errorf(p, "type is required (one of %s)", orList(PolicyTypes))
+			continue
+		}
+		v.oneOf(p+".type", "policy type", pol.Type, PolicyTypes)
+	}
+}
+
+func (v *validator) consumers() {
+	names := map[string]int{}
+	keys := map[string]string{}
+	for i, cs := range v.c.Consumers {
+		p := idx("consumers", i)
+		if cs.Name == "" {
+			v.errorf(p+".name", "name must not be empty")
+		} else if first, dup := names[cs.Name]; dup {
+			v.errorf(p+".name", "duplicate consumer name %q (also consumers[%d])", cs.Name, first)
+		} else {
+			names[cs.Name] = i
+		}
+		for j, k := range cs.APIKeys {
+			kp := idx(p+".api_keys", j)
+			if k == "" {
+				v.errorf(kp, "api key must not be empty")
+			} else if owner, dup := keys[k]; dup {
+				v.errorf(kp, "api key already used by %s", owner)
+			} else {
+				keys[k] = p
+			}
+		}
+		for j, r := range cs.Roles {
+			if r == "" {
+				v.errorf(idx(p+".roles", j), "role must not be empty")
+			}
+		}
+	}
+}
+
+func (v *validator) cluster() {
+	rd := v.c.Cluster.Redis
+	if rd == nil {
+		return
+	}
+	if err := hostPort(rd.Address, false, false); err != nil {
+		v.errorf("cluster.redis.address", "%v", err)
+	}
+	if rd.Timeout < 0 {
+		v.errorf("cluster.redis.timeout", "must not be negative")
+	}
+	v.oneOf("cluster.redis.on_failure", "on_failure", rd.OnFailure, redisFailureModes)
+}
+
+func (v *validator) observability() {
+	o := v.c.Observability
+	if !isToken(o.RequestIDHeader) {
+		v.errorf("observability.request_id_header", "invalid header name %q", o.RequestIDHeader)
+	}
+	if o.AccessLog.Path == "" {
+		v.errorf("observability.access_log.path", "path must not be empty (stdout, stderr, off or a file)")
+	}
+	v.oneOf("observability.access_log.format", "access log format", o.AccessLog.Format, logFormats)
+	if t := o.Tracing; t != nil {
+		if t.OTLPEndpoint == "" {
+			v.errorf("observability.tracing.otlp_endpoint", "otlp_endpoint is required")
+		}
+		if t.SampleRatio < 0 || t.SampleRatio > 1 {
+			v.errorf("observability.tracing.sample_ratio", "%v out of range 0-1", t.SampleRatio)
+		}
+	}
+}
