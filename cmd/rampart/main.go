@@ -1,0 +1,195 @@
+// Command rampart is the Rampart API gateway.
+//
+//	rampart run -c rampart.yaml        run the gateway
+//	rampart validate -c rampart.yaml   check a config: "ok" or FILE:LINE:COL lines
+//	rampart demo                       run with built-in demo upstreams
+//	rampart version                    print version, commit and Go version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/rampart-gw/rampart/internal/app"
+	"github.com/rampart-gw/rampart/internal/compile"
+	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/demo"
+)
+
+// Set by the Makefile through -ldflags.
+var (
+	version = "dev"
+	commit  = ""
+)
+
+const usage = `rampart — a high-availability API gateway
+
+Usage:
+  rampart run      [-c FILE]   run the gateway (default config ./rampart.yaml)
+  rampart validate [-c FILE]   check a config; prints "ok" or one FILE:LINE:COL line per problem
+  rampart demo                 run with built-in demo upstreams (gateway :8080, admin :9901)
+  rampart version              print version, commit and Go version
+
+Signals: SIGHUP reloads the config file; SIGTERM/SIGINT drain and exit.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "rampart %s (commit %s, %s %s/%s)\n", version, revision(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return 0
+	case "config":
+		fmt.Fprintln(stderr, "rampart config publish: publishing to etcd is not available in this release")
+		return 2
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "rampart: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func revision() string {
+	if commit != "" {
+		return commit
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return s.Value[:12]
+			}
+		}
+	}
+	return "unknown"
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "rampart.yaml", "config file")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := newLogger(stderr, *level)
+	slog.SetDefault(log)
+	a, err := app.New(app.Options{ConfigPath: *path, Log: log})
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	return serve(a, log)
+}
+
+func serve(a *app.App, log *slog.Logger) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	if err := a.Run(ctx, reload); err != nil {
+		log.Error("gateway stopped", "err", err.Error())
+		return 1
+	}
+	return 0
+}
+
+func printErr(w io.Writer, err error) {
+	var ce config.Errors
+	if errors.As(err, &ce) {
+		for _, e := range ce {
+			fmt.Fprintln(w, e.Error())
+		}
+		return
+	}
+	fmt.Fprintln(w, "rampart:", err)
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "rampart.yaml", "config file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err == nil {
+		_, err = compile.Build(cfg, compile.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}
+	if err != nil {
+		printErr(stdout, err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "ok")
+	return 0
+}
+
+func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "gateway address")
+	adminAddr := fs.String("admin", "127.0.0.1:9901", "admin API address")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := newLogger(stderr, "info")
+	slog.SetDefault(log)
+	d, err := demo.Start(demo.Config{Listen: *listen, Admin: *adminAddr})
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	defer d.Close()
+	a, err := app.New(app.Options{Config: d.GatewayConfig, Log: log})
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	fmt.Fprint(stdout, d.Instructions(a.ListenerAddr("public"), a.AdminAddr()))
+	return serve(a, log)
+}

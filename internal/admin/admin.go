@@ -1,0 +1,168 @@
+// Package admin serves the admin API on its own listener: liveness and
+// readiness, Prometheus metrics, the active config, routes and upstreams,
+// and pprof for profiling.
+package admin
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/pprof"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/gateway"
+	"github.com/rampart-gw/rampart/internal/telemetry"
+)
+
+// Deps are what the admin API reads.
+type Deps struct {
+	Store   *gateway.Store
+	Metrics *telemetry.Metrics
+	// Ready reports whether the gateway accepts traffic (a config is
+	// active, listeners are bound, not draining).
+	Ready func() bool
+}
+
+// New returns the admin API handler.
+func New(deps Deps) http.Handler {
+	a := &api{deps: deps}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { text(w, http.StatusOK, "ok\n") })
+	mux.HandleFunc("GET /readyz", a.readyz)
+	if deps.Metrics != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(deps.Metrics.Registry, promhttp.HandlerOpts{EnableOpenMetrics: false}))
+	}
+	mux.HandleFunc("GET /api/v1/config", a.config)
+	mux.HandleFunc("GET /api/v1/routes", a.routes)
+	mux.HandleFunc("GET /api/v1/upstreams", a.upstreams)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+type api struct{ deps Deps }
+
+func text(w http.ResponseWriter, status int, s string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write([]byte(s))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
+	if a.deps.Ready != nil && a.deps.Ready() {
+		text(w, http.StatusOK, "ready\n")
+		return
+	}
+	text(w, http.StatusServiceUnavailable, "not ready\n")
+}
+
+func (a *api) snapshot(w http.ResponseWriter) *gateway.Snapshot {
+	s := a.deps.Store.Load()
+	if s == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]any{"status": 503, "code": "not_ready", "message": "no active config"}})
+	}
+	return s
+}
+
+func (a *api) config(w http.ResponseWriter, r *http.Request) {
+	s := a.snapshot(w)
+	if s == nil {
+		return
+	}
+	cfgJSON, err := s.Config.JSON()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("ETag", `"`+s.Version+`"`)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"version":    s.Version,
+		"applied_at": s.Created.UTC().Format(time.RFC3339Nano),
+		"config":     json.RawMessage(cfgJSON),
+	})
+}
+
+type routeView struct {
+	Name        string             `json:"name"`
+	Match       config.Match       `json:"match"`
+	Upstream    string             `json:"upstream,omitempty"`
+	Split       []config.SplitItem `json:"split,omitempty"`
+	StripPrefix bool               `json:"strip_prefix,omitempty"`
+	Rewrite     *config.Rewrite    `json:"rewrite,omitempty"`
+	Timeout     string             `json:"timeout"`
+	Policies    []string           `json:"policies"`
+}
+
+func (a *api) routes(w http.ResponseWriter, r *http.Request) {
+	s := a.snapshot(w)
+	if s == nil {
+		return
+	}
+	out := make([]routeView, 0, len(s.Routes))
+	for _, rt := range s.Routes {
+		c := rt.Config
+		pol := c.Policies
+		if pol == nil {
+			pol = []string{}
+		}
+		out = append(out, routeView{Name: c.Name, Match: c.Match, Upstream: c.Upstream, Split: c.Split,
+			StripPrefix: c.StripPrefix, Rewrite: c.Rewrite, Timeout: c.Timeout.String(), Policies: pol})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"version": s.Version, "routes": out})
+}
+
+type targetView struct {
+	Address        string `json:"address"`
+	Weight         int    `json:"weight"`
+	Zone           string `json:"zone,omitempty"`
+	Healthy        bool   `json:"healthy"`
+	Ejected        bool   `json:"ejected"`
+	ActiveRequests int64  `json:"active_requests"`
+}
+
+type upstreamView struct {
+	Name     string       `json:"name"`
+	Balancer string       `json:"balancer"`
+	Circuit  string       `json:"circuit"`
+	Targets  []targetView `json:"targets"`
+}
+
+func (a *api) upstreams(w http.ResponseWriter, r *http.Request) {
+	s := a.snapshot(w)
+	if s == nil {
+		return
+	}
+	names := make([]string, 0, len(s.Upstreams))
+	for n := range s.Upstreams {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]upstreamView, 0, len(names))
+	for _, n := range names {
+		u := s.Upstreams[n]
+		uv := upstreamView{Name: n, Balancer: s.Config.Upstreams[n].Balancer, Circuit: "closed", Targets: []targetView{}}
+		for _, t := range u.Targets {
+			uv.Targets = append(uv.Targets, targetView{Address: t.Addr, Weight: t.Weight, Zone: t.Zone,
+				Healthy: true, ActiveRequests: t.InFlight.Load()})
+		}
+		out = append(out, uv)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"version": s.Version, "upstreams": out})
+}

@@ -1,0 +1,182 @@
+// Package compile turns a validated config into an immutable
+// gateway.Snapshot: the router, the upstream runtimes and each route's
+// handler chain. It performs no network I/O, so it is also what `rampart
+// validate` runs to catch problems that only compilation finds.
+package compile
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rampart-gw/rampart/internal/cluster"
+	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/gateway"
+	"github.com/rampart-gw/rampart/internal/policy"
+	"github.com/rampart-gw/rampart/internal/proxy"
+	"github.com/rampart-gw/rampart/internal/router"
+	"github.com/rampart-gw/rampart/internal/telemetry"
+)
+
+// Deps are the long-lived services a snapshot is built against. Every field
+// may be nil (as in `rampart validate`).
+type Deps struct {
+	// Clusters keeps pools and target state across reloads.
+	Clusters *cluster.Manager
+	Metrics  *telemetry.Metrics
+	Log      *slog.Logger
+	// Upgraded tracks WebSocket connections for shutdown.
+	Upgraded *proxy.ConnSet
+}
+
+// Build compiles cfg, which must have passed Validate. Problems are returned
+// as config.Errors with positions.
+func Build(cfg *config.Config, deps Deps) (*gateway.Snapshot, error) {
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	var errs config.Errors
+	snap := &gateway.Snapshot{
+		Config:          cfg,
+		Version:         cfg.Version(),
+		Upstreams:       make(map[string]*cluster.Upstream, len(cfg.Upstreams)),
+		RequestIDHeader: http.CanonicalHeaderKey(cfg.Observability.RequestIDHeader),
+		Created:         time.Now(),
+	}
+	if snap.RequestIDHeader == "" {
+		snap.RequestIDHeader = "X-Request-Id"
+	}
+
+	names := make([]string, 0, len(cfg.Upstreams))
+	for name := range cfg.Upstreams {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		u, err := deps.Clusters.Build(name, cfg.Upstreams[name])
+		if err != nil {
+			errs = append(errs, cfg.Errorf("upstreams."+name, "%v", err))
+			continue
+		}
+		snap.Upstreams[name] = u
+	}
+
+	policies, perrs := buildPolicies(cfg, deps)
+	errs = append(errs, perrs...)
+
+	rules := make([]router.Rule, len(cfg.Routes))
+	for i := range cfg.Routes {
+		rc := &cfg.Routes[i]
+		path := fmt.Sprintf("routes[%d]", i)
+		m := rc.Match
+		if len(m.Methods) > 0 {
+			m.Methods = make([]string, len(rc.Match.Methods))
+			for j, meth := range rc.Match.Methods {
+				m.Methods[j] = strings.ToUpper(meth)
+			}
+		}
+		rules[i] = router.Rule{Match: m}
+		h, err := buildRoute(cfg, rc, snap, policies, deps)
+		if err != nil {
+			errs = append(errs, cfg.Errorf(path, "%v", err))
+			continue
+		}
+		route := &gateway.Route{Name: rc.Name, Config: rc, Handler: h}
+		if deps.Metrics != nil {
+			route.Metrics = deps.Metrics.Route(rc.Name)
+		}
+		snap.Routes = append(snap.Routes, route)
+	}
+	if len(errs) > 0 {
+		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Pos.Line < errs[j].Pos.Line })
+		return nil, errs
+	}
+	rt, err := router.New(rules)
+	if err != nil {
+		return nil, config.Errors{cfg.Errorf("routes", "%v", err)}
+	}
+	snap.Router = rt
+	return snap, nil
+}
+
+func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, policies map[string]policy.Policy, deps Deps) (http.Handler, error) {
+	pc := proxy.Config{
+		Route:           rc.Name,
+		Prefix:          rc.Match.Path.Prefix,
+		StripPrefix:     rc.StripPrefix,
+		Timeout:         rc.Timeout.D(),
+		RequestIDHeader: snap.RequestIDHeader,
+	}
+	if rc.Rewrite != nil {
+		pc.Rewrite, pc.HasRewrite = rc.Rewrite.Prefix, true
+	}
+	switch {
+	case rc.Upstream != "":
+		u := snap.Upstreams[rc.Upstream]
+		if u == nil {
+			return nil, fmt.Errorf("unknown upstream %q", rc.Upstream)
+		}
+		pc.Backends = []proxy.Backend{{Upstream: u, Weight: 1}}
+	case len(rc.Split) > 0:
+		for _, s := range rc.Split {
+			u := snap.Upstreams[s.Upstream]
+			if u == nil {
+				return nil, fmt.Errorf("unknown upstream %q", s.Upstream)
+			}
+			pc.Backends = append(pc.Backends, proxy.Backend{Upstream: u, Weight: s.Weight})
+		}
+	case rc.Aggregate != nil:
+		return nil, errors.New("aggregate routes are not available in this release")
+	default:
+		return nil, errors.New("route needs upstream or split")
+	}
+	var h http.Handler
+	p, err := proxy.New(pc, proxy.Deps{Metrics: deps.Metrics, Log: deps.Log, Upgraded: deps.Upgraded})
+	if err != nil {
+		return nil, err
+	}
+	h = p
+	for i := len(rc.Policies) - 1; i >= 0; i-- {
+		pol := policies[rc.Policies[i]]
+		if pol == nil {
+			return nil, fmt.Errorf("unknown policy %q", rc.Policies[i])
+		}
+		h = pol.Wrap(h)
+	}
+	return h, nil
+}
+
+func buildPolicies(cfg *config.Config, deps Deps) (map[string]policy.Policy, config.Errors) {
+	var errs config.Errors
+	out := make(map[string]policy.Policy, len(cfg.Policies))
+	names := make([]string, 0, len(cfg.Policies))
+	for name := range cfg.Policies {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		pc := cfg.Policies[name]
+		path := "policies." + name
+		f, ok := factories[pc.Type]
+		if !ok {
+			errs = append(errs, cfg.Errorf(path+".type", "policy type %q is not available in this release", pc.Type))
+			continue
+		}
+		p, err := f(policy.Spec{Name: name, Node: pc, File: cfg.File(), Path: path, Config: cfg, Metrics: deps.Metrics, Log: deps.Log})
+		if err != nil {
+			var ce config.Errors
+			if errors.As(err, &ce) {
+				errs = append(errs, ce...)
+			} else {
+				errs = append(errs, cfg.Errorf(path, "%v", err))
+			}
+			continue
+		}
+		out[name] = p
+	}
+	return out, errs
+}

@@ -1,0 +1,120 @@
+// Package exchange carries the per-request state every stage of the gateway
+// shares (request ID, chosen route, upstream and target, outcome) and writes
+// the gateway's JSON error responses. It is a leaf package so that policies,
+// the proxy and the top-level handler can all use it without import cycles.
+package exchange
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Exchange is the state of one request passing through the gateway. It is
+// created by the top-level handler and reachable from the request context.
+type Exchange struct {
+	// RequestID is the sanitized or generated request ID.
+	RequestID string
+	// Start is when the gateway began handling the request.
+	Start time.Time
+	// Route is the matched route's name ("" when none matched).
+	Route string
+	// Upstream and Target are where the request was sent, once known.
+	Upstream string
+	Target   string
+	// Code is the error code of a gateway-made error response ("" otherwise).
+	Code string
+	// Attempts counts upstream attempts (more than 1 with retries).
+	Attempts int
+	// BodyTooLarge is set when the request body ran over the listener's
+	// max_body_bytes while being read.
+	BodyTooLarge bool
+}
+
+type ctxKey struct{}
+
+var pool = sync.Pool{New: func() any { return new(Exchange) }}
+
+// New returns a zeroed Exchange from a pool. Release returns it.
+func New() *Exchange { return pool.Get().(*Exchange) }
+
+// Release clears e and returns it to the pool. e must not be used after.
+func Release(e *Exchange) {
+	*e = Exchange{}
+	pool.Put(e)
+}
+
+// With returns ctx carrying e.
+func With(ctx context.Context, e *Exchange) context.Context {
+	return context.WithValue(ctx, ctxKey{}, e)
+}
+
+// From returns the Exchange of ctx, or nil.
+func From(ctx context.Context) *Exchange {
+	e, _ := ctx.Value(ctxKey{}).(*Exchange)
+	return e
+}
+
+// Error writes a gateway-made error as the JSON body CONTRACT.md defines:
+// {"error":{"status":S,"code":C,"message":M,"request_id":R}}. It records the
+// code on the request's Exchange, if any, for logs and metrics.
+func Error(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	rid := ""
+	if r != nil {
+		if e := From(r.Context()); e != nil {
+			e.Code = code
+			rid = e.RequestID
+		}
+	}
+	WriteError(w, status, code, msg, rid)
+}
+
+// WriteError writes the JSON error body with an explicit request ID.
+func WriteError(w http.ResponseWriter, status int, code, msg, requestID string) {
+	b := make([]byte, 0, 128+len(msg)+len(requestID))
+	b = append(b, `{"error":{"status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, `,"code":`...)
+	b = strconv.AppendQuote(b, code)
+	b = append(b, `,"message":`...)
+	b = appendJSONString(b, msg)
+	b = append(b, `,"request_id":`...)
+	b = appendJSONString(b, requestID)
+	b = append(b, "}}\n"...)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Del("Content-Encoding")
+	h.Del("Trailer")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+const hex = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string, escaping what RFC 8259
+// requires plus <, > and & so the body is safe to embed in HTML.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c == '\n':
+			b = append(b, '\\', 'n')
+		case c == '\r':
+			b = append(b, '\\', 'r')
+		case c == '\t':
+			b = append(b, '\\', 't')
+		case c < 0x20 || c == '<' || c == '>' || c == '&' || c == 0x7f:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}

@@ -1,0 +1,282 @@
+package gateway
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/exchange"
+	"github.com/rampart-gw/rampart/internal/telemetry"
+)
+
+// Handler is the top-level handler of one listener: request ID, limits,
+// routing, then the matched route's handler, then metrics and access log.
+type Handler struct {
+	store    *Store
+	listener string
+	limits   config.Limits
+	metrics  *telemetry.Metrics
+	log      func() *telemetry.AccessLog
+}
+
+// HandlerConfig configures a Handler.
+type HandlerConfig struct {
+	Listener string
+	Limits   config.Limits
+}
+
+// HandlerDeps are the shared services a Handler uses.
+type HandlerDeps struct {
+	Store   *Store
+	Metrics *telemetry.Metrics
+	// AccessLog returns the current access log (nil for none); it is a
+	// function so a reload can change the log without rebuilding listeners.
+	AccessLog func() *telemetry.AccessLog
+}
+
+// NewHandler returns the handler for one listener.
+func NewHandler(cfg HandlerConfig, deps HandlerDeps) *Handler {
+	h := &Handler{store: deps.Store, listener: cfg.Listener, limits: cfg.Limits, metrics: deps.Metrics, log: deps.AccessLog}
+	if h.log == nil {
+		h.log = func() *telemetry.AccessLog { return nil }
+	}
+	return h
+}
+
+// ServeHTTP handles one client request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	snap := h.store.Load()
+	ex := exchange.New()
+	ex.Start = time.Now()
+	defer exchange.Release(ex)
+
+	ridHeader := "X-Request-Id"
+	if snap != nil {
+		ridHeader = snap.RequestIDHeader
+	}
+	rid := ""
+	if vv := r.Header[ridHeader]; len(vv) == 1 && saneRequestID(vv[0]) {
+		rid = vv[0]
+	} else {
+		rid = newRequestID()
+		r.Header[ridHeader] = []string{rid}
+	}
+	ex.RequestID = rid
+	w.Header()[ridHeader] = []string{rid}
+	tp := r.Header.Get("Traceparent")
+	if !validTraceparent(tp) {
+		delete(r.Header, "Tracestate") // W3C: state without a valid parent is dropped
+	}
+	r.Header["Traceparent"] = []string{childTraceparent(tp)}
+	r = r.WithContext(exchange.With(r.Context(), ex))
+
+	rw := acquireWriter(w)
+	defer releaseWriter(rw)
+
+	var route *Route
+	switch {
+	case snap == nil:
+		exchange.Error(rw, r, http.StatusServiceUnavailable, "not_ready", "the gateway has no configuration yet")
+	case h.limits.MaxHeaderBytes > 0 && headerBytes(r) > h.limits.MaxHeaderBytes:
+		rw.Header().Set("Connection", "close")
+		exchange.Error(rw, r, http.StatusRequestHeaderFieldsTooLarge, "headers_too_large", "request headers exceed the limit")
+	case h.limits.MaxBodyBytes > 0 && r.ContentLength > h.limits.MaxBodyBytes:
+		// Refused before reading a byte of the body; the connection is
+		// closed because the unread body cannot be skipped cheaply.
+		rw.Header().Set("Connection", "close")
+		exchange.Error(rw, r, http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds the limit")
+	default:
+		idx := snap.Router.Match(r.Host, r.URL.Path, r.Method, r.Header, r.URL.RawQuery)
+		if idx < 0 {
+			exchange.Error(rw, r, http.StatusNotFound, "route_not_found", "no route matches "+r.Method+" "+r.URL.Path)
+			break
+		}
+		route = snap.Routes[idx]
+		ex.Route = route.Name
+		if h.limits.MaxBodyBytes > 0 && r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+			r.Body = &limitedBody{rc: r.Body, left: h.limits.MaxBodyBytes, ex: ex}
+		}
+		route.Handler.ServeHTTP(rw, r)
+		if ex.BodyTooLarge && !rw.wroteHeader {
+			exchange.Error(rw, r, http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds the limit")
+		}
+	}
+	if !rw.wroteHeader {
+		rw.WriteHeader(http.StatusOK)
+	}
+	h.finish(r, rw, ex, route)
+}
+
+func (h *Handler) finish(r *http.Request, rw *writer, ex *exchange.Exchange, route *Route) {
+	d := time.Since(ex.Start)
+	if h.metrics != nil {
+		var rm *telemetry.RouteMetrics
+		if route != nil {
+			rm = route.Metrics
+		} else {
+			rm = unmatched(h.metrics)
+		}
+		rm.Count(r.Method, rw.status)
+		rm.Duration.Observe(d.Seconds())
+		if r.ContentLength > 0 {
+			rm.RequestSize.Observe(float64(r.ContentLength))
+		}
+		rm.ResponseSize.Observe(float64(rw.bytes))
+	}
+	if al := h.log(); al != nil {
+		e := telemetry.Entry{
+			RequestID:  ex.RequestID,
+			Route:      ex.Route,
+			Upstream:   ex.Upstream,
+			Target:     ex.Target,
+			Method:     r.Method,
+			Host:       r.Host,
+			Path:       r.URL.Path,
+			Proto:      r.Proto,
+			RemoteAddr: r.RemoteAddr,
+			Status:     rw.status,
+			BytesIn:    max(r.ContentLength, 0),
+			BytesOut:   rw.bytes,
+			Duration:   d,
+			Code:       ex.Code,
+			UserAgent:  r.UserAgent(),
+			Attempts:   ex.Attempts,
+		}
+		al.Log(&e)
+	}
+}
+
+var unmatchedMetrics struct {
+	m  *telemetry.Metrics
+	rm *telemetry.RouteMetrics
+}
+
+// unmatched returns the series for requests that matched no route (route
+// label "").
+func unmatched(m *telemetry.Metrics) *telemetry.RouteMetrics {
+	if unmatchedMetrics.m != m {
+		// Benign race: both writers compute the same value.
+		rm := m.Route("")
+		unmatchedMetrics.rm, unmatchedMetrics.m = rm, m
+	}
+	return unmatchedMetrics.rm
+}
+
+// headerBytes approximates the size of the request head as received.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+	for k, vv := range r.Header {
+		for _, v := range vv {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// limitedBody fails reads once more than left bytes were read.
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+	ex   *exchange.Exchange
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, errBodyTooLarge
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		b.ex.BodyTooLarge = true
+		return 0, errBodyTooLarge
+	}
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
+
+type bodyErr string
+
+func (e bodyErr) Error() string { return string(e) }
+
+const errBodyTooLarge = bodyErr("request body too large")
+
+// writer records the status and body size of a response. It forwards
+// Flush, Hijack and the rest through Unwrap (http.ResponseController).
+type writer struct {
+	http.ResponseWriter
+	status      int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (w *writer) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.ResponseWriter.WriteHeader(code) // informational: more to come
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	if code == 499 {
+		return // client is gone; nothing is sent
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *writer) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *writer) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.wroteHeader = true
+		if w.status == 0 {
+			w.status = http.StatusSwitchingProtocols
+		}
+	}
+	return c, brw, err
+}
+
+func (w *writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+var writerPool = make(chan *writer, 1024)
+
+func acquireWriter(w http.ResponseWriter) *writer {
+	select {
+	case rw := <-writerPool:
+		rw.ResponseWriter = w
+		return rw
+	default:
+		return &writer{ResponseWriter: w}
+	}
+}
+
+func releaseWriter(rw *writer) {
+	*rw = writer{}
+	select {
+	case writerPool <- rw:
+	default:
+	}
+}

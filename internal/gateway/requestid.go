@@ -1,0 +1,96 @@
+package gateway
+
+import (
+	"math/rand/v2"
+)
+
+const hexDigits = "0123456789abcdef"
+
+// saneRequestID reports whether a client-supplied request ID may be kept:
+// 1 to 128 bytes of letters, digits and - _ . : / + = @. Anything else (a
+// log-injection attempt, a huge value) is replaced by a generated ID.
+func saneRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-' || c == '_' || c == '.' || c == ':' || c == '/' || c == '+' || c == '=' || c == '@':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// newRequestID returns 32 random hex digits (128 bits).
+func newRequestID() string {
+	var b [32]byte
+	appendHex64(b[:0], rand.Uint64())
+	appendHex64(b[:16], rand.Uint64())
+	return string(b[:])
+}
+
+func appendHex64(b []byte, v uint64) []byte {
+	for i := 60; i >= 0; i -= 4 {
+		b = append(b, hexDigits[(v>>uint(i))&0xf])
+	}
+	return b
+}
+
+// childTraceparent returns the W3C traceparent to send upstream: the client's
+// trace ID and flags with a new parent (span) ID, or a new trace when the
+// client sent none or an invalid one (W3C Trace Context, section 4.3).
+func childTraceparent(in string) string {
+	var b [55]byte
+	if validTraceparent(in) {
+		copy(b[:], in[:36]) // "00-" + trace-id + "-"
+		appendHex64(b[36:36], rand.Uint64())
+		b[52] = '-'
+		copy(b[53:], in[53:55])
+		return string(b[:])
+	}
+	copy(b[:], "00-")
+	hi, lo := rand.Uint64(), rand.Uint64()
+	if hi == 0 && lo == 0 {
+		lo = 1
+	}
+	appendHex64(b[3:3], hi)
+	appendHex64(b[19:19], lo)
+	b[35] = '-'
+	span := rand.Uint64() | 1
+	appendHex64(b[36:36], span)
+	copy(b[52:], "-00")
+	return string(b[:])
+}
+
+// validTraceparent checks the version-00 format: 00-<32 hex>-<16 hex>-<2 hex>
+// with non-zero trace and parent IDs. Future versions are accepted when the
+// first 55 bytes follow the same layout.
+func validTraceparent(s string) bool {
+	if len(s) < 55 || (len(s) > 55 && (s[:2] == "00" || s[55] != '-')) {
+		return false
+	}
+	if s[:2] == "ff" || s[2] != '-' || s[35] != '-' || s[52] != '-' {
+		return false
+	}
+	allZero := func(x string) bool {
+		for i := 0; i < len(x); i++ {
+			if x[i] != '0' {
+				return false
+			}
+		}
+		return true
+	}
+	for i, c := range []byte(s[:55]) {
+		if i == 2 || i == 35 || i == 52 {
+			continue
+		}
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return !allZero(s[3:35]) && !allZero(s[36:52])
+}

@@ -1,0 +1,151 @@
+// Package telemetry owns the gateway's Prometheus metrics and its JSON access
+// log. Metrics live outside config snapshots so counters survive reloads.
+package telemetry
+
+import (
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds every metric CONTRACT.md names. Create one with NewMetrics.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Requests           *prometheus.CounterVec   // route, method, code
+	Duration           *prometheus.HistogramVec // route
+	RequestSize        *prometheus.HistogramVec // route
+	ResponseSize       *prometheus.HistogramVec // route
+	UpstreamRequests   *prometheus.CounterVec   // upstream, target, code
+	UpstreamDuration   *prometheus.HistogramVec // upstream
+	TargetHealthy      *prometheus.GaugeVec     // upstream, target
+	CircuitOpen        *prometheus.GaugeVec     // upstream
+	Retries            *prometheus.CounterVec   // route, upstream
+	RateLimitDecisions *prometheus.CounterVec   // policy, decision
+	WAFBlocked         *prometheus.CounterVec   // route
+	ConfigReloads      *prometheus.CounterVec   // result
+	ActiveConnections  *prometheus.GaugeVec     // listener
+	RejectedConns      *prometheus.CounterVec   // listener
+	ConfigInfo         *prometheus.GaugeVec     // version
+
+	// codes caches status code label strings.
+	codes sync.Map
+}
+
+var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+var sizeBuckets = prometheus.ExponentialBuckets(64, 4, 10) // 64 B .. 16 MiB
+
+// NewMetrics creates and registers all metrics on a new registry, together
+// with the Go runtime and process collectors.
+func NewMetrics() *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m.Requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_http_requests_total", Help: "Client requests handled, by route, method and status code.",
+	}, []string{"route", "method", "code"})
+	m.Duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "rampart_http_request_duration_seconds", Help: "Time from request start to the end of the response, by route.",
+		Buckets: latencyBuckets,
+	}, []string{"route"})
+	m.RequestSize = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "rampart_http_request_size_bytes", Help: "Request body sizes (declared Content-Length), by route.",
+		Buckets: sizeBuckets,
+	}, []string{"route"})
+	m.ResponseSize = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "rampart_http_response_size_bytes", Help: "Response body bytes written, by route.",
+		Buckets: sizeBuckets,
+	}, []string{"route"})
+	m.UpstreamRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_upstream_requests_total", Help: "Requests sent to upstream targets, by upstream, target and status code (or error kind).",
+	}, []string{"upstream", "target", "code"})
+	m.UpstreamDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "rampart_upstream_request_duration_seconds", Help: "Time to upstream response headers, by upstream.",
+		Buckets: latencyBuckets,
+	}, []string{"upstream"})
+	m.TargetHealthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rampart_upstream_target_healthy", Help: "1 when the target is considered healthy.",
+	}, []string{"upstream", "target"})
+	m.CircuitOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rampart_upstream_circuit_open", Help: "1 while a circuit breaker limit of the upstream is saturated.",
+	}, []string{"upstream"})
+	m.Retries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_retries_total", Help: "Upstream retries, by route and upstream.",
+	}, []string{"route", "upstream"})
+	m.RateLimitDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_rate_limit_decisions_total", Help: "Rate limit decisions, by policy and decision.",
+	}, []string{"policy", "decision"})
+	m.WAFBlocked = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_waf_blocked_total", Help: "Requests blocked by the WAF, by route.",
+	}, []string{"route"})
+	m.ConfigReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_config_reloads_total", Help: "Config applications, by result (ok or error).",
+	}, []string{"result"})
+	m.ActiveConnections = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rampart_active_connections", Help: "Open client connections, by listener.",
+	}, []string{"listener"})
+	m.RejectedConns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_rejected_connections_total", Help: "Client connections closed at accept because the listener was at max_connections.",
+	}, []string{"listener"})
+	m.ConfigInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rampart_config_info", Help: "1 for the active config version.",
+	}, []string{"version"})
+	m.Registry.MustRegister(m.Requests, m.Duration, m.RequestSize, m.ResponseSize,
+		m.UpstreamRequests, m.UpstreamDuration, m.TargetHealthy, m.CircuitOpen, m.Retries,
+		m.RateLimitDecisions, m.WAFBlocked, m.ConfigReloads, m.ActiveConnections, m.RejectedConns,
+		m.ConfigInfo,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.ConfigReloads.WithLabelValues("ok")
+	m.ConfigReloads.WithLabelValues("error")
+	return m
+}
+
+// Code returns the label value for an HTTP status code without allocating
+// after the first use of each code.
+func (m *Metrics) Code(status int) string {
+	if v, ok := m.codes.Load(status); ok {
+		return v.(string)
+	}
+	s := strconv.Itoa(status)
+	m.codes.Store(status, s)
+	return s
+}
+
+// RouteMetrics are the per-route series, resolved once per route and config
+// so the request path does no label hashing for them.
+type RouteMetrics struct {
+	Duration     prometheus.Observer
+	RequestSize  prometheus.Observer
+	ResponseSize prometheus.Observer
+	requests     *prometheus.CounterVec
+	route        string
+	byKey        sync.Map // method+" "+code -> prometheus.Counter
+}
+
+// Route returns the per-route series for name.
+func (m *Metrics) Route(name string) *RouteMetrics {
+	return &RouteMetrics{
+		Duration:     m.Duration.WithLabelValues(name),
+		RequestSize:  m.RequestSize.WithLabelValues(name),
+		ResponseSize: m.ResponseSize.WithLabelValues(name),
+		requests:     m.Requests,
+		route:        name,
+	}
+}
+
+type methodCode struct {
+	method string
+	code   int
+}
+
+// Count increments the request counter for method and status.
+func (rm *RouteMetrics) Count(method string, status int) {
+	k := methodCode{method, status}
+	if c, ok := rm.byKey.Load(k); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	c := rm.requests.WithLabelValues(rm.route, method, strconv.Itoa(status))
+	rm.byKey.Store(k, c)
+	c.Inc()
+}
