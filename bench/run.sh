@@ -16,6 +16,7 @@
 #   THREADS=1               wrk threads
 #   GATEWAY_CPU=0 LOAD_CPU=1  taskset pinning (gateway | wrk + backend); NOPIN=1 disables
 #   NO_INSTALL=1            never call apt-get
+#   RAMPART_BIN=PATH        measure this rampart binary instead of building cmd/rampart
 #   RESULTS_DIR=...         where results go (default bench/results/<timestamp>)
 set -euo pipefail
 
@@ -144,5 +145,7 @@ done
 echo "# loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS"
 echo
 bin/bench-report "$RESULTS" | tee "$RESULTS_DIR/report.md"
-ln -sfn "$(basename "$RESULTS_DIR")" "$ROOT/bench/results/latest" 2>/dev/null || true
+if [[ $(dirname "$RESULTS_DIR") == "$ROOT/bench/results" ]]; then
+	ln -sfn "$(basename "$RESULTS_DIR")" "$ROOT/bench/results/latest"
+fi
 log "kept in $RESULTS_DIR (report.md, results.txt, wrk/)"
