@@ -93,7 +93,7 @@ func (t *Target) latencyAt(now uint32) (float64, bool) {
 }
 
 // EWMA is the latency-aware balancer: power of two choices (by weight) on
-// the cost latency × (in-flight + 1) / weight, where latency is the target's
+// the cost latency × (in-flight/weight + 1), where latency is the target's
 // peak-EWMA estimate (see Target.Observe). A target slower than its peers,
 // or one queueing requests, loses nearly every comparison. A target without
 // samples yet is charged its rival's latency, so new targets get a fair
@@ -131,8 +131,13 @@ func (e *EWMA) Pick(*http.Request) *Target {
 	case !okb:
 		lb = la
 	}
-	ca := la * float64(a.InFlight.Load()+1) * float64(e.weight[j])
-	cb := lb * float64(b.InFlight.Load()+1) * float64(e.weight[i])
+	// cost = latency × (in-flight/weight + 1), compared without dividing.
+	// At rest the costs tie and the first candidate, drawn by weight,
+	// wins: the weights set the proportions until latency or queueing
+	// tells the targets apart.
+	wa, wb := float64(e.weight[i]), float64(e.weight[j])
+	ca := la * (float64(a.InFlight.Load()) + wa) * wb
+	cb := lb * (float64(b.InFlight.Load()) + wb) * wa
 	if cb < ca {
 		return b
 	}

@@ -35,9 +35,8 @@ func newP2C(targets []*Target) p2c {
 	return p
 }
 
-// two returns the indices of two candidates; n must be at least 2. With equal
-// weights they are always distinct; with unequal ones a heavy target may be
-// drawn twice, which then is simply a weighted random pick.
+// two returns the indices of two distinct candidates; n must be at least 2.
+// The first is drawn by weight, the second by weight from the others.
 func (p *p2c) two() (int, int) {
 	n := len(p.targets)
 	if p.cum == nil {
@@ -48,17 +47,21 @@ func (p *p2c) two() (int, int) {
 		}
 		return i, j
 	}
-	i := p.weighted()
-	j := p.weighted()
-	for try := 0; j == i && try < 2; try++ {
-		j = p.weighted()
+	i := p.index(rand.IntN(p.total))
+	// Draw from the total weight less i's and skip i's interval, so that j
+	// never equals i: with re-draws instead, a heavy target would often be
+	// compared with itself.
+	wi := int(p.weight[i])
+	x := rand.IntN(p.total - wi)
+	if x >= p.cum[i]-wi {
+		x += wi
 	}
-	return i, j
+	return i, p.index(x)
 }
 
-// weighted returns an index with probability proportional to its weight.
-func (p *p2c) weighted() int {
-	x := rand.IntN(p.total)
+// index returns the target whose cumulative weight interval holds x, for x
+// in [0, total).
+func (p *p2c) index(x int) int {
 	lo, hi := 0, len(p.cum)-1
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
