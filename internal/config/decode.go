@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -288,9 +289,15 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 	}
 }
 
+var allDigits = regexp.MustCompile(`^[-+]?[0-9]+$`)
+
 // integer reads an integer scalar; floats, strings and other kinds are
 // errors.
 func (d *decoder) integer(n *yaml.Node, path string) (int64, bool) {
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float" && allDigits.MatchString(n.Value) {
+		d.fail(n, path, "integer %s out of range", n.Value)
+		return 0, false
+	}
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
 		d.fail(n, path, "expected an integer, got %s", describe(n))
 		return 0, false

@@ -35,7 +35,13 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	c, errs := parse(path, data)
+	return LoadBytes(path, data)
+}
+
+// LoadBytes parses and validates a config document held in memory (from
+// the admin API or etcd, say); file names it in error positions.
+func LoadBytes(file string, data []byte) (*Config, error) {
+	c, errs := parse(file, data)
 	if c != nil {
 		if verr, ok := c.Validate().(Errors); ok {
 			errs = append(errs, verr...)
@@ -65,14 +71,24 @@ func parse(file string, data []byte) (c *Config, errs Errors) {
 	return c, d.errs
 }
 
-// document parses data into the root node of its single document. YAML is
-// tried first; a document that looks like JSON but that YAML rejects (JSON
-// is nearly, but not entirely, a subset of YAML) is read as JSON, which
-// keeps line and column information too.
+// document parses data into the root node of its single document. A file
+// named *.json is read as JSON; anything else as YAML, except that a
+// document that looks like JSON but that YAML rejects (JSON is nearly, but
+// not entirely, a subset of YAML) is read as JSON. Both keep the line and
+// column of every value.
 func document(file string, data []byte) (root *yaml.Node, perr *Error) {
 	start := Pos{File: file, Line: 1, Col: 1}
 	if len(bytes.TrimSpace(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")))) == 0 {
 		return nil, &Error{Pos: start, Msg: "empty document"}
+	}
+	if strings.HasSuffix(strings.ToLower(file), ".json") {
+		// A .json file is read as strict JSON: YAML would accept things
+		// JSON users do not expect (trailing commas, bare words).
+		root, perr = jsonDocument(file, data)
+		if perr != nil {
+			return nil, perr
+		}
+		return root, nil
 	}
 	root, yerr := yamlDocument(file, data)
 	if yerr != nil {
@@ -81,8 +97,6 @@ func document(file string, data []byte) (root *yaml.Node, perr *Error) {
 			jroot, jerr := jsonDocument(file, data)
 			if jerr == nil {
 				root, yerr = jroot, nil
-			} else if strings.HasSuffix(strings.ToLower(file), ".json") {
-				yerr = jerr
 			}
 		}
 	}

@@ -193,7 +193,7 @@ func (v *validator) admin() {
 		return
 	}
 	if err := hostPort(a, true, true); err != nil {
-		v.errorf("admin.address", "%v (or \"off\")", err)
+		v.errorf("admin.address", "%v; or \"off\" to disable the admin API", err)
 	}
 }
 
