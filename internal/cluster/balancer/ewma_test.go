@@ -3,6 +3,7 @@ package balancer
 import (
 	"container/heap"
 	"math"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -47,6 +48,20 @@ func TestObservePeakAndDecay(t *testing.T) {
 type sample struct {
 	at  uint32 // milliseconds
 	rtt time.Duration
+}
+
+func TestDecay(t *testing.T) {
+	for _, d := range []uint32{0, 1, 7, 50, 99, 100, 101, 1000, 10_000, 100_000} {
+		t.Run(strconv.Itoa(int(d)), func(t *testing.T) {
+			want := math.Exp(-float64(d) / 10_000)
+			if got := decay(5, 5+d); math.Abs(got-want) > 1e-9 {
+				t.Fatalf("decay over %dms = %.12f, want %.12f", d, got, want)
+			}
+		})
+	}
+	if got := decay(10, 5); got != 1 {
+		t.Fatalf("decay from the future = %v, want 1", got)
+	}
 }
 
 func TestLatencyRealClock(t *testing.T) {

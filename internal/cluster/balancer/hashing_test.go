@@ -3,6 +3,7 @@ package balancer
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -311,5 +312,32 @@ func TestHashingDefaultKeyIsIP(t *testing.T) {
 				t.Fatalf("200 client IPs reached %d of 4 targets", len(seen))
 			}
 		})
+	}
+}
+
+func TestRingSearchMatchesLinearScan(t *testing.T) {
+	for _, weights := range [][]int{{1}, {1, 1}, {1, 2, 3}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1}} {
+		rh, err := NewRingHash(Config{}, named(weights...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		linear := func(h uint64) int {
+			for k, p := range rh.hashes {
+				if p >= h {
+					return k
+				}
+			}
+			return 0
+		}
+		probes := []uint64{0, 1, math.MaxUint64, rh.hashes[0], rh.hashes[len(rh.hashes)-1], rh.hashes[len(rh.hashes)-1] + 1}
+		rng := rand.New(rand.NewPCG(5, 6))
+		for range 20_000 {
+			probes = append(probes, rng.Uint64())
+		}
+		for _, h := range probes {
+			if got, want := rh.search(h), linear(h); got != want {
+				t.Fatalf("%d points: search(%#x) = %d, want %d", len(rh.hashes), h, got, want)
+			}
+		}
 	}
 }

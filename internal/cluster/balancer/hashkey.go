@@ -133,12 +133,21 @@ func hostOnly(addr string) string {
 func cookieValue(lines []string, name string) string {
 	for _, line := range lines {
 		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			part = strings.TrimSpace(part)
-			n, v, ok := strings.Cut(part, "=")
-			if !ok || n != name {
+			part := line
+			if i := strings.IndexByte(line, ';'); i >= 0 {
+				part, line = line[:i], line[i+1:]
+			} else {
+				line = ""
+			}
+			for part != "" && (part[0] == ' ' || part[0] == '\t') {
+				part = part[1:]
+			}
+			if len(part) <= len(name) || part[len(name)] != '=' || part[:len(name)] != name {
 				continue
+			}
+			v := part[len(name)+1:]
+			for v != "" && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+				v = v[:len(v)-1]
 			}
 			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 				v = v[1 : len(v)-1]
@@ -150,28 +159,46 @@ func cookieValue(lines []string, name string) string {
 }
 
 // queryValue returns the first value of parameter name in a raw query
-// string, decoding it only when it is percent- or plus-encoded.
+// string. The common case, a plain name and value, is a scan without
+// allocation; encoded values are decoded, and encoded names are matched in a
+// second, slower pass.
 func queryValue(raw, name string) string {
-	for raw != "" {
+	for rest := raw; rest != ""; {
+		part := rest
+		if i := strings.IndexByte(rest, '&'); i >= 0 {
+			part, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		if len(part) > len(name) && part[len(name)] == '=' && part[:len(name)] == name {
+			return unescapeQuery(part[len(name)+1:])
+		}
+		if part == name {
+			return ""
+		}
+	}
+	if strings.IndexByte(raw, '%') < 0 && strings.IndexByte(raw, '+') < 0 {
+		return ""
+	}
+	for rest := raw; rest != ""; {
 		var part string
-		part, raw, _ = strings.Cut(raw, "&")
+		part, rest, _ = strings.Cut(rest, "&")
 		k, v, _ := strings.Cut(part, "=")
-		if k != name {
-			if !strings.ContainsAny(k, "%+") {
-				continue
-			}
-			if dk, err := url.QueryUnescape(k); err != nil || dk != name {
-				continue
-			}
+		if dk, err := url.QueryUnescape(k); err == nil && dk == name {
+			return unescapeQuery(v)
 		}
-		if strings.ContainsAny(v, "%+") {
-			if dv, err := url.QueryUnescape(v); err == nil {
-				return dv
-			}
-		}
-		return v
 	}
 	return ""
+}
+
+func unescapeQuery(v string) string {
+	if strings.IndexByte(v, '%') < 0 && strings.IndexByte(v, '+') < 0 {
+		return v
+	}
+	if dv, err := url.QueryUnescape(v); err == nil {
+		return dv
+	}
+	return v
 }
 
 // validToken reports whether s is an RFC 9110 token, the syntax of header
