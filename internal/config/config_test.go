@@ -601,8 +601,15 @@ func TestJSONFallback(t *testing.T) {
 }
 
 func TestAliasBomb(t *testing.T) {
+	t.Run("values", func(t *testing.T) { aliasBomb(t, "x", "  - upstream: app\n    match: {methods: *a8}\n") })
+	t.Run("routes", func(t *testing.T) { aliasBomb(t, "{upstream: nope, timeout: x, match: {hosts: [\"a:1\"]}}", "  - *a8\n") })
+}
+
+// aliasBomb parses a document whose routes expand a small text into a
+// hundred million nodes, and fails if that takes long.
+func aliasBomb(t *testing.T, leaf, routes string) {
 	var b strings.Builder
-	b.WriteString("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n")
+	b.WriteString("a0: &a0 [" + strings.Repeat(leaf+", ", 9) + leaf + "]\n")
 	for i := 1; i < 9; i++ {
 		b.WriteString("a" + string(rune('0'+i)) + ": &a" + string(rune('0'+i)) + " [")
 		for j := range 10 {
@@ -613,7 +620,7 @@ func TestAliasBomb(t *testing.T) {
 		}
 		b.WriteString("]\n")
 	}
-	doc := strings.Replace(base, "upstream: app", "upstream: app\n    match: {methods: *a8}", 1) + "policies:\n  p: {type: waf, big: *a8}\n"
+	doc := strings.Replace(base, "  - upstream: app\n", routes, 1) + "policies:\n  p: {type: waf, big: *a8}\n"
 	doc = "x-anchors:\n" + indent(b.String()) + doc
 	start := time.Now()
 	_, err := Parse("t.yaml", []byte(doc))

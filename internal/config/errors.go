@@ -104,15 +104,3 @@ func parentPath(p string) string {
 	}
 	return p[:i]
 }
-
-// related reports whether one of the paths a and b is the other or one of
-// its parents.
-func related(a, b string) bool {
-	if len(a) > len(b) {
-		a, b = b, a
-	}
-	if a == "" || a == b {
-		return true
-	}
-	return strings.HasPrefix(b, a) && (b[len(a)] == '.' || b[len(a)] == '[')
-}

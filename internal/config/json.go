@@ -55,12 +55,14 @@ func (c *Config) plain(redact bool) (map[string]any, error) {
 	}
 	if len(c.Policies) > 0 {
 		pols := make(map[string]any, len(c.Policies))
+		// One budget for all policies: aliases may repeat a large spec
+		// under many names.
+		budget := maxNodes
 		for name, p := range c.Policies {
 			if p == nil {
 				pols[name] = nil
 				continue
 			}
-			budget := maxNodes
 			spec, _ := plain(p.Spec, &budget, 0).(map[string]any)
 			if spec == nil {
 				spec = map[string]any{}

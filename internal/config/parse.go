@@ -65,7 +65,7 @@ func parse(file string, data []byte) (c *Config, errs Errors) {
 	}
 	d := newDecoder(file)
 	d.pos, d.bad = c.pos, c.bad
-	d.budget = min(maxNodes, 100_000+4*len(data))
+	d.budget = min(maxNodes, 20_000+16*len(data))
 	d.decodeStruct(root, "", reflect.ValueOf(c).Elem(), nil)
 	c.ApplyDefaults()
 	return c, d.errs

@@ -106,6 +106,10 @@ type Upstream struct {
 	// Balancer picks a target per request. Default round_robin.
 	Balancer string `yaml:"balancer" json:"balancer"`
 	HashKey  string `yaml:"hash_key" json:"hash_key,omitempty"`
+	// BoundedLoad, for ring_hash and maglev, caps any target at this factor
+	// of the mean load (consistent hashing with bounded loads); 0 = off,
+	// else at least 1 (e.g. 1.25).
+	BoundedLoad float64 `yaml:"bounded_load" json:"bounded_load,omitempty"`
 	// Protocol spoken to targets: http1 (default) or h2c.
 	Protocol string `yaml:"protocol" json:"protocol,omitempty"`
 	// ConnectTimeout bounds dialing a target. Default 5s.
@@ -154,6 +158,10 @@ type UpstreamTLS struct {
 type HealthCheck struct {
 	Active  *ActiveHealth  `yaml:"active" json:"active,omitempty"`
 	Passive *PassiveHealth `yaml:"passive" json:"passive,omitempty"`
+	// PanicThreshold is a percentage: when fewer than this share of the
+	// targets are healthy, balance over all of them rather than overload
+	// the few (Envoy's panic threshold). Default 50; 0 disables it.
+	PanicThreshold *int `yaml:"panic_threshold" json:"panic_threshold,omitempty"`
 }
 
 // ActiveHealth probes each target periodically.
@@ -167,7 +175,12 @@ type ActiveHealth struct {
 
 // PassiveHealth ejects targets that keep failing real requests.
 type PassiveHealth struct {
-	Consecutive5xx     int      `yaml:"consecutive_5xx" json:"consecutive_5xx"`
+	Consecutive5xx int `yaml:"consecutive_5xx" json:"consecutive_5xx"`
+	// ConsecutiveConnectFailures ejects after this many failed connects in
+	// a row. Default 5 (0 uses the default).
+	ConsecutiveConnectFailures int `yaml:"consecutive_connect_failures" json:"consecutive_connect_failures,omitempty"`
+	// MaxEjectionTime caps BaseEjectionTime × times ejected. Default 300s.
+	MaxEjectionTime    Duration `yaml:"max_ejection_time" json:"max_ejection_time,omitempty"`
 	Interval           Duration `yaml:"interval" json:"interval"`
 	BaseEjectionTime   Duration `yaml:"base_ejection_time" json:"base_ejection_time"`
 	MaxEjectionPercent int      `yaml:"max_ejection_percent" json:"max_ejection_percent"`
@@ -308,6 +321,9 @@ type Consumer struct {
 
 // Cluster holds cross-instance settings.
 type Cluster struct {
+	// Zone is this gateway's own zone: balancers prefer targets of the
+	// same zone and spill over to others when it has no healthy target.
+	Zone  string `yaml:"zone" json:"zone,omitempty"`
 	Redis *Redis `yaml:"redis" json:"redis,omitempty"`
 }
 

@@ -48,17 +48,62 @@ func (c *Config) Validate() error {
 type validator struct {
 	c    *Config
 	errs Errors
+	// around holds every parent of a path that failed to decode.
+	around map[string]bool
+	// hints memoizes "did you mean" suggestions by name: a document full
+	// of aliases can repeat one unknown name very many times.
+	hints map[string]string
 }
 
 // errorf reports a problem at path, unless Parse already reported a
 // problem with that value, one inside it or one around it.
 func (v *validator) errorf(path, format string, args ...any) {
-	for bad := range v.c.bad {
-		if related(bad, path) {
-			return
-		}
+	if v.quiet(path) {
+		return
 	}
 	v.errs = append(v.errs, v.c.Errorf(path, format, args...))
+}
+
+// quiet reports whether path is, is inside or is around a path that
+// failed to decode.
+func (v *validator) quiet(path string) bool {
+	if len(v.c.bad) == 0 {
+		return false
+	}
+	if v.around == nil {
+		v.around = map[string]bool{}
+		for bad := range v.c.bad {
+			for p := bad; p != ""; {
+				p = parentPath(p)
+				v.around[p] = true
+			}
+		}
+	}
+	if v.around[path] {
+		return true
+	}
+	for p := path; ; p = parentPath(p) {
+		if v.c.bad[p] {
+			return true
+		}
+		if p == "" {
+			return false
+		}
+	}
+}
+
+// hint returns a memoized suggestion for name among the keys of m.
+func hint[V any](v *validator, kind, name string, m map[string]V) string {
+	if v.hints == nil {
+		v.hints = map[string]string{}
+	}
+	key := kind + "\x00" + name
+	h, ok := v.hints[key]
+	if !ok {
+		h = suggest(name, slices.Sorted(maps.Keys(m)))
+		v.hints[key] = h
+	}
+	return h
 }
 
 // oneOf reports s at path unless it is one of choices.
@@ -206,7 +251,7 @@ func (v *validator) upstreamRef(path, name string) {
 		return
 	}
 	if _, ok := v.c.Upstreams[name]; !ok {
-		v.errorf(path, "unknown upstream %q%s", name, suggest(name, slices.Sorted(maps.Keys(v.c.Upstreams))))
+		v.errorf(path, "unknown upstream %q%s", name, hint(v, "upstream", name, v.c.Upstreams))
 	}
 }
 
@@ -430,7 +475,7 @@ func (v *validator) routes() {
 			}
 			seen[name] = j
 			if _, ok := c.Policies[name]; !ok {
-				v.errorf(pp, "unknown policy %q%s", name, suggest(name, slices.Sorted(maps.Keys(c.Policies))))
+				v.errorf(pp, "unknown policy %q%s", name, hint(v, "policy", name, c.Policies))
 			}
 		}
 		if f := r.Fallback; f != nil && (f.Status < 100 || f.Status > 599) {
