@@ -602,7 +602,9 @@ func TestJSONFallback(t *testing.T) {
 
 func TestAliasBomb(t *testing.T) {
 	t.Run("values", func(t *testing.T) { aliasBomb(t, "x", "  - upstream: app\n    match: {methods: *a8}\n") })
-	t.Run("routes", func(t *testing.T) { aliasBomb(t, "{upstream: nope, timeout: x, match: {hosts: [\"a:1\"]}}", "  - *a8\n") })
+	t.Run("routes", func(t *testing.T) {
+		aliasBomb(t, "{upstream: nope, timeout: x, match: {hosts: [\"a:1\"]}}", "  - *a8\n")
+	})
 }
 
 // aliasBomb parses a document whose routes expand a small text into a
