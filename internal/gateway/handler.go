@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/config"
@@ -20,6 +21,11 @@ type Handler struct {
 	limits   config.Limits
 	metrics  *telemetry.Metrics
 	log      func() *telemetry.AccessLog
+
+	// unmatched holds the series for requests that matched no route
+	// (route label ""), created on the first such request.
+	unmatchedOnce sync.Once
+	unmatched     *telemetry.RouteMetrics
 }
 
 // HandlerConfig configures a Handler.
@@ -117,7 +123,8 @@ func (h *Handler) finish(r *http.Request, rw *writer, ex *exchange.Exchange, rou
 		if route != nil {
 			rm = route.Metrics
 		} else {
-			rm = unmatched(h.metrics)
+			h.unmatchedOnce.Do(func() { h.unmatched = h.metrics.Route("") })
+			rm = h.unmatched
 		}
 		rm.Count(r.Method, rw.status)
 		rm.Duration.Observe(d.Seconds())
@@ -147,22 +154,6 @@ func (h *Handler) finish(r *http.Request, rw *writer, ex *exchange.Exchange, rou
 		}
 		al.Log(&e)
 	}
-}
-
-var unmatchedMetrics struct {
-	m  *telemetry.Metrics
-	rm *telemetry.RouteMetrics
-}
-
-// unmatched returns the series for requests that matched no route (route
-// label "").
-func unmatched(m *telemetry.Metrics) *telemetry.RouteMetrics {
-	if unmatchedMetrics.m != m {
-		// Benign race: both writers compute the same value.
-		rm := m.Route("")
-		unmatchedMetrics.rm, unmatchedMetrics.m = rm, m
-	}
-	return unmatchedMetrics.rm
 }
 
 // headerBytes approximates the size of the request head as received.
