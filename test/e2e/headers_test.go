@@ -61,6 +61,12 @@ routes:
 			want: map[string]string{"X-Kept": "yes"},
 		},
 		{
+			name:    "connection-named header with close",
+			headers: "Connection: X-Secret, close\r\nX-Secret: 1\r\nX-Kept: yes\r\n",
+			gone:    []string{"X-Secret"},
+			want:    map[string]string{"X-Kept": "yes"},
+		},
+		{
 			name:    "TE trailers is kept",
 			headers: "TE: trailers\r\nConnection: TE\r\n",
 			want:    map[string]string{"Te": "trailers"},

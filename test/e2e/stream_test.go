@@ -72,16 +72,26 @@ func readWithin(t *testing.T, r io.Reader, want string, d time.Duration) string 
 // TestSSE checks that an event reaches the client before the upstream sends
 // the next one: the gateway does not buffer event streams.
 func TestSSE(t *testing.T) {
-	streamCase(t, "/events", "text/event-stream", "id: 1\ndata: first\n\n", "id: 2\ndata: second\n\n")
+	for _, tc := range []struct {
+		name   string
+		client func(*testing.T) *http.Client
+	}{
+		{"http/1.1", newClient},
+		{"h2c", h2cClient},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			streamCase(t, tc.client(t), "/events", "text/event-stream", "id: 1\ndata: first\n\n", "id: 2\ndata: second\n\n")
+		})
+	}
 }
 
 // TestStreamedBody checks that a plain chunked response body is streamed:
 // the client receives the first bytes before the upstream finished writing.
 func TestStreamedBody(t *testing.T) {
-	streamCase(t, "/download", "application/octet-stream", strings.Repeat("x", 1000)+"|", "end")
+	streamCase(t, newClient(t), "/download", "application/octet-stream", strings.Repeat("x", 1000)+"|", "end")
 }
 
-func streamCase(t *testing.T, path, ctype, first, second string) {
+func streamCase(t *testing.T, c *http.Client, path, ctype, first, second string) {
 	rel := newRelease(t)
 	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", ctype)
@@ -100,7 +110,7 @@ upstreams:
 routes:
   - {name: all, match: {path: {prefix: /}}, upstream: up}
 `, up))
-	resp, err := newClient(t).Get(g.url + path)
+	resp, err := c.Get(g.url + path)
 	if err != nil {
 		t.Fatal(err)
 	}
