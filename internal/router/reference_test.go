@@ -129,9 +129,9 @@ func refPath(p config.PathMatch, path string) (int, bool) {
 	case p.Exact != "":
 		return 1 << 40, path == p.Exact
 	case p.Regex != "":
-		return 0, regexp.MustCompile("^(?:"+p.Regex+")$").MatchString(path)
+		return 0, regexp.MustCompile("^(?:" + p.Regex + ")$").MatchString(path)
 	case p.Template != "":
-		return 0, refTemplate(p.Template).MatchString(path)
+		return 0, refTemplateMatch(p.Template, path)
 	}
 	prefix := p.Prefix
 	if prefix == "" {
@@ -140,18 +140,24 @@ func refPath(p config.PathMatch, path string) (int, bool) {
 	return len(prefix), strings.HasPrefix(path, prefix)
 }
 
-// refTemplate turns a template into the equivalent regex.
-func refTemplate(t string) *regexp.Regexp {
-	parts := strings.Split(t, "/")
-	for i, p := range parts {
+// refTemplateMatch compares path with a template segment by segment. A
+// regexp-based reference cannot handle literal bytes that are not UTF-8.
+func refTemplateMatch(t, path string) bool {
+	ts := strings.Split(t, "/")
+	ps := strings.Split(path, "/")
+	for i, seg := range ts {
 		switch {
-		case strings.HasPrefix(p, "{*"):
-			parts[i] = "(?s:.*)"
-		case strings.HasPrefix(p, "{"):
-			parts[i] = "[^/]+"
-		default:
-			parts[i] = regexp.QuoteMeta(p)
+		case strings.HasPrefix(seg, "{*"):
+			return len(ps) > i
+		case i >= len(ps):
+			return false
+		case strings.HasPrefix(seg, "{"):
+			if ps[i] == "" {
+				return false
+			}
+		case seg != ps[i]:
+			return false
 		}
 	}
-	return regexp.MustCompile("^" + strings.Join(parts, "/") + "$")
+	return len(ps) == len(ts)
 }
