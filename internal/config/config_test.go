@@ -590,9 +590,17 @@ func TestJSONFallback(t *testing.T) {
 		{"bad literal", "{\"a\": tru}", "t.json:1:7: invalid json: unexpected 't'"},
 		{"long key", "{\"" + strings.Repeat("k", 1100) + "\": 1}", "t.json:1:2: unknown key \"" + strings.Repeat("k", 1100) + "\""},
 		{"wrong type at position", "{\n\t\"drain_timeout\": 30\n}", "t.json:2:19: drain_timeout: invalid duration \"30\" (want e.g. 250ms, 10s, 5m)"},
+		// YAML rejects the "\/" escape and a key apart from its colon, both
+		// valid JSON: a .yaml file holding such JSON is read as JSON.
+		{"fallback from yaml", "{\"admin\": {\"token_file\": \"a\\/b\"}, \"drain_timeout\"\n: \"1s\", \"x\\/\": 1}", `t.yaml:2:9: unknown key "x/"`},
+		{"fallback keeps yaml error", "{\"admin\": {\"token_file\": \"a\\/b\"},,}", `t.yaml:1:1: invalid yaml: found unknown escape character`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("t.json", []byte(tt.doc))
+			file := "t.json"
+			if strings.HasPrefix(tt.want, "t.yaml") {
+				file = "t.yaml"
+			}
+			_, err := Parse(file, []byte(tt.doc))
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("got %v, want %s", err, tt.want)
 			}
@@ -650,22 +658,28 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("{\"a\": [1, 2.5, true, null, {\"b\": \"c\"}]}"))
 	f.Add([]byte("a: &x [1]\nb: *x\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := LoadBytes("f.yaml", data)
-		if err != nil {
-			var errs Errors
-			if !errors.As(err, &errs) || len(errs) == 0 {
-				t.Fatalf("error %T is not non-empty Errors: %v", err, err)
-			}
-			for _, e := range errs {
-				if e.Pos.File != "f.yaml" || e.Pos.Line < 1 || e.Pos.Col < 1 {
-					t.Fatalf("error without a position: %#v", e)
+		// The same bytes go through the YAML path (with its JSON fallback)
+		// and the strict JSON reader.
+		for _, file := range []string{"f.yaml", "f.json"} {
+			c, err := LoadBytes(file, data)
+			if err != nil {
+				var errs Errors
+				if !errors.As(err, &errs) || len(errs) == 0 {
+					t.Fatalf("%s: error %T is not non-empty Errors: %v", file, err, err)
 				}
+				for _, e := range errs {
+					if e.Pos.File != file || e.Pos.Line < 1 || e.Pos.Col < 1 {
+						t.Fatalf("%s: error without a position: %#v", file, e)
+					}
+				}
+				continue
 			}
-			return
+			if _, err := c.JSON(); err != nil {
+				t.Fatalf("%s: JSON: %v", file, err)
+			}
+			if c.Version() != c.Version() {
+				t.Fatalf("%s: Version is not deterministic", file)
+			}
 		}
-		if _, err := c.JSON(); err != nil {
-			t.Fatalf("JSON: %v", err)
-		}
-		_ = c.Version()
 	})
 }
