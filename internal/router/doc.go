@@ -51,10 +51,12 @@
 // # Index
 //
 // Routes are indexed by host first (a map of exact names, a map keyed by
-// wildcard suffix, and the any-host bucket), then by path inside each bucket
-// (a map of exact paths, a byte-wise radix tree of prefixes walked along the
-// request path, and a list of regexes and templates, each guarded by its
-// literal prefix). Buckets are searched from the best host rank to the worst,
-// and a later bucket only needs to beat the path rank already found, so most
-// lookups touch one or two map entries and one tree walk.
+// wildcard suffix, and the any-host bucket), then by path inside each bucket:
+// a map of exact paths, a byte-wise radix tree of prefixes walked along the
+// request path (each node links to the nearest shorter prefix, giving the
+// candidates longest first), and a second radix tree of regexes and templates
+// keyed by their literal prefix, so that only those whose literal text starts
+// the path are run. Buckets are searched from the best host rank to the
+// worst, and a later bucket only needs to beat the path rank already found,
+// so most lookups touch a few map entries and one tree walk.
 package router

@@ -52,11 +52,12 @@ type pair struct{ name, value string }
 
 // table holds the rules of one host bucket, indexed by path.
 type table struct {
-	exact   map[string][]*route
-	root    *node
-	pattern []*route
+	exact map[string][]*route
+	root  *node // prefix rules by prefix
+	pat   *node // regex and template rules by literal prefix
 
 	prefixes map[string][]*route // only while building
+	patterns map[string][]*route // only while building
 }
 
 // node is a radix-tree node; the path from the root to a node spells a
@@ -241,7 +242,10 @@ func (t *table) add(r *route, p config.PathMatch) {
 		}
 		t.exact[p.Exact] = append(t.exact[p.Exact], r)
 	case p.Regex != "" || p.Template != "":
-		t.pattern = append(t.pattern, r)
+		if t.patterns == nil {
+			t.patterns = map[string][]*route{}
+		}
+		t.patterns[r.lit] = append(t.patterns[r.lit], r)
 	default:
 		prefix := p.Prefix
 		if prefix == "" {
@@ -263,23 +267,28 @@ func better(a, b *route) int {
 	return a.index - b.index
 }
 
-// finish sorts the candidate lists and builds the prefix tree.
+// finish sorts the candidate lists and builds the trees.
 func (t *table) finish() {
 	for _, rs := range t.exact {
 		slices.SortFunc(rs, better)
 	}
-	slices.SortFunc(t.pattern, better)
-	if len(t.prefixes) == 0 {
-		return
+	t.root = tree(t.prefixes)
+	t.pat = tree(t.patterns)
+	t.prefixes, t.patterns = nil, nil
+}
+
+// tree builds a radix tree over the keys of m, sorting each key's routes.
+func tree(m map[string][]*route) *node {
+	if len(m) == 0 {
+		return nil
 	}
-	keys := make([]string, 0, len(t.prefixes))
-	for k, rs := range t.prefixes {
+	keys := make([]string, 0, len(m))
+	for k, rs := range m {
 		slices.SortFunc(rs, better)
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	t.root = build(keys, 0, "", nil, t.prefixes)
-	t.prefixes = nil
+	return build(keys, 0, "", nil, m)
 }
 
 // build makes the radix node at depth d for the sorted, distinct keys that
@@ -355,11 +364,23 @@ func (t *table) search(q *request, min int) (int, int) {
 			}
 		}
 	}
-	if min < 0 {
-		for _, r := range t.pattern {
-			if strings.HasPrefix(q.path, r.lit) && r.accepts(q) && r.matchPath(q.path) {
-				return r.index, 0
+	if min < 0 && t.pat != nil {
+		// Regexes and templates rank equally whatever their literal
+		// prefix, so take the best of each node's first match.
+		var best *route
+		for n := t.pat.longest(q.path); n != nil; n = n.up {
+			for _, r := range n.routes {
+				if best != nil && better(r, best) > 0 {
+					break // this and the rest of the list lose to best
+				}
+				if r.accepts(q) && r.matchPath(q.path) {
+					best = r
+					break
+				}
 			}
+		}
+		if best != nil {
+			return best.index, 0
 		}
 	}
 	return -1, min
