@@ -242,6 +242,25 @@ func BenchmarkBuild(b *testing.B) {
 	}
 }
 
+// BenchmarkPickEWMABusy is the EWMA pick as in production, where busy
+// targets report samples continuously: the estimates are fresh, so no
+// math.Exp is needed. (BenchmarkPick/ewma reads estimates seconds old.)
+func BenchmarkPickEWMABusy(b *testing.B) {
+	ts := named(1, 1, 1, 1)
+	bal := NewEWMA(ts)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i&63 == 0 {
+			for _, tg := range ts {
+				tg.Observe(10 * time.Millisecond)
+			}
+		}
+		bal.Pick(nil)
+		i++
+	}
+}
+
 func BenchmarkObserve(b *testing.B) {
 	var tg Target
 	b.ReportAllocs()

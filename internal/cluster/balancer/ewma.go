@@ -69,7 +69,23 @@ func decay(at, now uint32) float64 {
 		x := float64(d) / float64(ewmaTau/time.Millisecond)
 		return 1 - x*(1-x*(0.5-x/6))
 	}
-	return math.Exp(-float64(d) / float64(ewmaTau/time.Millisecond))
+	return expNeg(float64(d) / float64(ewmaTau/time.Millisecond))
+}
+
+// expNeg returns e^-x for x ≥ 0 to a relative error below 1e-7, cheaper
+// than math.Exp: e^-x = 2^-n · e^-r with r = x - n·ln 2 in [0, ln 2), the
+// second factor by its Taylor polynomial.
+func expNeg(x float64) float64 {
+	if x > 700 {
+		return 0 // below 1e-304: no estimate survives that
+	}
+	n := math.Floor(x * math.Log2E)
+	r := x - n*math.Ln2
+	// Σ (-r)^k/k! for k ≤ 9 in Horner form; r < 0.7, so the first omitted
+	// term is below 0.7¹⁰/10! < 1e-8.
+	p := 1 - r*(1-r*(1.0/2-r*(1.0/6-r*(1.0/24-r*(1.0/120-r*(1.0/720-r*(1.0/5040-r*(1.0/40320-r*(1.0/362880)))))))))
+	// p is in (0.5, 1]: scale by 2^-n through the exponent bits.
+	return math.Float64frombits(math.Float64bits(p) - uint64(n)<<52)
 }
 
 func (t *Target) observeAt(rtt time.Duration, now uint32) {

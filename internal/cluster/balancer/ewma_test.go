@@ -64,6 +64,18 @@ func TestDecay(t *testing.T) {
 	}
 }
 
+func TestExpNeg(t *testing.T) {
+	for _, x := range []float64{0, 1e-9, 0.01, 0.5, math.Ln2, 1, 2.3, 10, 50, 100, 699, 700} {
+		want := math.Exp(-x)
+		if got := expNeg(x); math.Abs(got-want) > 1e-7*want {
+			t.Errorf("expNeg(%v) = %v, want %v", x, got, want)
+		}
+	}
+	if expNeg(701) != 0 || expNeg(1e300) != 0 {
+		t.Error("expNeg of a huge x is not 0")
+	}
+}
+
 func TestLatencyRealClock(t *testing.T) {
 	var tg Target
 	if tg.Latency() != 0 {

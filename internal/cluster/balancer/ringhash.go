@@ -63,7 +63,7 @@ func NewRingHash(cfg Config, targets []*Target) (*RingHash, error) {
 		// positions depend on the address alone, so every gateway
 		// instance builds the same ring.
 		for k := range weightOf(t) * perWeight {
-			buf = append(append(append(buf[:0], t.Addr...), '_'), strconv.Itoa(k)...)
+			buf = strconv.AppendInt(append(append(buf[:0], t.Addr...), '_'), int64(k), 10)
 			points = append(points, point{xxh64(string(buf), 0), int32(i)})
 		}
 	}
