@@ -1,6 +1,7 @@
 package router
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -308,4 +309,29 @@ func TestMatchAgainstReference(t *testing.T) {
 		t.Errorf("%d of %d random requests matched; the generator needs tuning", hits, total)
 	}
 	t.Logf("%d of %d random requests matched", hits, seeds*50)
+}
+
+// TestMatchConcurrent shares one Router between goroutines; run it with
+// -race.
+func TestMatchConcurrent(t *testing.T) {
+	rules := make([]Rule, 200)
+	g := gen{rand.New(rand.NewPCG(1, 2))}
+	for i := range rules {
+		rules[i] = g.rule()
+	}
+	rt := mustNew(t, rules)
+	reqs := make([]req, 200)
+	for i := range reqs {
+		reqs[i] = g.request()
+	}
+	for w := range 8 {
+		t.Run(fmt.Sprintf("worker%d", w), func(t *testing.T) {
+			t.Parallel()
+			for _, q := range reqs {
+				if got, want := rt.Match(q.host, q.path, q.method, q.header, q.query), refMatch(rules, q.host, q.path, q.method, q.header, q.query); got != want {
+					t.Errorf("Match(%+v) = %d, reference %d", q, got, want)
+				}
+			}
+		})
+	}
 }
