@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/rampart-gw/rampart/internal/cluster/breaker"
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/gateway"
 	"github.com/rampart-gw/rampart/internal/telemetry"
@@ -129,19 +130,24 @@ func (a *api) routes(w http.ResponseWriter, r *http.Request) {
 }
 
 type targetView struct {
-	Address        string `json:"address"`
-	Weight         int    `json:"weight"`
-	Zone           string `json:"zone,omitempty"`
-	Healthy        bool   `json:"healthy"`
-	Ejected        bool   `json:"ejected"`
-	ActiveRequests int64  `json:"active_requests"`
+	Address        string     `json:"address"`
+	Weight         int        `json:"weight"`
+	Zone           string     `json:"zone,omitempty"`
+	Healthy        bool       `json:"healthy"`
+	Ejected        bool       `json:"ejected"`
+	EjectedUntil   *time.Time `json:"ejected_until,omitempty"`
+	ActiveRequests int64      `json:"active_requests"`
+	LatencyEWMAms  float64    `json:"latency_ewma_ms"`
 }
 
 type upstreamView struct {
-	Name     string       `json:"name"`
-	Balancer string       `json:"balancer"`
-	Circuit  string       `json:"circuit"`
-	Targets  []targetView `json:"targets"`
+	Name     string        `json:"name"`
+	Balancer string        `json:"balancer"`
+	Circuit  string        `json:"circuit"`
+	Breaker  breaker.Stats `json:"breaker"`
+	Panic    bool          `json:"panic_mode"`
+	Failover string        `json:"failover,omitempty"`
+	Targets  []targetView  `json:"targets"`
 }
 
 func (a *api) upstreams(w http.ResponseWriter, r *http.Request) {
@@ -157,10 +163,22 @@ func (a *api) upstreams(w http.ResponseWriter, r *http.Request) {
 	out := make([]upstreamView, 0, len(names))
 	for _, n := range names {
 		u := s.Upstreams[n]
-		uv := upstreamView{Name: n, Balancer: s.Config.Upstreams[n].Balancer, Circuit: "closed", Targets: []targetView{}}
+		stats := u.Breaker().Stats()
+		uv := upstreamView{Name: n, Balancer: s.Config.Upstreams[n].Balancer, Circuit: "closed", Breaker: stats,
+			Panic: u.Panic(), Failover: s.Config.Upstreams[n].Failover, Targets: []targetView{}}
+		if stats.Open {
+			uv.Circuit = "open"
+		}
 		for _, t := range u.Targets {
-			uv.Targets = append(uv.Targets, targetView{Address: t.Addr, Weight: t.Weight, Zone: t.Zone,
-				Healthy: true, ActiveRequests: t.InFlight.Load()})
+			st := u.State(t.Addr)
+			tv := targetView{Address: t.Addr, Weight: t.Weight, Zone: t.Zone, Healthy: st.Healthy && !st.Ejected,
+				Ejected: st.Ejected, ActiveRequests: t.InFlight.Load(),
+				LatencyEWMAms: float64(t.Latency().Microseconds()) / 1000}
+			if st.Ejected {
+				until := st.EjectedUntil.UTC()
+				tv.EjectedUntil = &until
+			}
+			uv.Targets = append(uv.Targets, tv)
 		}
 		out = append(out, uv)
 	}

@@ -62,7 +62,8 @@ func New(opts Options) (*App, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	a := &App{opts: opts, log: opts.Log, metrics: telemetry.NewMetrics(), clusters: cluster.NewManager()}
+	a := &App{opts: opts, log: opts.Log, metrics: telemetry.NewMetrics()}
+	a.clusters = cluster.NewManager(cluster.Deps{Metrics: a.metrics, Log: a.log})
 	cfg := opts.Config
 	if cfg == nil {
 		var err error
@@ -98,7 +99,7 @@ func (a *App) apply(cfg *config.Config) error {
 		// Requests may still hold the old log; it is closed at exit.
 		a.retiredLogs = append(a.retiredLogs, prev)
 	}
-	a.clusters.Retain(snap.Upstreams)
+	a.clusters.Activate(snap.Upstreams)
 	a.metrics.ConfigReloads.WithLabelValues("ok").Inc()
 	if old != nil {
 		a.metrics.ConfigInfo.DeleteLabelValues(old.Version)

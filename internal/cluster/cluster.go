@@ -1,9 +1,10 @@
 // Package cluster is the runtime side of upstreams: their targets, balancer,
-// connection pools and (later) health, breakers and outlier state. State that
-// must survive config reloads — pooled connections and per-target counters —
-// is owned by a Manager and shared by every snapshot that uses it, keyed by
-// identity, so a reload never drops pooled connections or resets counters of
-// unchanged upstreams.
+// connection pools, circuit breaker, active health checks and outlier
+// detection. State that must survive config reloads — pooled connections,
+// per-target counters, health verdicts, ejections, breaker counters — is
+// owned by a Manager and shared by every snapshot that uses it, keyed by
+// identity, so a reload never drops pooled connections or resets the health
+// of unchanged upstreams.
 package cluster
 
 import (
@@ -12,6 +13,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,12 +23,21 @@ import (
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/cluster/balancer"
+	"github.com/rampart-gw/rampart/internal/cluster/breaker"
+	"github.com/rampart-gw/rampart/internal/cluster/cache"
+	"github.com/rampart-gw/rampart/internal/cluster/outlier"
+	"github.com/rampart-gw/rampart/internal/cluster/retry"
 	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/telemetry"
 )
 
+// DefaultPanicThreshold is the share of healthy targets (percent) under
+// which an upstream balances over all its targets.
+const DefaultPanicThreshold = 50
+
 // Upstream is one compiled upstream: its targets, how to pick one, and the
-// pooled transport that reaches them. It is immutable except for the
-// balancer, which is swapped when the set of healthy targets changes.
+// pooled transport that reaches them. It is immutable after compile except
+// for the balancer, which is rebuilt when the set of healthy targets changes.
 type Upstream struct {
 	Name string
 	// Targets are all configured targets, healthy or not.
@@ -37,17 +48,131 @@ type Upstream struct {
 	Transport http.RoundTripper
 	// Scheme is http or https.
 	Scheme string
+	// Failover is used while this upstream has no healthy target.
+	Failover *Upstream
 
 	balCfg balancer.Config
-	bal    atomic.Pointer[balancerBox]
+	panicT int
+	bal    atomic.Pointer[lbSet]
 	pool   *pool
+	st     *state
+	gauges []prometheus
 }
 
-type balancerBox struct{ b balancer.Balancer }
+// prometheus is the part of a gauge rebuild sets.
+type prometheus interface{ Set(float64) }
+
+// lbSet is a balancer over the targets currently eligible for traffic.
+type lbSet struct {
+	b balancer.Balancer
+	// healthy is the number of healthy, non-ejected targets.
+	healthy int
+	// panic is set when too few targets are healthy and the balancer
+	// spans all of them.
+	panic bool
+}
 
 // Pick chooses a target for r, or returns nil when there is none.
 func (u *Upstream) Pick(r *http.Request) *balancer.Target {
 	return u.bal.Load().b.Pick(r)
+}
+
+// PickOther chooses a target for r that is not in tried, if there is one;
+// otherwise it returns any target. Retries use it to move to another target.
+func (u *Upstream) PickOther(r *http.Request, tried []*balancer.Target) *balancer.Target {
+	set := u.bal.Load()
+	var t *balancer.Target
+	for range 4 {
+		t = set.b.Pick(r)
+		if t == nil || !contains(tried, t) {
+			return t
+		}
+	}
+	// Hashing balancers keep answering the same target: walk the list.
+	for _, c := range u.Targets {
+		if !contains(tried, c) && u.available(c.Addr) {
+			return c
+		}
+	}
+	return t
+}
+
+func contains(ts []*balancer.Target, t *balancer.Target) bool {
+	for _, x := range ts {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+// NoHealthy reports whether the upstream has no healthy target left.
+func (u *Upstream) NoHealthy() bool { return u.bal.Load().healthy == 0 }
+
+// Panic reports whether the upstream is in panic mode (balancing over all
+// targets because too few are healthy).
+func (u *Upstream) Panic() bool { return u.bal.Load().panic }
+
+// Breaker is the upstream's circuit breaker.
+func (u *Upstream) Breaker() *breaker.Breaker { return u.st.breaker.Load() }
+
+// Report feeds the outcome of one attempt to outlier detection.
+func (u *Upstream) Report(addr string, r outlier.Result) {
+	if d := u.st.outlier.Load(); d != nil {
+		d.Report(addr, r)
+	}
+}
+
+// TargetState is one target's health for the admin API.
+type TargetState struct {
+	Healthy      bool
+	Ejected      bool
+	EjectedUntil time.Time
+}
+
+// State returns the health of addr.
+func (u *Upstream) State(addr string) TargetState {
+	ej, until := u.st.ejected(addr)
+	return TargetState{Healthy: u.st.healthy(addr), Ejected: ej, EjectedUntil: until}
+}
+
+func (u *Upstream) available(addr string) bool {
+	if !u.st.healthy(addr) {
+		return false
+	}
+	ej, _ := u.st.ejected(addr)
+	return !ej
+}
+
+// rebuild recomputes the balancer over the eligible targets.
+func (u *Upstream) rebuild() {
+	avail := make([]*balancer.Target, 0, len(u.Targets))
+	for i, t := range u.Targets {
+		ok := u.available(t.Addr)
+		if ok {
+			avail = append(avail, t)
+		}
+		if i < len(u.gauges) {
+			v := 0.0
+			if ok {
+				v = 1
+			}
+			u.gauges[i].Set(v)
+		}
+	}
+	set := &lbSet{healthy: len(avail)}
+	if n := len(u.Targets); n > 0 && len(avail)*100 < u.panicT*n {
+		// Too few healthy targets: they would be overwhelmed, and the
+		// health checks themselves may be what is broken. Spread over all.
+		set.panic = true
+		avail = u.Targets
+	}
+	b, err := balancer.New(u.balCfg, avail)
+	if err != nil { // settings were checked in Build; keep the old set
+		return
+	}
+	set.b = b
+	u.bal.Store(set)
 }
 
 // CloseIdle closes idle pooled connections.
@@ -74,53 +199,101 @@ func IsDialError(err error) bool {
 type pool struct {
 	key       string
 	transport *http.Transport
-	rt        http.RoundTripper
 }
 
-// Manager owns state that outlives config snapshots. The zero value is not
-// usable; call NewManager.
+// Deps are the Manager's shared services.
+type Deps struct {
+	Metrics *telemetry.Metrics
+	Log     *slog.Logger
+}
+
+// Manager owns state that outlives config snapshots. A nil *Manager builds
+// throwaway upstreams (for `rampart validate`).
 type Manager struct {
+	deps    Deps
 	mu      sync.Mutex
 	pools   map[string]*pool
 	targets map[string]*balancer.Target
+	states  map[string]*state
+	budgets map[string]*retry.Budget
+	cache   *cache.Cache
 }
 
 // NewManager returns an empty Manager.
-func NewManager() *Manager {
-	return &Manager{pools: map[string]*pool{}, targets: map[string]*balancer.Target{}}
+func NewManager(deps Deps) *Manager {
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	return &Manager{deps: deps, pools: map[string]*pool{}, targets: map[string]*balancer.Target{}, states: map[string]*state{}}
+}
+
+// BuildOptions are gateway-wide settings that shape an upstream.
+type BuildOptions struct {
+	// Zone is the gateway's own zone, for zone-aware balancing.
+	Zone string
 }
 
 // Build compiles the upstream name from cfg. With a non-nil Manager it reuses
-// the pool and targets of an earlier build with the same identity. Build
-// performs no network I/O (it may read CA files named in cfg.TLS).
-func (m *Manager) Build(name string, cfg *config.Upstream) (*Upstream, error) {
-	u := &Upstream{Name: name, Scheme: "http", balCfg: balancer.Config{Kind: cfg.Balancer, HashKey: cfg.HashKey}}
+// the pool, targets and health state of earlier builds with the same
+// identity. Build starts nothing and performs no network I/O (it may read
+// CA files named in cfg.TLS); Activate makes a snapshot's upstreams live.
+func (m *Manager) Build(name string, cfg *config.Upstream, opts BuildOptions) (*Upstream, error) {
+	u := &Upstream{Name: name, Scheme: "http", panicT: DefaultPanicThreshold,
+		balCfg: balancer.Config{Kind: cfg.Balancer, HashKey: cfg.HashKey, BoundedLoad: cfg.BoundedLoad, LocalZone: opts.Zone}}
 	if cfg.TLS != nil {
 		u.Scheme = "https"
 	}
-	key, err := poolKey(name, cfg)
-	if err != nil {
+	if hc := cfg.HealthCheck; hc != nil && hc.PanicThreshold != nil {
+		u.panicT = *hc.PanicThreshold
+	}
+	if u.panicT < 0 || u.panicT > 100 {
+		return nil, fmt.Errorf("health_check.panic_threshold must be between 0 and 100")
+	}
+	if _, err := balancer.New(u.balCfg, nil); err != nil {
 		return nil, err
 	}
+	addrs := make([]string, 0, len(cfg.Targets))
 	for _, t := range cfg.Targets {
 		w := t.Weight
 		if w <= 0 {
 			w = 1
 		}
 		u.Targets = append(u.Targets, m.target(name, t.Address, w, t.Zone))
+		addrs = append(addrs, t.Address)
 	}
-	b, err := balancer.New(u.balCfg, u.Targets)
+	u.st = m.state(name)
+	u.st.configure(cfg, addrs)
+	key, err := poolKey(name, cfg)
 	if err != nil {
 		return nil, err
 	}
-	u.bal.Store(&balancerBox{b})
-	p, err := m.pool(key, cfg)
+	p, err := m.pool(key, cfg, u.st)
 	if err != nil {
 		return nil, err
 	}
 	u.pool = p
-	u.Transport = p.rt
+	u.Transport = p.transport
+	if m != nil && m.deps.Metrics != nil {
+		for _, t := range u.Targets {
+			u.gauges = append(u.gauges, m.deps.Metrics.TargetHealthy.WithLabelValues(name, t.Addr))
+		}
+	}
+	u.rebuild()
 	return u, nil
+}
+
+func (m *Manager) state(name string) *state {
+	if m == nil {
+		return newState(name, nil, slog.Default())
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.states[name]
+	if !ok {
+		s = newState(name, m.deps.Metrics, m.deps.Log)
+		m.states[name] = s
+	}
+	return s
 }
 
 func (m *Manager) target(upstream, addr string, weight int, zone string) *balancer.Target {
@@ -138,7 +311,7 @@ func (m *Manager) target(upstream, addr string, weight int, zone string) *balanc
 	return t
 }
 
-func (m *Manager) pool(key string, cfg *config.Upstream) (*pool, error) {
+func (m *Manager) pool(key string, cfg *config.Upstream, st *state) (*pool, error) {
 	if m != nil {
 		m.mu.Lock()
 		p, ok := m.pools[key]
@@ -147,11 +320,11 @@ func (m *Manager) pool(key string, cfg *config.Upstream) (*pool, error) {
 			return p, nil
 		}
 	}
-	t, err := newTransport(cfg)
+	t, err := newTransport(cfg, st)
 	if err != nil {
 		return nil, err
 	}
-	p := &pool{key: key, transport: t, rt: t}
+	p := &pool{key: key, transport: t}
 	if m != nil {
 		m.mu.Lock()
 		if old, ok := m.pools[key]; ok { // lost a race with another build
@@ -164,10 +337,12 @@ func (m *Manager) pool(key string, cfg *config.Upstream) (*pool, error) {
 	return p, nil
 }
 
-// Retain keeps the pools and targets used by ups and forgets the rest,
-// closing idle connections of forgotten pools. Call it after a new snapshot
-// is active. In-flight requests on forgotten pools finish normally.
-func (m *Manager) Retain(ups map[string]*Upstream) {
+// Activate makes the upstreams of a newly active snapshot live: it starts
+// their health checks and outlier detection, points health changes at them,
+// and forgets (stopping their goroutines and closing idle connections) the
+// pools, targets and states that the snapshot no longer uses. In-flight
+// requests on forgotten pools finish normally.
+func (m *Manager) Activate(ups map[string]*Upstream) {
 	usedPools := map[*pool]bool{}
 	usedTargets := map[*balancer.Target]bool{}
 	for _, u := range ups {
@@ -187,19 +362,57 @@ func (m *Manager) Retain(ups map[string]*Upstream) {
 	for k, t := range m.targets {
 		if !usedTargets[t] {
 			delete(m.targets, k)
+			if m.deps.Metrics != nil {
+				up, _, _ := cutPipe(k)
+				m.deps.Metrics.TargetHealthy.DeleteLabelValues(up, t.Addr)
+			}
+		}
+	}
+	var stopping []*state
+	for name, s := range m.states {
+		if ups[name] == nil {
+			delete(m.states, name)
+			stopping = append(stopping, s)
 		}
 	}
 	m.mu.Unlock()
+	for _, u := range ups {
+		u.st.activate(u)
+	}
 	for _, p := range closing {
 		p.transport.CloseIdleConnections()
 	}
+	for _, s := range stopping {
+		s.close()
+	}
 }
 
-// Close closes idle connections of every pool.
+func cutPipe(k string) (string, string, bool) {
+	for i := 0; i < len(k); i++ {
+		if k[i] == '|' {
+			return k[:i], k[i+1:], true
+		}
+	}
+	return k, "", false
+}
+
+// Close stops every health checker and detector and closes idle
+// connections of every pool.
 func (m *Manager) Close() {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	states := make([]*state, 0, len(m.states))
+	for _, s := range m.states {
+		states = append(states, s)
+	}
+	pools := make([]*pool, 0, len(m.pools))
 	for _, p := range m.pools {
+		pools = append(pools, p)
+	}
+	m.mu.Unlock()
+	for _, s := range states {
+		s.close()
+	}
+	for _, p := range pools {
 		p.transport.CloseIdleConnections()
 	}
 }
@@ -222,7 +435,9 @@ func poolKey(name string, cfg *config.Upstream) (string, error) {
 	return k, nil
 }
 
-func newTransport(cfg *config.Upstream) (*http.Transport, error) {
+// newTransport builds an upstream's pooled transport. With st set, new
+// connections and requests waiting for one count against st's breaker.
+func newTransport(cfg *config.Upstream, st *state) (*http.Transport, error) {
 	connectTimeout := cfg.ConnectTimeout.D()
 	if connectTimeout <= 0 {
 		connectTimeout = 5 * time.Second
@@ -232,15 +447,35 @@ func newTransport(cfg *config.Upstream) (*http.Transport, error) {
 	if maxIdle <= 0 {
 		maxIdle = 64
 	}
-	t := &http.Transport{
-		Proxy: nil, // never take a proxy from the environment
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dialer.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, &DialError{Addr: addr, Err: err}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var b *breaker.Breaker
+		if st != nil {
+			b = st.breaker.Load()
+		}
+		if b != nil {
+			if !b.TryAcquirePending() {
+				return nil, &OverflowError{Resource: breaker.PendingRequests}
 			}
-			return c, nil
-		},
+			defer b.ReleasePending()
+			if !b.TryAcquireConnection() {
+				return nil, &OverflowError{Resource: breaker.Connections}
+			}
+		}
+		c, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			if b != nil {
+				b.ReleaseConnection()
+			}
+			return nil, &DialError{Addr: addr, Err: err}
+		}
+		if b != nil {
+			return &limitedConn{Conn: c, b: b}, nil
+		}
+		return c, nil
+	}
+	t := &http.Transport{
+		Proxy:                  nil, // never take a proxy from the environment
+		DialContext:            dial,
 		MaxIdleConnsPerHost:    maxIdle,
 		IdleConnTimeout:        cfg.Keepalive.IdleTimeout.D(),
 		DisableCompression:     true, // pass encodings through untouched
@@ -271,4 +506,37 @@ func newTransport(cfg *config.Upstream) (*http.Transport, error) {
 		t.ForceAttemptHTTP2 = true
 	}
 	return t, nil
+}
+
+// Budget returns the retry budget kept under key (a route's identity and
+// budget settings), creating it on first use, so budgets survive reloads.
+func (m *Manager) Budget(key string, percent, minPerSecond float64) *retry.Budget {
+	if m == nil {
+		return retry.NewBudget(percent, minPerSecond, retry.DefaultWindow, nil)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.budgets == nil {
+		m.budgets = map[string]*retry.Budget{}
+	}
+	b, ok := m.budgets[key]
+	if !ok {
+		b = retry.NewBudget(percent, minPerSecond, retry.DefaultWindow, nil)
+		m.budgets[key] = b
+	}
+	return b
+}
+
+// Cache returns the gateway's response cache, shared by every route that
+// caches and kept across reloads.
+func (m *Manager) Cache() *cache.Cache {
+	if m == nil {
+		return cache.New(cache.Config{})
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cache == nil {
+		m.cache = cache.New(cache.Config{})
+	}
+	return m.cache
 }

@@ -14,12 +14,20 @@ import (
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/cluster"
+	"github.com/rampart-gw/rampart/internal/cluster/retry"
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/gateway"
 	"github.com/rampart-gw/rampart/internal/policy"
 	"github.com/rampart-gw/rampart/internal/proxy"
 	"github.com/rampart-gw/rampart/internal/router"
 	"github.com/rampart-gw/rampart/internal/telemetry"
+)
+
+// Retry defaults when a route has `retry:` without `on:` or `backoff:`.
+var (
+	defaultRetryOn     = []string{"connect_failure", "reset", "gateway_error"}
+	defaultBackoffBase = 25 * time.Millisecond
+	defaultBackoffMax  = 250 * time.Millisecond
 )
 
 // Deps are the long-lived services a snapshot is built against. Every field
@@ -57,12 +65,21 @@ func Build(cfg *config.Config, deps Deps) (*gateway.Snapshot, error) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		u, err := deps.Clusters.Build(name, cfg.Upstreams[name])
+		u, err := deps.Clusters.Build(name, cfg.Upstreams[name], cluster.BuildOptions{Zone: cfg.Cluster.Zone})
 		if err != nil {
 			errs = append(errs, cfg.Errorf("upstreams."+name, "%v", err))
 			continue
 		}
 		snap.Upstreams[name] = u
+	}
+
+	for _, name := range names {
+		f := cfg.Upstreams[name].Failover
+		if u := snap.Upstreams[name]; u != nil && f != "" {
+			if u.Failover = snap.Upstreams[f]; u.Failover == nil {
+				errs = append(errs, cfg.Errorf("upstreams."+name+".failover", "unknown upstream %q", f))
+			}
+		}
 	}
 
 	policies, perrs := buildPolicies(cfg, deps)
@@ -113,6 +130,33 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 	}
 	if rc.Rewrite != nil {
 		pc.Rewrite, pc.HasRewrite = rc.Rewrite.Prefix, true
+	}
+	if rr := rc.Retry; rr != nil {
+		on := rr.On
+		if len(on) == 0 {
+			on = defaultRetryOn
+		}
+		conds, err := retry.ParseConditions(on)
+		if err != nil {
+			return nil, fmt.Errorf("retry.on: %w", err)
+		}
+		pr := &proxy.Retry{Attempts: max(rr.Attempts, 1), PerTryTimeout: rr.PerTryTimeout.D(), On: conds,
+			BackoffBase: rr.Backoff.Base.D(), BackoffMax: rr.Backoff.Max.D(), NonIdempotent: rr.NonIdempotent}
+		if pr.BackoffBase == 0 && rr.Backoff.Max == 0 {
+			pr.BackoffBase, pr.BackoffMax = defaultBackoffBase, defaultBackoffMax
+		}
+		if b := rr.Budget; b != nil {
+			key := fmt.Sprintf("%s|%v|%v", rc.Name, b.Percent, b.MinPerSecond)
+			pr.Budget = deps.Clusters.Budget(key, b.Percent, b.MinPerSecond)
+		}
+		pc.Retry = pr
+	}
+	if rc.Fallback != nil {
+		fb := *rc.Fallback
+		pc.Fallback = &fb
+	}
+	if c := rc.Cache; c != nil && c.TTL > 0 {
+		pc.Cache = &proxy.Cache{Store: deps.Clusters.Cache(), TTL: c.TTL.D(), StaleIfError: c.StaleIfError.D()}
 	}
 	switch {
 	case rc.Upstream != "":

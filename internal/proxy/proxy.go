@@ -1,8 +1,10 @@
 // Package proxy forwards a request to an upstream target and streams the
 // response back: HTTP/1.1 and HTTP/2 on both sides, streaming bodies both
 // ways (flushing streamed responses such as SSE as they arrive), WebSocket
-// upgrades, trailers, and the forwarding headers. It is the terminal handler
-// of a route's policy chain.
+// upgrades, trailers, the forwarding headers — and the resilience around
+// it: circuit breaking, retries with backoff and budgets on another target,
+// failover, response caching with stale-if-error, and fallbacks. It is the
+// terminal handler of a route's policy chain.
 package proxy
 
 import (
@@ -21,6 +23,11 @@ import (
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/cluster"
+	"github.com/rampart-gw/rampart/internal/cluster/balancer"
+	"github.com/rampart-gw/rampart/internal/cluster/cache"
+	"github.com/rampart-gw/rampart/internal/cluster/outlier"
+	"github.com/rampart-gw/rampart/internal/cluster/retry"
+	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/exchange"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
@@ -35,6 +42,30 @@ type Backend struct {
 	Weight   int
 }
 
+// Retry is a route's compiled retry policy.
+type Retry struct {
+	// Attempts is the total number of attempts, the first included.
+	Attempts int
+	// PerTryTimeout bounds each attempt's wait for response headers.
+	PerTryTimeout time.Duration
+	On            retry.Conditions
+	BackoffBase   time.Duration
+	BackoffMax    time.Duration
+	// Budget, when set, caps retries as a share of requests.
+	Budget *retry.Budget
+	// NonIdempotent allows retrying POST/PATCH after the request was sent.
+	NonIdempotent bool
+	// MaxReplayBytes bounds the request body kept for replay. Default 64 KiB.
+	MaxReplayBytes int64
+}
+
+// Cache is a route's compiled response cache setting.
+type Cache struct {
+	Store        *cache.Cache
+	TTL          time.Duration
+	StaleIfError time.Duration
+}
+
 // Config is the compiled forwarding part of one route.
 type Config struct {
 	Route string
@@ -45,12 +76,16 @@ type Config struct {
 	// Rewrite, when set (HasRewrite), replaces Prefix.
 	Rewrite    string
 	HasRewrite bool
-	// Timeout bounds the wait for the upstream's response headers; 0 = none.
+	// Timeout bounds the wait for the upstream's response headers, retries
+	// included; 0 = none.
 	Timeout time.Duration
 	// Backends are the upstreams to choose from, by weight.
 	Backends []Backend
 	// RequestIDHeader is the canonical request ID header name.
 	RequestIDHeader string
+	Retry           *Retry
+	Fallback        *config.Fallback
+	Cache           *Cache
 }
 
 // Deps are the shared services a Proxy uses.
@@ -81,6 +116,14 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 		}
 		p.totalWeight += b.Weight
 	}
+	if r := cfg.Retry; r != nil {
+		if r.Attempts < 1 {
+			r.Attempts = 1
+		}
+		if r.MaxReplayBytes <= 0 {
+			r.MaxReplayBytes = 64 << 10
+		}
+	}
 	if deps.Log == nil {
 		p.deps.Log = slog.Default()
 	}
@@ -103,24 +146,55 @@ func (p *Proxy) backend() *cluster.Upstream {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
+// failure is a gateway-made error waiting to be answered.
+type failure struct {
+	status     int
+	code, msg  string
+	retryAfter string
+}
+
 // ServeHTTP forwards r to a target of the route's upstream.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := exchange.From(r.Context())
+	if ex == nil {
+		ex = &exchange.Exchange{}
+	}
 	up := p.backend()
-	target := up.Pick(r)
-	if ex != nil {
-		ex.Upstream = up.Name
+	// Failover: an upstream with no healthy target hands its traffic to
+	// its failover upstream (bounded, in case of a cycle).
+	for hops := 0; hops < 4 && up.Failover != nil && up.NoHealthy(); hops++ {
+		up = up.Failover
 	}
-	if target == nil {
-		w.Header().Set("Retry-After", "1")
-		exchange.Error(w, r, http.StatusServiceUnavailable, "no_healthy_upstream", "upstream "+up.Name+" has no healthy target")
-		return
-	}
-	if ex != nil {
-		ex.Target = target.Addr
-		ex.Attempts++
+	ex.Upstream = up.Name
+
+	cacheKey := ""
+	if c := p.cfg.Cache; c != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.Header.Get("Authorization") == "" {
+		cacheKey = cache.Key(p.cfg.Route, r)
+		if e, fresh, ok := c.Store.Get(cacheKey, time.Now()); ok && fresh {
+			w.Header().Set("X-Cache", "HIT")
+			e.Serve(w, time.Now())
+			return
+		}
 	}
 
+	b := up.Breaker()
+	if !b.TryAcquireRequest() {
+		p.fail(w, r, cacheKey, failure{http.StatusServiceUnavailable, "circuit_open",
+			"upstream " + up.Name + " is at its max_requests limit", "1"})
+		return
+	}
+	defer b.ReleaseRequest()
+	if rt := p.cfg.Retry; rt != nil && rt.Budget != nil {
+		rt.Budget.RecordRequest()
+	}
+
+	upgrade := p.prepare(r)
+	p.forward(w, r, ex, up, upgrade, cacheKey)
+}
+
+// prepare edits the inbound request's headers for forwarding, in place, and
+// returns the protocol being upgraded to ("" for none).
+func (p *Proxy) prepare(r *http.Request) string {
 	upgrade := upgradeType(r.Header)
 	if upgrade != "" && !strings.EqualFold(upgrade, "websocket") {
 		upgrade = "" // only WebSocket may change protocols through the gateway (no h2c smuggling)
@@ -136,34 +210,254 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header["Upgrade"] = []string{upgrade}
 	}
 	p.setForwarded(r)
+	return upgrade
+}
 
+// forward runs the attempts (one, or more with retries) and answers.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, ex *exchange.Exchange, up *cluster.Upstream, upgrade, cacheKey string) {
+	rt := p.cfg.Retry
+	attempts := 1
+	if rt != nil && upgrade == "" {
+		attempts = rt.Attempts
+	}
+	var deadline time.Time
+	if p.cfg.Timeout > 0 {
+		deadline = time.Now().Add(p.cfg.Timeout)
+	}
+	var body *replay
+	if attempts > 1 && r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		body = &replay{src: r.Body, limit: rt.MaxReplayBytes}
+	}
+
+	var tried []*balancer.Target
+	m := p.deps.Metrics
+	for attempt := 0; ; attempt++ {
+		var target *balancer.Target
+		if attempt == 0 {
+			target = up.Pick(r)
+		} else {
+			target = up.PickOther(r, tried)
+		}
+		if target == nil {
+			p.fail(w, r, cacheKey, failure{http.StatusServiceUnavailable, "no_healthy_upstream",
+				"upstream " + up.Name + " has no healthy target", "1"})
+			return
+		}
+		tried = append(tried, target)
+		ex.Target = target.Addr
+		ex.Attempts++
+
+		res := p.attempt(r, up, target, body, deadline, attempt, upgrade)
+		if res.err == nil {
+			if attempt+1 < attempts && p.retryable(r, retry.Response, res.resp.StatusCode, body) {
+				if wait, ok := p.backoff(attempt, res.resp, deadline); ok && p.acquireRetry(up) {
+					res.discard()
+					p.countRetry(m, up)
+					if !sleep(r.Context(), wait) {
+						p.fail(w, r, cacheKey, failure{499, "client_closed_request", "client closed the request", ""})
+						return
+					}
+					continue
+				}
+			}
+			if cacheKey != "" && res.resp.StatusCode >= 500 && res.resp.StatusCode != http.StatusNotImplemented {
+				if p.serveStale(w, cacheKey) {
+					res.discard()
+					return
+				}
+			}
+			p.respond(w, r, ex, res, upgrade, cacheKey)
+			return
+		}
+
+		f := p.classify(r, res, ex)
+		if f.status == 499 {
+			p.fail(w, r, cacheKey, f)
+			return
+		}
+		if attempt+1 < attempts && res.kind != kindOverflow && p.retryable(r, res.kind, 0, body) {
+			if wait, ok := p.backoff(attempt, nil, deadline); ok && p.acquireRetry(up) {
+				p.countRetry(m, up)
+				if !sleep(r.Context(), wait) {
+					p.fail(w, r, cacheKey, failure{499, "client_closed_request", "client closed the request", ""})
+					return
+				}
+				continue
+			}
+		}
+		p.fail(w, r, cacheKey, f)
+		return
+	}
+}
+
+func (p *Proxy) countRetry(m *telemetry.Metrics, up *cluster.Upstream) {
+	if m != nil {
+		m.Retries.WithLabelValues(p.cfg.Route, up.Name).Inc()
+	}
+}
+
+// acquireRetry takes a retry slot from the budget and the breaker, and
+// releases the breaker slot at once: max_retries bounds retries being
+// decided concurrently, the budget bounds their rate.
+func (p *Proxy) acquireRetry(up *cluster.Upstream) bool {
+	if b := p.cfg.Retry.Budget; b != nil && !b.TryRetry() {
+		return false
+	}
+	br := up.Breaker()
+	if !br.TryAcquireRetry() {
+		return false
+	}
+	br.ReleaseRetry()
+	return true
+}
+
+// retryable reports whether an attempt that ended with kind/status may be
+// retried for r.
+func (p *Proxy) retryable(r *http.Request, kind retry.ErrorKind, status int, body *replay) bool {
+	rt := p.cfg.Retry
+	if rt == nil || r.Context().Err() != nil {
+		return false
+	}
+	if !rt.On.ShouldRetry(kind, status) {
+		return false
+	}
+	if kind != retry.ConnectFailure && !rt.NonIdempotent && !idempotent(r.Method) {
+		return false // the request may have had its effect
+	}
+	if body != nil && !body.replayable() {
+		return false
+	}
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 && body == nil {
+		return false
+	}
+	return true
+}
+
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// backoff returns how long to wait before the next attempt: exponential
+// with full jitter, at least what the upstream's Retry-After asks, and only
+// if the wait leaves time before the route deadline.
+func (p *Proxy) backoff(attempt int, resp *http.Response, deadline time.Time) (time.Duration, bool) {
+	rt := p.cfg.Retry
+	wait := time.Duration(0)
+	if rt.BackoffBase > 0 {
+		wait = retry.Backoff(attempt, rt.BackoffBase, max(rt.BackoffMax, rt.BackoffBase), rand.Float64)
+	}
+	if resp != nil {
+		if ra, ok := retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok && ra > wait {
+			wait = ra
+		}
+	}
+	if !deadline.IsZero() && time.Until(deadline) <= wait {
+		return 0, false
+	}
+	return wait, true
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+const kindOverflow retry.ErrorKind = 250
+
+// result is the outcome of one attempt.
+type result struct {
+	resp     *http.Response
+	err      error
+	kind     retry.ErrorKind
+	timedOut bool
+	cancel   context.CancelFunc
+	target   *balancer.Target
+	up       *cluster.Upstream
+	done     func()
+}
+
+// discard drops a response that will not be used (before a retry).
+func (res *result) discard() {
+	if res.resp != nil {
+		// A little draining lets the connection be reused.
+		io.CopyN(io.Discard, res.resp.Body, 4<<10)
+		res.resp.Body.Close()
+	}
+	res.finish()
+}
+
+func (res *result) finish() {
+	if res.cancel != nil {
+		res.cancel()
+		res.cancel = nil
+	}
+	if res.done != nil {
+		res.done()
+		res.done = nil
+	}
+}
+
+// attempt sends one try to target and waits for its response headers.
+func (p *Proxy) attempt(r *http.Request, up *cluster.Upstream, target *balancer.Target, body *replay, deadline time.Time, n int, upgrade string) *result {
 	out := new(http.Request)
 	*out = *r
 	out.URL = p.outURL(r.URL, up.Scheme, target.Addr)
 	out.RequestURI = ""
 	out.Close = false
 	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
-	if r.ContentLength == 0 {
+	switch {
+	case r.ContentLength == 0:
 		out.Body = nil // lets the transport retry on a stale pooled connection
+	case body != nil:
+		out.Body = body.reader()
+	}
+	if n > 0 {
+		// Each attempt's request must own its header map: the transport
+		// of a failed attempt may still be reading the previous one.
+		out.Header = r.Header.Clone()
 	}
 
 	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
+	res := &result{cancel: cancel, target: target, up: up}
+	timeout := time.Duration(0)
+	if !deadline.IsZero() {
+		timeout = time.Until(deadline)
+	}
+	if rt := p.cfg.Retry; rt != nil && rt.PerTryTimeout > 0 && upgrade == "" && (timeout == 0 || rt.PerTryTimeout < timeout) {
+		timeout = rt.PerTryTimeout
+	}
 	var timedOut atomic.Bool
 	var timer *time.Timer
-	if p.cfg.Timeout > 0 {
-		timer = time.AfterFunc(p.cfg.Timeout, func() { timedOut.Store(true); cancel() })
+	if timeout > 0 {
+		timer = time.AfterFunc(timeout, func() { timedOut.Store(true); cancel() })
+	} else if !deadline.IsZero() {
+		timedOut.Store(true) // the route deadline already passed
+		cancel()
 	}
 	out = out.WithContext(ctx)
 
 	target.InFlight.Add(1)
+	res.done = func() { target.InFlight.Add(-1) }
 	start := time.Now()
 	resp, err := up.Transport.RoundTrip(out)
 	if timer != nil && !timer.Stop() {
 		timedOut.Store(true)
 	}
 	elapsed := time.Since(start)
-	defer target.InFlight.Add(-1)
+	target.Observe(elapsed)
 	m := p.deps.Metrics
 	if m != nil {
 		m.UpstreamDuration.WithLabelValues(up.Name).Observe(elapsed.Seconds())
@@ -172,29 +466,141 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if resp != nil && resp.Body != nil {
 			resp.Body.Close()
 		}
-		if ex != nil && ex.BodyTooLarge {
-			err = ErrBodyTooLarge
-		}
-		status, code, msg := p.classify(err, timedOut.Load(), r.Context().Err() != nil, target.Addr)
-		if m != nil {
-			m.UpstreamRequests.WithLabelValues(up.Name, target.Addr, code).Inc()
-		}
-		if r.Context().Err() != nil {
-			// The client went away: nobody reads an answer. 499 is what
-			// nginx logs for this.
-			if ex != nil {
-				ex.Code = "client_closed_request"
+		res.err = err
+		res.timedOut = timedOut.Load()
+		var oe *cluster.OverflowError
+		switch {
+		case errors.As(err, &oe):
+			res.kind = kindOverflow
+		case cluster.IsDialError(err):
+			res.kind = retry.ConnectFailure
+			up.Report(target.Addr, outlier.ConnectFailure)
+		case res.timedOut:
+			res.kind = retry.Timeout
+			up.Report(target.Addr, outlier.ServerError)
+		default:
+			res.kind = retry.Reset
+			if r.Context().Err() == nil {
+				up.Report(target.Addr, outlier.ServerError)
 			}
-			w.WriteHeader(499)
-			return
 		}
-		exchange.Error(w, r, status, code, msg)
-		return
+		if m != nil {
+			m.UpstreamRequests.WithLabelValues(up.Name, target.Addr, errorLabel(res)).Inc()
+		}
+		res.finish()
+		return res
+	}
+	res.resp = resp
+	res.kind = retry.Response
+	if resp.StatusCode >= 500 {
+		up.Report(target.Addr, outlier.ServerError)
+	} else {
+		up.Report(target.Addr, outlier.Success)
 	}
 	if m != nil {
 		m.UpstreamRequests.WithLabelValues(up.Name, target.Addr, m.Code(resp.StatusCode)).Inc()
 	}
+	return res
+}
 
+func errorLabel(res *result) string {
+	switch res.kind {
+	case kindOverflow:
+		return "overflow"
+	case retry.ConnectFailure:
+		return "connect_failure"
+	case retry.Timeout:
+		return "timeout"
+	}
+	return "reset"
+}
+
+// classify maps a failed attempt to the gateway's answer.
+func (p *Proxy) classify(r *http.Request, res *result, ex *exchange.Exchange) failure {
+	var oe *cluster.OverflowError
+	switch {
+	case ex.BodyTooLarge || errors.Is(res.err, ErrBodyTooLarge):
+		return failure{http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds the limit", ""}
+	case errors.As(res.err, &oe):
+		return failure{http.StatusServiceUnavailable, "circuit_open", "upstream " + res.up.Name + " is at its " + oe.Resource.String() + " limit", "1"}
+	case res.timedOut && r.Context().Err() == nil:
+		return failure{http.StatusGatewayTimeout, "upstream_timeout", "upstream did not answer in time", ""}
+	case errors.Is(res.err, context.Canceled) || r.Context().Err() != nil:
+		return failure{499, "client_closed_request", "client closed the request", ""}
+	case res.kind == retry.ConnectFailure:
+		return failure{http.StatusBadGateway, "upstream_unreachable", "cannot connect to upstream " + res.target.Addr, ""}
+	case isReset(res.err):
+		return failure{http.StatusBadGateway, "upstream_unreachable", "upstream closed the connection", ""}
+	}
+	return failure{http.StatusBadGateway, "bad_upstream_response", "invalid response from upstream", ""}
+}
+
+// fail answers a gateway-made error: with a stale cached copy when the route
+// caches, else with the route's fallback for 502/503/504, else as JSON.
+func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, cacheKey string, f failure) {
+	ex := exchange.From(r.Context())
+	if f.status == 499 {
+		// The client went away: nobody reads an answer. 499 is what nginx
+		// logs for this.
+		if ex != nil {
+			ex.Code = f.code
+		}
+		w.WriteHeader(499)
+		return
+	}
+	if f.status >= 502 && f.status <= 504 {
+		if cacheKey != "" && p.serveStale(w, cacheKey) {
+			if ex != nil {
+				ex.Code = f.code
+			}
+			return
+		}
+		if fb := p.cfg.Fallback; fb != nil {
+			if ex != nil {
+				ex.Code = f.code
+			}
+			h := w.Header()
+			if fb.ContentType != "" {
+				h.Set("Content-Type", fb.ContentType)
+			}
+			h.Set("X-Rampart-Fallback", f.code)
+			h.Set("Content-Length", fmt.Sprint(len(fb.Body)))
+			status := fb.Status
+			if status == 0 {
+				status = f.status
+			}
+			w.WriteHeader(status)
+			io.WriteString(w, fb.Body)
+			return
+		}
+	}
+	if f.retryAfter != "" {
+		w.Header().Set("Retry-After", f.retryAfter)
+	}
+	exchange.Error(w, r, f.status, f.code, f.msg)
+}
+
+// serveStale answers from a stale cached copy, if there is one.
+func (p *Proxy) serveStale(w http.ResponseWriter, key string) bool {
+	now := time.Now()
+	e, fresh, ok := p.cfg.Cache.Store.Get(key, now)
+	if !ok {
+		return false
+	}
+	if fresh {
+		w.Header().Set("X-Cache", "HIT")
+	} else {
+		w.Header().Set("X-Cache", "STALE")
+		w.Header().Set("Warning", `110 - "Response is Stale"`)
+	}
+	e.Serve(w, now)
+	return true
+}
+
+// respond streams the upstream's response to the client.
+func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, ex *exchange.Exchange, res *result, upgrade, cacheKey string) {
+	defer res.finish()
+	resp := res.resp
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		p.serveUpgrade(w, r, resp, upgrade)
 		return
@@ -207,25 +613,32 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h[k] = append(h[k], vv...)
 	}
 	if len(resp.Trailer) > 0 {
+		// Trailers need a chunked (or HTTP/2) response: a fixed length
+		// would make the server drop them.
+		delete(h, "Content-Length")
 		names := make([]string, 0, len(resp.Trailer))
 		for k := range resp.Trailer {
 			names = append(names, k)
 		}
 		h["Trailer"] = []string{strings.Join(names, ", ")}
 	}
+	var rec *recorder
+	if cacheKey != "" && cacheable(r, resp) {
+		rec = &recorder{limit: cache.DefaultMaxEntryBytes}
+		h.Set("X-Cache", "MISS")
+	}
 	w.WriteHeader(resp.StatusCode)
 
 	streaming := resp.ContentLength < 0 || isStreamType(resp.Header.Get("Content-Type"))
-	if err := copyBody(w, resp.Body, streaming); err != nil {
+	if err := copyBody(w, resp.Body, streaming, rec); err != nil {
 		if r.Context().Err() == nil && !errors.Is(err, errClientWrite) {
 			// The upstream broke off mid-body. Abort the client connection
 			// (RST / h2 stream reset) so the client cannot mistake a
 			// truncated body for a complete one.
-			p.deps.Log.Debug("upstream body aborted", "route", p.cfg.Route, "target", target.Addr, "err", err)
+			p.deps.Log.Debug("upstream body aborted", "route", p.cfg.Route, "target", res.target.Addr, "err", err)
+			res.up.Report(res.target.Addr, outlier.ServerError)
 		}
-		if ex != nil {
-			ex.Code = "response_aborted"
-		}
+		ex.Code = "response_aborted"
 		panic(http.ErrAbortHandler)
 	}
 	if len(resp.Trailer) > 0 {
@@ -238,6 +651,43 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if rec != nil && !rec.over && len(resp.Trailer) == 0 {
+		c := p.cfg.Cache
+		hdr := resp.Header.Clone()
+		delete(hdr, "X-Cache")
+		c.Store.Put(cacheKey, &cache.Entry{Status: resp.StatusCode, Header: hdr, Body: rec.buf,
+			StoredAt: time.Now(), TTL: c.TTL, StaleIfError: c.StaleIfError})
+	}
+}
+
+// cacheable reports whether a response may be stored for all clients.
+func cacheable(r *http.Request, resp *http.Response) bool {
+	if r.Method != http.MethodGet || resp.StatusCode != http.StatusOK {
+		return false
+	}
+	if len(resp.Header["Set-Cookie"]) > 0 || len(resp.Header["Vary"]) > 0 {
+		return false
+	}
+	cc := resp.Header["Cache-Control"]
+	return !hasToken(cc, "no-store") && !hasToken(cc, "private") && !hasToken(cc, "no-cache")
+}
+
+// recorder keeps a copy of a response body up to limit bytes.
+type recorder struct {
+	buf   []byte
+	limit int64
+	over  bool
+}
+
+func (rc *recorder) add(b []byte) {
+	if rc.over {
+		return
+	}
+	if int64(len(rc.buf)+len(b)) > rc.limit {
+		rc.over, rc.buf = true, nil
+		return
+	}
+	rc.buf = append(rc.buf, b...)
 }
 
 // setForwarded adds the X-Forwarded-* headers.
@@ -295,23 +745,6 @@ func joinPath(prefix, rest string) string {
 	return prefix + rest
 }
 
-// classify maps a round-trip error to a status, code and message.
-func (p *Proxy) classify(err error, timedOut, clientGone bool, addr string) (int, string, string) {
-	switch {
-	case errors.Is(err, ErrBodyTooLarge):
-		return http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds the limit"
-	case timedOut:
-		return http.StatusGatewayTimeout, "upstream_timeout", fmt.Sprintf("upstream did not answer within %s", p.cfg.Timeout)
-	case clientGone:
-		return 499, "client_closed_request", "client closed the request"
-	case cluster.IsDialError(err):
-		return http.StatusBadGateway, "upstream_unreachable", "cannot connect to upstream " + addr
-	case isReset(err):
-		return http.StatusBadGateway, "upstream_unreachable", "upstream closed the connection"
-	}
-	return http.StatusBadGateway, "bad_upstream_response", "invalid response from upstream"
-}
-
 func isReset(err error) bool {
 	var ne *net.OpError
 	if errors.As(err, &ne) {
@@ -329,7 +762,7 @@ var errClientWrite = errors.New("write to client failed")
 
 // copyBody streams src to w with a pooled buffer; streaming bodies are
 // flushed after every read so events reach the client as they arrive.
-func copyBody(w http.ResponseWriter, src io.Reader, streaming bool) error {
+func copyBody(w http.ResponseWriter, src io.Reader, streaming bool, rec *recorder) error {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -337,6 +770,9 @@ func copyBody(w http.ResponseWriter, src io.Reader, streaming bool) error {
 	for {
 		n, rerr := src.Read(buf)
 		if n > 0 {
+			if rec != nil {
+				rec.add(buf[:n])
+			}
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return errClientWrite
 			}

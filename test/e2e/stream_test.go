@@ -303,11 +303,8 @@ routes:
 			if got := resp.Header.Get("X-Upstream-Proto"); got != "HTTP/2.0" {
 				t.Errorf("upstream spoke %q, want HTTP/2.0", got)
 			}
-			// BUG (internal/proxy, reported): for an HTTP/1.1 client the
-			// proxy copies the h2 upstream's Content-Length along with the
-			// announced trailers, so net/http answers with a fixed-length
-			// body and drops the trailers. A response that carries
-			// trailers must be sent chunked (drop Content-Length).
+			// A response with trailers must reach an HTTP/1.1 client
+			// chunked, even when the h2 upstream sent a Content-Length.
 			if got := resp.Trailer.Get("Grpc-Status"); got != "0" {
 				t.Errorf("trailer Grpc-Status %q, want 0 (trailers %v, header %v)", got, resp.Trailer, resp.Header)
 			}

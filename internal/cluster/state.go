@@ -1,0 +1,273 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rampart-gw/rampart/internal/cluster/breaker"
+	"github.com/rampart-gw/rampart/internal/cluster/health"
+	"github.com/rampart-gw/rampart/internal/cluster/outlier"
+	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/telemetry"
+)
+
+// state is everything about an upstream that outlives a snapshot: breaker
+// counters, outlier and active health state, and which compiled Upstream is
+// current (so health changes rebuild its balancer). One per upstream name.
+type state struct {
+	name    string
+	metrics *telemetry.Metrics
+	log     *slog.Logger
+
+	mu         sync.Mutex
+	breakerKey string
+	breaker    atomic.Pointer[breaker.Breaker]
+	outlierKey string
+	outlier    atomic.Pointer[outlier.Detector]
+	healthKey  string
+	health     atomic.Pointer[health.Checker]
+	// pending holds components built for a candidate snapshot that are not
+	// running yet; activate starts them.
+	startOutlier bool
+	startHealth  bool
+	oldHealth    *health.Checker
+	stopOutlier  context.CancelFunc
+
+	current atomic.Pointer[Upstream]
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func newState(name string, metrics *telemetry.Metrics, log *slog.Logger) *state {
+	return &state{name: name, metrics: metrics, log: log}
+}
+
+// configure makes the state's components match cfg, keeping each one whose
+// settings did not change (and with it its counters and health verdicts).
+// Nothing is started here; activate does that once the snapshot is live.
+func (s *state) configure(cfg *config.Upstream, addrs []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	var bc breaker.Config
+	if cb := cfg.CircuitBreaker; cb != nil {
+		bc = breaker.Config{MaxConnections: cb.MaxConnections, MaxPendingRequests: cb.MaxPendingRequests,
+			MaxRequests: cb.MaxRequests, MaxRetries: cb.MaxRetries}
+	}
+	if k := fmt.Sprint(bc); k != s.breakerKey || s.breaker.Load() == nil {
+		s.breakerKey = k
+		s.breaker.Store(breaker.New(bc))
+	}
+
+	var passive *config.PassiveHealth
+	var active *config.ActiveHealth
+	if cfg.HealthCheck != nil {
+		passive, active = cfg.HealthCheck.Passive, cfg.HealthCheck.Active
+	}
+	if passive == nil {
+		s.outlierKey = ""
+		s.outlier.Store(nil)
+	} else {
+		oc := outlier.Config{Consecutive5xx: passive.Consecutive5xx, ConsecutiveConnectFailures: passive.ConsecutiveConnectFailures,
+			Interval: passive.Interval.D(), BaseEjectionTime: passive.BaseEjectionTime.D(),
+			MaxEjectionTime: passive.MaxEjectionTime.D(), MaxEjectionPercent: passive.MaxEjectionPercent}
+		if k := fmt.Sprint(oc); k != s.outlierKey || s.outlier.Load() == nil {
+			s.outlierKey = k
+			d := outlier.New(oc, outlier.Deps{OnChange: s.onOutlier, Logger: s.log})
+			// New settings restart the counters; ejections made under the
+			// old settings end with the old detector.
+			s.outlier.Store(d)
+			s.startOutlier = true
+		}
+		s.outlier.Load().Update(addrs)
+	}
+
+	if active == nil {
+		if old := s.health.Swap(nil); old != nil {
+			s.oldHealth = old
+		}
+		s.healthKey = ""
+	} else {
+		hc := health.Config{Path: active.Path, Interval: active.Interval.D(), Timeout: active.Timeout.D(),
+			HealthyThreshold: active.HealthyThreshold, UnhealthyThreshold: active.UnhealthyThreshold}
+		if cfg.TLS != nil {
+			hc.Scheme = "https"
+		}
+		// A checker is replaced only when its kind of probe changes;
+		// other settings are applied in place so verdicts survive.
+		kind := hc.Scheme + "|" + fmt.Sprint(cfg.TLS)
+		c := s.health.Load()
+		if c == nil || kind != s.healthKey {
+			deps := health.Deps{OnChange: s.onHealth, Logger: s.log}
+			if cfg.TLS != nil {
+				if t, err := newTransport(cfg, nil); err == nil {
+					deps.Transport = t
+				}
+			}
+			if c != nil {
+				s.oldHealth = c
+			}
+			c = health.New(hc, deps)
+			s.health.Store(c)
+			s.healthKey = kind
+			s.startHealth = true
+		} else {
+			c.Reconfigure(hc)
+		}
+		c.Update(addrs)
+	}
+}
+
+// activate starts what configure built and makes u the current upstream.
+func (s *state) activate(u *Upstream) {
+	s.current.Store(u)
+	s.mu.Lock()
+	if s.ctx == nil {
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		s.wg.Add(1)
+		go s.gauges()
+	}
+	if s.startOutlier {
+		s.startOutlier = false
+		if s.stopOutlier != nil {
+			s.stopOutlier() // the detector it ran for was replaced
+		}
+		if d := s.outlier.Load(); d != nil {
+			ctx, cancel := context.WithCancel(s.ctx)
+			s.stopOutlier = cancel
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				d.Run(ctx)
+			}()
+		}
+	}
+	if s.outlier.Load() == nil && s.stopOutlier != nil {
+		s.stopOutlier() // passive health checking was removed
+		s.stopOutlier = nil
+	}
+	if s.startHealth {
+		s.startHealth = false
+		if c := s.health.Load(); c != nil {
+			c.Start(s.ctx)
+		}
+	}
+	old := s.oldHealth
+	s.oldHealth = nil
+	s.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	u.rebuild()
+}
+
+// gauges keeps rampart_upstream_circuit_open current.
+func (s *state) gauges() {
+	defer s.wg.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("upstream gauge loop panicked", "upstream", s.name, "panic", r)
+		}
+	}()
+	if s.metrics == nil {
+		<-s.ctx.Done()
+		return
+	}
+	g := s.metrics.CircuitOpen.WithLabelValues(s.name)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if s.breaker.Load().Open() {
+			g.Set(1)
+		} else {
+			g.Set(0)
+		}
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *state) onOutlier(addr string, ejected bool) {
+	if ejected {
+		s.log.Warn("target ejected", "upstream", s.name, "target", addr)
+	} else {
+		s.log.Info("target re-admitted", "upstream", s.name, "target", addr)
+	}
+	if u := s.current.Load(); u != nil {
+		u.rebuild()
+	}
+}
+
+func (s *state) onHealth(addr string, healthy bool) {
+	s.log.Info("target health changed", "upstream", s.name, "target", addr, "healthy", healthy)
+	if u := s.current.Load(); u != nil {
+		u.rebuild()
+	}
+}
+
+// healthy reports the active health verdict for addr.
+func (s *state) healthy(addr string) bool {
+	if c := s.health.Load(); c != nil {
+		return c.Healthy(addr)
+	}
+	return true
+}
+
+// ejected reports whether outlier detection ejected addr, and until when.
+func (s *state) ejected(addr string) (bool, time.Time) {
+	if d := s.outlier.Load(); d != nil && d.Ejected(addr) {
+		return true, d.EjectedUntil(addr)
+	}
+	return false, time.Time{}
+}
+
+// close stops everything the state runs.
+func (s *state) close() {
+	s.mu.Lock()
+	cancel := s.cancel
+	old := s.oldHealth
+	s.oldHealth = nil
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	if c := s.health.Load(); c != nil {
+		c.Close()
+	}
+	if old != nil {
+		old.Close()
+	}
+	s.wg.Wait()
+	if s.metrics != nil {
+		s.metrics.CircuitOpen.DeleteLabelValues(s.name)
+	}
+}
+
+// OverflowError is returned when the upstream's circuit breaker refuses a
+// new connection or a request waiting for one.
+type OverflowError struct{ Resource breaker.Resource }
+
+func (e *OverflowError) Error() string {
+	return "circuit breaker: " + e.Resource.String() + " limit reached"
+}
+
+// limitedConn releases its breaker connection slot on Close.
+type limitedConn struct {
+	net.Conn
+	b    *breaker.Breaker
+	once sync.Once
+}
+
+func (c *limitedConn) Close() error {
+	c.once.Do(c.b.ReleaseConnection)
+	return c.Conn.Close()
+}
