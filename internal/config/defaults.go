@@ -97,7 +97,7 @@ func (c *Config) ApplyDefaults() {
 			def(c, q+".max_connections", &b.MaxConnections, 1024)
 			def(c, q+".max_pending_requests", &b.MaxPendingRequests, 1024)
 			def(c, q+".max_requests", &b.MaxRequests, 1024)
-			def(c, q+".max_retries", &b.MaxRetries, 3)
+			def(c, q+".max_retries", &b.MaxRetries, 64)
 		}
 	}
 
