@@ -412,8 +412,8 @@ func (res *result) finish() {
 
 // attempt sends one try to target and waits for its response headers.
 func (p *Proxy) attempt(r *http.Request, up *cluster.Upstream, target *balancer.Target, body *replay, deadline time.Time, n int, upgrade string) *result {
-	out := new(http.Request)
-	*out = *r
+	ctx, cancel := context.WithCancel(r.Context())
+	out := r.WithContext(ctx) // the one shallow copy of the request
 	out.URL = p.outURL(r.URL, up.Scheme, target.Addr)
 	out.RequestURI = ""
 	out.Close = false
@@ -430,7 +430,6 @@ func (p *Proxy) attempt(r *http.Request, up *cluster.Upstream, target *balancer.
 		out.Header = r.Header.Clone()
 	}
 
-	ctx, cancel := context.WithCancel(r.Context())
 	res := &result{cancel: cancel, target: target, up: up}
 	timeout := time.Duration(0)
 	if !deadline.IsZero() {
@@ -447,7 +446,6 @@ func (p *Proxy) attempt(r *http.Request, up *cluster.Upstream, target *balancer.
 		timedOut.Store(true) // the route deadline already passed
 		cancel()
 	}
-	out = out.WithContext(ctx)
 
 	target.InFlight.Add(1)
 	res.done = func() { target.InFlight.Add(-1) }
