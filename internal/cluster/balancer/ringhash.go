@@ -11,7 +11,7 @@ import (
 // Ring sizing. Each target owns ringPointsPerWeight points per unit of
 // weight, a number that depends on the target alone: removing a target then
 // removes exactly its points and no remaining target gains any, so only the
-// removed target's keys move. Above ringMaxPoints (16 MiB of ring) the
+// removed target's keys move. Above ringMaxPoints (12 MiB of ring) the
 // points per weight are scaled down, and that guarantee becomes approximate.
 const (
 	ringPointsPerWeight = 1024
@@ -111,7 +111,7 @@ func (rh *RingHash) Pick(r *http.Request) *Target {
 	return rh.targets[rh.owners[first]]
 }
 
-// buildIndex sizes the index at about one entry per two points.
+// buildIndex sizes the index at one entry per one to two points.
 func (rh *RingHash) buildIndex() {
 	b := max(1, bits.Len(uint(len(rh.hashes)))-1)
 	rh.shift = uint(64 - b)
