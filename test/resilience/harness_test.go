@@ -47,10 +47,10 @@ type server struct {
 	failMode atomic.Int32
 	// retryAfter is sent with failures when set.
 	retryAfter atomic.Value
-	healthy  atomic.Bool
-	delay    atomic.Int64 // ns added to every request
-	hits     atomic.Int64
-	inflight atomic.Int64
+	healthy    atomic.Bool
+	delay      atomic.Int64 // ns added to every request
+	hits       atomic.Int64
+	inflight   atomic.Int64
 
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
