@@ -46,7 +46,10 @@ func appendHex64(b []byte, v uint64) []byte {
 func childTraceparent(in string) string {
 	var b [55]byte
 	if validTraceparent(in) {
-		copy(b[:], in[:36]) // "00-" + trace-id + "-"
+		// A newer version is parsed as version 00 and sent on as 00, the
+		// version this gateway speaks (W3C Trace Context, section 3.2.4).
+		copy(b[:], "00-")
+		copy(b[3:], in[3:36]) // trace-id + "-"
 		appendHex64(b[36:36], rand.Uint64())
 		b[52] = '-'
 		copy(b[53:], in[53:55])

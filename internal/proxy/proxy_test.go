@@ -1,0 +1,160 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+func TestJoinPath(t *testing.T) {
+	tests := []struct{ prefix, rest, want string }{
+		{"", "/42", "/42"},
+		{"", "42", "/42"},
+		{"", "", "/"},
+		{"/v1/users/", "42", "/v1/users/42"},
+		{"/v1/users/", "/42", "/v1/users/42"},
+		{"/v1/users", "/42", "/v1/users/42"},
+		{"/v1", "", "/v1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.prefix+"+"+tc.rest, func(t *testing.T) {
+			if got := joinPath(tc.prefix, tc.rest); got != tc.want {
+				t.Fatalf("joinPath(%q, %q) = %q, want %q", tc.prefix, tc.rest, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestOutURL(t *testing.T) {
+	tests := []struct {
+		name              string
+		cfg               Config
+		in                string
+		wantPath, wantRaw string
+	}{
+		{"pass through", Config{Prefix: "/users/"}, "/users/42?x=1", "/users/42", ""},
+		{"strip", Config{Prefix: "/users/", StripPrefix: true}, "/users/42?x=1", "/42", ""},
+		{"strip to root", Config{Prefix: "/users/", StripPrefix: true}, "/users/", "/", ""},
+		{"rewrite", Config{Prefix: "/users/", HasRewrite: true, Rewrite: "/v1/users/"}, "/users/42", "/v1/users/42", ""},
+		{"rewrite keeps encoding", Config{Prefix: "/files/", HasRewrite: true, Rewrite: "/store/"}, "/files/a%2Fb", "/store/a/b", "/store/a%2Fb"},
+		{"strip keeps encoding", Config{Prefix: "/files/", StripPrefix: true}, "/files/a%2Fb", "/a/b", "/a%2Fb"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Proxy{cfg: tc.cfg}
+			in, err := url.ParseRequestURI(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := p.outURL(in, "http", "10.0.0.1:80")
+			if u.Path != tc.wantPath || u.RawPath != tc.wantRaw || u.RawQuery != in.RawQuery || u.Host != "10.0.0.1:80" {
+				t.Fatalf("got path %q raw %q query %q host %q", u.Path, u.RawPath, u.RawQuery, u.Host)
+			}
+		})
+	}
+}
+
+func TestRemoveHopByHop(t *testing.T) {
+	h := http.Header{
+		"Connection":          {"X-Secret, keep-alive", "Upgrade"},
+		"X-Secret":            {"1"},
+		"Keep-Alive":          {"timeout=5"},
+		"Proxy-Connection":    {"keep-alive"},
+		"Proxy-Authorization": {"Basic x"},
+		"Te":                  {"trailers"},
+		"Trailer":             {"X-T"},
+		"Transfer-Encoding":   {"chunked"},
+		"Upgrade":             {"websocket"},
+		"X-Keep":              {"yes"},
+	}
+	removeHopByHop(h)
+	if len(h) != 1 || h.Get("X-Keep") != "yes" {
+		t.Fatalf("left %v", h)
+	}
+}
+
+func TestUpgradeType(t *testing.T) {
+	tests := []struct {
+		name string
+		h    http.Header
+		want string
+	}{
+		{"websocket", http.Header{"Connection": {"keep-alive, Upgrade"}, "Upgrade": {"websocket"}}, "websocket"},
+		{"no connection token", http.Header{"Upgrade": {"websocket"}}, ""},
+		{"none", http.Header{}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := upgradeType(tc.h); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestReplay(t *testing.T) {
+	body := strings.Repeat("0123456789", 1000) // 10 000 bytes
+	t.Run("replays a body within the limit", func(t *testing.T) {
+		r := &replay{src: io.NopCloser(iotest.HalfReader(strings.NewReader(body))), limit: 64 << 10}
+		for attempt := 0; attempt < 3; attempt++ {
+			got, err := io.ReadAll(r.reader())
+			if err != nil || string(got) != body {
+				t.Fatalf("attempt %d: %d bytes, %v", attempt, len(got), err)
+			}
+		}
+		if !r.replayable() {
+			t.Fatal("not replayable")
+		}
+	})
+	t.Run("a partly read body is completed on the retry", func(t *testing.T) {
+		r := &replay{src: io.NopCloser(strings.NewReader(body)), limit: 64 << 10}
+		first := r.reader()
+		io.ReadFull(first, make([]byte, 1234))
+		got, err := io.ReadAll(r.reader())
+		if err != nil || string(got) != body {
+			t.Fatalf("retry read %d bytes, %v", len(got), err)
+		}
+		if _, err := first.Read(make([]byte, 10)); err != errStaleAttempt {
+			t.Fatalf("stale reader returned %v", err)
+		}
+	})
+	t.Run("over the limit it cannot be replayed", func(t *testing.T) {
+		r := &replay{src: io.NopCloser(bytes.NewReader([]byte(body))), limit: 4096}
+		got, err := io.ReadAll(r.reader())
+		if err != nil || string(got) != body {
+			t.Fatalf("first attempt read %d bytes, %v", len(got), err)
+		}
+		if r.replayable() {
+			t.Fatal("replayable after overflow")
+		}
+	})
+}
+
+func TestCacheable(t *testing.T) {
+	get := &http.Request{Method: http.MethodGet}
+	tests := []struct {
+		name string
+		r    *http.Request
+		resp *http.Response
+		want bool
+	}{
+		{"plain 200", get, &http.Response{StatusCode: 200, Header: http.Header{}}, true},
+		{"post", &http.Request{Method: http.MethodPost}, &http.Response{StatusCode: 200, Header: http.Header{}}, false},
+		{"404", get, &http.Response{StatusCode: 404, Header: http.Header{}}, false},
+		{"set-cookie", get, &http.Response{StatusCode: 200, Header: http.Header{"Set-Cookie": {"a=b"}}}, false},
+		{"vary", get, &http.Response{StatusCode: 200, Header: http.Header{"Vary": {"Accept"}}}, false},
+		{"no-store", get, &http.Response{StatusCode: 200, Header: http.Header{"Cache-Control": {"max-age=5, no-store"}}}, false},
+		{"private", get, &http.Response{StatusCode: 200, Header: http.Header{"Cache-Control": {"private"}}}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := cacheable(tc.r, tc.resp); got != tc.want {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
