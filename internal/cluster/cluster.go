@@ -57,6 +57,8 @@ type Upstream struct {
 	pool   *pool
 	st     *state
 	gauges []prometheus
+	cfg    *config.Upstream
+	addrs  []string
 }
 
 // prometheus is the part of a gauge rebuild sets.
@@ -261,8 +263,14 @@ func (m *Manager) Build(name string, cfg *config.Upstream, opts BuildOptions) (*
 		u.Targets = append(u.Targets, m.target(name, t.Address, w, t.Zone))
 		addrs = append(addrs, t.Address)
 	}
+	u.cfg, u.addrs = cfg, addrs
 	u.st = m.state(name)
-	u.st.configure(cfg, addrs)
+	if u.st.breaker.Load() == nil {
+		// A state no live snapshot uses yet: safe to set up now. Shared
+		// states are reconfigured only by Activate, so that a config that
+		// is refused after Build (or a staged candidate) changes nothing.
+		u.st.configure(cfg, addrs)
+	}
 	key, err := poolKey(name, cfg)
 	if err != nil {
 		return nil, err
@@ -337,8 +345,9 @@ func (m *Manager) pool(key string, cfg *config.Upstream, st *state) (*pool, erro
 	return p, nil
 }
 
-// Activate makes the upstreams of a newly active snapshot live: it starts
-// their health checks and outlier detection, points health changes at them,
+// Activate makes the upstreams of a newly active snapshot live: it applies
+// their breaker and health settings to the shared per-upstream state, starts
+// health checks and outlier detection, points health changes at them,
 // and forgets (stopping their goroutines and closing idle connections) the
 // pools, targets and states that the snapshot no longer uses. In-flight
 // requests on forgotten pools finish normally.
@@ -377,6 +386,7 @@ func (m *Manager) Activate(ups map[string]*Upstream) {
 	}
 	m.mu.Unlock()
 	for _, u := range ups {
+		u.st.configure(u.cfg, u.addrs)
 		u.st.activate(u)
 	}
 	for _, p := range closing {
