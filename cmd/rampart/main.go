@@ -1,7 +1,8 @@
 // Command rampart is the Rampart API gateway.
 //
-//	rampart run -c rampart.yaml        run the gateway
+//	rampart run -c rampart.yaml        run the gateway (-c etcd://HOST:PORT/PREFIX for etcd)
 //	rampart validate -c rampart.yaml   check a config: "ok" or FILE:LINE:COL lines
+//	rampart config publish -c FILE --etcd HOST:PORT[,..] [--prefix P]
 //	rampart demo                       run with built-in demo upstreams
 //	rampart version                    print version, commit and Go version
 package main
@@ -17,12 +18,14 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/rampart-gw/rampart/internal/app"
 	"github.com/rampart-gw/rampart/internal/compile"
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/demo"
+	"github.com/rampart-gw/rampart/internal/source"
 )
 
 // Set by the Makefile through -ldflags.
@@ -34,12 +37,16 @@ var (
 const usage = `rampart — a high-availability API gateway
 
 Usage:
-  rampart run      [-c FILE]   run the gateway (default config ./rampart.yaml)
+  rampart run      [-c FILE]   run the gateway (default config ./rampart.yaml);
+                               -c etcd://HOST:PORT[,HOST:PORT]/PREFIX reads and watches etcd
   rampart validate [-c FILE]   check a config; prints "ok" or one FILE:LINE:COL line per problem
+                               (warnings as FILE:LINE:COL: warning: ..., exit 0)
+  rampart config publish -c FILE --etcd HOST:PORT[,..] [--prefix P]
+                               validate a config, then publish it to etcd for every data plane
   rampart demo                 run with built-in demo upstreams (gateway :8080, admin :9901)
   rampart version              print version, commit and Go version
 
-Signals: SIGHUP reloads the config file; SIGTERM/SIGINT drain and exit.
+Signals: SIGHUP reloads the config file (or re-reads etcd); SIGTERM/SIGINT drain and exit.
 `
 
 func main() {
@@ -62,8 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "rampart %s (commit %s, %s %s/%s)\n", version, revision(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
 	case "config":
-		fmt.Fprintln(stderr, "rampart config publish: publishing to etcd is not available in this release")
-		return 2
+		return cmdConfig(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -97,14 +103,25 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 func cmdRun(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("c", "rampart.yaml", "config file")
+	path := fs.String("c", "rampart.yaml", "config file, or etcd://HOST:PORT[,HOST:PORT]/PREFIX")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	watch := fs.Bool("watch", true, "reload the config file when it changes")
+	cacheDir := fs.String("cache-dir", source.DefaultCacheDir(), "where the last config applied from etcd is kept")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	log := newLogger(stderr, *level)
 	slog.SetDefault(log)
-	a, err := app.New(app.Options{ConfigPath: *path, Log: log})
+	opts := app.Options{ConfigPath: *path, Watch: *watch, CacheDir: *cacheDir, Log: log}
+	if strings.HasPrefix(*path, "etcd://") {
+		ec, err := source.ParseEtcdURL(*path)
+		if err != nil {
+			printErr(stderr, err)
+			return 2
+		}
+		opts.ConfigPath, opts.Etcd = "", &ec
+	}
+	a, err := app.New(opts)
 	if err != nil {
 		printErr(stderr, err)
 		return 1

@@ -1,6 +1,6 @@
 // Package admin serves the admin API on its own listener: liveness and
-// readiness, Prometheus metrics, the active config, routes and upstreams,
-// and pprof for profiling.
+// readiness, Prometheus metrics, the active config (read, replace, stage a
+// candidate beside it), routes and upstreams, and pprof for profiling.
 package admin
 
 import (
@@ -25,6 +25,9 @@ type Deps struct {
 	// Ready reports whether the gateway accepts traffic (a config is
 	// active, listeners are bound, not draining).
 	Ready func() bool
+	// Control applies configs and stages candidates; nil makes the config
+	// endpoints read-only.
+	Control Control
 }
 
 // New returns the admin API handler.
@@ -37,6 +40,7 @@ func New(deps Deps) http.Handler {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(deps.Metrics.Registry, promhttp.HandlerOpts{EnableOpenMetrics: false}))
 	}
 	mux.HandleFunc("GET /api/v1/config", a.config)
+	a.mountControl(mux)
 	mux.HandleFunc("GET /api/v1/routes", a.routes)
 	mux.HandleFunc("GET /api/v1/upstreams", a.upstreams)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -93,11 +97,22 @@ func (a *api) config(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("ETag", `"`+s.Version+`"`)
-	writeJSON(w, http.StatusOK, map[string]any{
+	out := map[string]any{
 		"version":    s.Version,
 		"applied_at": s.Created.UTC().Format(time.RFC3339Nano),
 		"config":     json.RawMessage(cfgJSON),
-	})
+	}
+	if sp := a.deps.Store.Split(); sp != nil && sp.Candidate != nil {
+		cand := map[string]any{"version": sp.Candidate.Version, "percent": float64(sp.Basis) / 100,
+			"staged_at": sp.Candidate.Created.UTC().Format(time.RFC3339Nano)}
+		if r.URL.Query().Get("candidate") == "full" {
+			if b, err := sp.Candidate.Config.JSON(); err == nil {
+				cand["config"] = json.RawMessage(b)
+			}
+		}
+		out["candidate"] = cand
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 type routeView struct {

@@ -6,22 +6,26 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rampart-gw/rampart/internal/admin"
 	"github.com/rampart-gw/rampart/internal/cluster"
-	"github.com/rampart-gw/rampart/internal/compile"
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/gateway"
 	"github.com/rampart-gw/rampart/internal/listener"
 	"github.com/rampart-gw/rampart/internal/proxy"
+	"github.com/rampart-gw/rampart/internal/source"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
 
@@ -31,6 +35,20 @@ type Options struct {
 	ConfigPath string
 	// Config, when set, is used instead of reading ConfigPath (the demo).
 	Config *config.Config
+	// Watch reloads ConfigPath when the file changes (debounced).
+	Watch bool
+	// Etcd, when set, is the config source instead of ConfigPath: the
+	// config is read from etcd, watched, and cached in CacheDir.
+	Etcd *source.EtcdConfig
+	// CacheDir holds the last config applied from etcd. Default
+	// source.DefaultCacheDir().
+	CacheDir string
+	// EtcdStartTimeout bounds reading etcd at start-up before falling back
+	// to the cache. Default 5s.
+	EtcdStartTimeout time.Duration
+	// AutoRollbackInterval is how often a staged candidate is judged.
+	// Default 250ms.
+	AutoRollbackInterval time.Duration
 	// Log is the process logger (default slog.Default()).
 	Log *slog.Logger
 }
@@ -51,9 +69,27 @@ type App struct {
 	adminSrv  *http.Server
 	adminLn   net.Listener
 
+	// reloadMu serialises every change of the active or candidate
+	// snapshot; requests never take it.
 	reloadMu sync.Mutex
 	draining atomic.Bool
 	serving  atomic.Bool
+
+	status   statusBook
+	versions versionBook
+	cand     *candidate // guarded by reloadMu
+	// candGauge is rampart_config_candidate_percent; guarded by reloadMu.
+	candGauge *prometheus.GaugeVec
+	// fileSum is the SHA-256 of the config file content last applied, so
+	// that watch events that do not change the content do nothing.
+	fileSum [32]byte
+	// bound is the listener set that was bound at start-up.
+	bound string
+
+	etcd      *source.Etcd
+	etcdCache *source.Cache
+	// etcdRev is the etcd revision last seen (applied or refused).
+	etcdRev atomic.Int64
 }
 
 // New loads and compiles the config and binds every listener, so that
@@ -64,65 +100,50 @@ func New(opts Options) (*App, error) {
 	}
 	a := &App{opts: opts, log: opts.Log, metrics: telemetry.NewMetrics()}
 	a.clusters = cluster.NewManager(cluster.Deps{Metrics: a.metrics, Log: a.log})
-	cfg := opts.Config
-	if cfg == nil {
-		var err error
-		cfg, err = config.Load(opts.ConfigPath)
-		if err != nil {
-			return nil, err
-		}
+	a.versions.init(a.metrics)
+	a.store.SetObserver(&a.versions)
+	var err error
+	switch {
+	case opts.Config != nil:
+		err = a.apply(opts.Config, SourceStartup)
+	case opts.Etcd != nil:
+		err = a.startEtcd()
+	default:
+		err = a.startFile()
 	}
-	if err := a.apply(cfg); err != nil {
+	if err != nil {
+		a.clusters.Close()
+		if a.etcd != nil {
+			a.etcd.Close()
+		}
 		return nil, err
 	}
+	cfg := a.store.Load().Config
+	a.bound = listenerKey(cfg)
 	if err := a.bind(cfg); err != nil {
 		a.closeListeners()
+		a.clusters.Close()
 		return nil, err
 	}
 	return a, nil
 }
 
-// apply compiles cfg and makes it active.
-func (a *App) apply(cfg *config.Config) error {
-	snap, err := compile.Build(cfg, compile.Deps{Clusters: a.clusters, Metrics: a.metrics, Log: a.log, Upgraded: &a.upgraded})
+// startFile loads the config file for the first time.
+func (a *App) startFile() error {
+	data, err := os.ReadFile(a.opts.ConfigPath)
 	if err != nil {
-		a.metrics.ConfigReloads.WithLabelValues("error").Inc()
+		return fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := config.LoadBytes(a.opts.ConfigPath, data)
+	if err != nil {
+		a.refused(SourceStartup, err)
 		return err
 	}
-	al, err := telemetry.OpenAccessLog(cfg.Observability.AccessLog.Path)
-	if err != nil {
-		a.metrics.ConfigReloads.WithLabelValues("error").Inc()
+	if err := a.apply(cfg, SourceStartup); err != nil {
 		return err
 	}
-	old := a.store.Swap(snap)
-	if prev := a.access.Swap(al); prev != nil {
-		// Requests may still hold the old log; it is closed at exit.
-		a.retiredLogs = append(a.retiredLogs, prev)
-	}
-	a.clusters.Activate(snap.Upstreams)
-	a.metrics.ConfigReloads.WithLabelValues("ok").Inc()
-	if old != nil {
-		a.metrics.ConfigInfo.DeleteLabelValues(old.Version)
-	}
-	a.metrics.ConfigInfo.WithLabelValues(snap.Version).Set(1)
-	a.log.Info("config applied", "version", snap.Version, "routes", len(snap.Routes), "upstreams", len(snap.Upstreams))
+	a.fileSum = sha256.Sum256(data)
 	return nil
-}
-
-// Reload re-reads the config file and applies it. A config that fails to
-// load, validate or compile changes nothing; the error lists every problem.
-func (a *App) Reload() error {
-	if a.opts.ConfigPath == "" {
-		return errors.New("no config file to reload")
-	}
-	a.reloadMu.Lock()
-	defer a.reloadMu.Unlock()
-	cfg, err := config.Load(a.opts.ConfigPath)
-	if err != nil {
-		a.metrics.ConfigReloads.WithLabelValues("error").Inc()
-		return err
-	}
-	return a.apply(cfg)
 }
 
 func (a *App) bind(cfg *config.Config) error {
@@ -149,7 +170,7 @@ func (a *App) bind(cfg *config.Config) error {
 		}
 		a.adminLn = ln
 		a.adminSrv = &http.Server{
-			Handler:           admin.New(admin.Deps{Store: &a.store, Metrics: a.metrics, Ready: a.Ready}),
+			Handler:           admin.New(admin.Deps{Store: &a.store, Metrics: a.metrics, Ready: a.Ready, Control: a}),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 		}
@@ -226,6 +247,11 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	a.serving.Store(true)
 
+	// Config sources and the candidate judge run until Run returns.
+	bgCtx, bgCancel := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	a.background(bgCtx, &bg)
+
 	var runErr error
 loop:
 	for {
@@ -236,13 +262,17 @@ loop:
 			runErr = err
 			break loop
 		case <-reload:
-			if err := a.Reload(); err != nil {
-				a.log.Error("config reload refused; the previous config keeps serving", "err", err.Error())
-			}
+			// Refusals are logged and recorded by reloadFile.
+			a.reloadFile(SourceSignal)
 		}
 	}
+	bgCancel()
+	bg.Wait()
 	a.drain()
 	wg.Wait()
+	if a.etcd != nil {
+		a.etcd.Close()
+	}
 	a.clusters.Close()
 	a.access.Load().Close()
 	for _, al := range a.retiredLogs {

@@ -54,7 +54,7 @@ func NewHandler(cfg HandlerConfig, deps HandlerDeps) *Handler {
 
 // ServeHTTP handles one client request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	snap := h.store.Load()
+	snap := h.store.Pick(r)
 	ex := exchange.New()
 	ex.Start = time.Now()
 	defer exchange.Release(ex)
@@ -113,11 +113,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !rw.wroteHeader {
 		rw.WriteHeader(http.StatusOK)
 	}
-	h.finish(r, rw, ex, route)
+	h.finish(r, rw, ex, route, snap)
 }
 
-func (h *Handler) finish(r *http.Request, rw *writer, ex *exchange.Exchange, route *Route) {
+func (h *Handler) finish(r *http.Request, rw *writer, ex *exchange.Exchange, route *Route, snap *Snapshot) {
 	d := time.Since(ex.Start)
+	if o := h.store.observer(); o != nil && snap != nil {
+		o.Observe(snap, rw.status, d)
+	}
 	if h.metrics != nil {
 		var rm *telemetry.RouteMetrics
 		if route != nil {

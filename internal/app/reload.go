@@ -1,0 +1,236 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rampart-gw/rampart/internal/admin"
+	"github.com/rampart-gw/rampart/internal/compile"
+	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/gateway"
+	"github.com/rampart-gw/rampart/internal/source"
+	"github.com/rampart-gw/rampart/internal/telemetry"
+)
+
+// Where a config came from, as shown in the status and the logs.
+const (
+	SourceStartup   = "startup"
+	SourceFile      = "file"
+	SourceSignal    = "sighup"
+	SourceAPI       = "api"
+	SourceEtcd      = "etcd"
+	SourceCache     = "cache"
+	SourceCandidate = "candidate"
+	SourcePromote   = "promote"
+	SourceRollback  = "rollback"
+)
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// apply validates nothing (cfg passed config.Validate) but compiles cfg and
+// makes it active in one atomic swap. It first compiles cfg against
+// throwaway upstreams: compiling against the cluster manager reconfigures
+// state shared with the live snapshot (breaker, outlier and health
+// settings), so a config that would be refused must never get that far.
+// A staged candidate is dropped: it was compared against the old config.
+// The caller holds reloadMu, or is New.
+func (a *App) apply(cfg *config.Config, src string) error {
+	start := time.Now()
+	if _, err := compile.Build(cfg, compile.Deps{Log: discard}); err != nil {
+		a.refused(src, err)
+		return err
+	}
+	al, err := telemetry.OpenAccessLog(cfg.Observability.AccessLog.Path)
+	if err != nil {
+		err = config.Errors{cfg.Errorf("observability.access_log.path", "%v", err)}
+		a.refused(src, err)
+		return err
+	}
+	snap, err := compile.Build(cfg, a.compileDeps())
+	if err != nil {
+		al.Close()
+		a.refused(src, err)
+		return err
+	}
+	if a.cand != nil {
+		// The candidate was compared against the config being replaced.
+		a.store.SetSplit(nil)
+		a.log.Warn("candidate config dropped: a new active config was applied", "candidate", a.cand.snap.Version)
+		a.status.candidateEnded(a.cand.snap.Version, "dropped: a new active config was applied from "+src)
+		a.cand = nil
+		a.candidateGauge(nil)
+	}
+	old := a.activate(snap, al)
+	a.metrics.ConfigReloads.WithLabelValues("ok").Inc()
+	var warnings []string
+	if a.bound != "" && listenerKey(cfg) != a.bound {
+		warnings = append(warnings, "listeners and admin.address are bound at start-up; their changes take effect after a restart")
+	}
+	d := time.Since(start)
+	a.status.applied(src, snap.Version, d, warnings)
+	prev := ""
+	if old != nil {
+		prev = old.Version
+	}
+	a.log.Info("config applied", "version", snap.Version, "previous", prev, "source", src, "routes", len(snap.Routes),
+		"upstreams", len(snap.Upstreams), "took", d.String())
+	for _, w := range warnings {
+		a.log.Warn(w)
+	}
+	return nil
+}
+
+func (a *App) compileDeps() compile.Deps {
+	return compile.Deps{Clusters: a.clusters, Metrics: a.metrics, Log: a.log, Upgraded: &a.upgraded}
+}
+
+// activate swaps snap in (with its access log, nil to keep the current one)
+// and makes its upstreams live. It returns the previous snapshot.
+func (a *App) activate(snap *gateway.Snapshot, al *telemetry.AccessLog) *gateway.Snapshot {
+	old := a.store.Swap(snap)
+	if al != nil {
+		if prev := a.access.Swap(al); prev != nil {
+			// Requests may still hold the old log; it is closed at exit.
+			a.retiredLogs = append(a.retiredLogs, prev)
+		}
+	}
+	a.clusters.Activate(snap.Upstreams)
+	if old != nil && old.Version != snap.Version {
+		a.metrics.ConfigInfo.DeleteLabelValues(old.Version)
+	}
+	a.metrics.ConfigInfo.WithLabelValues(snap.Version).Set(1)
+	a.versions.retain(snap.Version)
+	return old
+}
+
+// refused records a config that was not applied: the metric, the log and
+// the status all carry every problem.
+func (a *App) refused(src string, err error) {
+	a.metrics.ConfigReloads.WithLabelValues("error").Inc()
+	ps := admin.Problems(err)
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.Text
+	}
+	active := ""
+	if s := a.store.Load(); s != nil {
+		active = s.Version
+	}
+	a.log.Error("config refused; the active config keeps serving", "source", src, "active", active, "problems", lines)
+	a.status.refused(src, ps)
+}
+
+// Reload re-reads the config file (or, for an etcd source, etcd) and
+// applies it. A config that fails to load, validate or compile changes
+// nothing; the error lists every problem.
+func (a *App) Reload() error { return a.reloadFile(SourceSignal) }
+
+// reloadFile reloads the config file. From the file watcher (src ==
+// SourceFile) a file whose content did not change is left alone.
+func (a *App) reloadFile(src string) error {
+	if a.etcd != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		return a.etcdSync(ctx)
+	}
+	if a.opts.ConfigPath == "" {
+		return fmt.Errorf("reload: the config was not read from a file")
+	}
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	data, err := os.ReadFile(a.opts.ConfigPath)
+	if err != nil {
+		err = fmt.Errorf("read config: %w", err)
+		a.refused(src, err)
+		return err
+	}
+	sum := sha256.Sum256(data)
+	if src == SourceFile && sum == a.fileSum {
+		return nil
+	}
+	cfg, err := config.LoadBytes(a.opts.ConfigPath, data)
+	if err != nil {
+		a.refused(src, err)
+		a.fileSum = sum // do not refuse the same content on every event
+		return err
+	}
+	if err := a.apply(cfg, src); err != nil {
+		a.fileSum = sum
+		return err
+	}
+	a.fileSum = sum
+	return nil
+}
+
+// ApplyConfig applies a config sent through the admin API. It is not
+// written back to the config file.
+func (a *App) ApplyConfig(doc admin.Document) (string, error) {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	if cur := a.store.Load(); doc.IfMatch != "" && (cur == nil || cur.Version != doc.IfMatch) {
+		return "", admin.ErrVersionMismatch
+	}
+	cfg, err := config.LoadBytes(doc.Name, doc.Data)
+	if err != nil {
+		a.refused(SourceAPI, err)
+		return "", err
+	}
+	if err := a.apply(cfg, SourceAPI); err != nil {
+		return "", err
+	}
+	return a.store.Load().Version, nil
+}
+
+// listenerKey identifies what bind made of cfg.
+func listenerKey(cfg *config.Config) string {
+	return fmt.Sprintf("%+v|%s", cfg.Listeners, cfg.Admin.Address)
+}
+
+// background starts the config sources and the candidate judge; each
+// stops when ctx is done and wg is released.
+func (a *App) background(ctx context.Context, wg *sync.WaitGroup) {
+	run := func(name string, f func(context.Context)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if p := recover(); p != nil {
+					a.log.Error("background task panicked", "task", name, "panic", fmt.Sprint(p))
+				}
+			}()
+			f(ctx)
+		}()
+	}
+	if a.opts.Watch && a.opts.ConfigPath != "" && a.etcd == nil {
+		run("file watch", func(ctx context.Context) {
+			w := &source.File{Path: a.opts.ConfigPath, Log: a.log}
+			err := w.Watch(ctx, func() {
+				// Refusals are logged and recorded by reloadFile.
+				a.reloadFile(SourceFile)
+			})
+			if err != nil {
+				a.log.Error("config file watch stopped; SIGHUP still reloads", "err", err.Error())
+			}
+		})
+	}
+	if a.etcd != nil {
+		run("etcd watch", a.etcdLoop)
+	}
+	run("candidate judge", a.judgeLoop)
+}
+
+// sleepCtx waits d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
