@@ -132,8 +132,8 @@ func TestFallback(t *testing.T) {
 // as a stale copy with the original body once the upstream fails.
 func TestStaleIfError(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		break_ func(s *server)
+		name   string
+		brk func(s *server)
 	}{
 		{"upstream-503", func(s *server) { s.set(modeFail) }},
 		{"upstream-closed", func(s *server) { s.kill() }},
@@ -154,7 +154,7 @@ func TestStaleIfError(t *testing.T) {
 			if h := s.hits.Load(); h != 1 {
 				t.Errorf("upstream saw %d requests, want 1 (the second was a hit)", h)
 			}
-			tc.break_(s)
+			tc.brk(s)
 			// Poll until the ttl has passed: every answer must be the
 			// original body, fresh or stale.
 			var r reply
