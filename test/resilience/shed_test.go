@@ -132,8 +132,8 @@ func TestFallback(t *testing.T) {
 // as a stale copy with the original body once the upstream fails.
 func TestStaleIfError(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		brk func(s *server)
+		name string
+		brk  func(s *server)
 	}{
 		{"upstream-503", func(s *server) { s.set(modeFail) }},
 		{"upstream-closed", func(s *server) { s.kill() }},
