@@ -9,17 +9,22 @@ import (
 // Defaults for keys left out of a config. Each is documented on its field
 // and in docs/configuration.md.
 const (
-	DefaultAdminAddress      = "127.0.0.1:9901"
-	DefaultDrainTimeout      = Duration(30 * time.Second)
-	DefaultMaxHeaderBytes    = 61440
-	DefaultMaxBodyBytes      = 10 << 20
-	DefaultReadHeaderTimeout = Duration(10 * time.Second)
-	DefaultIdleTimeout       = Duration(60 * time.Second)
-	DefaultMaxConnections    = 100000
-	DefaultConnectTimeout    = Duration(5 * time.Second)
-	DefaultMaxIdlePerTarget  = 64
-	DefaultRouteTimeout      = Duration(15 * time.Second)
-	DefaultRequestIDHeader   = "X-Request-ID"
+	DefaultAdminAddress       = "127.0.0.1:9901"
+	DefaultDrainTimeout       = Duration(30 * time.Second)
+	DefaultMaxHeaderBytes     = 61440
+	DefaultMaxBodyBytes       = 10 << 20
+	DefaultReadHeaderTimeout  = Duration(10 * time.Second)
+	DefaultIdleTimeout        = Duration(60 * time.Second)
+	DefaultMaxConnections     = 100000
+	DefaultMaxConnsPerIP      = 1024
+	DefaultMaxHeaders         = 100
+	DefaultMaxURIBytes        = 8192
+	DefaultMaxRequestsPerConn = 1000
+	DefaultMaxStreams         = 100
+	DefaultConnectTimeout     = Duration(5 * time.Second)
+	DefaultMaxIdlePerTarget   = 64
+	DefaultRouteTimeout       = Duration(15 * time.Second)
+	DefaultRequestIDHeader    = "X-Request-ID"
 )
 
 // Default returns the config of a document that sets nothing: no
@@ -46,6 +51,11 @@ func (c *Config) ApplyDefaults() {
 		def(c, p+".limits.read_header_timeout", &l.Limits.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 		def(c, p+".limits.idle_timeout", &l.Limits.IdleTimeout, DefaultIdleTimeout)
 		def(c, p+".limits.max_connections", &l.Limits.MaxConnections, DefaultMaxConnections)
+		def(c, p+".limits.max_connections_per_ip", &l.Limits.MaxConnectionsPerIP, DefaultMaxConnsPerIP)
+		def(c, p+".limits.max_headers", &l.Limits.MaxHeaders, DefaultMaxHeaders)
+		def(c, p+".limits.max_uri_bytes", &l.Limits.MaxURIBytes, DefaultMaxURIBytes)
+		def(c, p+".limits.max_requests_per_connection", &l.Limits.MaxRequestsPerConnection, DefaultMaxRequestsPerConn)
+		def(c, p+".limits.max_concurrent_streams", &l.Limits.MaxConcurrentStreams, DefaultMaxStreams)
 		if t := l.TLS; t != nil {
 			def(c, p+".tls.min_version", &t.MinVersion, "1.2")
 			def(c, p+".tls.client_auth.mode", &t.ClientAuth.Mode, "none")

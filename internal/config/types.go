@@ -89,6 +89,21 @@ type Limits struct {
 	// MaxConnections caps open client connections; extra ones are closed at
 	// once. Default 100000.
 	MaxConnections int `yaml:"max_connections" json:"max_connections"`
+	// MaxConnectionsPerIP caps open client connections from one IP address;
+	// extra ones are closed at once. Default 1024; 0 = no per-IP cap.
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip" json:"max_connections_per_ip"`
+	// MaxHeaders bounds the number of request header fields; more -> 431.
+	// Default 100.
+	MaxHeaders int `yaml:"max_headers" json:"max_headers"`
+	// MaxURIBytes bounds the request target; longer -> 414. Default 8192.
+	MaxURIBytes int `yaml:"max_uri_bytes" json:"max_uri_bytes"`
+	// MaxRequestsPerConnection is how many requests one HTTP/1.1
+	// keep-alive connection serves before the response carries
+	// Connection: close. Default 1000; 0 = unlimited.
+	MaxRequestsPerConnection int `yaml:"max_requests_per_connection" json:"max_requests_per_connection"`
+	// MaxConcurrentStreams bounds concurrent HTTP/2 streams per connection.
+	// Default 100.
+	MaxConcurrentStreams int `yaml:"max_concurrent_streams" json:"max_concurrent_streams"`
 }
 
 // Admin is the admin API listener.

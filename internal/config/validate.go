@@ -204,6 +204,20 @@ func (v *validator) listeners() {
 		if l.Limits.MaxConnections < 0 {
 			v.errorf(lp+".max_connections", "must not be negative")
 		}
+		for _, f := range []struct {
+			key string
+			n   int
+		}{
+			{"max_connections_per_ip", l.Limits.MaxConnectionsPerIP},
+			{"max_headers", l.Limits.MaxHeaders},
+			{"max_uri_bytes", l.Limits.MaxURIBytes},
+			{"max_requests_per_connection", l.Limits.MaxRequestsPerConnection},
+			{"max_concurrent_streams", l.Limits.MaxConcurrentStreams},
+		} {
+			if f.n < 0 {
+				v.errorf(lp+"."+f.key, "must not be negative")
+			}
+		}
 		if t := l.TLS; t != nil {
 			tp := p + ".tls"
 			if len(t.Certificates) == 0 {

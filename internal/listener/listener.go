@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
 	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/listener/h1guard"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
 
@@ -48,7 +50,15 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		return nil, err
 	}
 	lim := cfg.Limits
-	ll := &limitListener{Listener: raw, max: int64(lim.MaxConnections)}
+	guard := &h1guard.Config{
+		MaxHeaderBytes: lim.MaxHeaderBytes,
+		MaxURIBytes:    lim.MaxURIBytes,
+		MaxHeaders:     lim.MaxHeaders,
+		MaxBodyBytes:   lim.MaxBodyBytes,
+		MaxRequests:    lim.MaxRequestsPerConnection,
+		H2:             true,
+	}
+	ll := &limitListener{Listener: raw, max: int64(lim.MaxConnections), perIP: lim.MaxConnectionsPerIP, guard: guard}
 	if deps.Metrics != nil {
 		ll.active = deps.Metrics.ActiveConnections.WithLabelValues(cfg.Name)
 		ll.rejected = deps.Metrics.RejectedConns.WithLabelValues(cfg.Name)
@@ -56,8 +66,15 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true) // h2c with prior knowledge
+	streams := uint32(lim.MaxConcurrentStreams)
+	if streams == 0 {
+		streams = config.DefaultMaxStreams
+	}
 	srv := &http.Server{
-		Handler:           handler,
+		// Every HTTP/1.1 connection passes the framing guard before
+		// net/http reads it (docs/security.md).
+		Handler:           h1guard.Handler(handler, guard),
+		ConnContext:       h1guard.ConnContext,
 		ReadHeaderTimeout: lim.ReadHeaderTimeout.D(),
 		IdleTimeout:       lim.IdleTimeout.D(),
 		// The handler enforces max_header_bytes exactly and answers 431
@@ -65,10 +82,12 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		// only grossly oversized heads get net/http's plain-text 431.
 		MaxHeaderBytes: 2 * max(lim.MaxHeaderBytes, 4096),
 		Protocols:      &protos,
+		// Envoy's edge guide: 100 streams, 64 KiB stream and 1 MiB
+		// connection flow-control windows.
 		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams:          100,
+			MaxConcurrentStreams:          int(streams),
 			MaxReceiveBufferPerConnection: 1 << 20,
-			MaxReceiveBufferPerStream:     1 << 20,
+			MaxReceiveBufferPerStream:     64 << 10,
 			MaxReadFrameSize:              1 << 14,
 		},
 		ErrorLog: slog.NewLogLogger(deps.Log.Handler(), slog.LevelDebug),
@@ -114,7 +133,11 @@ func (l *Listener) ActiveConnections() int64 { return l.ln.n.Load() }
 type limitListener struct {
 	net.Listener
 	max    int64
+	perIP  int
+	guard  *h1guard.Config
 	n      atomic.Int64
+	mu     sync.Mutex
+	byIP   map[netip.Addr]int
 	active interface {
 		Inc()
 		Dec()
@@ -128,7 +151,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.max > 0 && l.n.Load() >= l.max {
+		ip, ok := l.admit(c)
+		if !ok {
 			if tc, ok := c.(*net.TCPConn); ok {
 				tc.SetLinger(0) // reset: the client learns at once
 			}
@@ -142,18 +166,58 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if l.active != nil {
 			l.active.Inc()
 		}
-		return &countedConn{Conn: c, l: l}, nil
+		return h1guard.New(&countedConn{Conn: c, l: l, ip: ip}, l.guard), nil
 	}
+}
+
+// admit applies the global and per-IP caps.
+func (l *limitListener) admit(c net.Conn) (netip.Addr, bool) {
+	if l.max > 0 && l.n.Load() >= l.max {
+		return netip.Addr{}, false
+	}
+	if l.perIP <= 0 {
+		return netip.Addr{}, true
+	}
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return netip.Addr{}, true
+	}
+	ip := ap.Addr().Unmap()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byIP == nil {
+		l.byIP = make(map[netip.Addr]int)
+	}
+	if l.byIP[ip] >= l.perIP {
+		return netip.Addr{}, false
+	}
+	l.byIP[ip]++
+	return ip, true
+}
+
+func (l *limitListener) release(ip netip.Addr) {
+	if !ip.IsValid() {
+		return
+	}
+	l.mu.Lock()
+	if l.byIP[ip] <= 1 {
+		delete(l.byIP, ip)
+	} else {
+		l.byIP[ip]--
+	}
+	l.mu.Unlock()
 }
 
 type countedConn struct {
 	net.Conn
 	l    *limitListener
+	ip   netip.Addr
 	once sync.Once
 }
 
 func (c *countedConn) Close() error {
 	c.once.Do(func() {
+		c.l.release(c.ip)
 		c.l.n.Add(-1)
 		if c.l.active != nil {
 			c.l.active.Dec()

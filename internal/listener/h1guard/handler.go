@@ -1,0 +1,216 @@
+package h1guard
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/rampart-gw/rampart/internal/exchange"
+)
+
+type connKey struct{}
+
+// ConnContext is the http.Server ConnContext hook that lets Handler find
+// the guarded connection of a request.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if g, ok := c.(*Conn); ok {
+		return context.WithValue(ctx, connKey{}, g)
+	}
+	return ctx
+}
+
+// Handler answers what the guard refused, applies the per-connection rules
+// that need the response (request cap, upgrades, failed bodies) and the
+// rules that hold for HTTP/2 too (CONNECT, TRACE, underscore and h2c
+// upgrade headers), then calls next.
+func Handler(next http.Handler, cfg *Config) http.Handler {
+	return &handler{next: next, cfg: cfg}
+}
+
+type handler struct {
+	next http.Handler
+	cfg  *Config
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g, _ := r.Context().Value(connKey{}).(*Conn)
+	if r.Method == rejectMethod {
+		why := rReserved
+		if g != nil && strings.HasPrefix(r.URL.Path, "/") {
+			if n, err := strconv.Atoi(r.URL.Path[1:]); err == nil && n > 0 && n < int(nReasons) {
+				why = reason(n)
+			}
+		}
+		refuse(w, why)
+		return
+	}
+	switch r.Method {
+	case http.MethodConnect:
+		refuse(w, rConnect)
+		return
+	case http.MethodTrace:
+		refuse(w, rTrace)
+		return
+	}
+	// Underscores in names are dropped, as NGINX (underscores_in_headers
+	// off) does: X_Forwarded_For must not alias X-Forwarded-For once a CGI
+	// or WSGI application maps both to HTTP_X_FORWARDED_FOR.
+	for k := range r.Header {
+		if strings.IndexByte(k, '_') >= 0 {
+			delete(r.Header, k)
+		}
+	}
+	hadUpgrade := len(r.Header["Upgrade"]) > 0
+	if hadUpgrade {
+		stripH2C(r)
+	}
+	if r.ProtoMajor != 1 || g == nil {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	if n := g.served.Add(1); h.cfg.MaxRequests > 0 && n >= int64(h.cfg.MaxRequests) {
+		w.Header().Set("Connection", "close")
+	}
+	if len(r.TransferEncoding) == 0 && !hadUpgrade {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	gw := &guardWriter{ResponseWriter: w, g: g}
+	h.next.ServeHTTP(gw, r)
+	if hadUpgrade && !gw.hijacked {
+		// The guard holds the connection's input until it knows whether
+		// the protocol switched (see Conn, stUpgrade).
+		g.upgrade.Store(upDone)
+	}
+}
+
+// stripH2C removes an h2c upgrade offer: the guard never lets a request
+// switch to HTTP/2 mid-connection (RFC 9113 removed the mechanism), and it
+// must not be forwarded to an upstream that might accept it.
+func stripH2C(r *http.Request) {
+	vv := r.Header["Upgrade"]
+	keep := vv[:0:0]
+	for _, v := range vv {
+		var kept []string
+		for _, p := range strings.Split(v, ",") {
+			p = strings.TrimSpace(p)
+			if p != "" && !strings.EqualFold(p, "h2c") {
+				kept = append(kept, p)
+			}
+		}
+		if len(kept) > 0 {
+			keep = append(keep, strings.Join(kept, ", "))
+		}
+	}
+	if len(keep) == len(vv) && len(vv) > 0 && keep[0] == vv[0] {
+		return
+	}
+	if len(keep) == 0 {
+		delete(r.Header, "Upgrade")
+		delete(r.Header, "Http2-Settings")
+		var conn []string
+		for _, v := range r.Header["Connection"] {
+			for _, p := range strings.Split(v, ",") {
+				p = strings.TrimSpace(p)
+				if p != "" && !strings.EqualFold(p, "upgrade") && !strings.EqualFold(p, "http2-settings") {
+					conn = append(conn, p)
+				}
+			}
+		}
+		if len(conn) == 0 {
+			delete(r.Header, "Connection")
+		} else {
+			r.Header["Connection"] = []string{strings.Join(conn, ", ")}
+		}
+		return
+	}
+	r.Header["Upgrade"] = keep
+	delete(r.Header, "Http2-Settings")
+}
+
+// refuse writes the JSON error for why and closes the connection after it.
+func refuse(w http.ResponseWriter, why reason) {
+	v := why.verdict()
+	id := newRequestID()
+	w.Header().Set("Connection", "close")
+	w.Header().Set("X-Request-Id", id)
+	if v.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+	}
+	exchange.WriteError(w, v.status, v.code, v.msg, id)
+}
+
+func newRequestID() string {
+	var b [16]byte
+	for i := 0; i < 16; i += 8 {
+		x := rand.Uint64()
+		for j := 0; j < 8; j++ {
+			b[i+j] = byte(x >> (8 * j))
+		}
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// guardWriter replaces the response of a request whose chunked body turned
+// out malformed with a 400, and tells the guard about hijacks.
+type guardWriter struct {
+	http.ResponseWriter
+	g        *Conn
+	replaced bool
+	wrote    bool
+	hijacked bool
+}
+
+func (w *guardWriter) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.wrote = true
+	if w.g.failed.Load() {
+		w.replaced = true
+		h := w.ResponseWriter.Header()
+		for k := range h {
+			delete(h, k)
+		}
+		refuse(w.ResponseWriter, rChunked)
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *guardWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.replaced {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *guardWriter) Flush() {
+	if w.replaced {
+		return
+	}
+	http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *guardWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.hijacked = true
+		w.g.upgrade.Store(upHijacked)
+	}
+	return c, brw, err
+}
+
+func (w *guardWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

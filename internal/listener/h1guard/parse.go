@@ -1,0 +1,474 @@
+package h1guard
+
+import (
+	"bytes"
+)
+
+// Character classes (RFC 9110 §5.6.2, RFC 3986 §2-3).
+const (
+	cTchar = 1 << iota // token character
+	cPath              // allowed raw in an origin-form path
+	cQuery             // allowed raw in a query (path set, '?' and a few bytes common clients send raw)
+	cHost              // allowed in a Host value / authority
+	cVchar             // field-value byte: VCHAR, obs-text
+	cHex
+)
+
+var class [256]uint8
+
+func init() {
+	set := func(chars string, c uint8) {
+		for i := 0; i < len(chars); i++ {
+			class[chars[i]] |= c
+		}
+	}
+	const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	set(alnum+"!#$%&'*+-.^_`|~", cTchar)
+	const unreserved = alnum + "-._~"
+	const subDelims = "!$&'()*+,;="
+	set(unreserved+subDelims+":@/%", cPath|cQuery)
+	// RFC 3986 allows '/' and '?' in a query; '{', '}', '|', '^', '`',
+	// '\\', '[' and ']' are not allowed there but are sent raw by common
+	// clients (PHP arrays, JSON in queries) and accepted by NGINX, so they
+	// pass in the query only — never in the path, which is routed on.
+	set("?{}|^`\\[]", cQuery)
+	set(unreserved+subDelims+"%:[]", cHost)
+	for c := 0x21; c <= 0x7e; c++ {
+		class[c] |= cVchar
+	}
+	for c := 0x80; c <= 0xff; c++ {
+		class[c] |= cVchar // obs-text (RFC 9110 §5.5)
+	}
+	set("0123456789abcdefABCDEF", cHex)
+}
+
+func is(c byte, k uint8) bool { return class[c]&k != 0 }
+
+// head is what the guard learns from a valid request head.
+type head struct {
+	chunked  bool
+	length   int64 // Content-Length; 0 when absent
+	upgrade  bool  // an Upgrade field is present: the connection may switch protocols
+	h2       bool  // the HTTP/2 prior-knowledge preface
+	http10   bool
+	absolute bool
+}
+
+// equalFold compares ASCII b with lower-case s case-insensitively.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// limits are the bounds parseHead enforces.
+type limits struct {
+	maxURI     int
+	maxHeaders int
+	maxBody    int64 // declared Content-Length above this -> 413; <= 0: none
+}
+
+// parseHead validates one request head b: the request line through the empty
+// line that ends the fields, terminators included. first is true for the
+// first request on a connection (the only place the HTTP/2 preface may be).
+// It allocates nothing.
+func parseHead(b []byte, first bool, lim *limits) (h head, why reason) {
+	i := bytes.IndexByte(b, '\n')
+	if i <= 0 || b[i-1] != '\r' {
+		return h, rBareLF
+	}
+	line := b[:i-1]
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 {
+		return h, rRequestLine
+	}
+	method := line[:sp]
+	for _, c := range method {
+		if !is(c, cTchar) {
+			return h, rMethod
+		}
+	}
+	rest := line[sp+1:]
+	sp = bytes.IndexByte(rest, ' ')
+	if sp < 0 {
+		if len(rest) > lim.maxURI {
+			return h, rURITooLong
+		}
+		return h, rRequestLine
+	}
+	target, version := rest[:sp], rest[sp+1:]
+	if len(target) > lim.maxURI {
+		return h, rURITooLong
+	}
+	if len(target) == 0 {
+		return h, rRequestLine
+	}
+	// HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive (RFC 9112 §2.3).
+	if len(version) != 8 || string(version[:5]) != "HTTP/" || version[6] != '.' ||
+		version[5] < '0' || version[5] > '9' || version[7] < '0' || version[7] > '9' {
+		return h, rVersion
+	}
+	switch string(version[5:]) {
+	case "1.1":
+	case "1.0":
+		h.http10 = true
+	case "2.0":
+		if first && string(method) == "PRI" && string(target) == "*" && len(b) == i+3 {
+			h.h2 = true
+			return h, rNone
+		}
+		if string(method) == "PRI" {
+			return h, rPRI
+		}
+		return h, rVersionUnsupported
+	default:
+		return h, rVersionUnsupported
+	}
+	switch string(method) {
+	case "CONNECT":
+		return h, rConnect
+	case "TRACE":
+		return h, rTrace
+	case "PRI":
+		return h, rPRI
+	case rejectMethod:
+		return h, rReserved
+	}
+	if why := checkTarget(target, method, &h); why != rNone {
+		return h, why
+	}
+
+	var (
+		hosts, lengths, fields int
+		te                     bool
+		chunkedSeen, teAfter   bool
+		teUnknown              bool
+	)
+	pos := i + 1
+	for {
+		j := bytes.IndexByte(b[pos:], '\n')
+		if j < 0 {
+			return h, rBareLF // cannot happen: the caller found the end
+		}
+		j += pos
+		if j == pos || b[j-1] != '\r' {
+			return h, rBareLF
+		}
+		line := b[pos : j-1]
+		pos = j + 1
+		if len(line) == 0 {
+			break
+		}
+		fields++
+		if fields > lim.maxHeaders {
+			return h, rTooManyHeaders
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return h, rObsFold // RFC 9112 §5.2: reject
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return h, rFieldName
+		}
+		name := line[:colon]
+		for _, c := range name {
+			if !is(c, cTchar) {
+				if c == ' ' || c == '\t' {
+					return h, rSpaceBeforeColon // RFC 9112 §5.1: MUST reject
+				}
+				return h, rFieldName
+			}
+		}
+		value := trimOWS(line[colon+1:])
+		for _, c := range value {
+			if !is(c, cVchar) && c != ' ' && c != '\t' {
+				return h, rFieldValue // CR, LF, NUL and other controls (RFC 9110 §5.5)
+			}
+		}
+		switch len(name) {
+		case 4:
+			if equalFold(name, "host") {
+				hosts++
+				if hosts > 1 {
+					return h, rManyHosts
+				}
+				if !validHost(value) {
+					return h, rHost
+				}
+			}
+		case 6:
+			if equalFold(name, "expect") && !equalFold(value, "100-continue") {
+				return h, rExpect
+			}
+		case 7:
+			if equalFold(name, "upgrade") {
+				h.upgrade = true
+			}
+		case 14:
+			if equalFold(name, "content-length") {
+				lengths++
+				if lengths > 1 {
+					return h, rManyContentLengths
+				}
+				n, ok := parseLength(value)
+				if !ok {
+					return h, rContentLength
+				}
+				h.length = n
+			}
+		case 17:
+			if equalFold(name, "transfer-encoding") {
+				te = true
+				// A comma-separated list of codings, possibly over several
+				// lines (RFC 9112 §6.1). Empty elements, parameters and
+				// anything after chunked are refused.
+				if len(value) == 0 {
+					return h, rTE
+				}
+				for len(value) > 0 {
+					k := bytes.IndexByte(value, ',')
+					var el []byte
+					if k < 0 {
+						el, value = trimOWS(value), nil
+					} else {
+						el, value = trimOWS(value[:k]), value[k+1:]
+						if len(trimOWS(value)) == 0 {
+							return h, rTE // trailing comma
+						}
+					}
+					if len(el) == 0 {
+						return h, rTE
+					}
+					for _, c := range el {
+						if !is(c, cTchar) {
+							return h, rTE
+						}
+					}
+					if chunkedSeen {
+						teAfter = true
+					}
+					if equalFold(el, "chunked") {
+						if chunkedSeen {
+							return h, rTE // chunked twice
+						}
+						chunkedSeen = true
+					} else {
+						teUnknown = true
+					}
+				}
+			}
+		}
+	}
+	if !h.http10 && hosts == 0 {
+		return h, rNoHost // RFC 9112 §3.2; HTTP/1.0 does not require Host
+	}
+	if te {
+		switch {
+		case h.http10:
+			return h, rTEOnHTTP10 // RFC 9112 §6.1: faulty framing
+		case lengths > 0:
+			return h, rCLAndTE // RFC 9112 §6.1: MAY reject; smuggling vector
+		case teAfter:
+			return h, rTE // chunked must be final (RFC 9112 §6.3)
+		case teUnknown:
+			return h, rTEUnknown // RFC 9112 §6.1: 501
+		}
+		h.chunked = true
+		h.length = 0
+	}
+	if lim.maxBody > 0 && h.length > lim.maxBody {
+		return h, rBodyTooLarge
+	}
+	return h, rNone
+}
+
+// checkTarget validates the request-target (RFC 9112 §3.2).
+func checkTarget(t, method []byte, h *head) reason {
+	switch {
+	case t[0] == '/':
+		return checkOrigin(t)
+	case len(t) == 1 && t[0] == '*':
+		if string(method) != "OPTIONS" {
+			return rTarget
+		}
+		return rNone
+	}
+	var rest []byte
+	switch {
+	case len(t) > 7 && equalFold(t[:7], "http://"):
+		rest = t[7:]
+	case len(t) > 8 && equalFold(t[:8], "https://"):
+		rest = t[8:]
+	default:
+		return rTarget
+	}
+	// absolute-form: the authority wins over Host (RFC 9112 §3.2.2), as
+	// net/http already does; userinfo is refused (RFC 9110 §4.2.4).
+	h.absolute = true
+	end := bytes.IndexAny(rest, "/?#")
+	auth := rest
+	if end >= 0 {
+		auth = rest[:end]
+		rest = rest[end:]
+	} else {
+		rest = nil
+	}
+	if len(auth) == 0 || !validHost(auth) {
+		return rAbsoluteForm
+	}
+	if len(rest) == 0 {
+		return rNone
+	}
+	if rest[0] == '#' {
+		return rFragment
+	}
+	if rest[0] == '?' {
+		return checkQuery(rest[1:])
+	}
+	return checkOrigin(rest)
+}
+
+func checkOrigin(t []byte) reason {
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if c == '?' {
+			return checkQuery(t[i+1:])
+		}
+		if !is(c, cPath) {
+			if c == '#' {
+				return rFragment
+			}
+			return rTarget
+		}
+		if c == '%' && (i+2 >= len(t) || !is(t[i+1], cHex) || !is(t[i+2], cHex)) {
+			return rTarget
+		}
+	}
+	return rNone
+}
+
+func checkQuery(t []byte) reason {
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !is(c, cQuery) {
+			if c == '#' {
+				return rFragment
+			}
+			return rTarget
+		}
+		if c == '%' && (i+2 >= len(t) || !is(t[i+1], cHex) || !is(t[i+2], cHex)) {
+			return rTarget
+		}
+	}
+	return rNone
+}
+
+// validHost accepts uri-host [":" port] (RFC 3986 §3.2.2), bytes only.
+func validHost(v []byte) bool {
+	if len(v) == 0 || v[0] == ':' {
+		return false
+	}
+	for _, c := range v {
+		if !is(c, cHost) {
+			return false
+		}
+	}
+	if v[0] == '[' {
+		k := bytes.IndexByte(v, ']')
+		if k < 0 {
+			return false
+		}
+		rest := v[k+1:]
+		if len(rest) > 0 && rest[0] != ':' {
+			return false
+		}
+		return validPort(rest)
+	}
+	if bytes.IndexAny(v, "[]") >= 0 {
+		return false
+	}
+	k := bytes.IndexByte(v, ':')
+	if k < 0 {
+		return true
+	}
+	return validPort(v[k:])
+}
+
+func validPort(p []byte) bool {
+	if len(p) == 0 {
+		return true
+	}
+	p = p[1:] // the colon
+	if len(p) > 5 {
+		return false
+	}
+	for _, c := range p {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseLength parses Content-Length = 1*DIGIT (RFC 9110 §8.6), refusing
+// signs, spaces, lists and values beyond int64.
+func parseLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 19 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if n < 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+// headEnd returns the length of the head at the start of b (through the
+// empty line), or -1 when b holds no complete head yet. An empty line is
+// LF LF or LF CR LF; parseHead then refuses bare LFs.
+func headEnd(b []byte) int {
+	off := 0
+	for {
+		i := bytes.IndexByte(b[off:], '\n')
+		if i < 0 {
+			return -1
+		}
+		i += off
+		if i+1 < len(b) && b[i+1] == '\n' {
+			return i + 2
+		}
+		if i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n' {
+			return i + 3
+		}
+		if i+2 >= len(b) {
+			return -1 // may still become an empty line
+		}
+		off = i + 1
+	}
+}
