@@ -10,6 +10,7 @@ import (
 
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/exchange"
+	"github.com/rampart-gw/rampart/internal/pathnorm"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
 
@@ -94,6 +95,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// closed because the unread body cannot be skipped cheaply.
 		rw.Header().Set("Connection", "close")
 		exchange.Error(rw, r, http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds the limit")
+	case pathnorm.Request(r) != nil:
+		// One spelling per path before routing and policies (docs/security.md).
+		exchange.Error(rw, r, http.StatusBadRequest, "bad_request", "malformed request path")
 	default:
 		idx := snap.Router.Match(r.Host, r.URL.Path, r.Method, r.Header, r.URL.RawQuery)
 		if idx < 0 {
