@@ -28,6 +28,12 @@ type Exchange struct {
 	Code string
 	// Attempts counts upstream attempts (more than 1 with retries).
 	Attempts int
+	// Consumer is the authenticated client's name, set by an
+	// authentication policy (api_key); "" when none authenticated.
+	Consumer string
+	// Roles are the authenticated client's roles (read-only; shared with
+	// the compiled policy, never modify).
+	Roles []string
 	// BodyTooLarge is set when the request body ran over the listener's
 	// max_body_bytes while being read.
 	BodyTooLarge bool

@@ -7,8 +7,12 @@
 package policy
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 
@@ -43,10 +47,130 @@ type Spec struct {
 	Config  *config.Config
 	Metrics *telemetry.Metrics
 	Log     *slog.Logger
+	// Shared keeps policy state that must survive a config reload (rate
+	// limit buckets, in-flight counters). It is nil when compiling only to
+	// check a config; Shared.Get then builds throwaway state.
+	Shared *Shared
 }
 
 // RawNode returns the policy's YAML mapping node.
-func (s Spec) RawNode() *yaml.Node { return s.Node.Spec }
+func (s Spec) RawNode() *yaml.Node {
+	if s.Node == nil {
+		return nil
+	}
+	return s.Node.Spec
+}
+
+// Decode decodes the policy's keys (all but "type") strictly into v.
+func (s Spec) Decode(v any) config.Errors {
+	return config.DecodeNode(s.File, s.RawNode(), s.Path, v, "type")
+}
+
+// Errorf returns an error about the value at rel, a path relative to the
+// policy ("key[1]", "by_role.free"), positioned where that value stands in
+// the document (or at its nearest parent that does).
+func (s Spec) Errorf(rel, format string, args ...any) *config.Error {
+	path := s.Path
+	if rel != "" {
+		path += "." + rel
+	}
+	pos := config.Pos{File: s.File}
+	if n := find(s.RawNode(), rel); n != nil {
+		pos.Line, pos.Col = n.Line, n.Column
+	} else if s.Config != nil {
+		pos = s.Config.Pos(path)
+	}
+	return &config.Error{Pos: pos, Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+// find walks n along rel ("a.b[2].c"); it returns the deepest node reached.
+func find(n *yaml.Node, rel string) *yaml.Node {
+	for rel != "" && n != nil {
+		for n.Kind == yaml.AliasNode && n.Alias != nil {
+			n = n.Alias
+		}
+		var part string
+		if rel[0] == '[' {
+			end := strings.IndexByte(rel, ']')
+			if end < 0 || n.Kind != yaml.SequenceNode {
+				return n
+			}
+			i, err := strconv.Atoi(rel[1:end])
+			if err != nil || i < 0 || i >= len(n.Content) {
+				return n
+			}
+			n, rel = n.Content[i], strings.TrimPrefix(rel[end+1:], ".")
+			continue
+		}
+		end := strings.IndexAny(rel, ".[")
+		if end < 0 {
+			part, rel = rel, ""
+		} else {
+			part, rel = rel[:end], strings.TrimPrefix(rel[end:], ".")
+		}
+		if n.Kind != yaml.MappingNode {
+			return n
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == part {
+				next = n.Content[i+1]
+				break
+			}
+		}
+		if next == nil {
+			return n
+		}
+		n = next
+	}
+	return n
+}
+
+// Validator is a policy Config: Validate reports every semantic problem of
+// a decoded config, positioned through s.
+type Validator interface {
+	Validate(s Spec) config.Errors
+}
+
+// Load decodes the policy's keys into c and validates it. It returns nil or
+// config.Errors holding every problem.
+func Load(s Spec, c Validator) error {
+	errs := s.Decode(c)
+	if len(errs) == 0 {
+		errs = c.Validate(s)
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// Shared is a process-wide registry of policy state that outlives config
+// snapshots, keyed by identity (for example policy name and settings), so a
+// reload with unchanged settings keeps the state. It is safe for concurrent
+// use; a nil *Shared builds fresh state on every Get.
+type Shared struct {
+	mu sync.Mutex
+	m  map[string]any
+}
+
+// NewShared returns an empty registry.
+func NewShared() *Shared { return &Shared{m: map[string]any{}} }
+
+// Get returns the state stored under key, creating it with mk on first use.
+func (s *Shared) Get(key string, mk func() any) any {
+	if s == nil {
+		return mk()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.m[key]; ok {
+		return v
+	}
+	v := mk()
+	s.m[key] = v
+	return v
+}
 
 // Factory builds a Policy from its Spec, or returns every problem found.
 type Factory func(Spec) (Policy, error)
