@@ -5,10 +5,14 @@
 // The rules (docs/security.md): percent-encodings of unreserved characters
 // are decoded (RFC 3986 §6.2.2.2) and other encodings upper-cased (§6.2.2.1);
 // dot segments are removed (§5.2.4, never above the root); runs of slashes
-// are merged (Envoy merge_slashes); an encoded slash or backslash (%2F,
-// %5C), an encoded NUL (%00), a raw backslash, a raw byte outside the URI
-// character set and an invalid percent-encoding are refused, since a
-// backend could decode them into a different path than the one routed on.
+// are merged (Envoy merge_slashes). An encoded slash (%2F) is kept encoded
+// and forwarded as sent (Envoy's default), but a path that would gain dot
+// segments or empty segments once %2F is decoded (/public%2F..%2Fadmin) is
+// refused: the router sees the decoded path, so both readings must agree.
+// An encoded backslash (%5C), an encoded NUL (%00), a raw backslash, a raw
+// byte outside the URI character set and an invalid percent-encoding are
+// refused, since a backend could decode them into a different path than
+// the one routed on.
 package pathnorm
 
 import (
@@ -21,7 +25,7 @@ import (
 // Errors returned by Normalize.
 var (
 	ErrInvalid      = errors.New("malformed path")
-	ErrEncodedSlash = errors.New("encoded slash or backslash in path")
+	ErrEncodedSlash = errors.New("encoded slash hides a dot segment, or encoded backslash")
 	ErrNUL          = errors.New("encoded NUL in path")
 	ErrBackslash    = errors.New("backslash in path")
 )
@@ -70,6 +74,7 @@ func Normalize(p string) (string, error) {
 	// Decode what may be decoded, so that dot segments are seen.
 	var b strings.Builder
 	b.Grow(len(p))
+	slash := false
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		if c != '%' {
@@ -88,8 +93,11 @@ func Normalize(p string) (string, error) {
 		switch {
 		case v == 0:
 			return "", ErrNUL
-		case v == '/' || v == '\\':
+		case v == '\\':
 			return "", ErrEncodedSlash
+		case v == '/':
+			slash = true
+			b.WriteString("%2F")
 		case class[v]&unreserved != 0:
 			b.WriteByte(v)
 		default:
@@ -100,7 +108,14 @@ func Normalize(p string) (string, error) {
 		}
 		i += 2
 	}
-	return removeDots(b.String()), nil
+	out := removeDots(b.String())
+	if slash {
+		d := strings.ReplaceAll(out, "%2F", "/")
+		if removeDots(d) != d {
+			return "", ErrEncodedSlash
+		}
+	}
+	return out, nil
 }
 
 // removeDots merges slashes and removes dot segments of a decoded path that

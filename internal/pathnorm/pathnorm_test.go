@@ -28,8 +28,12 @@ func TestNormalize(t *testing.T) {
 		{"reserved upper-cased", "/a%3fb", "/a%3Fb", nil},
 		{"dotfile kept", "/.well-known/x", "/.well-known/x", nil},
 		{"dots in name kept", "/a/..b/c.", "/a/..b/c.", nil},
-		{"encoded slash", "/a%2Fb", "", ErrEncodedSlash},
-		{"encoded slash lower", "/a%2fb", "", ErrEncodedSlash},
+		{"encoded slash kept", "/a%2Fb", "/a%2Fb", nil},
+		{"encoded slash upper-cased", "/a%2fb", "/a%2Fb", nil},
+		{"encoded slash hiding dots", "/public%2F..%2Fadmin", "", ErrEncodedSlash},
+		{"encoded slash hiding dot", "/a%2F.%2Fb", "", ErrEncodedSlash},
+		{"encoded double slash", "/a%2F%2Fb", "", ErrEncodedSlash},
+		{"encoded slash hiding encoded dots", "/a%2f%2e%2e/b", "", ErrEncodedSlash},
 		{"encoded backslash", "/a%5cb", "", ErrEncodedSlash},
 		{"backslash", "/a\\b", "", ErrBackslash},
 		{"nul", "/a%00b", "", ErrNUL},
@@ -63,9 +67,13 @@ func TestRequest(t *testing.T) {
 	if r.URL.Path != "/a/b c" || r.URL.EscapedPath() != "/a/b%20c" {
 		t.Fatalf("got %q %q", r.URL.Path, r.URL.EscapedPath())
 	}
-	r = httptest.NewRequest("GET", "/a%2Fb", nil)
+	r = httptest.NewRequest("GET", "/a%2Fb/../c", nil)
+	if err := Request(r); err != nil || r.URL.EscapedPath() != "/c" {
+		t.Fatalf("got %q, %v", r.URL.EscapedPath(), err)
+	}
+	r = httptest.NewRequest("GET", "/public%2F..%2Fadmin", nil)
 	if Request(r) == nil {
-		t.Fatal("encoded slash accepted")
+		t.Fatal("encoded slash hiding a dot segment accepted")
 	}
 }
 
@@ -96,8 +104,14 @@ func FuzzNormalize(f *testing.F) {
 			t.Fatalf("not normal: %q -> %q", in, out)
 		}
 		low := strings.ToLower(out)
-		if strings.Contains(low, "%2f") || strings.Contains(low, "%5c") || strings.Contains(low, "%00") || strings.Contains(low, "%2e") {
-			t.Fatalf("encoded slash, NUL or dot survived: %q -> %q", in, out)
+		if strings.Contains(low, "%5c") || strings.Contains(low, "%00") || strings.Contains(low, "%2e") {
+			t.Fatalf("encoded backslash, NUL or dot survived: %q -> %q", in, out)
+		}
+		// The path the router sees (%2F decoded) is normal too.
+		d := strings.ReplaceAll(out, "%2F", "/")
+		if strings.Contains(d, "//") || strings.Contains(d, "/./") || strings.Contains(d, "/../") ||
+			strings.HasSuffix(d, "/..") || strings.HasSuffix(d, "/.") {
+			t.Fatalf("decoded form not normal: %q -> %q", in, d)
 		}
 	})
 }
