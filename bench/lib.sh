@@ -75,20 +75,36 @@ apt_install() {
 	fi
 }
 
-find_nginx() {
-	command -v nginx 2>/dev/null || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; } || true
+# find_tool prints the path of command $1 (also looking in /usr/sbin), or nothing.
+find_tool() {
+	command -v "$1" 2>/dev/null || { [[ -x /usr/sbin/$1 ]] && echo "/usr/sbin/$1"; } || true
 }
 
-# need_tools installs curl and wrk when missing, and sets NGINX (empty if unavailable
-# and $1 is "nginx-optional").
+# need_tools installs curl and wrk when missing, and the Debian packages of the
+# proxies named in $* (nginx haproxy caddy) and of h2load when asked for; it sets
+# NGINX, HAPROXY, CADDY and H2LOAD to their paths, empty when unavailable.
 need_tools() {
 	command -v curl >/dev/null || apt_install curl || die "curl is required"
 	command -v wrk >/dev/null || apt_install wrk || die "wrk is required (apt-get install wrk)"
-	NGINX=$(find_nginx)
-	if [[ -z $NGINX && ${1:-} == nginx ]]; then
+	NGINX=$(find_tool nginx) HAPROXY=$(find_tool haproxy) CADDY=$(find_tool caddy) H2LOAD=$(find_tool h2load)
+	local want=" $* "
+	if [[ -z $NGINX && $want == *" nginx "* ]]; then
 		apt_install nginx-light || apt_install nginx || true
-		NGINX=$(find_nginx)
+		NGINX=$(find_tool nginx)
 	fi
+	if [[ -z $HAPROXY && $want == *" haproxy "* ]]; then
+		apt_install haproxy || true
+		HAPROXY=$(find_tool haproxy)
+	fi
+	if [[ -z $CADDY && $want == *" caddy "* ]]; then
+		apt_install caddy || true
+		CADDY=$(find_tool caddy)
+	fi
+	if [[ -z $H2LOAD && $want == *" h2load "* ]]; then
+		apt_install nghttp2-client || true
+		H2LOAD=$(find_tool h2load)
+	fi
+	return 0
 }
 
 # setup_pinning sets GW_PIN (the gateway's CPU) and LOAD_PIN (wrk and backend).
@@ -117,12 +133,25 @@ build_rampart() {
 		log "cmd/rampart does not exist yet"
 		return 1
 	fi
-	if ! (cd "$ROOT" && go build -o bin/rampart ./cmd/rampart) 2>"$TMP/build.log"; then
-		log "cmd/rampart does not build:"
-		sed "s/^/[bench]   /" "$TMP/build.log" | head -20 >&2
-		return 1
+	if (cd "$ROOT" && go build -o bin/rampart ./cmd/rampart) 2>"$TMP/build.log"; then
+		log "built bin/rampart"
+		return 0
 	fi
-	log "built bin/rampart"
+	log "cmd/rampart in the working tree does not build:"
+	sed "s/^/[bench]   /" "$TMP/build.log" | head -8 >&2
+	# Other work in progress in a shared tree must not stop the benchmark:
+	# measure the last commit instead, and say so in the results.
+	[[ ${NO_HEAD_FALLBACK:-0} == 1 ]] && return 1
+	rm -rf "$TMP/head" && mkdir -p "$TMP/head"
+	if git -C "$ROOT" archive HEAD | tar -x -C "$TMP/head" &&
+		(cd "$TMP/head" && go build -o "$ROOT/bin/rampart" ./cmd/rampart) 2>"$TMP/build.log"; then
+		RAMPART_BUILT_FROM="HEAD $(git -C "$ROOT" rev-parse --short HEAD) (working tree did not build)"
+		log "built bin/rampart from $RAMPART_BUILT_FROM"
+		return 0
+	fi
+	log "cmd/rampart at HEAD does not build either:"
+	sed "s/^/[bench]   /" "$TMP/build.log" | head -8 >&2
+	return 1
 }
 
 # ---------------------------------------------------------------- helpers ---
@@ -133,7 +162,9 @@ USED_PORTS=" "
 freeport() {
 	local p i
 	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + RANDOM % 40000))
+		# Below the kernel's ephemeral range (32768–60999 by default), so the
+		# source port of some client connection cannot already hold it.
+		p=$((10000 + RANDOM % 22000))
 		[[ $USED_PORTS == *" $p "* ]] && continue
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			USED_PORTS+="$p "
@@ -180,13 +211,16 @@ rss_kb() {
 	echo "$total"
 }
 
-# wait_ready URL PID SIZE: until URL answers 200 with SIZE bytes (10 s at most).
+# wait_ready URL PID SIZE [MODE]: until URL answers 200 with SIZE bytes (10 s at
+# most), over HTTP/2 with prior knowledge when MODE is h2.
 wait_ready() {
-	local url=$1 pid=$2 size=$3 i got
+	local url=$1 pid=$2 size=$3 mode=${4:-h1} i got opts=(-k)
+	[[ $mode == h2 ]] && opts+=(--http2-prior-knowledge)
 	for ((i = 0; i < 100; i++)); do
 		[[ -z $pid ]] || kill -0 "$pid" 2>/dev/null || return 1
-		got=$(curl -s -o /dev/null --max-time 1 -w '%{http_code} %{size_download}' "$url" 2>/dev/null) || got=
-		[[ $got == "200 $size" ]] && return 0
+		got=$(curl -s "${opts[@]}" -o /dev/null --max-time 1 -w '%{http_code} %{size_download} %{http_version}' "$url" 2>/dev/null) || got=
+		[[ $mode == h2 && $got == "200 $size 2" ]] && return 0
+		[[ $mode != h2 && $got == "200 $size "* ]] && return 0
 		sleep 0.1
 	done
 	log "  $url answered '$got', wanted '200 $size'"
@@ -213,40 +247,81 @@ start_backend() { # SIZE
 	BACKEND_ADDR=$(<"$TMP/backend.addr")
 }
 
-start_nginx() { # CONNS
-	local port keepalive=$(($1 > 64 ? $1 : 64)) user=""
+
+# ---------------------------------------------------------------- targets ---
+#
+# start_proxy NAME CONNS MODE starts one proxy in front of $BACKEND_ADDR, pinned
+# to the gateway CPU with one thread or process, upstream keep-alive and no access
+# log, and sets PROXY_URL and PROXY_PID. MODE is h1 (HTTP/1.1 on plain text), h2
+# (HTTP/2 with prior knowledge on plain text, h2c) or tls (HTTPS with the
+# self-signed $CERT/$KEY from make_cert). It returns 1, with a message, when the
+# proxy cannot serve that mode. Logs go to $TMP/NAME-MODE/.
+
+start_proxy() { # NAME CONNS MODE
+	local name=$1 conns=$2 mode=$3
+	PROXY_DIR=$TMP/$name-$mode
+	rm -rf "$PROXY_DIR"
+	mkdir -p "$PROXY_DIR"
 	freeport
-	port=$FREEPORT
-	mkdir -p "$TMP/nginx"
+	PROXY_PORT=$FREEPORT
+	PROXY_URL=http://127.0.0.1:$PROXY_PORT/
+	[[ $mode == tls ]] && PROXY_URL=https://127.0.0.1:$PROXY_PORT/
+	PROXY_KEEPALIVE=$((conns > 64 ? conns : 64))
+	"start_$name" "$mode" || return 1
+	PIDS+=("$PROXY_PID")
+}
+
+# proxy_log prints the last lines a proxy logged (after it failed a check).
+proxy_log() { # NAME MODE
+	local f
+	for f in "$TMP/$1-$2"/*.log; do
+		[[ -s $f ]] && sed "s/^/[bench]   $1: /" "$f" | tail -15 >&2
+	done
+	return 0
+}
+
+start_nginx() { # MODE
+	local d=$PROXY_DIR user="" listen="127.0.0.1:$PROXY_PORT" tls=""
 	# As root, nginx would switch its worker to "nobody"; keep it the current user.
 	[[ $(id -u) == 0 ]] && user="user $(id -un) $(id -gn);"
-	cat >"$TMP/nginx/nginx.conf" <<EOF
-# Generated by bench/run.sh.
+	case $1 in
+	# nginx 1.22 has no "http2 on;" (1.25.1+): "listen ... http2" without ssl
+	# serves HTTP/2 with prior knowledge only, which is what h2load speaks.
+	h2) listen+=" http2" ;;
+	tls)
+		listen+=" ssl"
+		tls="ssl_certificate $CERT; ssl_certificate_key $KEY; ssl_session_cache shared:SSL:1m;"
+		;;
+	esac
+	cat >"$d/nginx.conf" <<CONF
+# Generated by bench/lib.sh.
 $user
 worker_processes 1;
 daemon off;
 master_process on;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-worker_rlimit_nofile 16384;
-events { worker_connections 8192; }
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+worker_rlimit_nofile 20000;
+events { worker_connections 19000; }
 http {
     access_log off;
-    client_body_temp_path $TMP/nginx/client_body;
-    proxy_temp_path $TMP/nginx/proxy;
-    fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi;
-    scgi_temp_path $TMP/nginx/scgi;
+    client_body_temp_path $d/client_body;
+    proxy_temp_path $d/proxy;
+    fastcgi_temp_path $d/fastcgi;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
     # nginx closes a keep-alive connection after 1000 requests by default (both
     # sides); Go does not, so lift the limit to compare like with like.
     keepalive_requests 1000000;
+    keepalive_timeout 300s;
     upstream backend {
         server $BACKEND_ADDR;
-        keepalive $keepalive;
+        keepalive $PROXY_KEEPALIVE;
         keepalive_requests 1000000;
     }
     server {
-        listen 127.0.0.1:$port;
+        listen $listen;
+        $tls
         location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -254,35 +329,122 @@ http {
         }
     }
 }
-EOF
-	"$NGINX" -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" -t >"$TMP/nginx/test.log" 2>&1 ||
-		die "nginx config test failed: $(cat "$TMP/nginx/test.log")"
-	"${GW_PIN[@]}" "$NGINX" -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" \
-		>"$TMP/nginx/stdout.log" 2>&1 &
-	NGINX_PID=$!
-	PIDS+=("$NGINX_PID")
-	NGINX_URL=http://127.0.0.1:$port/
+CONF
+	if ! "$NGINX" -p "$d" -e "$d/error.log" -c "$d/nginx.conf" -t >"$d/test.log" 2>&1; then
+		log "nginx config test failed: $(cat "$d/test.log")"
+		return 1
+	fi
+	"${GW_PIN[@]}" "$NGINX" -p "$d" -e "$d/error.log" -c "$d/nginx.conf" >"$d/stdout.log" 2>&1 &
+	PROXY_PID=$!
 }
 
-start_rampart() { # CONNS
-	local port admin keepalive=$(($1 > 64 ? $1 : 64))
+start_haproxy() { # MODE
+	local d=$PROXY_DIR bind="127.0.0.1:$PROXY_PORT"
+	case $1 in
+	h2) bind+=" proto h2" ;;
+	tls)
+		cat "$CERT" "$KEY" >"$d/cert+key.pem"
+		bind+=" ssl crt $d/cert+key.pem alpn http/1.1"
+		;;
+	esac
+	cat >"$d/haproxy.cfg" <<CONF
+# Generated by bench/lib.sh.
+global
+    nbthread 1
+    # HAProxy reserves two descriptors per connection (client and server side)
+    # and refuses to start when maxconn does not fit the open-files limit,
+    # 20,000 on this machine kind.
+    maxconn 9990
+    tune.ssl.default-dh-param 2048
+defaults
+    mode http
+    option http-keep-alive
+    timeout connect 5s
+    timeout client 300s
+    timeout server 60s
+    timeout http-keep-alive 300s
+frontend bench
+    bind $bind
+    default_backend backend
+backend backend
+    # Reuse idle upstream connections across client connections, like the
+    # upstream keep-alive pools of the other proxies.
+    http-reuse always
+    server s1 $BACKEND_ADDR maxconn $PROXY_KEEPALIVE
+CONF
+	if ! "$HAPROXY" -c -f "$d/haproxy.cfg" >"$d/test.log" 2>&1; then
+		log "haproxy config check failed: $(cat "$d/test.log")"
+		return 1
+	fi
+	# -db: stay in the foreground, one process (no master-worker).
+	"${GW_PIN[@]}" "$HAPROXY" -db -f "$d/haproxy.cfg" >"$d/haproxy.log" 2>&1 &
+	PROXY_PID=$!
+}
+
+start_caddy() { # MODE
+	local d=$PROXY_DIR site="http://127.0.0.1:$PROXY_PORT" tls="" protocols="h1"
+	case $1 in
+	h2) protocols="h1 h2c" ;;
+	tls)
+		site="https://127.0.0.1:$PROXY_PORT"
+		tls="tls $CERT $KEY"
+		protocols="h1 h2"
+		;;
+	esac
+	# No "log" directive: Caddy writes no access log unless asked to.
+	cat >"$d/Caddyfile" <<CONF
+# Generated by bench/lib.sh.
+{
+	admin off
+	auto_https disable_redirects
+	skip_install_trust
+	servers {
+		protocols $protocols
+	}
+}
+$site {
+	$tls
+	reverse_proxy $BACKEND_ADDR {
+		transport http {
+			keepalive 60s
+			keepalive_idle_conns $PROXY_KEEPALIVE
+			keepalive_idle_conns_per_host $PROXY_KEEPALIVE
+		}
+	}
+}
+CONF
+	export XDG_DATA_HOME=$d/data XDG_CONFIG_HOME=$d/config
+	if ! "$CADDY" validate --adapter caddyfile --config "$d/Caddyfile" >"$d/test.log" 2>&1; then
+		log "caddy config check failed: $(tail -3 "$d/test.log")"
+		return 1
+	fi
+	GOMAXPROCS=1 "${GW_PIN[@]}" "$CADDY" run --adapter caddyfile --config "$d/Caddyfile" >"$d/caddy.log" 2>&1 &
+	PROXY_PID=$!
+}
+
+start_rampart() { # MODE
+	local d=$PROXY_DIR tls=""
 	freeport
-	port=$FREEPORT
-	freeport
-	admin=$FREEPORT
-	cat >"$TMP/rampart.yaml" <<EOF
-# Generated by bench/run.sh.
+	RAMPART_ADMIN=127.0.0.1:$FREEPORT
+	[[ $1 == tls ]] && tls="
+    tls:
+      certificates:
+        - {cert_file: \"$CERT\", key_file: \"$KEY\"}"
+	# One listener serves HTTP/1.1 and h2c with prior knowledge alike.
+	cat >"$d/rampart.yaml" <<CONF
+# Generated by bench/lib.sh.
 listeners:
   - name: bench
-    address: "127.0.0.1:$port"
-    protocol: http
+    address: "127.0.0.1:$PROXY_PORT"
+    protocol: http$tls
+    limits: {idle_timeout: 300s}
 admin:
-  address: "127.0.0.1:$admin"
+  address: "$RAMPART_ADMIN"
 upstreams:
   backend:
     targets:
       - {address: "$BACKEND_ADDR", weight: 1}
-    keepalive: {max_idle_per_target: $keepalive, idle_timeout: 60s}
+    keepalive: {max_idle_per_target: $PROXY_KEEPALIVE, idle_timeout: 60s}
 routes:
   - name: all
     match:
@@ -290,10 +452,22 @@ routes:
     upstream: backend
 observability:
   access_log: {path: "off"}
-EOF
-	GOMAXPROCS=1 "${GW_PIN[@]}" "$RAMPART" run -c "$TMP/rampart.yaml" >"$TMP/rampart.log" 2>&1 &
-	RAMPART_PID=$!
-	PIDS+=("$RAMPART_PID")
-	RAMPART_URL=http://127.0.0.1:$port/
-	RAMPART_ADMIN=127.0.0.1:$admin
+CONF
+	if ! "$RAMPART" validate -c "$d/rampart.yaml" >"$d/validate.log" 2>&1; then
+		log "rampart does not accept the $1 config: $(head -3 "$d/validate.log")"
+		return 1
+	fi
+	GOMAXPROCS=1 "${GW_PIN[@]}" "$RAMPART" run -c "$d/rampart.yaml" >"$d/rampart.log" 2>&1 &
+	PROXY_PID=$!
+}
+
+# make_cert writes a self-signed P-256 certificate for 127.0.0.1 and localhost
+# to $CERT and $KEY.
+make_cert() {
+	CERT=$TMP/cert.pem KEY=$TMP/key.pem
+	[[ -s $CERT ]] && return 0
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		-keyout "$KEY" -out "$CERT" >"$TMP/openssl.log" 2>&1 ||
+		die "openssl could not make a certificate: $(cat "$TMP/openssl.log")"
 }

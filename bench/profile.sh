@@ -30,9 +30,10 @@ build_rampart || die "profiling needs bin/rampart"
 cp "$RAMPART" "$OUT/rampart" # the binary the profiles belong to
 
 start_backend "$SIZE"
-start_rampart "$CONNS"
+start_proxy rampart "$CONNS" h1 || die "rampart did not start"
+RAMPART_URL=$PROXY_URL RAMPART_PID=$PROXY_PID
 wait_ready "$RAMPART_URL" "$RAMPART_PID" "$SIZE" || {
-	sed 's/^/[bench]   rampart: /' "$TMP/rampart.log" | tail -20 >&2
+	proxy_log rampart h1
 	die "rampart is not proxying"
 }
 ADMIN=http://$RAMPART_ADMIN

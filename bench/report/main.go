@@ -1,6 +1,7 @@
 // Command report turns the results file written by bench/run.sh into a table
 // of medians with min–max per scenario and target, plus the ratios of rampart
-// to every other target.
+// to direct and of every proxy to NGINX, and a table of memory per idle
+// keep-alive connection.
 //
 // The results file has one line per measured run, as space-separated key=value
 // fields; lines starting with # are comments:
@@ -8,13 +9,16 @@
 //	scenario=100B size=100 conns=50 duration=10s round=1 target=nginx wrk=wrk/100B-1-nginx.txt cpu_ticks=812 clk_tck=100 rss_kb=5120
 //
 // wrk names a file holding that run's wrk output (relative to the results
-// file); cpu_ticks is the gateway's utime+stime delta over the run from
+// file), or h2load one holding h2load's; cpu_ticks is the gateway's utime+stime delta over the run from
 // /proc/PID/stat and is absent for the direct target; rss_kb is VmRSS after the
-// run.
+// run. Lines with scenario=idle come from bench/idleconns instead:
+//
+//	scenario=idle target=nginx conns=10000 opened=10000 rss_before_kb=3000 rss_after_kb=9000 kib_per_conn=0.60 settle_ms=2500
 package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,12 +39,18 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	runs, err := load(flag.Arg(0))
+	runs, idles, err := load(flag.Arg(0))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
 	}
 	write(os.Stdout, runs)
+	if len(idles) > 0 {
+		if len(runs) > 0 {
+			fmt.Println()
+		}
+		writeIdle(os.Stdout, idles)
+	}
 }
 
 // Run is one measured wrk run against one target.
@@ -58,30 +68,73 @@ type Run struct {
 	RSSKB float64
 }
 
-func load(path string) ([]Run, error) {
+// Idle is one memory-per-idle-connection measurement.
+type Idle struct {
+	Target            string
+	Conns, Opened     int
+	BeforeKB, AfterKB float64
+}
+
+// KiBPerConn is the RSS growth per connection held open.
+func (i Idle) KiBPerConn() float64 {
+	if i.Opened == 0 {
+		return 0
+	}
+	return (i.AfterKB - i.BeforeKB) / float64(i.Opened)
+}
+
+func load(path string) ([]Run, []Idle, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open results: %w", err)
+		return nil, nil, fmt.Errorf("open results: %w", err)
 	}
 	defer f.Close()
 	dir := filepath.Dir(path)
 	var runs []Run
+	var idles []Idle
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
+		if strings.HasPrefix(line, "scenario=idle ") {
+			i, err := parseIdle(line)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s:%d: %w", path, n, err)
+			}
+			idles = append(idles, i)
+			continue
+		}
 		r, err := parseLine(line, dir)
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
+			return nil, nil, fmt.Errorf("%s:%d: %w", path, n, err)
 		}
 		runs = append(runs, r)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read results: %w", err)
+		return nil, nil, fmt.Errorf("read results: %w", err)
 	}
-	return runs, nil
+	return runs, idles, nil
+}
+
+func parseIdle(line string) (Idle, error) {
+	kv := keyValues(strings.Fields(line))
+	i := Idle{Target: kv["target"]}
+	var err error
+	num := func(k string) float64 {
+		x, perr := strconv.ParseFloat(kv[k], 64)
+		if perr != nil {
+			err = errors.Join(err, fmt.Errorf("parse idle line: %s=%q", k, kv[k]))
+		}
+		return x
+	}
+	i.Conns, i.Opened = int(num("conns")), int(num("opened"))
+	i.BeforeKB, i.AfterKB = num("rss_before_kb"), num("rss_after_kb")
+	if i.Target == "" {
+		err = errors.Join(err, errors.New("parse idle line: target is required"))
+	}
+	return i, err
 }
 
 func parseLine(line, dir string) (Run, error) {
@@ -90,11 +143,14 @@ func parseLine(line, dir string) (Run, error) {
 		Scenario: kv["scenario"], Size: kv["size"], Conns: kv["conns"], Duration: kv["duration"],
 		Target: kv["target"], CPUUSPerReq: -1, RSSKB: -1,
 	}
-	if r.Scenario == "" || r.Target == "" || kv["wrk"] == "" {
-		return Run{}, fmt.Errorf("parse results line: scenario, target and wrk are required")
+	wp, parse := kv["wrk"], ParseWrk
+	if h, ok := kv["h2load"]; ok {
+		wp, parse = h, ParseH2load
+	}
+	if r.Scenario == "" || r.Target == "" || wp == "" {
+		return Run{}, fmt.Errorf("parse results line: scenario, target and wrk (or h2load) are required")
 	}
 	r.Round, _ = strconv.Atoi(kv["round"])
-	wp := kv["wrk"]
 	if !filepath.IsAbs(wp) {
 		wp = filepath.Join(dir, wp)
 	}
@@ -103,7 +159,7 @@ func parseLine(line, dir string) (Run, error) {
 		return Run{}, fmt.Errorf("open wrk output: %w", err)
 	}
 	defer f.Close()
-	if r.Wrk, err = ParseWrk(f); err != nil {
+	if r.Wrk, err = parse(f); err != nil {
 		return Run{}, fmt.Errorf("%s: %w", wp, err)
 	}
 	if t, ok := kv["cpu_ticks"]; ok && r.Wrk.Requests > 0 {
@@ -232,21 +288,58 @@ func writeScenario(w io.Writer, scenario string, all []Run) {
 			cell(r.cpu, "%.1f"), cell(r.rss, "%.1f"), r.errors)
 	}
 
-	i := slices.IndexFunc(rows, func(r row) bool { return r.target == "rampart" })
-	if i < 0 || len(rows) < 2 {
+	pairs := ratioPairs(rows)
+	if len(pairs) == 0 {
 		return
 	}
-	rp := rows[i]
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| ratio of medians | req/s | p50 | p99 | CPU/req | RSS |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: |")
-	for _, o := range rows {
-		if o.target == "rampart" {
-			continue
+	for _, p := range pairs {
+		a, b := p[0], p[1]
+		fmt.Fprintf(w, "| %s/%s | %s | %s | %s | %s | %s |\n", a.target, b.target,
+			ratio(a.rps, b.rps), ratio(a.p50, b.p50), ratio(a.p99, b.p99),
+			ratio(a.cpu, b.cpu), ratio(a.rss, b.rss))
+	}
+}
+
+// ratioPairs lists the comparisons worth quoting: rampart against no proxy,
+// then every proxy against NGINX, the reference of issue 6.
+func ratioPairs(rows []row) [][2]row {
+	find := func(t string) (row, bool) {
+		i := slices.IndexFunc(rows, func(r row) bool { return r.target == t })
+		if i < 0 {
+			return row{}, false
 		}
-		fmt.Fprintf(w, "| rampart/%s | %s | %s | %s | %s | %s |\n", o.target,
-			ratio(rp.rps, o.rps), ratio(rp.p50, o.p50), ratio(rp.p99, o.p99),
-			ratio(rp.cpu, o.cpu), ratio(rp.rss, o.rss))
+		return rows[i], true
+	}
+	var pairs [][2]row
+	rp, haveRampart := find("rampart")
+	if d, ok := find("direct"); ok && haveRampart {
+		pairs = append(pairs, [2]row{rp, d})
+	}
+	if ng, ok := find("nginx"); ok {
+		for _, r := range rows {
+			if r.target != "direct" && r.target != "nginx" {
+				pairs = append(pairs, [2]row{r, ng})
+			}
+		}
+	}
+	return pairs
+}
+
+// writeIdle prints the memory per idle keep-alive connection, one row per
+// measurement, and what 150,000 connections would take at that rate.
+func writeIdle(w io.Writer, idles []Idle) {
+	fmt.Fprintln(w, "### idle: memory per idle keep-alive HTTP/1.1 client connection")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "RSS (VmRSS) of the proxy before and after opening the connections (one request each), once stable.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| target | connections | RSS before MiB | RSS after MiB | KiB/conn | 150k conns MiB |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: |")
+	for _, i := range idles {
+		fmt.Fprintf(w, "| %s | %d | %.1f | %.1f | %.2f | %.0f |\n", i.Target, i.Opened,
+			i.BeforeKB/1024, i.AfterKB/1024, i.KiBPerConn(), i.BeforeKB/1024+i.KiBPerConn()*150000/1024)
 	}
 }
 

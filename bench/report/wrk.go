@@ -17,6 +17,8 @@ type Wrk struct {
 	RPS        float64 // "Requests/sec"
 	P50US      float64
 	P99US      float64
+	// MeanUS is the mean latency, only known for h2load (0 for wrk).
+	MeanUS float64
 	// Errors counts socket errors (connect, read, write, timeout) and
 	// responses with a status outside 2xx/3xx.
 	Errors int64

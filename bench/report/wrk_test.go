@@ -105,29 +105,44 @@ func TestReport(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "a.txt"), sample, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	h2, err := os.ReadFile(filepath.Join("testdata", "h2load-100b.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "h2.txt"), h2, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	results := strings.Join([]string{
 		"# comment",
 		"scenario=100B size=100 conns=50 duration=2s round=1 target=direct wrk=a.txt",
 		// 142908 requests and 2.5 s of CPU: 17.5 µs per request.
 		"scenario=100B size=100 conns=50 duration=2s round=1 target=nginx wrk=a.txt cpu_ticks=250 clk_tck=100 rss_kb=4096",
 		"scenario=100B size=100 conns=50 duration=2s round=1 target=rampart wrk=a.txt cpu_ticks=500 clk_tck=100 rss_kb=8192",
+		"scenario=100B size=100 conns=50 duration=2s round=1 target=haproxy wrk=a.txt cpu_ticks=300 clk_tck=100 rss_kb=4096",
+		// 75090 requests and 1.5 s of CPU: 19.98 µs per request.
+		"scenario=h2-100B size=100 conns=50 duration=3s round=1 target=nginx h2load=h2.txt cpu_ticks=150 clk_tck=100 rss_kb=4096",
+		"scenario=idle target=nginx conns=1000 opened=1000 rss_before_kb=4096 rss_after_kb=5096 kib_per_conn=1.00 settle_ms=2000",
 	}, "\n")
 	path := filepath.Join(dir, "results.txt")
 	if err := os.WriteFile(path, []byte(results), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	runs, err := load(path)
+	runs, idles, err := load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b strings.Builder
 	write(&b, runs)
+	writeIdle(&b, idles)
 	out := b.String()
 	for _, want := range []string{
 		"| direct | 1 | 68136 [68136–68136] | 571 [571–571] | 5469 [5469–5469] | – | – | 0 |",
 		"| nginx | 1 | 68136 [68136–68136] | 571 [571–571] | 5469 [5469–5469] | 17.5 [17.5–17.5] | 4.0 [4.0–4.0] | 0 |",
 		"| rampart/nginx | 1.00× | 1.00× | 1.00× | 2.00× | 2.00× |",
 		"| rampart/direct | 1.00× | 1.00× | 1.00× | – | – |",
+		"| haproxy/nginx | 1.00× | 1.00× | 1.00× | 1.20× | 1.00× |",
+		"| nginx | 1 | 25032 [25032–25032] | – | – | 20.0 [20.0–20.0] | 4.0 [4.0–4.0] | 5 |",
+		"| nginx | 1000 | 4.0 | 5.0 | 1.00 | 150 |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q; got:\n%s", want, out)
