@@ -326,3 +326,5 @@ func (e *etcdServer) publish(t *testing.T, prefix, data string) int64 {
 	}
 	return rev
 }
+
+func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
