@@ -182,6 +182,10 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		printErr(stdout, err)
 		return 1
 	}
+	// Warnings do not fail validation: the config runs as written.
+	for _, w := range lint(cfg) {
+		fmt.Fprintln(stdout, w.String())
+	}
 	fmt.Fprintln(stdout, "ok")
 	return 0
 }
