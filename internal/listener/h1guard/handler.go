@@ -82,6 +82,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	gw := &guardWriter{ResponseWriter: w, g: g}
 	h.next.ServeHTTP(gw, r)
+	if !gw.wrote && !gw.hijacked && g.failed.Load() {
+		// The handler gave up on the failed body without answering (a
+		// client-gone 499 writes nothing).
+		refuse(w, rChunked)
+	}
 	if hadUpgrade && !gw.hijacked {
 		// The guard holds the connection's input until it knows whether
 		// the protocol switched (see Conn, stUpgrade).
