@@ -2,16 +2,24 @@ package compile
 
 import (
 	"github.com/rampart-gw/rampart/internal/policy"
+	"github.com/rampart-gw/rampart/internal/policy/apikey"
+	"github.com/rampart-gw/rampart/internal/policy/concurrency"
+	"github.com/rampart-gw/rampart/internal/policy/cors"
 	"github.com/rampart-gw/rampart/internal/policy/headers"
 	"github.com/rampart-gw/rampart/internal/policy/ipfilter"
+	"github.com/rampart-gw/rampart/internal/policy/requirerole"
 )
 
 // factories is the one list of policy types this build knows, by the name
 // used in `type:`. Adding a policy means adding its folder under
 // internal/policy and one line here. Types the config accepts but this
-// list lacks (jwt, waf, sanitize) are refused at compile time as "not
-// available in this release".
+// list lacks (jwt, waf, sanitize) are refused at compile time as "policy
+// type X is not available in this release".
 var factories = map[string]policy.Factory{
-	"headers":   headers.New,
-	"ip_filter": ipfilter.New,
+	"api_key":           apikey.New,
+	"concurrency_limit": concurrency.New,
+	"cors":              cors.New,
+	"headers":           headers.New,
+	"ip_filter":         ipfilter.New,
+	"require_role":      requirerole.New,
 }

@@ -1,0 +1,27 @@
+// Package concurrency is the `concurrency_limit` policy: it bounds how many
+// requests of the routes that list it are in flight at once, queues a few
+// more for a short while, and sheds the rest.
+//
+// Config:
+//
+//	policies:
+//	  concurrency:
+//	    type: concurrency_limit
+//	    max_in_flight: 500      # required, >= 1
+//	    max_queue: 1000         # default 0: no queue, shed at once
+//	    queue_timeout: 100ms    # default 1s: longest wait in the queue
+//
+// A request that finds max_in_flight requests running waits in a FIFO queue
+// of at most max_queue requests for up to queue_timeout; when the queue is
+// full, or the wait times out, it is refused with 503 overloaded and
+// `Retry-After: 1`. A slot is released when the request's handler returns,
+// also when it panics or the client goes away, so slots never leak.
+//
+// The counters live outside the config snapshot, keyed by the policy name,
+// max_in_flight and max_queue: a reload that keeps those settings keeps
+// counting the requests already in flight (queue_timeout may change
+// freely). A policy listed on several routes shares one limit across them.
+//
+// Metrics: none of its own; shed requests count in
+// rampart_http_requests_total with code 503.
+package concurrency
