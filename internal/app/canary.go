@@ -112,7 +112,7 @@ func (a *App) StageCandidate(spec admin.CandidateSpec) (string, error) {
 	a.store.SetSplit(&gateway.Split{Candidate: snap, Basis: uint32(math.Round(c.percent * 100)), Header: header})
 	a.candidateGauge(c)
 	a.metrics.ConfigReloads.WithLabelValues("ok").Inc()
-	a.status.applied(SourceCandidate, cur.Version, 0, nil)
+	a.status.staged(snap.Version)
 	a.log.Info("candidate config staged", "candidate", snap.Version, "active", cur.Version, "percent", c.percent, "hash", c.hash)
 	return snap.Version, nil
 }

@@ -74,6 +74,14 @@ func (b *statusBook) applied(src, version string, d time.Duration, warnings []st
 	b.count("ok")
 }
 
+// staged records a candidate staged beside the active config, which stays.
+func (b *statusBook) staged(version string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.s.LastReload = &ReloadStatus{Result: "ok", Source: SourceCandidate, Time: time.Now().UTC(), Version: version}
+	b.count("ok")
+}
+
 func (b *statusBook) refused(src string, ps []admin.Problem) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
