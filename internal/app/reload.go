@@ -87,7 +87,7 @@ func (a *App) apply(cfg *config.Config, src string) error {
 }
 
 func (a *App) compileDeps() compile.Deps {
-	return compile.Deps{Clusters: a.clusters, Metrics: a.metrics, Log: a.log, Upgraded: &a.upgraded}
+	return compile.Deps{Clusters: a.clusters, Metrics: a.metrics, Log: a.log, Upgraded: &a.upgraded, Policies: a.policies}
 }
 
 // activate swaps snap in (with its access log, nil to keep the current one)
@@ -101,6 +101,11 @@ func (a *App) activate(snap *gateway.Snapshot, al *telemetry.AccessLog) *gateway
 		}
 	}
 	a.clusters.Activate(snap.Upstreams)
+	keep := make(map[string]bool, len(snap.Routes))
+	for _, r := range snap.Routes {
+		keep[r.Name] = true
+	}
+	a.metrics.RetainRoutes(keep)
 	if old != nil && old.Version != snap.Version {
 		a.metrics.ConfigInfo.DeleteLabelValues(old.Version)
 	}

@@ -32,6 +32,8 @@ type Metrics struct {
 
 	// codes caches status code label strings.
 	codes sync.Map
+	// routes holds every route name that has series, for RetainRoutes.
+	routes sync.Map
 }
 
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
@@ -124,6 +126,7 @@ type RouteMetrics struct {
 
 // Route returns the per-route series for name.
 func (m *Metrics) Route(name string) *RouteMetrics {
+	m.routes.Store(name, struct{}{})
 	return &RouteMetrics{
 		Duration:     m.Duration.WithLabelValues(name),
 		RequestSize:  m.RequestSize.WithLabelValues(name),
@@ -148,4 +151,25 @@ func (rm *RouteMetrics) Count(method string, status int) {
 	c := rm.requests.WithLabelValues(rm.route, method, strconv.Itoa(status))
 	rm.byKey.Store(k, c)
 	c.Inc()
+}
+
+// RetainRoutes deletes the series of every route not in keep (requests that
+// matched no route, route "", are always kept), so that routes removed by a
+// reload do not stay in /metrics forever.
+func (m *Metrics) RetainRoutes(keep map[string]bool) {
+	m.routes.Range(func(k, _ any) bool {
+		name := k.(string)
+		if name == "" || keep[name] {
+			return true
+		}
+		m.routes.Delete(name)
+		l := prometheus.Labels{"route": name}
+		m.Requests.DeletePartialMatch(l)
+		m.Duration.DeletePartialMatch(l)
+		m.RequestSize.DeletePartialMatch(l)
+		m.ResponseSize.DeletePartialMatch(l)
+		m.Retries.DeletePartialMatch(l)
+		m.WAFBlocked.DeletePartialMatch(l)
+		return true
+	})
 }
