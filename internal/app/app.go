@@ -24,6 +24,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/gateway"
 	"github.com/rampart-gw/rampart/internal/listener"
+	"github.com/rampart-gw/rampart/internal/policy"
 	"github.com/rampart-gw/rampart/internal/proxy"
 	"github.com/rampart-gw/rampart/internal/source"
 	"github.com/rampart-gw/rampart/internal/telemetry"
@@ -61,6 +62,9 @@ type App struct {
 	clusters *cluster.Manager
 	store    gateway.Store
 	upgraded proxy.ConnSet
+	// policies keeps rate-limit buckets and concurrency counters across
+	// reloads.
+	policies *policy.Shared
 	access   atomic.Pointer[telemetry.AccessLog]
 	// retiredLogs are access logs replaced by a reload, closed at exit.
 	retiredLogs []*telemetry.AccessLog
@@ -98,7 +102,7 @@ func New(opts Options) (*App, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	a := &App{opts: opts, log: opts.Log, metrics: telemetry.NewMetrics()}
+	a := &App{opts: opts, log: opts.Log, metrics: telemetry.NewMetrics(), policies: policy.NewShared()}
 	a.clusters = cluster.NewManager(cluster.Deps{Metrics: a.metrics, Log: a.log})
 	a.versions.init(a.metrics)
 	a.store.SetObserver(&a.versions)

@@ -39,6 +39,9 @@ type Deps struct {
 	Log      *slog.Logger
 	// Upgraded tracks WebSocket connections for shutdown.
 	Upgraded *proxy.ConnSet
+	// Policies keeps policy state (rate-limit buckets, concurrency
+	// counters) across reloads; nil gives every build fresh state.
+	Policies *policy.Shared
 }
 
 // Build compiles cfg, which must have passed Validate. Problems are returned
@@ -210,7 +213,7 @@ func buildPolicies(cfg *config.Config, deps Deps) (map[string]policy.Policy, con
 			errs = append(errs, cfg.Errorf(path+".type", "policy type %q is not available in this release", pc.Type))
 			continue
 		}
-		p, err := f(policy.Spec{Name: name, Node: pc, File: cfg.File(), Path: path, Config: cfg, Metrics: deps.Metrics, Log: deps.Log})
+		p, err := f(policy.Spec{Name: name, Node: pc, File: cfg.File(), Path: path, Config: cfg, Metrics: deps.Metrics, Log: deps.Log, Shared: deps.Policies})
 		if err != nil {
 			var ce config.Errors
 			if errors.As(err, &ce) {

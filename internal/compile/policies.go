@@ -7,6 +7,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/policy/cors"
 	"github.com/rampart-gw/rampart/internal/policy/headers"
 	"github.com/rampart-gw/rampart/internal/policy/ipfilter"
+	"github.com/rampart-gw/rampart/internal/policy/ratelimit"
 	"github.com/rampart-gw/rampart/internal/policy/requirerole"
 )
 
@@ -21,5 +22,6 @@ var factories = map[string]policy.Factory{
 	"cors":              cors.New,
 	"headers":           headers.New,
 	"ip_filter":         ipfilter.New,
+	"rate_limit":        ratelimit.New,
 	"require_role":      requirerole.New,
 }

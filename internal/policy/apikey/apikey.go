@@ -13,10 +13,10 @@ import (
 
 // APIKey is a compiled `api_key` policy.
 type APIKey struct {
-	header   string // canonical
-	query    string
-	forward  string // canonical; "" for none
-	byHash   map[[32]byte]*consumer
+	header    string // canonical
+	query     string
+	forward   string // canonical; "" for none
+	byHash    map[[32]byte]*consumer
 	challenge []string
 }
 

@@ -1,0 +1,199 @@
+package ratelimit
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/policy"
+)
+
+// Config is the `rate_limit` policy's settings.
+type Config struct {
+	// Key says what is counted: ip, consumer, route, header:NAME or
+	// claim:NAME, or a list of them combined. Default ip.
+	Key yaml.Node `yaml:"key" json:"-"`
+	// Rate is the sustained rate, N/s, N/m or N/h. Required.
+	Rate config.Rate `yaml:"rate" json:"rate"`
+	// Burst is the bucket size: how many requests may come at once.
+	// Default: the rate per second rounded up, at least 1.
+	Burst int `yaml:"burst" json:"burst,omitempty"`
+	// ByRole gives consumers with a role their own rate; a consumer's
+	// first role listed here wins. Its burst scales with the rate.
+	ByRole map[string]config.Rate `yaml:"by_role" json:"by_role,omitempty"`
+	// Store is where buckets live: local (this process). Default local;
+	// redis is not available in this release.
+	Store string `yaml:"store" json:"store,omitempty"`
+	// TrustForwarded is how many proxies in front of the gateway append to
+	// X-Forwarded-For, for the ip key. Default 0: the TCP peer.
+	TrustForwarded int `yaml:"trust_forwarded" json:"trust_forwarded,omitempty"`
+	// MaxKeys caps the keys (buckets) held per rate. Default 100000.
+	MaxKeys int `yaml:"max_keys" json:"max_keys,omitempty"`
+}
+
+// DefaultMaxKeys applies when max_keys is not set.
+const DefaultMaxKeys = 100_000
+
+// Part kinds of a key.
+const (
+	partIP = iota
+	partConsumer
+	partRoute
+	partHeader
+)
+
+// Part is one element of a rate-limit key.
+type Part struct {
+	Kind int
+	Name string // canonical header name for header:NAME
+}
+
+// ParseKeyPart parses ip, consumer, route, header:NAME or claim:NAME.
+func ParseKeyPart(s string) (Part, string) {
+	switch s {
+	case "ip":
+		return Part{Kind: partIP}, ""
+	case "consumer":
+		return Part{Kind: partConsumer}, ""
+	case "route":
+		return Part{Kind: partRoute}, ""
+	}
+	kind, name, ok := strings.Cut(s, ":")
+	switch {
+	case ok && kind == "header":
+		if !policy.ValidHeaderName(name) {
+			return Part{}, "invalid header name " + strconv.Quote(name) + " in key " + strconv.Quote(s)
+		}
+		return Part{Kind: partHeader, Name: canonical(name)}, ""
+	case ok && kind == "claim":
+		return Part{}, "key " + strconv.Quote(s) + " needs the jwt policy, which is not available in this release"
+	}
+	return Part{}, "invalid key " + strconv.Quote(s) + " (want ip, consumer, route, header:NAME or claim:NAME, or a list of them)"
+}
+
+// parts parses c.Key, reporting problems through s.
+func (c *Config) parts(s policy.Spec) ([]Part, []string, config.Errors) {
+	var errs config.Errors
+	var items []*yaml.Node
+	var paths []string
+	switch c.Key.Kind {
+	case 0:
+		return []Part{{Kind: partIP}}, []string{"ip"}, nil
+	case yaml.ScalarNode:
+		items, paths = []*yaml.Node{&c.Key}, []string{"key"}
+	case yaml.SequenceNode:
+		if len(c.Key.Content) == 0 {
+			return nil, nil, config.Errors{s.Errorf("key", "key list must not be empty")}
+		}
+		for i, n := range c.Key.Content {
+			items = append(items, n)
+			paths = append(paths, "key["+strconv.Itoa(i)+"]")
+		}
+	default:
+		return nil, nil, config.Errors{s.Errorf("key", "key must be a string or a list of strings")}
+	}
+	var out []Part
+	var names []string
+	seen := map[string]bool{}
+	for i, n := range items {
+		if n.Kind != yaml.ScalarNode {
+			errs = append(errs, s.Errorf(paths[i], "key must be a string"))
+			continue
+		}
+		p, msg := ParseKeyPart(n.Value)
+		if msg != "" {
+			errs = append(errs, s.Errorf(paths[i], "%s", msg))
+			continue
+		}
+		if seen[n.Value] {
+			errs = append(errs, s.Errorf(paths[i], "key %q listed twice", n.Value))
+			continue
+		}
+		seen[n.Value] = true
+		out = append(out, p)
+		names = append(names, n.Value)
+	}
+	return out, names, errs
+}
+
+// Validate checks the key, rates, burst and store.
+func (c *Config) Validate(s policy.Spec) config.Errors {
+	_, _, errs := c.parts(s)
+	switch c.Store {
+	case "", "local":
+	case "redis":
+		errs = append(errs, s.Errorf("store", "store redis is not available in this release (use local)"))
+	default:
+		errs = append(errs, s.Errorf("store", "unknown store %q (want local)", c.Store))
+	}
+	if c.Rate.N == 0 {
+		errs = append(errs, s.Errorf("rate", "rate is required (N/s, N/m or N/h)"))
+	} else if msg := checkRate(c.Rate, c.Burst); msg != "" {
+		errs = append(errs, s.Errorf("rate", "%s", msg))
+	}
+	if c.Burst < 0 || c.Burst > maxBurst {
+		errs = append(errs, s.Errorf("burst", "burst must be between 1 and %d", maxBurst))
+	}
+	for _, role := range sortedRoles(c.ByRole) {
+		if role == "" {
+			errs = append(errs, s.Errorf("by_role", "role must not be empty"))
+			continue
+		}
+		if c.Rate.N > 0 {
+			if msg := checkRate(c.ByRole[role], roleBurst(c, c.ByRole[role])); msg != "" {
+				errs = append(errs, s.Errorf("by_role."+role, "%s", msg))
+			}
+		}
+	}
+	if c.TrustForwarded < 0 || c.TrustForwarded > 64 {
+		errs = append(errs, s.Errorf("trust_forwarded", "trust_forwarded must be between 0 and 64"))
+	}
+	if c.MaxKeys < 0 {
+		errs = append(errs, s.Errorf("max_keys", "max_keys must not be negative"))
+	}
+	return errs
+}
+
+const maxBurst = 1_000_000
+
+// checkRate refuses rates whose arithmetic would not fit: at most one
+// token a nanosecond, and a full bucket refilling within a year.
+func checkRate(r config.Rate, burst int) string {
+	ps := r.PerSecond()
+	if ps > 1e9 {
+		return "rate too high (at most 1000000000/s)"
+	}
+	if burst < 1 {
+		burst = defaultBurst(r)
+	}
+	if float64(burst)/ps > (365 * 24 * time.Hour).Seconds() {
+		return "rate too low: a full bucket would take over a year to refill"
+	}
+	return ""
+}
+
+// defaultBurst is the rate per second rounded up, at least 1.
+func defaultBurst(r config.Rate) int {
+	return max(1, min(maxBurst, int(math.Ceil(r.PerSecond()-1e-9))))
+}
+
+// burstOf returns the burst for the policy's own rate.
+func burstOf(c *Config) int {
+	if c.Burst > 0 {
+		return c.Burst
+	}
+	return defaultBurst(c.Rate)
+}
+
+// roleBurst scales an explicit burst with a role's rate, or defaults it
+// from that rate.
+func roleBurst(c *Config, r config.Rate) int {
+	if c.Burst == 0 {
+		return defaultBurst(r)
+	}
+	return max(1, min(maxBurst, int(math.Ceil(float64(c.Burst)*r.PerSecond()/c.Rate.PerSecond()-1e-9))))
+}

@@ -1,0 +1,129 @@
+package ratelimit
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/exchange"
+	"github.com/rampart-gw/rampart/internal/policy"
+)
+
+// Limit is a compiled `rate_limit` policy.
+type Limit struct {
+	parts   []Part
+	trust   int
+	base    *limiter
+	byRole  map[string]*limiter
+	allowed prometheus.Counter
+	limited prometheus.Counter
+}
+
+// limiter is one rate with its buckets.
+type limiter struct {
+	store *Store
+	limit []string // RateLimit-Limit value
+}
+
+var _ policy.Policy = (*Limit)(nil)
+
+// New compiles a `rate_limit` policy. Its buckets come from spec.Shared,
+// keyed by the policy name, key and rate settings, so that a reload that
+// keeps them keeps the buckets.
+func New(s policy.Spec) (policy.Policy, error) {
+	var c Config
+	if err := policy.Load(s, &c); err != nil {
+		return nil, err
+	}
+	parts, names, _ := c.parts(s)
+	maxKeys := c.MaxKeys
+	if maxKeys == 0 {
+		maxKeys = DefaultMaxKeys
+	}
+	ident := "rate_limit|" + s.Name + "|" + strings.Join(names, ",") + "|" + strconv.Itoa(maxKeys)
+	mk := func(role string, r config.Rate, burst int) *limiter {
+		key := fmt.Sprintf("%s|%s|%s|%d", ident, role, r, burst)
+		st := s.Shared.Get(key, func() any { return NewStore(r.PerSecond(), burst, maxKeys, nil) }).(*Store)
+		return &limiter{store: st, limit: []string{strconv.Itoa(burst)}}
+	}
+	l := &Limit{parts: parts, trust: c.TrustForwarded, base: mk("", c.Rate, burstOf(&c))}
+	if len(c.ByRole) > 0 {
+		l.byRole = make(map[string]*limiter, len(c.ByRole))
+		for _, role := range sortedRoles(c.ByRole) {
+			r := c.ByRole[role]
+			l.byRole[role] = mk("role="+role, r, roleBurst(&c, r))
+		}
+	}
+	if s.Metrics != nil {
+		l.allowed = s.Metrics.RateLimitDecisions.WithLabelValues(s.Name, "allowed")
+		l.limited = s.Metrics.RateLimitDecisions.WithLabelValues(s.Name, "limited")
+	}
+	return l, nil
+}
+
+// pick returns the limiter for the consumer's first role that has a rate.
+func (l *Limit) pick(ex *exchange.Exchange) *limiter {
+	if l.byRole != nil && ex != nil {
+		for _, role := range ex.Roles {
+			if lim, ok := l.byRole[role]; ok {
+				return lim
+			}
+		}
+	}
+	return l.base
+}
+
+// Wrap counts the request and refuses it with 429 rate_limited when its
+// bucket is empty. Every response carries RateLimit-Limit (the burst),
+// RateLimit-Remaining and RateLimit-Reset (seconds until the bucket is full).
+func (l *Limit) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ex := exchange.From(r.Context())
+		lim := l.pick(ex)
+		var buf [maxKeyLen + 64]byte
+		d := lim.store.TakeBytes(AppendKey(buf[:0], l.parts, l.trust, r, ex))
+		h := w.Header()
+		h["Ratelimit-Limit"] = lim.limit
+		h["Ratelimit-Remaining"] = num(d.Remaining)
+		h["Ratelimit-Reset"] = num(seconds(d.Reset))
+		if !d.Allowed {
+			if l.limited != nil {
+				l.limited.Inc()
+			}
+			h["Retry-After"] = num(max(1, seconds(d.RetryAfter)))
+			exchange.Error(w, r, http.StatusTooManyRequests, "rate_limited", "rate limit exceeded; retry later")
+			return
+		}
+		if l.allowed != nil {
+			l.allowed.Inc()
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// seconds rounds d up to whole seconds.
+func seconds(d time.Duration) int {
+	return int((d + time.Second - 1) / time.Second)
+}
+
+// nums are header values for small numbers, shared read-only so that the
+// common case allocates nothing (Header.Set and Add replace or copy).
+var nums = func() [][]string {
+	t := make([][]string, 4096)
+	for i := range t {
+		t[i] = []string{strconv.Itoa(i)}
+	}
+	return t
+}()
+
+func num(n int) []string {
+	if n >= 0 && n < len(nums) {
+		return nums[n]
+	}
+	return []string{strconv.Itoa(n)}
+}
