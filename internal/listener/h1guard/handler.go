@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/rampart-gw/rampart/internal/exchange"
 )
@@ -70,7 +72,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		stripH2C(r)
 	}
 	if r.ProtoMajor != 1 || g == nil {
-		h.next.ServeHTTP(w, r)
+		h.serveH2(w, r)
 		return
 	}
 	if n := g.served.Add(1); h.cfg.MaxRequests > 0 && n >= int64(h.cfg.MaxRequests) {
@@ -80,7 +82,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
-	gw := &guardWriter{ResponseWriter: w, g: g}
+	gw := &guardWriter{ResponseWriter: w, g: g, failed: &g.failed}
 	h.next.ServeHTTP(gw, r)
 	if !gw.wrote && !gw.hijacked && g.failed.Load() {
 		// The handler gave up on the failed body without answering (a
@@ -93,6 +95,44 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.upgrade.Store(upDone)
 	}
 }
+
+// serveH2 applies what net/http's HTTP/2 server does not check itself: a
+// well-formed :authority, and a body that ends as declared (a content-length
+// that disagrees with the DATA frames fails the body read; the response is
+// then replaced by 400, as for a malformed chunked body in HTTP/1.1).
+func (h *handler) serveH2(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 && !validHost([]byte(r.Host)) {
+		refuse(w, rHost)
+		return
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	b := &watchedBody{rc: r.Body}
+	r.Body = b
+	gw := &guardWriter{ResponseWriter: w, failed: &b.failed}
+	h.next.ServeHTTP(gw, r)
+	if !gw.wrote && !gw.hijacked && b.failed.Load() {
+		refuse(w, rChunked)
+	}
+}
+
+// watchedBody records a failed body read.
+type watchedBody struct {
+	rc     io.ReadCloser
+	failed atomic.Bool
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		b.failed.Store(true)
+	}
+	return n, err
+}
+
+func (b *watchedBody) Close() error { return b.rc.Close() }
 
 // stripH2C removes an h2c upgrade offer: the guard never lets a request
 // switch to HTTP/2 mid-connection (RFC 9113 removed the mechanism), and it
@@ -165,7 +205,8 @@ func newRequestID() string {
 // out malformed with a 400, and tells the guard about hijacks.
 type guardWriter struct {
 	http.ResponseWriter
-	g        *Conn
+	g        *Conn // nil for HTTP/2
+	failed   *atomic.Bool
 	replaced bool
 	wrote    bool
 	hijacked bool
@@ -180,7 +221,7 @@ func (w *guardWriter) WriteHeader(code int) {
 		return
 	}
 	w.wrote = true
-	if w.g.failed.Load() {
+	if w.failed.Load() {
 		w.replaced = true
 		h := w.ResponseWriter.Header()
 		for k := range h {
@@ -213,7 +254,9 @@ func (w *guardWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err == nil {
 		w.hijacked = true
-		w.g.upgrade.Store(upHijacked)
+		if w.g != nil {
+			w.g.upgrade.Store(upHijacked)
+		}
 	}
 	return c, brw, err
 }
