@@ -14,4 +14,10 @@ if ((${#need[@]})); then
 		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 	fi
 fi
+# test/conformance runs h2spec against the h2c listener; it is built from the
+# version pinned in test/conformance/tools/go.mod (kept out of the main go.mod).
+if ! command -v h2spec >/dev/null && [ ! -x "$(go env GOPATH)/bin/h2spec" ]; then
+	(cd "$(dirname "$0")/../test/conformance/tools" &&
+		go build -o "$(go env GOPATH)/bin/h2spec" github.com/summerwind/h2spec/cmd/h2spec)
+fi
 go version
