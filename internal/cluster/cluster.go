@@ -25,6 +25,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/cluster/balancer"
 	"github.com/rampart-gw/rampart/internal/cluster/breaker"
 	"github.com/rampart-gw/rampart/internal/cluster/cache"
+	"github.com/rampart-gw/rampart/internal/cluster/h1"
 	"github.com/rampart-gw/rampart/internal/cluster/outlier"
 	"github.com/rampart-gw/rampart/internal/cluster/retry"
 	"github.com/rampart-gw/rampart/internal/config"
@@ -200,7 +201,14 @@ func IsDialError(err error) bool {
 // reloads while those settings do not change.
 type pool struct {
 	key       string
-	transport *http.Transport
+	transport roundTripper
+}
+
+// roundTripper is what a pool sends with: net/http's Transport or, for
+// plain HTTP/1.1 upstreams, the h1 client.
+type roundTripper interface {
+	http.RoundTripper
+	CloseIdleConnections()
 }
 
 // Deps are the Manager's shared services.
@@ -447,7 +455,7 @@ func poolKey(name string, cfg *config.Upstream) (string, error) {
 
 // newTransport builds an upstream's pooled transport. With st set, new
 // connections and requests waiting for one count against st's breaker.
-func newTransport(cfg *config.Upstream, st *state) (*http.Transport, error) {
+func newTransport(cfg *config.Upstream, st *state) (roundTripper, error) {
 	connectTimeout := cfg.ConnectTimeout.D()
 	if connectTimeout <= 0 {
 		connectTimeout = 5 * time.Second
@@ -483,6 +491,13 @@ func newTransport(cfg *config.Upstream, st *state) (*http.Transport, error) {
 		}
 		return c, nil
 	}
+	// h1: plain HTTP/1.1 upstreams use the lean client (issue 6); h2c and
+	// TLS keep net/http's Transport.
+	if cfg.Protocol != "h2c" && cfg.TLS == nil {
+		return h1.New(h1.Config{DialContext: dial, MaxIdlePerHost: maxIdle,
+			IdleTimeout: cfg.Keepalive.IdleTimeout.D(), MaxHeadBytes: 1 << 20}), nil
+	}
+	// end h1
 	t := &http.Transport{
 		Proxy:                  nil, // never take a proxy from the environment
 		DialContext:            dial,

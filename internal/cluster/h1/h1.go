@@ -1,0 +1,368 @@
+// Package h1 is a lean HTTP/1.1 client for plain-text upstreams: an
+// http.RoundTripper that writes the request and reads the response on the
+// caller's goroutine, over a per-target LIFO pool of keep-alive connections.
+//
+// It replaces net/http.Transport on the gateway's hot path for upstreams
+// with protocol http1 and no TLS (issue 6): no reader and writer goroutine
+// per connection, no channel hand-offs, one string allocation for the whole
+// response head, and read buffers that idle connections give back to a
+// shared pool. HTTP/2 and TLS upstreams keep the standard library's stack.
+//
+// Behaviour kept from net/http.Transport: request headers are written as
+// given (invalid names or values are refused), Content-Length and chunked
+// request framing with trailers, 1xx responses skipped (101 returned with a
+// read-write body), HEAD/204/304 without a body, chunked responses with
+// trailers declared by the Trailer header pre-populated in Response.Trailer,
+// repeated identical Content-Length values collapsed, one retry on a fresh
+// connection when a reused connection turns out to be stale.
+//
+// Deliberate differences: the Connection header of a response is kept as
+// received (net/http drops it when it contains "close"), so the proxy can
+// remove the headers it names; a response with both Content-Length and
+// Transfer-Encoding is an error (RFC 9112 section 6.3 allows treating it as
+// one, net/http drops the Content-Length); no User-Agent is invented; no
+// request is sent while the response of the previous one is being read
+// (there is no full-duplex request/response streaming).
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultMaxIdlePerHost = 64
+	DefaultMaxHeadBytes   = 1 << 20
+	DefaultMaxHeaders     = 1000
+	DefaultReadBufferSize = 16 << 10
+)
+
+// probeAfter is how long a pooled connection may sit idle before it is
+// checked for a close by the server (one non-blocking read) before reuse.
+// Busy connections skip the check; idle ones are the ones servers close
+// (keep-alive timeouts of a few seconds are common).
+const probeAfter = time.Second
+
+// Config configures a Client. The zero value is usable.
+type Config struct {
+	// DialContext opens a connection to addr ("host:port"). Default: a
+	// net.Dialer with a 5 s timeout.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// MaxIdlePerHost bounds the idle keep-alive connections kept per target.
+	// Default 64; negative keeps none.
+	MaxIdlePerHost int
+	// IdleTimeout closes connections idle for longer than this. Default 0:
+	// idle connections are kept until the server closes them.
+	IdleTimeout time.Duration
+	// MaxHeadBytes bounds a response head (status line and header fields),
+	// and separately its trailers, in bytes. Default 1 MiB.
+	MaxHeadBytes int
+	// MaxHeaders bounds the number of header fields in a response head.
+	// Default 1000.
+	MaxHeaders int
+	// ReadBufferSize is the read buffer of a connection in use, in bytes.
+	// Idle connections hold none. Default 16 KiB.
+	ReadBufferSize int
+	// Now returns the current time for idle accounting. Default time.Now.
+	Now func() time.Time
+}
+
+// Client is an HTTP/1.1 http.RoundTripper for plain-text upstreams. It is
+// safe for concurrent use.
+type Client struct {
+	cfg     Config
+	readers sync.Pool // *bufio.Reader
+	writers sync.Pool // *[]byte, request heads and body copies
+
+	mu     sync.Mutex
+	hosts  map[string]*host
+	nidle  int
+	closed bool
+	jstop  chan struct{} // closed to stop the janitor; nil when none runs
+	jdone  chan struct{} // closed when the janitor has returned
+}
+
+var _ http.RoundTripper = (*Client)(nil)
+
+// host is the idle connections to one target, most recently used last.
+type host struct {
+	idle []*conn
+}
+
+// New returns a Client with cfg's settings.
+func New(cfg Config) *Client {
+	if cfg.DialContext == nil {
+		d := &net.Dialer{Timeout: 5 * time.Second}
+		cfg.DialContext = d.DialContext
+	}
+	if cfg.MaxIdlePerHost == 0 {
+		cfg.MaxIdlePerHost = DefaultMaxIdlePerHost
+	}
+	if cfg.MaxHeadBytes <= 0 {
+		cfg.MaxHeadBytes = DefaultMaxHeadBytes
+	}
+	if cfg.MaxHeaders <= 0 {
+		cfg.MaxHeaders = DefaultMaxHeaders
+	}
+	if cfg.ReadBufferSize <= 0 {
+		cfg.ReadBufferSize = DefaultReadBufferSize
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Client{cfg: cfg, hosts: map[string]*host{}}
+}
+
+// conn is one upstream connection.
+type conn struct {
+	nc     net.Conn
+	addr   string
+	abortF func()        // abort, made once per connection
+	br     *bufio.Reader // nil while idle
+	idleAt time.Time
+	// reused is set once the connection served a response and was pooled:
+	// a failure before the first response byte may then be a stale
+	// keep-alive connection rather than a broken server.
+	reused bool
+}
+
+// aLongTimeAgo is a deadline in the past: setting it makes blocked reads
+// and writes return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// abort makes the connection's pending and future I/O fail. It is what a
+// cancelled request context runs.
+func (cn *conn) abort() { cn.nc.SetDeadline(aLongTimeAgo) }
+
+func (cn *conn) close() { cn.nc.Close() }
+
+func (c *Client) reader(nc net.Conn) *bufio.Reader {
+	if br, ok := c.readers.Get().(*bufio.Reader); ok {
+		br.Reset(nc)
+		return br
+	}
+	return bufio.NewReaderSize(nc, c.cfg.ReadBufferSize)
+}
+
+func (c *Client) buffer() *[]byte {
+	if b, ok := c.writers.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 16<<10)
+	return &b
+}
+
+// get returns an idle connection to addr, or dials a new one.
+func (c *Client) get(ctx context.Context, addr string) (*conn, error) {
+	for {
+		cn := c.popIdle(addr)
+		if cn == nil {
+			break
+		}
+		if c.cfg.Now().Sub(cn.idleAt) >= probeAfter && !cn.alive() {
+			cn.close()
+			continue
+		}
+		cn.br = c.reader(cn.nc)
+		return cn, nil
+	}
+	nc, err := c.cfg.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	cn := &conn{nc: nc, addr: addr, br: c.reader(nc)}
+	cn.abortF = cn.abort
+	return cn, nil
+}
+
+// popIdle takes the most recently used idle connection to addr, closing
+// expired ones on the way.
+func (c *Client) popIdle(addr string) *conn {
+	c.mu.Lock()
+	h := c.hosts[addr]
+	if h == nil || len(h.idle) == 0 {
+		c.mu.Unlock()
+		return nil
+	}
+	n := len(h.idle)
+	cn := h.idle[n-1]
+	h.idle[n-1] = nil
+	h.idle = h.idle[:n-1]
+	c.nidle--
+	if t := c.cfg.IdleTimeout; t > 0 && c.cfg.Now().Sub(cn.idleAt) > t {
+		// The newest idle connection expired, so did every older one.
+		stale := append([]*conn{cn}, h.idle...)
+		clear(h.idle)
+		h.idle = h.idle[:0]
+		c.nidle -= len(stale) - 1
+		c.mu.Unlock()
+		for _, s := range stale {
+			s.close()
+		}
+		return nil
+	}
+	c.mu.Unlock()
+	return cn
+}
+
+// alive checks, without blocking for long, that the server has not closed
+// an idle connection: a read must time out with nothing to read.
+func (cn *conn) alive() bool {
+	cn.nc.SetReadDeadline(time.Now().Add(50 * time.Microsecond))
+	var one [1]byte
+	n, err := cn.nc.Read(one[:])
+	cn.nc.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return n == 0 && errors.As(err, &ne) && ne.Timeout()
+}
+
+// put returns a connection whose exchange ended cleanly to the idle pool.
+func (c *Client) put(cn *conn) {
+	if cn.br.Buffered() > 0 || c.cfg.MaxIdlePerHost < 0 {
+		// Bytes nobody asked for: the connection is out of step.
+		cn.close()
+		return
+	}
+	c.readers.Put(cn.br)
+	cn.br = nil
+	cn.reused = true
+	cn.idleAt = c.cfg.Now()
+	var evict *conn
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		cn.close()
+		return
+	}
+	h := c.hosts[cn.addr]
+	if h == nil {
+		h = &host{}
+		c.hosts[cn.addr] = h
+	}
+	if len(h.idle) >= c.cfg.MaxIdlePerHost {
+		// Keep the most recently used ones: the oldest is the most likely
+		// to have been closed by the server.
+		evict = h.idle[0]
+		copy(h.idle, h.idle[1:])
+		h.idle = h.idle[:len(h.idle)-1]
+		c.nidle--
+	}
+	h.idle = append(h.idle, cn)
+	c.nidle++
+	if c.jstop == nil && c.cfg.IdleTimeout > 0 {
+		c.jstop, c.jdone = make(chan struct{}), make(chan struct{})
+		go c.janitor(c.jstop, c.jdone)
+	}
+	c.mu.Unlock()
+	if evict != nil {
+		evict.close()
+	}
+}
+
+// janitor closes connections idle past IdleTimeout. It runs while there
+// are idle connections and is stopped by CloseIdleConnections.
+func (c *Client) janitor(stop, done chan struct{}) {
+	defer close(done)
+	defer func() {
+		if recover() != nil {
+			c.mu.Lock()
+			if c.jstop == stop {
+				c.jstop, c.jdone = nil, nil
+			}
+			c.mu.Unlock()
+		}
+	}()
+	period := max(c.cfg.IdleTimeout/2, time.Millisecond)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if c.prune() {
+			return
+		}
+	}
+}
+
+// prune closes expired idle connections. It reports whether none is left,
+// in which case the janitor is deregistered and must return.
+func (c *Client) prune() bool {
+	now := c.cfg.Now()
+	var stale []*conn
+	c.mu.Lock()
+	for addr, h := range c.hosts {
+		i := 0
+		for i < len(h.idle) && now.Sub(h.idle[i].idleAt) > c.cfg.IdleTimeout {
+			i++
+		}
+		if i > 0 {
+			stale = append(stale, h.idle[:i]...)
+			n := copy(h.idle, h.idle[i:])
+			clear(h.idle[n:])
+			h.idle = h.idle[:n]
+			c.nidle -= i
+		}
+		if len(h.idle) == 0 {
+			delete(c.hosts, addr)
+		}
+	}
+	last := c.nidle == 0
+	if last {
+		c.jstop, c.jdone = nil, nil
+	}
+	c.mu.Unlock()
+	for _, cn := range stale {
+		cn.close()
+	}
+	return last
+}
+
+// CloseIdleConnections closes every idle connection and stops the idle
+// janitor. Connections in use are pooled again when their exchange ends.
+func (c *Client) CloseIdleConnections() {
+	c.mu.Lock()
+	var idle []*conn
+	for _, h := range c.hosts {
+		idle = append(idle, h.idle...)
+	}
+	clear(c.hosts)
+	c.nidle = 0
+	stop, done := c.jstop, c.jdone
+	c.jstop, c.jdone = nil, nil
+	c.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
+	for _, cn := range idle {
+		cn.close()
+	}
+}
+
+// Close closes idle connections and keeps connections in use from being
+// pooled afterwards.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.CloseIdleConnections()
+	return nil
+}
+
+// targetAddr returns the host:port to dial for u.
+func targetAddr(u string) string {
+	if strings.LastIndexByte(u, ':') > strings.LastIndexByte(u, ']') {
+		return u
+	}
+	return u + ":80"
+}

@@ -1,0 +1,61 @@
+package h1
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// BenchmarkRoundTrip compares one keep-alive GET with a 100-byte response
+// through Client and through net/http.Transport against the same backend,
+// in one run. Both include the backend's own cost.
+func BenchmarkRoundTrip(b *testing.B) {
+	body := strings.Repeat("x", 100)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		io.WriteString(w, body)
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	url := "http://" + ln.Addr().String() + "/bench?q=1"
+
+	for _, tc := range []struct {
+		name string
+		rt   interface {
+			http.RoundTripper
+			CloseIdleConnections()
+		}
+	}{
+		{"h1", New(Config{})},
+		{"net-http", &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, DisableCompression: true}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			defer tc.rt.CloseIdleConnections()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			req.Header = http.Header{"User-Agent": {"bench"}, "Accept": {"*/*"}, "X-Forwarded-For": {"10.0.0.1"}}
+			buf := make([]byte, 512)
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := tc.rt.RoundTrip(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for {
+					if _, err := resp.Body.Read(buf); err != nil {
+						break
+					}
+				}
+				resp.Body.Close()
+			}
+		})
+	}
+}

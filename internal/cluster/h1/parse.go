@@ -1,0 +1,184 @@
+package h1
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"strings"
+)
+
+// ErrMalformed marks a response that does not parse as HTTP/1.1 (or
+// violates a framing rule); the proxy answers it as a bad upstream response.
+var ErrMalformed = errors.New("malformed response")
+
+// errHeadTooLarge is returned for a response head over MaxHeadBytes or
+// MaxHeaders.
+var errHeadTooLarge = fmt.Errorf("%w: head too large", ErrMalformed)
+
+func malformed(what string, v string) error {
+	if len(v) > 64 {
+		v = v[:64] + "..."
+	}
+	return fmt.Errorf("%w: %s %q", ErrMalformed, what, v)
+}
+
+// headEnd returns the length of the head at the start of b, through the
+// empty line that ends it, or -1 when b does not hold all of it yet. Lines
+// end in CRLF or LF (RFC 9112 section 2.2 lets a recipient accept a bare
+// LF, and net/http does); *from keeps where to resume the scan when more
+// bytes arrive.
+func headEnd(b []byte, from *int) int {
+	i := *from
+	for {
+		j := indexLF(b[i:])
+		if j < 0 {
+			*from = i
+			return -1
+		}
+		if i > 0 && (j == 0 || (j == 1 && b[i] == '\r')) {
+			return i + j + 1
+		}
+		i += j + 1
+	}
+}
+
+func indexLF(b []byte) int {
+	for i, c := range b {
+		if c == '\n' {
+			return i
+		}
+	}
+	return -1
+}
+
+// cutLine splits s after its first line, dropping the line's CRLF or LF.
+func cutLine(s string) (line, rest string) {
+	i := strings.IndexByte(s, '\n')
+	if i < 0 {
+		return s, ""
+	}
+	line, rest = s[:i], s[i+1:]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, rest
+}
+
+// parseHead parses a response head (as cut by headEnd) into resp's status
+// and Header. Header keys are canonical; values are substrings of head, so
+// the whole head costs one string.
+func parseHead(head string, resp *http.Response, maxHeaders int) error {
+	line, rest := cutLine(head)
+	proto, status, ok := strings.Cut(line, " ")
+	if !ok {
+		return malformed("status line", line)
+	}
+	switch proto {
+	case "HTTP/1.1":
+		resp.ProtoMinor = 1
+	case "HTTP/1.0":
+		resp.ProtoMinor = 0
+	default:
+		return malformed("protocol version", proto)
+	}
+	resp.Proto, resp.ProtoMajor = proto, 1
+	status = strings.TrimLeft(status, " ")
+	if len(status) < 3 || (len(status) > 3 && status[3] != ' ') {
+		return malformed("status code", status)
+	}
+	code := 0
+	for i := range 3 {
+		c := status[i]
+		if c < '0' || c > '9' {
+			return malformed("status code", status)
+		}
+		code = code*10 + int(c-'0')
+	}
+	if code < 100 {
+		return malformed("status code", status)
+	}
+	for i := 3; i < len(status); i++ {
+		if c := status[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return malformed("reason phrase", status)
+		}
+	}
+	resp.StatusCode, resp.Status = code, status
+	n := strings.Count(rest, "\n") - 1
+	if n > maxHeaders {
+		return errHeadTooLarge
+	}
+	h := make(http.Header, max(n, 0))
+	resp.Header = h
+	return parseFields(rest, h, n)
+}
+
+// parseFields parses header field lines up to the empty line that ends
+// them into h. n is a hint: the number of lines.
+func parseFields(s string, h http.Header, n int) error {
+	// One backing array for the first value of every key.
+	vals := make([]string, max(n, 0))
+	for {
+		line, rest := cutLine(s)
+		s = rest
+		if line == "" {
+			return nil
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			// Obsolete line folding (RFC 9112 section 5.2).
+			return malformed("folded header line", line)
+		}
+		colon := strings.IndexByte(line, ':')
+		if colon <= 0 || !validToken(line[:colon]) {
+			return malformed("header line", line)
+		}
+		v := strings.Trim(line[colon+1:], " \t")
+		if !validValue(v) {
+			return malformed("header value for", line[:colon])
+		}
+		k := textproto.CanonicalMIMEHeaderKey(line[:colon])
+		if vv, ok := h[k]; ok {
+			h[k] = append(vv, v)
+		} else if len(vals) > 0 {
+			vals[0] = v
+			h[k] = vals[:1:1]
+			vals = vals[1:]
+		} else {
+			h[k] = []string{v}
+		}
+	}
+}
+
+// tokenChars are the bytes of an RFC 9110 token.
+var tokenChars = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func validToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !tokenChars[s[i]] {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// validValue reports whether s may be a field value: no control bytes but
+// HTAB (so no CR, LF or NUL).
+func validValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
