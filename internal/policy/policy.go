@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"weak"
 
 	"go.yaml.in/yaml/v3"
 
@@ -147,29 +148,51 @@ func Load(s Spec, c Validator) error {
 
 // Shared is a process-wide registry of policy state that outlives config
 // snapshots, keyed by identity (for example policy name and settings), so a
-// reload with unchanged settings keeps the state. It is safe for concurrent
-// use; a nil *Shared builds fresh state on every Get.
+// reload with unchanged settings keeps the state. It holds the state weakly:
+// state stays while a snapshot (active, candidate or still draining)
+// references it, and is collected once none does, so configs that come and
+// go leave nothing behind. It is safe for concurrent use; a nil *Shared
+// builds fresh state on every Get.
 type Shared struct {
 	mu sync.Mutex
-	m  map[string]any
+	m  map[string]any // key -> weak.Pointer[T]
 }
 
 // NewShared returns an empty registry.
 func NewShared() *Shared { return &Shared{m: map[string]any{}} }
 
-// Get returns the state stored under key, creating it with mk on first use.
-func (s *Shared) Get(key string, mk func() any) any {
+// Get returns the state of type T stored under key in s, creating it with
+// mk when there is none (or it was collected). Keys must be unique across
+// types: prefix them with the policy type.
+func Get[T any](s *Shared, key string, mk func() *T) *T {
 	if s == nil {
 		return mk()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if v, ok := s.m[key]; ok {
-		return v
+	if wp, ok := s.m[key].(weak.Pointer[T]); ok {
+		if v := wp.Value(); v != nil {
+			return v
+		}
+	}
+	for k, wp := range s.m {
+		// Drop entries whose state was collected; Get runs at compile
+		// time only, so a full pass is cheap.
+		if w, ok := wp.(interface{ Value() *T }); ok && w.Value() == nil {
+			delete(s.m, k)
+		}
 	}
 	v := mk()
-	s.m[key] = v
+	s.m[key] = weak.Make(v)
 	return v
+}
+
+// Len returns how many entries the registry holds (live or not yet
+// pruned).
+func (s *Shared) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
 }
 
 // Factory builds a Policy from its Spec, or returns every problem found.

@@ -76,7 +76,7 @@ func New(s policy.Spec) (policy.Policy, error) {
 		return nil, err
 	}
 	key := "concurrency_limit|" + s.Name + "|" + strconv.Itoa(c.MaxInFlight) + "|" + strconv.Itoa(c.MaxQueue)
-	sem := s.Shared.Get(key, func() any { return NewSemaphore(c.MaxInFlight, c.MaxQueue) }).(*Semaphore)
+	sem := policy.Get(s.Shared, key, func() *Semaphore { return NewSemaphore(c.MaxInFlight, c.MaxQueue) })
 	l := &Limit{sem: sem, timeout: c.QueueTimeout.D()}
 	if l.timeout == 0 && c.MaxQueue > 0 {
 		l.timeout = DefaultQueueTimeout

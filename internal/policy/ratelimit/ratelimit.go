@@ -48,7 +48,7 @@ func New(s policy.Spec) (policy.Policy, error) {
 	ident := "rate_limit|" + s.Name + "|" + strings.Join(names, ",") + "|" + strconv.Itoa(maxKeys)
 	mk := func(role string, r config.Rate, burst int) *limiter {
 		key := fmt.Sprintf("%s|%s|%s|%d", ident, role, r, burst)
-		st := s.Shared.Get(key, func() any { return NewStore(r.PerSecond(), burst, maxKeys, nil) }).(*Store)
+		st := policy.Get(s.Shared, key, func() *Store { return NewStore(r.PerSecond(), burst, maxKeys, nil) })
 		return &limiter{store: st, limit: []string{strconv.Itoa(burst)}}
 	}
 	l := &Limit{parts: parts, trust: c.TrustForwarded, base: mk("", c.Rate, burstOf(&c))}
