@@ -45,7 +45,8 @@
 // (idle) buckets are dropped on sweeps, and a shard at its cap drops the
 // least recently refilled of a random sample. A decision for an existing
 // key takes a shard lock, a map lookup and a few integer operations, with
-// no allocation (see BenchmarkTake).
+// no allocation (see BenchmarkTakeAt); it uses the request's start time
+// rather than reading the clock again.
 //
 // Metrics: rampart_rate_limit_decisions_total{policy, decision} with
 // decision allowed or limited.

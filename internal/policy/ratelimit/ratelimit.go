@@ -86,7 +86,13 @@ func (l *Limit) Wrap(next http.Handler) http.Handler {
 		ex := exchange.From(r.Context())
 		lim := l.pick(ex)
 		var buf [maxKeyLen + 64]byte
-		d := lim.store.TakeBytes(AppendKey(buf[:0], l.parts, l.trust, r, ex))
+		key := AppendKey(buf[:0], l.parts, l.trust, r, ex)
+		var d Decision
+		if ex != nil && !ex.Start.IsZero() {
+			d = lim.store.TakeBytesAt(key, ex.Start)
+		} else {
+			d = lim.store.TakeBytes(key)
+		}
 		h := w.Header()
 		h["Ratelimit-Limit"] = lim.limit
 		h["Ratelimit-Remaining"] = num(d.Remaining)

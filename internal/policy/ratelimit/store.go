@@ -21,7 +21,8 @@ type Store struct {
 	burst     int
 	perShard  int
 	seed      maphash.Seed
-	now       func() int64 // nanoseconds on a monotonic clock
+	epoch     time.Time    // zero of the clock (monotonic)
+	now       func() int64 // nanoseconds since epoch
 	shards    [shardCount]shard
 }
 
@@ -51,7 +52,7 @@ type Decision struct {
 // bursts of burst, holding at most maxKeys keys. now, when not nil, is the
 // clock in nanoseconds (for tests); the default is monotonic time.
 func NewStore(perSecond float64, burst, maxKeys int, now func() int64) *Store {
-	s := &Store{burst: burst, seed: maphash.MakeSeed(), now: now}
+	s := &Store{burst: burst, seed: maphash.MakeSeed(), epoch: time.Now(), now: now}
 	s.interval = int64(math.Round(float64(time.Second) / perSecond))
 	if s.interval < 1 {
 		s.interval = 1
@@ -59,8 +60,7 @@ func NewStore(perSecond float64, burst, maxKeys int, now func() int64) *Store {
 	s.tolerance = s.interval * int64(burst)
 	s.perShard = max(1, (maxKeys+shardCount-1)/shardCount)
 	if s.now == nil {
-		epoch := time.Now()
-		s.now = func() int64 { return int64(time.Since(epoch)) }
+		s.now = func() int64 { return int64(time.Since(s.epoch)) }
 	}
 	for i := range s.shards {
 		s.shards[i].m = make(map[string]*bucket)
@@ -87,9 +87,19 @@ func (s *Store) Take(key string) Decision {
 
 // TakeBytes is Take for a key built in a buffer; it does not allocate for a
 // key already present.
-func (s *Store) TakeBytes(key []byte) Decision {
+func (s *Store) TakeBytes(key []byte) Decision { return s.takeBytes(key, s.now()) }
+
+// TakeBytesAt is TakeBytes at time t, which must carry a monotonic clock
+// reading (from time.Now). The gateway passes the request's start time:
+// reading the clock costs as much as the rest of the decision on some
+// virtual machines, and a time a little in the past only makes the limiter
+// marginally stricter.
+func (s *Store) TakeBytesAt(key []byte, t time.Time) Decision {
+	return s.takeBytes(key, int64(t.Sub(s.epoch)))
+}
+
+func (s *Store) takeBytes(key []byte, now int64) Decision {
 	sh := &s.shards[maphash.Bytes(s.seed, key)%shardCount]
-	now := s.now()
 	sh.mu.Lock()
 	b := sh.m[string(key)] // no allocation: the compiler looks up in place
 	if b == nil {

@@ -4,6 +4,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/rampart-gw/rampart/internal/exchange"
 	"github.com/rampart-gw/rampart/internal/policy/policytest"
@@ -23,6 +24,19 @@ func BenchmarkTake(b *testing.B) {
 	}
 }
 
+// BenchmarkTakeAt is the decision as the policy makes it: at the request's
+// start time, without reading the clock.
+func BenchmarkTakeAt(b *testing.B) {
+	s := NewStore(1e6, 1000, DefaultMaxKeys, nil)
+	key := []byte("192.0.2.1\x00acme")
+	now := time.Now()
+	s.TakeBytesAt(key, now)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.TakeBytesAt(key, now)
+	}
+}
+
 // BenchmarkTakeParallel is the decision under contention over many keys.
 func BenchmarkTakeParallel(b *testing.B) {
 	s := NewStore(1e6, 1000, DefaultMaxKeys, nil)
@@ -34,8 +48,9 @@ func BenchmarkTakeParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
+		now := time.Now()
 		for pb.Next() {
-			s.TakeBytes(keys[i&1023])
+			s.TakeBytesAt(keys[i&1023], now)
 			i++
 		}
 	})
@@ -49,10 +64,10 @@ func BenchmarkKeyAndTake(b *testing.B) {
 	}
 	l := p.(*Limit)
 	r := httptest.NewRequest("GET", "/", nil)
-	ex := &exchange.Exchange{Consumer: "acme", Route: "users"}
+	ex := &exchange.Exchange{Consumer: "acme", Route: "users", Start: time.Now()}
 	b.ReportAllocs()
 	for b.Loop() {
 		var buf [maxKeyLen + 64]byte
-		l.pick(ex).store.TakeBytes(AppendKey(buf[:0], l.parts, l.trust, r, ex))
+		l.pick(ex).store.TakeBytesAt(AppendKey(buf[:0], l.parts, l.trust, r, ex), ex.Start)
 	}
 }
