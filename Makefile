@@ -10,7 +10,7 @@ COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 FUZZTIME ?= 60s
 
-.PHONY: all build demo test test-deps vet fmt-check unit fuzz fuzz-smoke bench bench-quick bench-go clean
+.PHONY: all build demo test test-deps vet fmt-check unit fuzz fuzz-smoke soak bench bench-quick bench-go clean
 
 all: build
 
@@ -42,6 +42,12 @@ unit:
 FUZZTIME_SMOKE ?= 10s
 fuzz-smoke:
 	@bash scripts/fuzz.sh $(FUZZTIME_SMOKE)
+
+## soak: mixed load with reloads and target churn for SOAKTIME (default 10m),
+## reporting RSS, goroutines and open files at start and end. Not in CI.
+SOAKTIME ?= 10m
+soak:
+	RAMPART_SOAK=$(SOAKTIME) $(GO) test -run '^TestSoak$$' -count=1 -timeout 30m -v ./test/chaos/
 
 ## fuzz: every fuzz target for FUZZTIME (default 60s) each.
 fuzz:
