@@ -106,6 +106,8 @@ func h1cases() []h1case {
 					t.Errorf("other header lost")
 				}
 			}},
+		{name: "upgrade not accepted then next request", raw: get("/up", "Connection: Upgrade\r\n", "Upgrade: websocket\r\n") + get("/next"), status: []int{200, 200}, up: 2, check: path("/next")},
+		{name: "upgrade not accepted then smuggling", raw: get("/up", "Connection: Upgrade\r\n", "Upgrade: websocket\r\n") + post(cl("4")+te("chunked"), "0\r\n\r\n"), status: []int{200, 400}, closed: true, up: 1},
 		{name: "obs-text in value allowed", raw: get("/", "X-A: caf\xc3\xa9\r\n"), status: []int{200}, up: 1},
 
 		// Content-Length and Transfer-Encoding together, in either order.
