@@ -199,6 +199,7 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 
 func buildPolicies(cfg *config.Config, deps Deps) (map[string]policy.Policy, config.Errors) {
 	var errs config.Errors
+	seen := map[string]bool{}
 	out := make(map[string]policy.Policy, len(cfg.Policies))
 	names := make([]string, 0, len(cfg.Policies))
 	for name := range cfg.Policies {
@@ -211,19 +212,33 @@ func buildPolicies(cfg *config.Config, deps Deps) (map[string]policy.Policy, con
 		f, ok := factories[pc.Type]
 		if !ok {
 			errs = append(errs, cfg.Errorf(path+".type", "policy type %q is not available in this release", pc.Type))
+			out[name] = failed // routes naming it are not "unknown policy" too
 			continue
 		}
 		p, err := f(policy.Spec{Name: name, Node: pc, File: cfg.File(), Path: path, Config: cfg, Metrics: deps.Metrics, Log: deps.Log, Shared: deps.Policies})
 		if err != nil {
 			var ce config.Errors
 			if errors.As(err, &ce) {
-				errs = append(errs, ce...)
+				for _, e := range ce {
+					// Problems outside the policy (consumers:) are found
+					// by every policy that reads them: report them once.
+					if !seen[e.Error()] {
+						seen[e.Error()] = true
+						errs = append(errs, e)
+					}
+				}
 			} else {
 				errs = append(errs, cfg.Errorf(path, "%v", err))
 			}
+			out[name] = failed
 			continue
 		}
 		out[name] = p
 	}
 	return out, errs
 }
+
+// failed stands in for a policy that did not compile, so that routes
+// naming it are not also reported as naming an unknown policy. A config
+// with a failed policy is refused, so it never serves.
+var failed = policy.Func(func(next http.Handler) http.Handler { return next })
