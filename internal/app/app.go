@@ -155,12 +155,12 @@ func (a *App) bind(cfg *config.Config) error {
 		if lc.Protocol != "" && lc.Protocol != "http" {
 			return fmt.Errorf("listener %s: protocol %q is not available in this release", lc.Name, lc.Protocol)
 		}
+		hc := gateway.HandlerConfig{Listener: lc.Name, Limits: lc.Limits}
 		if lc.TLS != nil {
-			return fmt.Errorf("listener %s: tls is not available in this release", lc.Name)
+			hc.TLSState = listener.TLSState
 		}
-		h := gateway.NewHandler(gateway.HandlerConfig{Listener: lc.Name, Limits: lc.Limits},
-			gateway.HandlerDeps{Store: &a.store, Metrics: a.metrics, AccessLog: a.access.Load})
-		l, err := listener.Listen(listener.Config{Name: lc.Name, Address: lc.Address, Limits: lc.Limits}, h,
+		h := gateway.NewHandler(hc, gateway.HandlerDeps{Store: &a.store, Metrics: a.metrics, AccessLog: a.access.Load})
+		l, err := listener.Listen(listener.Config{Name: lc.Name, Address: lc.Address, Limits: lc.Limits, TLS: lc.TLS}, h,
 			listener.Deps{Metrics: a.metrics, Log: a.log})
 		if err != nil {
 			return fmt.Errorf("listener %s: %w", lc.Name, err)

@@ -72,6 +72,13 @@ func (a *App) apply(cfg *config.Config, src string) error {
 	if a.bound != "" && listenerKey(cfg) != a.bound {
 		warnings = append(warnings, "listeners and admin.address are bound at start-up; their changes take effect after a restart")
 	}
+	for _, l := range a.listeners {
+		// Certificates are re-read with every applied config (and when
+		// their files change); a broken file keeps the working set.
+		if err := l.ReloadCerts(); err != nil {
+			warnings = append(warnings, "listener "+l.Name()+": "+err.Error()+"; the previous certificates stay in use")
+		}
+	}
 	d := time.Since(start)
 	a.status.applied(src, snap.Version, d, warnings)
 	prev := ""

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +19,10 @@ import (
 // Handler is the top-level handler of one listener: request ID, limits,
 // routing, then the matched route's handler, then metrics and access log.
 type Handler struct {
+	// tls is set for listeners that terminate TLS beneath the framing
+	// guard, where net/http cannot fill r.TLS.
+	tls func(context.Context) *tls.ConnectionState
+
 	store    *Store
 	listener string
 	limits   config.Limits
@@ -33,6 +39,9 @@ type Handler struct {
 type HandlerConfig struct {
 	Listener string
 	Limits   config.Limits
+	// TLSState, for TLS listeners, returns the TLS state of a request's
+	// connection (see listener.TLSState).
+	TLSState func(context.Context) *tls.ConnectionState
 }
 
 // HandlerDeps are the shared services a Handler uses.
@@ -46,7 +55,7 @@ type HandlerDeps struct {
 
 // NewHandler returns the handler for one listener.
 func NewHandler(cfg HandlerConfig, deps HandlerDeps) *Handler {
-	h := &Handler{store: deps.Store, listener: cfg.Listener, limits: cfg.Limits, metrics: deps.Metrics, log: deps.AccessLog}
+	h := &Handler{store: deps.Store, listener: cfg.Listener, limits: cfg.Limits, metrics: deps.Metrics, log: deps.AccessLog, tls: cfg.TLSState}
 	if h.log == nil {
 		h.log = func() *telemetry.AccessLog { return nil }
 	}
@@ -55,6 +64,9 @@ func NewHandler(cfg HandlerConfig, deps HandlerDeps) *Handler {
 
 // ServeHTTP handles one client request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.tls != nil && r.TLS == nil {
+		r.TLS = h.tls(r.Context())
+	}
 	snap := h.store.Pick(r)
 	ex := exchange.New()
 	ex.Start = time.Now()

@@ -5,6 +5,7 @@ package listener
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -23,6 +24,8 @@ type Config struct {
 	Name    string
 	Address string
 	Limits  config.Limits
+	// TLS, when set, terminates TLS with these certificates.
+	TLS *config.ListenerTLS
 }
 
 // Deps are shared services.
@@ -33,10 +36,13 @@ type Deps struct {
 
 // Listener is a bound HTTP listener.
 type Listener struct {
-	name string
-	srv  *http.Server
-	ln   *limitListener
-	log  *slog.Logger
+	name  string
+	srv   *http.Server
+	ln    *limitListener
+	log   *slog.Logger
+	certs *Certs
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
 }
 
 // Listen binds cfg.Address and prepares a server for handler. Serve starts
@@ -59,6 +65,16 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		H2:             true,
 	}
 	ll := &limitListener{Listener: raw, max: int64(lim.MaxConnections), perIP: lim.MaxConnectionsPerIP, guard: guard}
+	var certs *Certs
+	if cfg.TLS != nil {
+		if certs, err = LoadCerts(*cfg.TLS); err == nil {
+			ll.tls, err = certs.Config()
+		}
+		if err != nil {
+			raw.Close()
+			return nil, err
+		}
+	}
 	if deps.Metrics != nil {
 		ll.active = deps.Metrics.ActiveConnections.WithLabelValues(cfg.Name)
 		ll.rejected = deps.Metrics.RejectedConns.WithLabelValues(cfg.Name)
@@ -74,7 +90,7 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		// Every HTTP/1.1 connection passes the framing guard before
 		// net/http reads it (docs/security.md).
 		Handler:           h1guard.Handler(handler, guard),
-		ConnContext:       h1guard.ConnContext,
+		ConnContext:       connContext,
 		ReadHeaderTimeout: lim.ReadHeaderTimeout.D(),
 		IdleTimeout:       lim.IdleTimeout.D(),
 		// The handler enforces max_header_bytes exactly and answers 431
@@ -92,7 +108,16 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		},
 		ErrorLog: slog.NewLogLogger(deps.Log.Handler(), slog.LevelDebug),
 	}
-	return &Listener{name: cfg.Name, srv: srv, ln: ll, log: deps.Log}, nil
+	return &Listener{name: cfg.Name, srv: srv, ln: ll, log: deps.Log, certs: certs}, nil
+}
+
+// ReloadCerts re-reads the listener's certificate files; on error the
+// current certificates stay in use. A listener without TLS does nothing.
+func (l *Listener) ReloadCerts() error {
+	if l.certs == nil {
+		return nil
+	}
+	return l.certs.Reload()
 }
 
 // Addr is the bound address.
@@ -103,6 +128,16 @@ func (l *Listener) Name() string { return l.name }
 
 // Serve accepts connections until Shutdown or Close; it returns nil then.
 func (l *Listener) Serve() error {
+	if l.certs != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		l.stop = cancel
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.certs.Watch(ctx, certPollInterval, l.log)
+		}()
+		defer func() { cancel(); l.wg.Wait() }()
+	}
 	err := l.srv.Serve(l.ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -135,6 +170,7 @@ type limitListener struct {
 	max    int64
 	perIP  int
 	guard  *h1guard.Config
+	tls    *tls.Config // nil for plain listeners
 	n      atomic.Int64
 	mu     sync.Mutex
 	byIP   map[netip.Addr]int
@@ -166,7 +202,16 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if l.active != nil {
 			l.active.Inc()
 		}
-		return h1guard.New(&countedConn{Conn: c, l: l, ip: ip}, l.guard), nil
+		var conn net.Conn = &countedConn{Conn: c, l: l, ip: ip}
+		if l.tls != nil {
+			// TLS sits under the framing guard, so TLS clients get every
+			// check plain ones do. The handshake runs on the connection's
+			// first read, in its own goroutine, bounded by the header read
+			// timeout; h2 negotiated through ALPN reaches net/http as a
+			// prior-knowledge preface, which it serves as HTTP/2.
+			conn = tls.Server(conn, l.tls)
+		}
+		return h1guard.New(conn, l.guard), nil
 	}
 }
 

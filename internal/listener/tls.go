@@ -1,15 +1,20 @@
 package listener
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/listener/h1guard"
 )
 
 // Certs holds a listener's certificates and chooses one per handshake by
@@ -150,4 +155,90 @@ func (c *Certs) Config() (*tls.Config, error) {
 		return nil, fmt.Errorf("tls client_auth mode %q: want none, request or require", c.cfg.ClientAuth.Mode)
 	}
 	return tc, nil
+}
+
+// certPollInterval is how often certificate files are checked for changes.
+const certPollInterval = 5 * time.Second
+
+// Watch reloads the certificates whenever one of their files changes, until
+// ctx is done. It polls modification times, which also catches editors and
+// tools (cert-manager, certbot) that replace files by renaming.
+func (c *Certs) Watch(ctx context.Context, every time.Duration, log *slog.Logger) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("certificate watcher panicked", "panic", r)
+		}
+	}()
+	last := c.stamp()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := c.stamp()
+		if now == last {
+			continue
+		}
+		if err := c.Reload(); err != nil {
+			log.Error("certificate reload failed; the current certificates stay in use", "err", err.Error())
+		} else {
+			log.Info("certificates reloaded")
+		}
+		last = now
+	}
+}
+
+// stamp summarises the files' sizes and modification times.
+func (c *Certs) stamp() string {
+	var b strings.Builder
+	files := []string{c.cfg.ClientAuth.CAFile}
+	for _, cf := range c.cfg.Certificates {
+		files = append(files, cf.CertFile, cf.KeyFile)
+	}
+	for _, f := range files {
+		if f == "" {
+			continue
+		}
+		if st, err := os.Stat(f); err == nil {
+			fmt.Fprintf(&b, "%s:%d:%d;", f, st.Size(), st.ModTime().UnixNano())
+		} else {
+			fmt.Fprintf(&b, "%s:missing;", f)
+		}
+	}
+	return b.String()
+}
+
+type tlsConnKey struct{}
+
+// connContext records the guarded connection (h1guard) and, for TLS
+// listeners, the TLS connection, so the handler can restore r.TLS.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	ctx = h1guard.ConnContext(ctx, c)
+	var inner net.Conn = c
+	for inner != nil {
+		if tc, ok := inner.(*tls.Conn); ok {
+			return context.WithValue(ctx, tlsConnKey{}, tc)
+		}
+		u, ok := inner.(interface{ Unwrap() net.Conn })
+		if !ok {
+			break
+		}
+		inner = u.Unwrap()
+	}
+	return ctx
+}
+
+// TLSState returns the TLS state of the connection a request arrived on,
+// or nil for plain connections. net/http cannot fill r.TLS itself because
+// TLS runs beneath the framing guard.
+func TLSState(ctx context.Context) *tls.ConnectionState {
+	tc, ok := ctx.Value(tlsConnKey{}).(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	st := tc.ConnectionState()
+	return &st
 }

@@ -2,8 +2,15 @@ package conformance
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"encoding/xml"
 	"errors"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -239,11 +246,32 @@ func TestH2Spec(t *testing.T) {
 			t.Skip("h2spec not installed; run scripts/test-deps.sh")
 		}
 	}
+	for _, tc := range []struct {
+		name string
+		tls  bool
+	}{{"h2c", false}, {"tls", true}} {
+		t.Run(tc.name, func(t *testing.T) { runH2Spec(t, bin, tc.tls) })
+	}
+}
+
+// runH2Spec runs h2spec against a plain (h2c prior knowledge) or TLS (h2
+// through ALPN) listener and fails on any failure not in h2specAllowed.
+func runH2Spec(t *testing.T, bin string, useTLS bool) {
 	rec := newRecorder(t)
-	addr := gateway(t, rec.addr, "")
+	limits := ""
+	args := []string{}
+	if useTLS {
+		cert, key := selfSigned(t)
+		// The helper puts this after "limits:"; the second line opens the
+		// listener's tls block.
+		limits = "{}\n    tls: {certificates: [{cert_file: \"" + cert + "\", key_file: \"" + key + "\"}]}"
+		args = append(args, "-t", "-k")
+	}
+	addr := gateway(t, rec.addr, limits)
 	host, port, _ := net.SplitHostPort(addr)
 	report := filepath.Join(t.TempDir(), "h2spec.xml")
-	cmd := exec.Command(bin, "-h", host, "-p", port, "-o", "2", "-j", report)
+	args = append(args, "-h", host, "-p", port, "-o", "2", "-j", report)
+	cmd := exec.Command(bin, args...)
 	out, _ := cmd.CombinedOutput()
 	data, err := os.ReadFile(report)
 	if err != nil {
@@ -289,4 +317,25 @@ func TestH2Spec(t *testing.T) {
 	if total == 0 {
 		t.Fatalf("h2spec ran no cases:\n%s", out)
 	}
+}
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 and returns the
+// certificate and key paths.
+func selfSigned(t *testing.T) (string, string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	dir := t.TempDir()
+	cp, kp := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(cp, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(kp, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	return cp, kp
 }
