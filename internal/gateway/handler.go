@@ -121,7 +121,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if h.limits.MaxBodyBytes > 0 && r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
 			r.Body = &limitedBody{rc: r.Body, left: h.limits.MaxBodyBytes, ex: ex}
 		}
-		route.Handler.ServeHTTP(rw, r)
+		h.serveRoute(rw, r, ex, route, snap)
 		if ex.BodyTooLarge && !rw.wroteHeader {
 			exchange.Error(rw, r, http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds the limit")
 		}
@@ -130,6 +130,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rw.WriteHeader(http.StatusOK)
 	}
 	h.finish(r, rw, ex, route, snap)
+}
+
+// serveRoute runs the route's handler. A handler that aborts the response
+// (http.ErrAbortHandler: the upstream broke off mid-body, or the client is
+// gone) is still counted and logged before the abort reaches net/http,
+// which then resets the connection.
+func (h *Handler) serveRoute(rw *writer, r *http.Request, ex *exchange.Exchange, route *Route, snap *Snapshot) {
+	defer func() {
+		if p := recover(); p != nil {
+			if !rw.wroteHeader {
+				rw.status = http.StatusBadGateway
+			}
+			if ex.Code == "" {
+				ex.Code = "response_aborted"
+			}
+			h.finish(r, rw, ex, route, snap)
+			panic(p)
+		}
+	}()
+	route.Handler.ServeHTTP(rw, r)
 }
 
 func (h *Handler) finish(r *http.Request, rw *writer, ex *exchange.Exchange, route *Route, snap *Snapshot) {

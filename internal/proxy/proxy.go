@@ -539,12 +539,13 @@ func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, cacheKey string, f 
 	ex := exchange.From(r.Context())
 	if f.status == 499 {
 		// The client went away: nobody reads an answer. 499 is what nginx
-		// logs for this.
+		// logs for this; the connection is aborted rather than answered,
+		// so nothing (not even an empty 200) is sent if it is still open.
 		if ex != nil {
 			ex.Code = f.code
 		}
 		w.WriteHeader(499)
-		return
+		panic(http.ErrAbortHandler)
 	}
 	if f.status >= 502 && f.status <= 504 {
 		if cacheKey != "" && p.serveStale(w, cacheKey) {
