@@ -538,14 +538,16 @@ func (p *Proxy) classify(r *http.Request, res *result, ex *exchange.Exchange) fa
 func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, cacheKey string, f failure) {
 	ex := exchange.From(r.Context())
 	if f.status == 499 {
-		// The client went away: nobody reads an answer. 499 is what nginx
-		// logs for this; the connection is aborted rather than answered,
-		// so nothing (not even an empty 200) is sent if it is still open.
+		// The client went away (its request context ended): nobody reads
+		// an answer, and net/http closes the connection after the handler.
+		// 499 is what nginx logs for this. Nothing is written, so the
+		// framing guard can still answer 400 when the "going away" was a
+		// malformed request body (internal/listener/h1guard).
 		if ex != nil {
 			ex.Code = f.code
 		}
 		w.WriteHeader(499)
-		panic(http.ErrAbortHandler)
+		return
 	}
 	if f.status >= 502 && f.status <= 504 {
 		if cacheKey != "" && p.serveStale(w, cacheKey) {
