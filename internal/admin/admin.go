@@ -1,6 +1,7 @@
 // Package admin serves the admin API on its own listener: liveness and
 // readiness, Prometheus metrics, the active config (read, replace, stage a
-// candidate beside it), routes and upstreams, and pprof for profiling.
+// candidate beside it), routes and upstreams, the live dashboard with its
+// stats, and pprof for profiling.
 package admin
 
 import (
@@ -12,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/rampart-gw/rampart/internal/admin/dashboard"
 	"github.com/rampart-gw/rampart/internal/cluster/breaker"
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/gateway"
@@ -43,6 +45,9 @@ func New(deps Deps) http.Handler {
 	a.mountControl(mux)
 	mux.HandleFunc("GET /api/v1/routes", a.routes)
 	mux.HandleFunc("GET /api/v1/upstreams", a.upstreams)
+	dash := dashboard.New(dashboard.Deps{Store: deps.Store, Metrics: deps.Metrics})
+	mux.Handle("GET /dashboard/", dash)
+	mux.HandleFunc("GET /api/v1/stats", dash.Stats)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
