@@ -76,7 +76,11 @@ func (d *Dashboard) Collect() (Stats, error) {
 		if s := d.deps.Store.Load(); s != nil {
 			st.Version = s.Version
 			for _, rt := range s.Routes {
-				if rt != nil && rt.Config != nil {
+				switch {
+				case rt == nil:
+				case rt.Name != "":
+					route(rt.Name)
+				case rt.Config != nil:
 					route(rt.Config.Name)
 				}
 			}
