@@ -57,10 +57,12 @@ fuzz:
 bench-go:
 	$(GO) test -run='^$$' -bench=. -benchtime=1x ./... > /dev/null
 
-## bench: the load benchmark against direct, nginx (and more), interleaved.
+## bench: the load benchmark: direct, rampart, nginx, haproxy and caddy, interleaved and
+## pinned; HTTP/1.1, h2 (h2load), TLS and idle-connection memory phases (bench/README.md).
 bench:
 	bash bench/run.sh
 
+## bench-quick: a short version (about 30 s of load per phase).
 bench-quick:
 	QUICK=1 bash bench/run.sh
 
