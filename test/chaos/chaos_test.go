@@ -1,11 +1,9 @@
 package chaos
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -19,8 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/rampart-gw/rampart/internal/app"
-	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // toxi runs toxiproxy's server in-process behind its HTTP API on a free
@@ -103,34 +100,7 @@ routes:
 observability:
   access_log: {path: "off"}
 `, target)
-	cfg, err := config.Parse(t.Name()+".yaml", []byte(y))
-	if err == nil {
-		err = cfg.Validate()
-	}
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	a, err := app.New(app.Options{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("gateway did not stop")
-		}
-	})
-	for deadline := time.Now().Add(5 * time.Second); !a.Ready(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("gateway not ready")
-		}
-	}
-	return "http://" + a.ListenerAddr("public")
+	return gwtest.Start(t, y).URL
 }
 
 type result struct {

@@ -2,10 +2,8 @@ package conformance
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -14,8 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampart-gw/rampart/internal/app"
-	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // recorder is an upstream that counts every request it receives and whether
@@ -94,36 +91,7 @@ routes:
 observability:
   access_log: {path: "off"}
 `
-	cfg, err := config.Parse(t.Name()+".yaml", []byte(y))
-	if err == nil {
-		err = cfg.Validate()
-	}
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, y)
-	}
-	a, err := app.New(app.Options{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("gateway did not stop")
-		}
-	})
-	deadline := time.Now().Add(5 * time.Second)
-	for !a.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatal("gateway not ready")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return a.ListenerAddr("public")
+	return gwtest.Start(t, y).Addr
 }
 
 // exchange is what a raw client saw.

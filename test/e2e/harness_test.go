@@ -2,13 +2,11 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,7 +15,7 @@ import (
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/app"
-	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // gw is a gateway running in-process on free ports.
@@ -39,71 +37,27 @@ func listenerYAML(limits string) string {
 	return s + "admin:\n  address: \"127.0.0.1:0\"\ndrain_timeout: 5s\n"
 }
 
-// startGateway parses, validates and runs the config document y in-process.
-// The gateway is drained and stopped when the test ends.
+// startGateway runs the config document y in-process (see gwtest). The
+// gateway is drained and stopped when the test ends.
 func startGateway(t *testing.T, y string) *gw {
 	t.Helper()
 	if !strings.Contains(y, "\nobservability:") {
 		// The default access log is stdout, which would drown test output.
 		y += "observability:\n  access_log: {path: \"off\"}\n"
 	}
-	cfg, err := config.Parse(t.Name()+".yaml", []byte(y))
-	if err == nil {
-		err = cfg.Validate()
-	}
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, y)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	a, err := app.New(app.Options{Config: cfg, Log: log})
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("gateway Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("gateway did not stop within 15s")
-		}
-	})
-	g := &gw{app: a, addr: a.ListenerAddr("public"), admin: "http://" + a.AdminAddr()}
-	g.url = "http://" + g.addr
-	// Run marks the gateway ready once it serves; wait for it so that no
-	// test races the start.
-	waitFor(t, 5*time.Second, "gateway ready", func() bool { return a.Ready() })
-	return g
+	g := gwtest.Start(t, y)
+	return &gw{app: g.App, addr: g.Addr, url: g.URL, admin: g.Admin}
 }
 
 // waitFor polls cond until it holds or d passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	gwtest.WaitFor(t, d, what, cond)
 }
 
 // newClient returns an HTTP/1.1 client that never uses a proxy from the
 // environment and does not follow redirects.
-func newClient(t *testing.T) *http.Client {
-	tr := &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 32}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{
-		Transport:     tr,
-		Timeout:       20 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
+func newClient(t *testing.T) *http.Client { return gwtest.Client(t, 20*time.Second) }
 
 // upstream starts an HTTP/1.1 server on 127.0.0.1 and returns its address.
 func upstream(t *testing.T, h http.Handler) string {

@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"testing"
-	"time"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // rampartBin is the gateway binary built once by TestMain for the CLI tests.
@@ -25,18 +22,8 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	rampartBin = filepath.Join(dir, "rampart")
-	// Build with the toolchain that runs the tests so that GOTOOLCHAIN
-	// switching cannot pick another Go.
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", rampartBin, "github.com/rampart-gw/rampart/cmd/rampart")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: build rampart: %v\n%s", err, out)
+	if rampartBin, err = gwtest.BuildBinary(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	return m.Run()

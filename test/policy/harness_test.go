@@ -1,20 +1,19 @@
 package policy
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/app"
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // gw is a gateway running in-process on free ports, from a config file so
@@ -36,41 +35,12 @@ observability:
   access_log: {path: "off"}
 `
 
-// startGateway writes head+body to a file and runs the gateway from it. It
-// is drained and stopped when the test ends.
+// startGateway runs the gateway from a file holding head+body (see
+// gwtest). It is drained and stopped when the test ends.
 func startGateway(t *testing.T, body string) *gw {
 	t.Helper()
-	file := filepath.Join(t.TempDir(), "rampart.yaml")
-	if err := os.WriteFile(file, []byte(head+body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(app.Options{ConfigPath: file, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatalf("app.New: %v\n%s", err, body)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("gateway Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("gateway did not stop within 15s")
-		}
-	})
-	g := &gw{app: a, file: file, url: "http://" + a.ListenerAddr("public"), admin: "http://" + a.AdminAddr()}
-	deadline := time.Now().Add(5 * time.Second)
-	for !a.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatal("gateway not ready after 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return g
+	g := gwtest.Start(t, head+body)
+	return &gw{app: g.App, file: g.Path, url: g.URL, admin: g.Admin}
 }
 
 // reload rewrites the config file with head+body and reloads it.

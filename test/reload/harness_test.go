@@ -13,15 +13,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/app"
 	"github.com/rampart-gw/rampart/internal/source"
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // rampartBin is the gateway binary, built once by TestMain for the SIGHUP
@@ -39,16 +38,8 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	rampartBin = filepath.Join(dir, "rampart")
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", rampartBin, "github.com/rampart-gw/rampart/cmd/rampart")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "reload: build rampart: %v\n%s", err, out)
+	if rampartBin, err = gwtest.BuildBinary(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "reload:", err)
 		return 1
 	}
 	return m.Run()
@@ -83,46 +74,14 @@ func freeAddr(t *testing.T) string {
 // start runs an App in-process until the test ends (or g.stop).
 func start(t *testing.T, opts app.Options) *gw {
 	t.Helper()
-	if opts.Log == nil {
-		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	a, err := app.New(opts)
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g := &gw{app: a, url: "http://" + a.ListenerAddr("public"), admin: "http://" + a.AdminAddr(), reload: make(chan struct{}, 1)}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, g.reload) }()
-	var once sync.Once
-	g.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Errorf("gateway did not stop within 15s")
-			}
-		})
-	}
-	t.Cleanup(g.stop)
-	waitFor(t, 5*time.Second, "gateway ready", a.Ready)
-	return g
+	g := gwtest.Run(t, opts)
+	return &gw{app: g.App, url: g.URL, admin: g.Admin, reload: g.Reloads, stop: g.Stop}
 }
 
 // waitFor polls cond every 10ms until it holds or d passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	gwtest.WaitFor(t, d, what, cond)
 }
 
 func newClient(t *testing.T) *http.Client {

@@ -2,17 +2,14 @@ package resilience
 
 import (
 	"bufio"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/app"
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // mode is how a server answers requests outside its health path.
@@ -221,35 +219,12 @@ observability:
   access_log: {path: "off"}
 `
 
-// start writes head+body to a file and runs the gateway from it; reload
-// rewrites that file. The gateway stops when the test ends.
+// start runs the gateway from a file holding head+body (see gwtest);
+// reload rewrites that file. The gateway stops when the test ends.
 func start(t *testing.T, body string) *gw {
 	t.Helper()
-	g := &gw{path: filepath.Join(t.TempDir(), "rampart.yaml")}
-	g.write(t, body)
-	a, err := app.New(app.Options{ConfigPath: g.path, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatalf("app.New: %v\n%s", err, head+body)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("gateway Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("gateway did not stop within 15s")
-		}
-	})
-	g.app = a
-	g.url = "http://" + a.ListenerAddr("public")
-	g.admin = "http://" + a.AdminAddr()
-	waitFor(t, 5*time.Second, "gateway ready", a.Ready)
-	return g
+	g := gwtest.Start(t, head+body)
+	return &gw{app: g.App, path: g.Path, url: g.URL, admin: g.Admin}
 }
 
 func (g *gw) write(t *testing.T, body string) {
@@ -271,13 +246,7 @@ func (g *gw) reload(t *testing.T, body string) {
 // waitFor polls cond every 10ms until it holds or d passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	gwtest.WaitFor(t, d, what, cond)
 }
 
 // newClient returns an HTTP/1.1 client with a bounded timeout.
