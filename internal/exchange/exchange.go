@@ -57,8 +57,33 @@ func With(ctx context.Context, e *Exchange) context.Context {
 	return context.WithValue(ctx, ctxKey{}, e)
 }
 
+// Context is a request context that carries its Exchange: what With does,
+// in one allocation shared with the Exchange itself (issue 6). It behaves
+// exactly as context.WithValue(Parent, ..., &Exchange) would: deadline,
+// cancellation and every other value come from Parent.
+//
+// Set Parent before first use and do not change it afterwards. A Context
+// is not pooled: whatever still holds the request's context after the
+// request (a transport goroutine, a log line) keeps it alive.
+type Context struct {
+	context.Context // the parent
+	Exchange        Exchange
+}
+
+// Value returns the Exchange for this package's key and asks the parent
+// for any other key.
+func (c *Context) Value(key any) any {
+	if _, ok := key.(ctxKey); ok {
+		return &c.Exchange
+	}
+	return c.Context.Value(key)
+}
+
 // From returns the Exchange of ctx, or nil.
 func From(ctx context.Context) *Exchange {
+	if c, ok := ctx.(*Context); ok {
+		return &c.Exchange
+	}
 	e, _ := ctx.Value(ctxKey{}).(*Exchange)
 	return e
 }

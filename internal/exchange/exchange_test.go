@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -54,3 +55,26 @@ func TestErrorBody(t *testing.T) {
 }
 
 var _ http.ResponseWriter = httptest.NewRecorder()
+
+func TestContext(t *testing.T) {
+	type key struct{}
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+	c := &Context{Context: parent}
+	c.Exchange.RequestID = "rid"
+	if e := From(c); e != &c.Exchange {
+		t.Fatalf("From = %p, want %p", e, &c.Exchange)
+	}
+	child, stop := context.WithCancel(c)
+	defer stop()
+	if e := From(child); e != &c.Exchange {
+		t.Fatal("From a child context does not find the Exchange")
+	}
+	if v := child.Value(key{}); v != "v" {
+		t.Fatalf("parent value %v", v)
+	}
+	cancel()
+	<-child.Done()
+	if c.Err() != context.Canceled || child.Err() != context.Canceled {
+		t.Fatalf("errors %v, %v", c.Err(), child.Err())
+	}
+}

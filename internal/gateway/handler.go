@@ -68,32 +68,52 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.TLS = h.tls(r.Context())
 	}
 	snap := h.store.Pick(r)
-	ex := exchange.New()
+	st := &state{}
+	st.ctx.Context = r.Context()
+	ex := &st.ctx.Exchange
 	ex.Start = time.Now()
-	defer exchange.Release(ex)
 
 	ridHeader := "X-Request-Id"
 	if snap != nil {
 		ridHeader = snap.RequestIDHeader
 	}
-	rid := ""
+	rid, generated := "", false
 	if vv := r.Header[ridHeader]; len(vv) == 1 && saneRequestID(vv[0]) {
 		rid = vv[0]
 	} else {
-		rid = newRequestID()
-		r.Header[ridHeader] = []string{rid}
+		generated = true
 	}
-	ex.RequestID = rid
-	w.Header()[ridHeader] = []string{rid}
-	tp := r.Header.Get("Traceparent")
+	tp := ""
+	if !generated || ridHeader != "Traceparent" {
+		// (A generated ID in a request ID header named Traceparent is
+		// not a valid traceparent either: a new trace, as for "".)
+		tp = r.Header.Get("Traceparent")
+	}
 	if !validTraceparent(tp) {
 		delete(r.Header, "Tracestate") // W3C: state without a valid parent is dropped
 	}
-	r.Header["Traceparent"] = []string{childTraceparent(tp)}
-	r = r.WithContext(exchange.With(r.Context(), ex))
+	var child string
+	if generated {
+		rid, child = newIDs(tp)
+	} else {
+		child = childTraceparent(tp)
+	}
+	ex.RequestID = rid
+	// The header values share one backing array, each capped so that an
+	// append elsewhere cannot run into its neighbour.
+	v := &st.vals
+	if generated {
+		v[0] = rid
+		r.Header[ridHeader] = v[0:1:1]
+	}
+	v[1] = rid
+	w.Header()[ridHeader] = v[1:2:2]
+	v[2] = child
+	r.Header["Traceparent"] = v[2:3:3]
+	r = r.WithContext(&st.ctx)
 
-	rw := acquireWriter(w)
-	defer releaseWriter(rw)
+	rw := &st.rw
+	rw.ResponseWriter = w
 
 	var route *Route
 	switch {
@@ -291,22 +311,13 @@ func (w *writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 func (w *writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-var writerPool = make(chan *writer, 1024)
-
-func acquireWriter(w http.ResponseWriter) *writer {
-	select {
-	case rw := <-writerPool:
-		rw.ResponseWriter = w
-		return rw
-	default:
-		return &writer{ResponseWriter: w}
-	}
-}
-
-func releaseWriter(rw *writer) {
-	*rw = writer{}
-	select {
-	case writerPool <- rw:
-	default:
-	}
+// state is what the gateway keeps for one request, in one allocation: the
+// request context with its Exchange, the response writer and the backing
+// array of the header values the gateway sets. It is not pooled: the
+// context and the header values may outlive the handler (a transport still
+// finishing a failed attempt, net/http writing the response head).
+type state struct {
+	ctx  exchange.Context
+	rw   writer
+	vals [3]string
 }

@@ -28,9 +28,23 @@ func saneRequestID(id string) bool {
 // newRequestID returns 32 random hex digits (128 bits).
 func newRequestID() string {
 	var b [32]byte
+	fillRequestID(&b)
+	return string(b[:])
+}
+
+func fillRequestID(b *[32]byte) {
 	appendHex64(b[:0], rand.Uint64())
 	appendHex64(b[:16], rand.Uint64())
-	return string(b[:])
+}
+
+// newIDs returns a new request ID (as newRequestID) and the child
+// traceparent of tp (as childTraceparent) in one string allocation.
+func newIDs(tp string) (rid, child string) {
+	var b [32 + 55]byte
+	fillRequestID((*[32]byte)(b[:32]))
+	fillTraceparent((*[55]byte)(b[32:]), tp)
+	s := string(b[:])
+	return s[:32], s[32:]
 }
 
 func appendHex64(b []byte, v uint64) []byte {
@@ -45,6 +59,11 @@ func appendHex64(b []byte, v uint64) []byte {
 // client sent none or an invalid one (W3C Trace Context, section 4.3).
 func childTraceparent(in string) string {
 	var b [55]byte
+	fillTraceparent(&b, in)
+	return string(b[:])
+}
+
+func fillTraceparent(b *[55]byte, in string) {
 	if validTraceparent(in) {
 		// A newer version is parsed as version 00 and sent on as 00, the
 		// version this gateway speaks (W3C Trace Context, section 3.2.4).
@@ -53,7 +72,7 @@ func childTraceparent(in string) string {
 		appendHex64(b[36:36], rand.Uint64())
 		b[52] = '-'
 		copy(b[53:], in[53:55])
-		return string(b[:])
+		return
 	}
 	copy(b[:], "00-")
 	hi, lo := rand.Uint64(), rand.Uint64()
@@ -66,7 +85,6 @@ func childTraceparent(in string) string {
 	span := rand.Uint64() | 1
 	appendHex64(b[36:36], span)
 	copy(b[52:], "-00")
-	return string(b[:])
 }
 
 // validTraceparent checks the version-00 format: 00-<32 hex>-<16 hex>-<2 hex>
