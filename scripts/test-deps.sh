@@ -7,6 +7,8 @@ need=()
 # for pkg in ...; do command -v ... >/dev/null || need+=(pkg); done
 # test/reload runs a real etcd server (the control-plane tests).
 command -v etcd >/dev/null || need+=(etcd-server)
+# test/dashboard renders the admin dashboard in headless Chromium.
+command -v chromium >/dev/null || need+=(chromium)
 if ((${#need[@]})); then
 	if [ "$(id -u)" = 0 ]; then
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"

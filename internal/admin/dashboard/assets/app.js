@@ -27,6 +27,10 @@
       .map((c) => (typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c)));
   }
 
+  // serverNow is the admin API's clock at the last poll (ms): ages and
+  // countdowns are measured against it, not the browser's clock.
+  let serverNow = Date.now();
+
   // samples are successive /api/v1/stats answers: {t: ms, routes: Map(name -> route)}.
   let samples = [];
 
@@ -69,11 +73,12 @@
   function fmtAgo(iso) {
     const d = new Date(iso);
     if (isNaN(d)) return '';
-    const s = Math.round((Date.now() - d.getTime()) / 1000);
+    const s = Math.round((serverNow - d.getTime()) / 1000);
     if (s < 60) return Math.max(s, 0) + ' s ago';
     if (s < 3600) return Math.round(s / 60) + ' min ago';
     return Math.round(s / 3600) + ' h ago';
   }
+  function fmtLeft(s) { return s < 120 ? s + ' s' : Math.round(s / 60) + ' min'; }
   function shortVersion(v) { return v ? String(v).slice(0, 12) : '—'; }
 
   // quantile estimates the q-quantile from cumulative bucket counts, as
@@ -119,7 +124,7 @@
       replace($('candidate'), el('span', { className: 'pill info', title: cand.version },
         'candidate ' + shortVersion(cand.version) + ' · ' + cand.percent + '%'));
     } else {
-      replace($('candidate'));
+      replace($('candidate'), el('span', { className: 'muted' }, 'no staged candidate'));
     }
   }
 
@@ -156,13 +161,14 @@
       if (s.t < nowT && nowT - s.t <= WINDOW_MS + POLL_MS / 2) { base = s; break; }
     }
     const secs = base ? (nowT - base.t) / 1000 : 0;
-    let totalRate = 0;
+    let totalRate = 0, winTotal = 0, winErrors = 0;
     const rows = [];
     for (const r of stats.routes) {
       const d = base ? diff(r, base.routes.get(r.route)) : null;
       const windowed = d && d.total > 0;
       const rate = d && secs > 0 ? d.total / secs : 0;
       totalRate += rate;
+      if (d) { winTotal += d.total; winErrors += d.errors; }
       const errShare = windowed ? d.errors / d.total : (r.total ? r.errors / r.total : NaN);
       const le = r.duration.le;
       const p50 = windowed ? quantile(0.5, le, d.counts, d.count) : quantile(0.5, le, r.duration.counts, r.duration.count);
@@ -183,7 +189,7 @@
     }
     if (!rows.length) rows.push(el('tr', null, el('td', { colSpan: 7, className: 'muted' }, 'no routes')));
     replace($('routes'), ...rows);
-    return base ? totalRate : null;
+    return base ? { rate: totalRate, errShare: winTotal ? winErrors / winTotal : NaN } : null;
   }
 
   function targetState(t) {
@@ -191,8 +197,8 @@
       const until = t.ejected_until ? new Date(t.ejected_until) : null;
       let text = 'ejected';
       if (until && !isNaN(until)) {
-        const left = Math.max(0, Math.round((until.getTime() - Date.now()) / 1000));
-        text += ' until ' + fmtTime(t.ejected_until) + ' (' + left + ' s)';
+        const left = Math.max(0, Math.round((until.getTime() - serverNow) / 1000));
+        text += ' until ' + fmtTime(t.ejected_until) + ' (' + fmtLeft(left) + ')';
       }
       return el('span', { className: 'pill bad' }, text);
     }
@@ -250,11 +256,12 @@
       box.append(svg('polygon', { class: 'area', points: first + ',' + H + ' ' + line + ' ' + last + ',' + H }));
       box.append(svg('polyline', { class: 'line', points: line }));
     }
+    const peak = points.length ? Math.max(...points.map((p) => p[1])) : 0;
     const title = svg('title', {});
-    title.textContent = 'peak ' + fmtRate(max) + ' req/s';
+    title.textContent = 'peak ' + fmtRate(peak) + ' req/s';
     box.append(title);
     replace($('spark'), box);
-    replace($('spark-range'), 'last 5 minutes · peak ' + (points.length ? fmtRate(Math.max(...points.map((p) => p[1]))) : '0') + ' req/s');
+    replace($('spark-range'), 'last 5 minutes · peak ' + fmtRate(peak) + ' req/s');
   }
 
   // ---- polling ----
@@ -264,11 +271,12 @@
     if (st.status === 'fulfilled') {
       const stats = st.value;
       const nowT = new Date(stats.time).getTime() || Date.now();
+      serverNow = nowT;
       const status = cs.status === 'fulfilled' ? cs.value || {} : {};
       renderConfig(stats, status);
       renderReloads(stats, status);
       renderListeners(stats);
-      const rate = renderRoutes(stats, nowT);
+      const win = renderRoutes(stats, nowT);
       // Sparkline points are rates between consecutive polls.
       const prev = samples[samples.length - 1];
       if (prev && nowT > prev.t) {
@@ -283,7 +291,9 @@
       samples.push({ t: nowT, routes: new Map(stats.routes.map((r) => [r.route, r])) });
       samples = samples.filter((s) => nowT - s.t <= Math.max(WINDOW_MS, POLL_MS) * 2);
       renderSpark(nowT);
-      replace($('rps-now'), rate === null ? '' : fmtRate(rate) + ' now');
+      replace($('rps-now'), win ? fmtRate(win.rate) : '—');
+      replace($('err-now'), win && isFinite(win.errShare) ? fmtPct(win.errShare) + ' 5xx' : '');
+      $('err-now').className = 'small ' + (win && win.errShare > 0.01 ? 'err-high' : 'muted');
       replace($('updated'), 'updated ' + fmtTime(stats.time));
     }
     if (up.status === 'fulfilled') renderUpstreams(up.value);
