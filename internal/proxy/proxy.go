@@ -386,7 +386,8 @@ type result struct {
 	cancel   context.CancelFunc
 	target   *balancer.Target
 	up       *cluster.Upstream
-	done     func()
+	// inFlight is set while the attempt counts in target.InFlight.
+	inFlight bool
 }
 
 // discard drops a response that will not be used (before a retry).
@@ -404,17 +405,61 @@ func (res *result) finish() {
 		res.cancel()
 		res.cancel = nil
 	}
-	if res.done != nil {
-		res.done()
-		res.done = nil
+	if res.inFlight {
+		res.target.InFlight.Add(-1)
+		res.inFlight = false
 	}
+}
+
+// call is one attempt's state in one allocation: the outbound request
+// (a shallow copy of the inbound one), its URL and the result.
+type call struct {
+	out      http.Request
+	url      url.URL
+	res      result
+	timedOut atomic.Bool // set by the attempt's timer
+}
+
+// deadlineTransport is a transport that bounds the wait for response heads
+// itself (cluster/h1, with a connection deadline), so an attempt needs no
+// cancelable context and no timer of its own.
+type deadlineTransport interface {
+	RoundTripDeadline(req *http.Request, deadline time.Time) (*http.Response, error)
 }
 
 // attempt sends one try to target and waits for its response headers.
 func (p *Proxy) attempt(r *http.Request, up *cluster.Upstream, target *balancer.Target, body *replay, deadline time.Time, n int, upgrade string) *result {
-	ctx, cancel := context.WithCancel(r.Context())
-	out := r.WithContext(ctx) // the one shallow copy of the request
-	out.URL = p.outURL(r.URL, up.Scheme, target.Addr)
+	start := time.Now()
+	timeout := time.Duration(0)
+	if !deadline.IsZero() {
+		timeout = deadline.Sub(start)
+	}
+	if rt := p.cfg.Retry; rt != nil && rt.PerTryTimeout > 0 && upgrade == "" && (timeout == 0 || rt.PerTryTimeout < timeout) {
+		timeout = rt.PerTryTimeout
+	}
+	dt, direct := up.Transport.(deadlineTransport)
+	if timeout <= 0 && !deadline.IsZero() {
+		direct = false // the route deadline already passed: the context path fails it
+	}
+
+	c := &call{}
+	res := &c.res
+	res.target, res.up = target, up
+	var out *http.Request // the one shallow copy of the request
+	var cancel context.CancelFunc
+	timedOut := &c.timedOut
+	var timer *time.Timer
+	if direct {
+		c.out = *r
+		out = &c.out
+	} else {
+		var ctx context.Context
+		ctx, cancel = context.WithCancel(r.Context())
+		out = r.WithContext(ctx)
+		res.cancel = cancel
+	}
+	c.url = p.outURL(r.URL, up.Scheme, target.Addr)
+	out.URL = &c.url
 	out.RequestURI = ""
 	out.Close = false
 	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
@@ -430,31 +475,36 @@ func (p *Proxy) attempt(r *http.Request, up *cluster.Upstream, target *balancer.
 		out.Header = r.Header.Clone()
 	}
 
-	res := &result{cancel: cancel, target: target, up: up}
-	timeout := time.Duration(0)
-	if !deadline.IsZero() {
-		timeout = time.Until(deadline)
-	}
-	if rt := p.cfg.Retry; rt != nil && rt.PerTryTimeout > 0 && upgrade == "" && (timeout == 0 || rt.PerTryTimeout < timeout) {
-		timeout = rt.PerTryTimeout
-	}
-	var timedOut atomic.Bool
-	var timer *time.Timer
-	if timeout > 0 {
+	var headAt time.Time // direct: when the wait for the head times out
+	switch {
+	case direct:
+		if timeout > 0 {
+			headAt = start.Add(timeout)
+		}
+	case timeout > 0:
 		timer = time.AfterFunc(timeout, func() { timedOut.Store(true); cancel() })
-	} else if !deadline.IsZero() {
+	case !deadline.IsZero():
 		timedOut.Store(true) // the route deadline already passed
 		cancel()
 	}
 
 	target.InFlight.Add(1)
-	res.done = func() { target.InFlight.Add(-1) }
-	start := time.Now()
-	resp, err := up.Transport.RoundTrip(out)
+	res.inFlight = true
+	var resp *http.Response
+	var err error
+	if direct {
+		resp, err = dt.RoundTripDeadline(out, headAt)
+	} else {
+		resp, err = up.Transport.RoundTrip(out)
+	}
+	end := time.Now()
 	if timer != nil && !timer.Stop() {
 		timedOut.Store(true)
 	}
-	elapsed := time.Since(start)
+	if direct && err != nil && !headAt.IsZero() && !end.Before(headAt) {
+		timedOut.Store(true) // as the timer would have fired
+	}
+	elapsed := end.Sub(start)
 	target.Observe(elapsed)
 	m := p.deps.Metrics
 	if m != nil {
@@ -708,8 +758,8 @@ func (p *Proxy) setForwarded(r *http.Request) {
 
 // outURL builds the upstream URL: the target's address and the request's
 // path after strip_prefix / rewrite.
-func (p *Proxy) outURL(in *url.URL, scheme, addr string) *url.URL {
-	u := &url.URL{Scheme: scheme, Host: addr, Path: in.Path, RawPath: in.RawPath, RawQuery: in.RawQuery}
+func (p *Proxy) outURL(in *url.URL, scheme, addr string) url.URL {
+	u := url.URL{Scheme: scheme, Host: addr, Path: in.Path, RawPath: in.RawPath, RawQuery: in.RawQuery}
 	if !p.cfg.StripPrefix && !p.cfg.HasRewrite {
 		return u
 	}

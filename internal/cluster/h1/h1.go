@@ -160,7 +160,7 @@ func (c *Client) buffer() *[]byte {
 }
 
 // get returns an idle connection to addr, or dials a new one.
-func (c *Client) get(ctx context.Context, addr string) (*conn, error) {
+func (c *Client) get(ctx context.Context, addr string, deadline time.Time) (*conn, error) {
 	for {
 		cn := c.popIdle(addr)
 		if cn == nil {
@@ -172,6 +172,11 @@ func (c *Client) get(ctx context.Context, addr string) (*conn, error) {
 		}
 		cn.br = c.reader(cn.nc)
 		return cn, nil
+	}
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
 	}
 	nc, err := c.cfg.DialContext(ctx, "tcp", addr)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -930,4 +931,50 @@ func TestConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+func TestRoundTripDeadline(t *testing.T) {
+	checkNoLeaks(t)
+	release := make(chan struct{})
+	url, opened, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer close(release)
+	c := New(Config{})
+	defer c.CloseIdleConnections()
+	send := func(path string, d time.Duration) (string, error) {
+		req, _ := http.NewRequest(http.MethodGet, url+path, nil)
+		resp, err := c.RoundTripDeadline(req, time.Now().Add(d))
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	t.Run("head in time, deadline lifted for the body and the pooled connection", func(t *testing.T) {
+		if body, err := send("/fast", 100*time.Millisecond); err != nil || body != "ok" {
+			t.Fatalf("%q %v", body, err)
+		}
+		time.Sleep(150 * time.Millisecond) // past the first deadline
+		if body, err := send("/fast", time.Second); err != nil || body != "ok" {
+			t.Fatalf("reused connection: %q %v", body, err)
+		}
+		if n := opened.Load(); n != 1 {
+			t.Fatalf("%d connections, want 1 (reused)", n)
+		}
+	})
+	t.Run("head late", func(t *testing.T) {
+		start := time.Now()
+		_, err := send("/slow", 50*time.Millisecond)
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("err %v, want a deadline error", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("took %v", d)
+		}
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // max1xx bounds the informational responses skipped before the final one.
@@ -25,8 +26,9 @@ const maxChunkLine = 4096
 // readResponse reads the final response to req from cn. got reports that
 // some response bytes arrived (so the request reached a live server). stop
 // ends the context binding of the exchange; the body calls it. noReuse
-// keeps the connection out of the pool after the body.
-func (c *Client) readResponse(ctx context.Context, cn *conn, req *http.Request, stop func() bool, noReuse bool) (_ *http.Response, got bool, _ error) {
+// keeps the connection out of the pool after the body. lift clears the
+// connection's deadlines once the final head is in.
+func (c *Client) readResponse(ctx context.Context, cn *conn, req *http.Request, stop func() bool, noReuse, lift bool) (_ *http.Response, got bool, _ error) {
 	for n := 0; ; n++ {
 		head, gotHead, err := readHead(cn.br, c.cfg.MaxHeadBytes)
 		if err != nil {
@@ -43,6 +45,15 @@ func (c *Client) readResponse(ctx context.Context, cn *conn, req *http.Request, 
 				return nil, true, fmt.Errorf("%w: too many 1xx responses", ErrMalformed)
 			}
 			continue
+		}
+		// The final head is in: lift the deadline of the wait for it (and
+		// the read deadline of an early response), then redo an abort the
+		// reset may have undone.
+		if lift {
+			cn.nc.SetDeadline(time.Time{})
+			if ctx.Err() != nil {
+				cn.abort()
+			}
 		}
 		resp.Request = req
 		if resp.StatusCode == http.StatusSwitchingProtocols {

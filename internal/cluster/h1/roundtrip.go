@@ -26,6 +26,17 @@ var (
 // connection; reading it to the end or closing it releases the connection.
 // Cancelling req's context aborts the exchange, including the body.
 func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
+	return c.RoundTripDeadline(req, time.Time{})
+}
+
+// RoundTripDeadline is RoundTrip with a bound on the wait for the response
+// head: when deadline (if not zero) passes before the head has arrived —
+// while connecting, sending the request or waiting — the exchange fails
+// with an error wrapping os.ErrDeadlineExceeded. The bound is a deadline
+// on the connection, so it costs no timer, goroutine or context; the body
+// is not bounded. A stale pooled connection is not retried after the
+// deadline.
+func (c *Client) RoundTripDeadline(req *http.Request, deadline time.Time) (*http.Response, error) {
 	body := req.Body
 	if body == http.NoBody {
 		body = nil
@@ -48,19 +59,19 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(body)
 			return nil, err
 		}
-		cn, err := c.get(ctx, addr)
+		cn, err := c.get(ctx, addr, deadline)
 		if err != nil {
 			closeBody(body)
 			return nil, err
 		}
-		resp, retry, err := c.exchange(ctx, cn, req, body)
+		resp, retry, err := c.exchange(ctx, cn, req, body, deadline)
 		if err == nil {
 			return resp, nil
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if !retry || try > 0 {
+		if !retry || try > 0 || (!deadline.IsZero() && !time.Now().Before(deadline)) {
 			return nil, err
 		}
 		// A reused connection failed before the server said anything: the
@@ -89,7 +100,12 @@ func closeBody(b io.ReadCloser) {
 // exchange writes req on cn and reads the response head. It consumes and
 // closes body. retry reports a failure that may be a stale connection:
 // cn was reused and nothing came back.
-func (c *Client) exchange(ctx context.Context, cn *conn, req *http.Request, body io.ReadCloser) (resp *http.Response, retry bool, err error) {
+func (c *Client) exchange(ctx context.Context, cn *conn, req *http.Request, body io.ReadCloser, deadline time.Time) (resp *http.Response, retry bool, err error) {
+	if !deadline.IsZero() {
+		// Before the context binding: a cancellation's abort must come
+		// after, never be undone by it. readResponse clears it.
+		cn.nc.SetDeadline(deadline)
+	}
 	var stop func() bool
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, cn.abortF)
@@ -111,20 +127,20 @@ func (c *Client) exchange(ctx context.Context, cn *conn, req *http.Request, body
 		}
 		// The server may have answered early (say 413) and stopped
 		// reading: prefer its response to the write error.
-		cn.nc.SetReadDeadline(time.Now().Add(time.Second))
-		r, _, rerr := c.readResponse(ctx, cn, req, stop, true)
+		early := time.Now().Add(time.Second)
+		if !deadline.IsZero() && deadline.Before(early) {
+			early = deadline
+		}
+		cn.nc.SetReadDeadline(early)
+		r, _, rerr := c.readResponse(ctx, cn, req, stop, true, true)
 		if rerr != nil {
 			_, _, e := fail(werr)
 			return nil, cn.reused && idempotent(req) && isConnLoss(werr), e
 		}
-		cn.nc.SetReadDeadline(time.Time{})
-		if ctx.Err() != nil {
-			cn.abort() // the reset above may have undone a cancellation
-		}
 		r.Close = true
 		return r, false, nil
 	}
-	r, got, rerr := c.readResponse(ctx, cn, req, stop, false)
+	r, got, rerr := c.readResponse(ctx, cn, req, stop, false, !deadline.IsZero())
 	if rerr != nil {
 		_, _, e := fail(rerr)
 		return nil, cn.reused && !got && idempotent(req) && isConnLoss(rerr), e
