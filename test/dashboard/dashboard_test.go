@@ -50,7 +50,8 @@ func upstream(t *testing.T, h http.HandlerFunc) string {
 // start runs the gateway on free ports of 127.0.0.1 and sends it traffic:
 // 20 requests to route users, 12 to orders (whose second target fails with
 // 503 until passive health checking ejects it) and 2 to the xss route.
-func start(t *testing.T) *gw {
+// adminExtra is YAML added under admin: (indented by four spaces).
+func start(t *testing.T, adminExtra ...string) *gw {
 	t.Helper()
 	ok := func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(2 * time.Millisecond)
@@ -68,7 +69,7 @@ func start(t *testing.T) *gw {
     address: "127.0.0.1:0"
 admin:
   address: "127.0.0.1:0"
-drain_timeout: 5s
+%sdrain_timeout: 5s
 upstreams:
   users:
     targets: [{address: %q}]
@@ -89,7 +90,7 @@ routes:
     upstream: users
 observability:
   access_log: {path: "off"}
-`, g.users, g.ordersOK, g.ordersFail, xssRoute)
+`, strings.Join(adminExtra, ""), g.users, g.ordersOK, g.ordersFail, xssRoute)
 	cfg, err := config.Parse(t.Name()+".yaml", []byte(y))
 	if err == nil {
 		err = cfg.Validate()
@@ -261,6 +262,39 @@ func TestStatsEndpoint(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Errorf("routes missing from stats: %v", want)
+	}
+}
+
+// TestReadOnlyWithAdminToken: with admin.token_file set, the page and every
+// call it makes still answer without a token (they are read-only GETs).
+func TestReadOnlyWithAdminToken(t *testing.T) {
+	token := filepath.Join(t.TempDir(), "admin.token")
+	if err := os.WriteFile(token, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := start(t, fmt.Sprintf("  token_file: %q\n", token))
+	for _, path := range []string{"/dashboard/", "/dashboard/app.js", "/dashboard/style.css",
+		"/api/v1/stats", "/api/v1/upstreams", "/api/v1/config/status"} {
+		t.Run(path, func(t *testing.T) {
+			resp, err := http.Get(g.admin + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("GET %s without a token: %d, want 200", path, resp.StatusCode)
+			}
+		})
+	}
+	// The token still guards changes.
+	req, _ := http.NewRequest(http.MethodPost, g.admin+"/api/v1/config/candidate/rollback", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("rollback without a token: %d, want 401", resp.StatusCode)
 	}
 }
 
