@@ -661,7 +661,13 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, ex *exchange.Exc
 	removeHopByHop(resp.Header)
 	h := w.Header()
 	for k, vv := range resp.Header {
-		h[k] = append(h[k], vv...)
+		if len(h[k]) == 0 {
+			// The response is ours: share its values (capped, so that an
+			// append to the client's header copies instead).
+			h[k] = vv[:len(vv):len(vv)]
+		} else {
+			h[k] = append(h[k], vv...)
+		}
 	}
 	if len(resp.Trailer) > 0 {
 		// Trailers need a chunked (or HTTP/2) response: a fixed length
@@ -747,13 +753,16 @@ func (p *Proxy) setForwarded(r *http.Request) {
 	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
 		ip = strings.Join(prior, ", ") + ", " + ip
 	}
-	r.Header["X-Forwarded-For"] = []string{ip}
 	proto := "http"
 	if r.TLS != nil {
 		proto = "https"
 	}
-	r.Header["X-Forwarded-Proto"] = []string{proto}
-	r.Header["X-Forwarded-Host"] = []string{r.Host}
+	// One backing array for the three values, each capped.
+	v := make([]string, 3)
+	v[0], v[1], v[2] = ip, proto, r.Host
+	r.Header["X-Forwarded-For"] = v[0:1:1]
+	r.Header["X-Forwarded-Proto"] = v[1:2:2]
+	r.Header["X-Forwarded-Host"] = v[2:3:3]
 }
 
 // outURL builds the upstream URL: the target's address and the request's
