@@ -401,6 +401,13 @@ func (res *result) discard() {
 }
 
 func (res *result) finish() {
+	if res.resp != nil {
+		// The body is closed by now and the response is not used again.
+		if rl, ok := res.up.Transport.(releaser); ok {
+			rl.Release(res.resp)
+		}
+		res.resp = nil
+	}
 	if res.cancel != nil {
 		res.cancel()
 		res.cancel = nil
@@ -425,6 +432,12 @@ type call struct {
 // cancelable context and no timer of its own.
 type deadlineTransport interface {
 	RoundTripDeadline(req *http.Request, deadline time.Time) (*http.Response, error)
+}
+
+// releaser is a transport that reuses the memory of responses handed back
+// to it (cluster/h1).
+type releaser interface {
+	Release(resp *http.Response)
 }
 
 // attempt sends one try to target and waits for its response headers.

@@ -80,6 +80,7 @@ type Client struct {
 	cfg     Config
 	readers sync.Pool // *bufio.Reader
 	writers sync.Pool // *[]byte, request heads and body copies
+	states  sync.Pool // *exchangeState, released responses
 
 	mu     sync.Mutex
 	hosts  map[string]*host

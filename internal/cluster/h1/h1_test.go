@@ -978,3 +978,37 @@ func TestRoundTripDeadline(t *testing.T) {
 		}
 	})
 }
+
+func TestRelease(t *testing.T) {
+	checkNoLeaks(t)
+	url, _, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Path", r.URL.Path)
+		io.WriteString(w, r.URL.Path)
+	}))
+	c := New(Config{})
+	defer c.CloseIdleConnections()
+	var kept []string
+	for i := range 5 {
+		path := "/" + strconv.Itoa(i)
+		req, _ := http.NewRequest(http.MethodGet, url+path, nil)
+		resp, err := c.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			c.Release(resp) // body in use: a no-op
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(body) != path || resp.Header.Get("X-Path") != path || len(resp.Header["X-Path"]) != 1 {
+			t.Fatalf("request %d: %q %v %v", i, body, resp.Header, err)
+		}
+		kept = append(kept, resp.Header["X-Path"]...) // values outlive the release
+		c.Release(resp)
+	}
+	for i, v := range kept {
+		if v != "/"+strconv.Itoa(i) {
+			t.Fatalf("kept value %d = %q", i, v)
+		}
+	}
+}

@@ -108,8 +108,11 @@ func parseHead(head string, resp *http.Response, maxHeaders int) error {
 	if n > maxHeaders {
 		return errHeadTooLarge
 	}
-	h := make(http.Header, max(n, 0))
-	resp.Header = h
+	h := resp.Header // a released response's map, cleared
+	if h == nil {
+		h = make(http.Header, max(n, 0))
+		resp.Header = h
+	}
 	return parseFields(rest, h, n)
 }
 

@@ -35,7 +35,7 @@ func (c *Client) readResponse(ctx context.Context, cn *conn, req *http.Request, 
 			return nil, got || gotHead, err
 		}
 		got = true
-		x := &exchangeState{}
+		x := c.state()
 		resp := &x.resp
 		if err := parseHead(head, resp, c.cfg.MaxHeaders); err != nil {
 			return nil, true, err
@@ -69,6 +69,7 @@ func (c *Client) readResponse(ctx context.Context, cn *conn, req *http.Request, 
 		}
 		b := &x.body
 		b.c, b.cn, b.ctx, b.stop, b.resp, b.noReuse = c, cn, ctx, stop, resp, noReuse
+		b.x = x
 		if b.mode == modeNone {
 			resp.Body = http.NoBody
 			b.finish(true)
@@ -79,10 +80,51 @@ func (c *Client) readResponse(ctx context.Context, cn *conn, req *http.Request, 
 	}
 }
 
-// exchangeState is a response and its body in one allocation.
+// exchangeState is a response and its body in one allocation. Released
+// ones (Client.Release) are reused, header map included.
 type exchangeState struct {
 	resp http.Response
 	body respBody
+}
+
+// maxPooledHeaders bounds the header map kept with a released response,
+// so that one huge response does not pin a huge map in the pool.
+const maxPooledHeaders = 64
+
+// state returns a cleared exchangeState, reused when one was released.
+func (c *Client) state() *exchangeState {
+	if x, ok := c.states.Get().(*exchangeState); ok {
+		return x
+	}
+	return &exchangeState{}
+}
+
+// Release hands back a response of this client that the caller is done
+// with — its body closed or read to the end, and neither the response nor
+// its Header map used again — so that a later response reuses its memory.
+// The header values are not reused: they may live on (say, in the header
+// map of the client's response). Calling Release is optional; responses
+// without a body of their own (http.NoBody, upgrades) and those whose body
+// is still in use are left to the garbage collector.
+func (c *Client) Release(resp *http.Response) {
+	b, ok := resp.Body.(*respBody)
+	if !ok || b.resp != resp || b.x == nil || b.c != c {
+		return
+	}
+	b.mu.Lock()
+	done := b.released && !b.reading
+	b.mu.Unlock()
+	if !done {
+		return
+	}
+	x, h := b.x, resp.Header
+	if len(h) > maxPooledHeaders {
+		h = nil
+	}
+	clear(h)
+	x.resp = http.Response{Header: h}
+	x.body = respBody{}
+	c.states.Put(x)
 }
 
 // frame applies the framing rules of RFC 9112 section 6.3 to a parsed
@@ -273,6 +315,7 @@ const (
 // respBody is a response body bound to its connection. Read must not be
 // called concurrently with Read; Close may be called at any time.
 type respBody struct {
+	x      *exchangeState // the allocation this body is part of
 	c      *Client
 	cn     *conn
 	ctx    context.Context
