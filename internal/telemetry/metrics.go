@@ -5,6 +5,7 @@ package telemetry
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -121,7 +122,85 @@ type RouteMetrics struct {
 	ResponseSize prometheus.Observer
 	requests     *prometheus.CounterVec
 	route        string
-	byKey        sync.Map // method+" "+code -> prometheus.Counter
+	// common holds the counters of the common method and status pairs,
+	// made on the route's first request and filled on first use: an
+	// index and an atomic load instead of a hashed sync.Map lookup.
+	common atomic.Pointer[commonCounters]
+	byKey  sync.Map // methodCode -> prometheus.Counter, for the other pairs
+}
+
+type commonCounters [len(commonMethods)][len(commonCodes)]atomic.Pointer[counter]
+
+// counter boxes a prometheus.Counter for an atomic.Pointer.
+type counter struct{ prometheus.Counter }
+
+var (
+	commonMethods = [...]string{"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}
+	commonCodes   = [...]int{200, 201, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 413, 429, 499, 500, 502, 503, 504}
+)
+
+func methodIndex(m string) int {
+	switch m {
+	case "GET":
+		return 0
+	case "HEAD":
+		return 1
+	case "POST":
+		return 2
+	case "PUT":
+		return 3
+	case "DELETE":
+		return 4
+	case "PATCH":
+		return 5
+	case "OPTIONS":
+		return 6
+	}
+	return -1
+}
+
+func codeIndex(c int) int {
+	switch c {
+	case 200:
+		return 0
+	case 201:
+		return 1
+	case 204:
+		return 2
+	case 206:
+		return 3
+	case 301:
+		return 4
+	case 302:
+		return 5
+	case 304:
+		return 6
+	case 400:
+		return 7
+	case 401:
+		return 8
+	case 403:
+		return 9
+	case 404:
+		return 10
+	case 405:
+		return 11
+	case 413:
+		return 12
+	case 429:
+		return 13
+	case 499:
+		return 14
+	case 500:
+		return 15
+	case 502:
+		return 16
+	case 503:
+		return 17
+	case 504:
+		return 18
+	}
+	return -1
 }
 
 // Route returns the per-route series for name.
@@ -143,6 +222,22 @@ type methodCode struct {
 
 // Count increments the request counter for method and status.
 func (rm *RouteMetrics) Count(method string, status int) {
+	if mi, ci := methodIndex(method), codeIndex(status); mi >= 0 && ci >= 0 {
+		t := rm.common.Load()
+		if t == nil {
+			rm.common.CompareAndSwap(nil, new(commonCounters))
+			t = rm.common.Load()
+		}
+		slot := &t[mi][ci]
+		c := slot.Load()
+		if c == nil {
+			// Racing first uses get the same counter from the vector.
+			c = &counter{rm.requests.WithLabelValues(rm.route, method, strconv.Itoa(status))}
+			slot.Store(c)
+		}
+		c.Inc()
+		return
+	}
 	k := methodCode{method, status}
 	if c, ok := rm.byKey.Load(k); ok {
 		c.(prometheus.Counter).Inc()

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -37,5 +38,50 @@ func TestRetainRoutes(t *testing.T) {
 	}
 	if got := testutil.CollectAndCount(m.Duration); got != 2 {
 		t.Fatalf("duration series %d, want 2", got)
+	}
+}
+
+func TestCount(t *testing.T) {
+	m := NewMetrics()
+	rm := m.Route("r")
+	pairs := []struct {
+		method string
+		code   int
+		n      int
+	}{
+		{"GET", 200, 3},      // common pair
+		{"POST", 503, 2},     // common pair
+		{"PROPFIND", 207, 2}, // neither
+		{"GET", 218, 1},      // common method, other code
+	}
+	for _, p := range pairs {
+		for range p.n {
+			rm.Count(p.method, p.code)
+		}
+	}
+	for _, p := range pairs {
+		c := m.Requests.WithLabelValues("r", p.method, strconv.Itoa(p.code))
+		if got := testutil.ToFloat64(c); got != float64(p.n) {
+			t.Errorf("%s %d: %v, want %d", p.method, p.code, got, p.n)
+		}
+	}
+	for i, m := range commonMethods {
+		if methodIndex(m) != i {
+			t.Errorf("methodIndex(%q) = %d, want %d", m, methodIndex(m), i)
+		}
+	}
+	for i, c := range commonCodes {
+		if codeIndex(c) != i {
+			t.Errorf("codeIndex(%d) = %d, want %d", c, codeIndex(c), i)
+		}
+	}
+}
+
+// BenchmarkCount is the per-request counter increment of a route.
+func BenchmarkCount(b *testing.B) {
+	rm := NewMetrics().Route("r")
+	b.ReportAllocs()
+	for b.Loop() {
+		rm.Count("GET", 200)
 	}
 }
