@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rampart-gw/rampart/internal/cluster"
 	"github.com/rampart-gw/rampart/internal/cluster/balancer"
 	"github.com/rampart-gw/rampart/internal/cluster/cache"
@@ -102,6 +104,51 @@ type Proxy struct {
 	cfg         Config
 	deps        Deps
 	totalWeight int
+	// series caches the upstream metric series per upstream and target
+	// (seriesKey -> *targetSeries), so that an attempt does not hash
+	// label values.
+	series sync.Map
+}
+
+type seriesKey struct {
+	up     *cluster.Upstream
+	target *balancer.Target
+}
+
+// targetSeries are the upstream metric series of one target of one
+// upstream.
+type targetSeries struct {
+	duration prometheus.Observer // rampart_upstream_request_duration_seconds{upstream}
+	m        *telemetry.Metrics
+	up, addr string
+	codes    sync.Map // count's key (int) -> prometheus.Counter
+}
+
+func (p *Proxy) targetSeries(up *cluster.Upstream, target *balancer.Target) *targetSeries {
+	k := seriesKey{up, target}
+	if s, ok := p.series.Load(k); ok {
+		return s.(*targetSeries)
+	}
+	m := p.deps.Metrics
+	s := &targetSeries{duration: m.UpstreamDuration.WithLabelValues(up.Name), m: m, up: up.Name, addr: target.Addr}
+	v, _ := p.series.LoadOrStore(k, s)
+	return v.(*targetSeries)
+}
+
+// count increments rampart_upstream_requests_total{code=label}. key
+// identifies the label: the status code, or a negative number per error
+// kind (label is then the error label).
+func (s *targetSeries) count(key int, label string) {
+	if c, ok := s.codes.Load(key); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	if key >= 0 {
+		label = s.m.Code(key)
+	}
+	c := s.m.UpstreamRequests.WithLabelValues(s.up, s.addr, label)
+	s.codes.Store(key, c)
+	c.Inc()
 }
 
 // New returns the forwarding handler for one route.
@@ -524,9 +571,10 @@ func (p *Proxy) attempt(r *http.Request, up *cluster.Upstream, target *balancer.
 		timedOut.Store(true) // as the timer would have fired
 	}
 	target.Observe(elapsed)
-	m := p.deps.Metrics
-	if m != nil {
-		m.UpstreamDuration.WithLabelValues(up.Name).Observe(elapsed.Seconds())
+	var ts *targetSeries
+	if p.deps.Metrics != nil {
+		ts = p.targetSeries(up, target)
+		ts.duration.Observe(elapsed.Seconds())
 	}
 	if err != nil {
 		if resp != nil && resp.Body != nil {
@@ -550,8 +598,8 @@ func (p *Proxy) attempt(r *http.Request, up *cluster.Upstream, target *balancer.
 				up.Report(target.Addr, outlier.ServerError)
 			}
 		}
-		if m != nil {
-			m.UpstreamRequests.WithLabelValues(up.Name, target.Addr, errorLabel(res)).Inc()
+		if ts != nil {
+			ts.count(-1-int(res.kind), errorLabel(res))
 		}
 		res.finish()
 		return res
@@ -563,8 +611,8 @@ func (p *Proxy) attempt(r *http.Request, up *cluster.Upstream, target *balancer.
 	} else {
 		up.Report(target.Addr, outlier.Success)
 	}
-	if m != nil {
-		m.UpstreamRequests.WithLabelValues(up.Name, target.Addr, m.Code(resp.StatusCode)).Inc()
+	if ts != nil {
+		ts.count(resp.StatusCode, "")
 	}
 	return res
 }
