@@ -301,6 +301,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, ex *exchange.Exc
 			if attempt+1 < attempts && p.retryable(r, retry.Response, res.resp.StatusCode, body) {
 				if wait, ok := p.backoff(attempt, res.resp, deadline); ok && p.acquireRetry(up) {
 					res.discard()
+					recycle(res)
 					p.countRetry(m, up)
 					if !sleep(r.Context(), wait) {
 						p.fail(w, r, cacheKey, failure{499, "client_closed_request", "client closed the request", ""})
@@ -312,19 +313,23 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, ex *exchange.Exc
 			if cacheKey != "" && res.resp.StatusCode >= 500 && res.resp.StatusCode != http.StatusNotImplemented {
 				if p.serveStale(w, cacheKey) {
 					res.discard()
+					recycle(res)
 					return
 				}
 			}
 			p.respond(w, r, ex, res, upgrade, cacheKey)
+			recycle(res) // not when respond panics: the collector takes it
 			return
 		}
 
 		f := p.classify(r, res, ex)
+		kind := res.kind
+		recycle(res)
 		if f.status == 499 {
 			p.fail(w, r, cacheKey, f)
 			return
 		}
-		if attempt+1 < attempts && res.kind != kindOverflow && p.retryable(r, res.kind, 0, body) {
+		if attempt+1 < attempts && kind != kindOverflow && p.retryable(r, kind, 0, body) {
 			if wait, ok := p.backoff(attempt, nil, deadline); ok && p.acquireRetry(up) {
 				p.countRetry(m, up)
 				if !sleep(r.Context(), wait) {
@@ -437,6 +442,9 @@ type result struct {
 	up       *cluster.Upstream
 	// inFlight is set while the attempt counts in target.InFlight.
 	inFlight bool
+	// pooled is the call this result belongs to when it goes back to
+	// calls once the result is no longer used (recycle).
+	pooled *call
 }
 
 // discard drops a response that will not be used (before a retry).
@@ -476,6 +484,24 @@ type call struct {
 	timedOut atomic.Bool // set by the attempt's timer
 }
 
+// calls recycles the calls of attempts through a deadlineTransport (h1),
+// which keeps no reference to the request once the response body is
+// closed and the response released. Calls through net/http transports
+// are left to the collector: a transport may still hold the request.
+var calls = sync.Pool{New: func() any { return new(call) }}
+
+// recycle returns res's call to the pool; res must not be used after.
+func recycle(res *result) {
+	c := res.pooled
+	if c == nil {
+		return
+	}
+	c.out = http.Request{}
+	c.url = url.URL{}
+	c.res = result{}
+	calls.Put(c)
+}
+
 // deadlineTransport is a transport that bounds the wait for response heads
 // itself (cluster/h1, with a connection deadline), so an attempt needs no
 // cancelable context and no timer of its own.
@@ -508,7 +534,13 @@ func (p *Proxy) attempt(r *http.Request, up *cluster.Upstream, target *balancer.
 		direct = false // the route deadline already passed: the context path fails it
 	}
 
-	c := &call{}
+	var c *call
+	if direct && upgrade == "" {
+		c = calls.Get().(*call)
+		c.res.pooled = c
+	} else {
+		c = &call{}
+	}
 	res := &c.res
 	res.target, res.up = target, up
 	var out *http.Request // the one shallow copy of the request
