@@ -333,7 +333,10 @@ func checkTarget(t, method []byte, h *head) reason {
 	} else {
 		rest = nil
 	}
-	if len(auth) == 0 || !validHost(auth) {
+	// A percent sign in the authority is refused: net/http would fail to
+	// parse an invalid escape there (after the guard let the head through),
+	// and no gateway client needs pct-encoded host names or IPv6 zones.
+	if len(auth) == 0 || !validHost(auth) || bytes.IndexByte(auth, '%') >= 0 {
 		return rAbsoluteForm
 	}
 	if len(rest) == 0 {
