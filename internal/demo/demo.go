@@ -173,6 +173,7 @@ func (d *Demo) Instructions(gw, adminAddr string) string {
 Rampart demo is running.
   gateway   http://%[1]s
   admin     http://%[2]s
+  dashboard http://%[2]s/dashboard/   (open it in a browser while you try the commands)
 
 Try these:
   curl -s http://%[1]s/users/42                          # 90/10 split: users v1 (instances a:b weighted 3:1) or v2
