@@ -29,15 +29,7 @@ func TestConfigErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := "policies:\n  k:\n    type: api_key\n    " + tc.body + "\nconsumers:\n" + tc.consumers + "\n"
 			_, err := New(policytest.Spec(t, doc, "k"))
-			if tc.want == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want %q", err, tc.want)
-			}
+			policytest.WantError(t, err, tc.want)
 		})
 	}
 }

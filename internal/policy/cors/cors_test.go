@@ -22,15 +22,7 @@ func TestConfigErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(policytest.Spec(t, "policies:\n  c:\n    type: cors\n    "+tc.body+"\n", "c"))
-			if tc.want == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want %q", err, tc.want)
-			}
+			policytest.WantError(t, err, tc.want)
 		})
 	}
 }

@@ -2,7 +2,6 @@ package headers
 
 import (
 	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/rampart-gw/rampart/internal/policy/policytest"
@@ -26,15 +25,7 @@ func TestConfigErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := "policies:\n  h:\n    type: headers\n    " + tc.body + "\n"
 			_, err := New(policytest.Spec(t, doc, "h"))
-			if tc.want == "" {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want it to contain %q", err, tc.want)
-			}
+			policytest.WantError(t, err, tc.want)
 		})
 	}
 }

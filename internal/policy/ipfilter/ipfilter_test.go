@@ -2,7 +2,6 @@ package ipfilter
 
 import (
 	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/rampart-gw/rampart/internal/policy/policytest"
@@ -20,15 +19,7 @@ func TestConfigErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(policytest.Spec(t, "policies:\n  f:\n    type: ip_filter\n    "+tc.body+"\n", "f"))
-			if tc.want == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want %q", err, tc.want)
-			}
+			policytest.WantError(t, err, tc.want)
 		})
 	}
 }

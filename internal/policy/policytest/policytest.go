@@ -5,6 +5,7 @@ package policytest
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/rampart-gw/rampart/internal/config"
@@ -77,4 +78,19 @@ func Code(rec *httptest.ResponseRecorder) string {
 		}
 	}
 	return ""
+}
+
+// WantError checks the error of building a policy: want "" means it must
+// build; otherwise the error must contain want.
+func WantError(t testing.TB, err error, want string) {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want %q", err, want)
+	}
 }

@@ -2,7 +2,6 @@ package requirerole
 
 import (
 	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/rampart-gw/rampart/internal/exchange"
@@ -25,15 +24,7 @@ func TestConfigErrors(t *testing.T) {
 				doc = "policies:\n  r:\n    type: require_role\n"
 			}
 			_, err := New(policytest.Spec(t, doc, "r"))
-			if tc.want == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want %q", err, tc.want)
-			}
+			policytest.WantError(t, err, tc.want)
 		})
 	}
 }
