@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -63,6 +64,13 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		MaxBodyBytes:   lim.MaxBodyBytes,
 		MaxRequests:    lim.MaxRequestsPerConnection,
 		H2:             true,
+	}
+	if deps.Metrics != nil {
+		refused := deps.Metrics.Refused
+		name := cfg.Name
+		guard.OnRefuse = func(status int, code string) {
+			refused.WithLabelValues(name, strconv.Itoa(status), code).Inc()
+		}
 	}
 	ll := &limitListener{Listener: raw, max: int64(lim.MaxConnections), perIP: lim.MaxConnectionsPerIP, guard: guard}
 	var certs *Certs

@@ -29,6 +29,7 @@ type Metrics struct {
 	ConfigReloads      *prometheus.CounterVec   // result
 	ActiveConnections  *prometheus.GaugeVec     // listener
 	RejectedConns      *prometheus.CounterVec   // listener
+	Refused            *prometheus.CounterVec   // listener, code, reason
 	ConfigInfo         *prometheus.GaugeVec     // version
 
 	// codes caches status code label strings.
@@ -90,12 +91,15 @@ func NewMetrics() *Metrics {
 	m.RejectedConns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_rejected_connections_total", Help: "Client connections closed at accept because the listener was at max_connections.",
 	}, []string{"listener"})
+	m.Refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_http_refused_total", Help: "Requests the HTTP/1.1 framing guard answered itself (malformed or ambiguous framing, limits), by listener, status code and error code.",
+	}, []string{"listener", "code", "reason"})
 	m.ConfigInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "rampart_config_info", Help: "1 for the active config version.",
 	}, []string{"version"})
 	m.Registry.MustRegister(m.Requests, m.Duration, m.RequestSize, m.ResponseSize,
 		m.UpstreamRequests, m.UpstreamDuration, m.TargetHealthy, m.CircuitOpen, m.Retries,
-		m.RateLimitDecisions, m.WAFBlocked, m.ConfigReloads, m.ActiveConnections, m.RejectedConns,
+		m.RateLimitDecisions, m.WAFBlocked, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.Refused,
 		m.ConfigInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.ConfigReloads.WithLabelValues("ok")

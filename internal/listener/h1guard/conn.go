@@ -46,6 +46,10 @@ type Config struct {
 	MaxRequests int
 	// H2 enables the HTTP/2 prior-knowledge (h2c) hand-over.
 	H2 bool
+	// OnRefuse, if set, is told the status and error code of every request
+	// the guard answers itself (they never reach the gateway handler, its
+	// access log or its request metrics).
+	OnRefuse func(status int, code string)
 }
 
 func (c *Config) limits() limits {

@@ -48,15 +48,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				why = reason(n)
 			}
 		}
-		refuse(w, why)
+		h.refuse(w, why)
 		return
 	}
 	switch r.Method {
 	case http.MethodConnect:
-		refuse(w, rConnect)
+		h.refuse(w, rConnect)
 		return
 	case http.MethodTrace:
-		refuse(w, rTrace)
+		h.refuse(w, rTrace)
 		return
 	}
 	// Underscores in names are dropped, as NGINX (underscores_in_headers
@@ -87,7 +87,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !gw.wrote && !gw.hijacked && g.failed.Load() {
 		// The handler gave up on the failed body without answering (a
 		// client-gone 499 writes nothing).
-		refuse(w, rChunked)
+		h.refuse(w, rChunked)
 	}
 	if hadUpgrade && !gw.hijacked {
 		// The guard holds the connection's input until it knows whether
@@ -102,7 +102,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // then replaced by 400, as for a malformed chunked body in HTTP/1.1).
 func (h *handler) serveH2(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 2 && !validHost([]byte(r.Host)) {
-		refuse(w, rHost)
+		h.refuse(w, rHost)
 		return
 	}
 	if r.Body == nil || r.Body == http.NoBody {
@@ -114,7 +114,7 @@ func (h *handler) serveH2(w http.ResponseWriter, r *http.Request) {
 	gw := &guardWriter{ResponseWriter: w, failed: &b.failed}
 	h.next.ServeHTTP(gw, r)
 	if !gw.wrote && !gw.hijacked && b.failed.Load() {
-		refuse(w, rChunked)
+		h.refuse(w, rChunked)
 	}
 }
 
@@ -179,6 +179,15 @@ func stripH2C(r *http.Request) {
 }
 
 // refuse writes the JSON error for why and closes the connection after it.
+// refuse answers why's verdict and reports it through Config.OnRefuse.
+func (h *handler) refuse(w http.ResponseWriter, why reason) {
+	refuse(w, why)
+	if h.cfg.OnRefuse != nil {
+		v := why.verdict()
+		h.cfg.OnRefuse(v.status, v.code)
+	}
+}
+
 func refuse(w http.ResponseWriter, why reason) {
 	v := why.verdict()
 	id := newRequestID()
