@@ -22,6 +22,18 @@ import (
 	"github.com/rampart-gw/rampart/internal/app"
 )
 
+// Head is the usual start of a test config: one listener named "public"
+// and the admin API on free ports, a short drain, no access log.
+const Head = `listeners:
+  - name: public
+    address: "127.0.0.1:0"
+admin:
+  address: "127.0.0.1:0"
+drain_timeout: 5s
+observability:
+  access_log: {path: "off"}
+`
+
 // Gateway is a gateway running in-process.
 type Gateway struct {
 	App *app.App

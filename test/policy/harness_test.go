@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,39 +18,27 @@ import (
 // gw is a gateway running in-process on free ports, from a config file so
 // that tests can change it and reload.
 type gw struct {
+	gt    *gwtest.Gateway
 	app   *app.App
 	file  string
 	url   string
 	admin string
 }
 
-const head = `listeners:
-  - name: public
-    address: "127.0.0.1:0"
-admin:
-  address: "127.0.0.1:0"
-drain_timeout: 5s
-observability:
-  access_log: {path: "off"}
-`
+const head = gwtest.Head
 
 // startGateway runs the gateway from a file holding head+body (see
 // gwtest). It is drained and stopped when the test ends.
 func startGateway(t *testing.T, body string) *gw {
 	t.Helper()
 	g := gwtest.Start(t, head+body)
-	return &gw{app: g.App, file: g.Path, url: g.URL, admin: g.Admin}
+	return &gw{gt: g, app: g.App, file: g.Path, url: g.URL, admin: g.Admin}
 }
 
 // reload rewrites the config file with head+body and reloads it.
 func (g *gw) reload(t *testing.T, body string) {
 	t.Helper()
-	if err := os.WriteFile(g.file, []byte(head+body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.app.Reload(); err != nil {
-		t.Fatalf("reload: %v", err)
-	}
+	g.gt.Reload(t, head+body)
 }
 
 // upstream is an echo server on 127.0.0.1 that counts its requests and

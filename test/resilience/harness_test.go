@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -201,6 +200,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // gw is a gateway running in-process from a config file.
 type gw struct {
+	gt    *gwtest.Gateway
 	app   *app.App
 	path  string
 	url   string
@@ -209,38 +209,25 @@ type gw struct {
 
 // head is the start of every test config: one listener and the admin API
 // on free ports, no access log.
-const head = `listeners:
-  - name: public
-    address: "127.0.0.1:0"
-admin:
-  address: "127.0.0.1:0"
-drain_timeout: 5s
-observability:
-  access_log: {path: "off"}
-`
+const head = gwtest.Head
 
 // start runs the gateway from a file holding head+body (see gwtest);
 // reload rewrites that file. The gateway stops when the test ends.
 func start(t *testing.T, body string) *gw {
 	t.Helper()
 	g := gwtest.Start(t, head+body)
-	return &gw{app: g.App, path: g.Path, url: g.URL, admin: g.Admin}
+	return &gw{gt: g, app: g.App, path: g.Path, url: g.URL, admin: g.Admin}
 }
 
 func (g *gw) write(t *testing.T, body string) {
 	t.Helper()
-	if err := os.WriteFile(g.path, []byte(head+body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	g.gt.Write(t, head+body)
 }
 
 // reload rewrites the config file and applies it.
 func (g *gw) reload(t *testing.T, body string) {
 	t.Helper()
-	g.write(t, body)
-	if err := g.app.Reload(); err != nil {
-		t.Fatalf("reload: %v", err)
-	}
+	g.gt.Reload(t, head+body)
 }
 
 // waitFor polls cond every 10ms until it holds or d passes.

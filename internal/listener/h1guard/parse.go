@@ -351,29 +351,20 @@ func checkTarget(t, method []byte, h *head) reason {
 	return checkOrigin(rest)
 }
 
-func checkOrigin(t []byte) reason {
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if c == '?' {
-			return checkQuery(t[i+1:])
-		}
-		if !is(c, cPath) {
-			if c == '#' {
-				return rFragment
-			}
-			return rTarget
-		}
-		if c == '%' && (i+2 >= len(t) || !is(t[i+1], cHex) || !is(t[i+2], cHex)) {
-			return rTarget
-		}
-	}
-	return rNone
-}
+func checkOrigin(t []byte) reason { return checkChars(t, cPath) }
 
-func checkQuery(t []byte) reason {
+func checkQuery(t []byte) reason { return checkChars(t, cQuery) }
+
+// checkChars checks a path (k = cPath, which hands over to the query at the
+// first '?') or a query (k = cQuery): allowed bytes, valid %XX escapes, no
+// fragment.
+func checkChars(t []byte, k uint8) reason {
 	for i := 0; i < len(t); i++ {
 		c := t[i]
-		if !is(c, cQuery) {
+		if c == '?' && k == cPath {
+			return checkChars(t[i+1:], cQuery)
+		}
+		if !is(c, k) {
 			if c == '#' {
 				return rFragment
 			}
