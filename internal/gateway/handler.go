@@ -110,7 +110,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header()[ridHeader] = v[1:2:2]
 	v[2] = child
 	r.Header["Traceparent"] = v[2:3:3]
-	r = r.WithContext(&st.ctx)
+	// The request copy carrying the context lives in st too: WithContext
+	// is inlined and its result does not escape, so st is the only
+	// allocation.
+	st.req = *r.WithContext(&st.ctx)
+	r = &st.req
 
 	rw := &st.rw
 	rw.ResponseWriter = w
@@ -312,12 +316,14 @@ func (w *writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (w *writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // state is what the gateway keeps for one request, in one allocation: the
-// request context with its Exchange, the response writer and the backing
-// array of the header values the gateway sets. It is not pooled: the
-// context and the header values may outlive the handler (a transport still
-// finishing a failed attempt, net/http writing the response head).
+// request context with its Exchange, the request copy that carries it, the
+// response writer and the backing array of the header values the gateway
+// sets. It is not pooled: the request, its context and the header values
+// may outlive the handler (a transport still finishing a failed attempt,
+// net/http writing the response head).
 type state struct {
 	ctx  exchange.Context
+	req  http.Request
 	rw   writer
 	vals [3]string
 }
