@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,12 @@ type Config struct {
 	Limits  config.Limits
 	// TLS, when set, terminates TLS with these certificates.
 	TLS *config.ListenerTLS
+	// NetHTTP serves plain HTTP/1.1 with net/http behind the framing guard
+	// instead of the guard's own server (h1guard.Server, the default for
+	// listeners without TLS). The environment variable
+	// RAMPART_HTTP1_SERVER=net/http sets it for every listener, to compare
+	// the two.
+	NetHTTP bool
 }
 
 // Deps are shared services.
@@ -39,6 +46,8 @@ type Deps struct {
 type Listener struct {
 	name  string
 	srv   *http.Server
+	fast  *h1guard.Server // nil: net/http serves HTTP/1.1 too
+	hand  *handListener   // connections fast hands over to srv
 	ln    *limitListener
 	log   *slog.Logger
 	certs *Certs
@@ -94,6 +103,9 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 	if streams == 0 {
 		streams = config.DefaultMaxStreams
 	}
+	if cfg.TLS == nil && !cfg.NetHTTP && os.Getenv("RAMPART_HTTP1_SERVER") != "net/http" {
+		ll.plain = true
+	}
 	srv := &http.Server{
 		// Every HTTP/1.1 connection passes the framing guard before
 		// net/http reads it (docs/security.md).
@@ -116,7 +128,19 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		},
 		ErrorLog: slog.NewLogLogger(deps.Log.Handler(), slog.LevelDebug),
 	}
-	return &Listener{name: cfg.Name, srv: srv, ln: ll, log: deps.Log, certs: certs}, nil
+	l := &Listener{name: cfg.Name, srv: srv, ln: ll, log: deps.Log, certs: certs}
+	if ll.plain {
+		l.hand = &handListener{addr: raw.Addr(), c: make(chan net.Conn), done: make(chan struct{})}
+		l.fast = &h1guard.Server{
+			Handler:           handler,
+			Config:            guard,
+			ReadHeaderTimeout: lim.ReadHeaderTimeout.D(),
+			IdleTimeout:       lim.IdleTimeout.D(),
+			HandOver:          l.hand.push,
+			Log:               deps.Log,
+		}
+	}
+	return l, nil
 }
 
 // ReloadCerts re-reads the listener's certificate files; on error the
@@ -146,6 +170,18 @@ func (l *Listener) Serve() error {
 		}()
 		defer func() { cancel(); l.wg.Wait() }()
 	}
+	if l.fast != nil {
+		// Connections the fast path hands over (HTTP/2 prefaces, upgrades,
+		// refusals, ...) are served by net/http, as without it.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			l.srv.Serve(l.hand)
+		}()
+		err := l.fast.Serve(l.ln)
+		<-done
+		return err
+	}
 	err := l.srv.Serve(l.ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -156,16 +192,38 @@ func (l *Listener) Serve() error {
 // Shutdown stops accepting and waits for in-flight requests until ctx ends;
 // then it closes the remaining connections.
 func (l *Listener) Shutdown(ctx context.Context) error {
+	var fastErr error
+	var wg sync.WaitGroup
+	if l.fast != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fastErr = l.fast.Shutdown(ctx)
+		}()
+	}
 	l.srv.SetKeepAlivesEnabled(false)
 	err := l.srv.Shutdown(ctx)
 	if err != nil {
 		l.srv.Close()
 	}
+	if l.hand != nil {
+		l.hand.Close()
+	}
+	wg.Wait()
+	if err == nil {
+		err = fastErr
+	}
 	return err
 }
 
 // Close closes the listener and every connection at once.
-func (l *Listener) Close() error { return l.srv.Close() }
+func (l *Listener) Close() error {
+	if l.fast != nil {
+		l.fast.Close()
+		l.hand.Close()
+	}
+	return l.srv.Close()
+}
 
 // ActiveConnections is the number of open client connections.
 func (l *Listener) ActiveConnections() int64 { return l.ln.n.Load() }
@@ -179,6 +237,7 @@ type limitListener struct {
 	perIP  int
 	guard  *h1guard.Config
 	tls    *tls.Config // nil for plain listeners
+	plain  bool        // hand out bare connections (h1guard.Server guards them)
 	n      atomic.Int64
 	mu     sync.Mutex
 	byIP   map[netip.Addr]int
@@ -211,6 +270,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			l.active.Inc()
 		}
 		var conn net.Conn = &countedConn{Conn: c, l: l, ip: ip}
+		if l.plain {
+			return conn, nil
+		}
 		if l.tls != nil {
 			// TLS sits under the framing guard, so TLS clients get every
 			// check plain ones do. The handshake runs on the connection's
@@ -279,6 +341,9 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// Unwrap returns the accepted connection.
+func (c *countedConn) Unwrap() net.Conn { return c.Conn }
+
 // CloseWrite half-closes TCP connections (used by upgrade relays).
 func (c *countedConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
@@ -286,3 +351,36 @@ func (c *countedConn) CloseWrite() error {
 	}
 	return nil
 }
+
+// handListener is the net.Listener through which the fast path hands
+// connections to net/http.
+type handListener struct {
+	addr net.Addr
+	c    chan net.Conn
+	once sync.Once
+	done chan struct{}
+}
+
+func (h *handListener) push(g *h1guard.Conn) {
+	select {
+	case h.c <- g:
+	case <-h.done:
+		g.Close()
+	}
+}
+
+func (h *handListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.c:
+		return c, nil
+	case <-h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (h *handListener) Close() error {
+	h.once.Do(func() { close(h.done) })
+	return nil
+}
+
+func (h *handListener) Addr() net.Addr { return h.addr }

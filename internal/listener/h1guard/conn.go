@@ -307,19 +307,7 @@ func (c *Conn) head() (bool, error) {
 
 // firstLineFits reports whether the request line can still be within the
 // URI limit (a method, two spaces and the version besides the target).
-func (c *Conn) firstLineFits(b []byte) bool {
-	const slack = 64
-	lim := c.lim.maxURI + slack
-	if len(b) <= lim {
-		return true
-	}
-	for _, x := range b[:lim] {
-		if x == '\n' {
-			return true
-		}
-	}
-	return false
-}
+func (c *Conn) firstLineFits(b []byte) bool { return firstLineFits(b, c.lim.maxURI) }
 
 // fill reads more bytes from the socket into buf, growing it up to the head
 // limit.

@@ -1,0 +1,197 @@
+package h1guard
+
+import (
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// poller parks idle keep-alive connections in an epoll set of its own, so
+// that an idle connection holds no goroutine, no stack and no buffers: only
+// its socket and a srvConn. The epoll descriptor is itself registered with
+// Go's network poller (it is readable when events are pending), so waiting
+// takes no thread. Each parked descriptor is armed EPOLLONESHOT; the event
+// data carries the descriptor and a generation, so a late event for a
+// connection that was closed (and whose descriptor number was reused) is
+// ignored.
+type poller struct {
+	s    *Server
+	epfd int
+	f    *os.File
+	rc   syscallRawConn
+
+	mu     sync.Mutex
+	parked map[int32]*srvConn
+	head   *srvConn // parked connections, oldest first
+	tail   *srvConn
+	closed bool
+}
+
+type syscallRawConn interface {
+	Read(func(fd uintptr) bool) error
+}
+
+func newPoller(s *Server) (*poller, error) {
+	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "h1guard-epoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &poller{s: s, epfd: fd, f: f, rc: rc, parked: make(map[int32]*srvConn)}, nil
+}
+
+// park arms c's descriptor; false: the poller is closed or the descriptor
+// could not be armed (the caller closes c).
+func (p *poller) park(c *srvConn, expires time.Time) bool {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return false
+	}
+	c.gen++
+	c.expires = expires
+	fd := int32(c.fd)
+	p.parked[fd] = c
+	p.link(c)
+	op := syscall.EPOLL_CTL_ADD
+	if c.registered {
+		op = syscall.EPOLL_CTL_MOD
+	}
+	c.registered = true
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: fd, Pad: int32(c.gen)}
+	// Under the lock: once armed, the event may fire at once and the
+	// waker must find c parked.
+	err := syscall.EpollCtl(p.epfd, op, c.fd, &ev)
+	if err != nil {
+		delete(p.parked, fd)
+		p.unlink(c)
+	}
+	p.mu.Unlock()
+	return err == nil
+}
+
+func (p *poller) link(c *srvConn) {
+	c.next = nil
+	c.prev = p.tail
+	if p.tail != nil {
+		p.tail.next = c
+	} else {
+		p.head = c
+	}
+	p.tail = c
+}
+
+func (p *poller) unlink(c *srvConn) {
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else if p.head == c {
+		p.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else if p.tail == c {
+		p.tail = c.prev
+	}
+	c.prev, c.next = nil, nil
+}
+
+// run waits for events and resumes their connections, each in a goroutine
+// of its own, until the poller is closed.
+func (p *poller) run() {
+	var evs [256]syscall.EpollEvent
+	ready := make([]*srvConn, 0, len(evs))
+	for {
+		var n int
+		err := p.rc.Read(func(fd uintptr) bool {
+			var e error
+			n, e = syscall.EpollWait(int(fd), evs[:], 0)
+			return e == nil && n > 0
+		})
+		if err != nil {
+			return // closed
+		}
+		ready = ready[:0]
+		p.mu.Lock()
+		for i := 0; i < n; i++ {
+			c := p.parked[evs[i].Fd]
+			if c == nil || int32(c.gen) != evs[i].Pad {
+				continue
+			}
+			delete(p.parked, evs[i].Fd)
+			p.unlink(c)
+			ready = append(ready, c)
+		}
+		p.mu.Unlock()
+		for _, c := range ready {
+			go c.resume()
+		}
+		clear(ready)
+	}
+}
+
+// sweep closes parked connections whose idle (or first head) timeout has
+// passed, once a second, until done is closed.
+func (p *poller) sweep(done <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var expired []*srvConn
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			expired = expired[:0]
+			p.mu.Lock()
+			for c := p.head; c != nil; {
+				next := c.next
+				if !now.Before(c.expires) {
+					delete(p.parked, int32(c.fd))
+					p.unlink(c)
+					expired = append(expired, c)
+				}
+				c = next
+			}
+			p.mu.Unlock()
+			for _, c := range expired {
+				if c.state.CompareAndSwap(csParked, csClosed) {
+					c.close()
+				}
+			}
+			clear(expired)
+		}
+	}
+}
+
+// closeAll closes every parked connection and the poller.
+func (p *poller) closeAll() {
+	p.mu.Lock()
+	var all []*srvConn
+	for c := p.head; c != nil; c = c.next {
+		all = append(all, c)
+	}
+	clear(p.parked)
+	p.head, p.tail = nil, nil
+	first := !p.closed
+	p.closed = true
+	p.mu.Unlock()
+	for _, c := range all {
+		if c.state.CompareAndSwap(csParked, csClosed) {
+			c.close()
+		}
+	}
+	if first {
+		p.f.Close()
+	}
+}
+
+var errNoPoller error = nil

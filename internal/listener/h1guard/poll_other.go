@@ -1,0 +1,20 @@
+//go:build !linux
+
+package h1guard
+
+import (
+	"errors"
+	"time"
+)
+
+// poller is Linux-only; elsewhere idle connections keep their goroutine.
+type poller struct{}
+
+var errNoPoller = errors.New("no poller on this platform")
+
+func newPoller(*Server) (*poller, error) { return nil, errNoPoller }
+
+func (p *poller) park(*srvConn, time.Time) bool { return false }
+func (p *poller) run()                          {}
+func (p *poller) sweep(<-chan struct{})         {}
+func (p *poller) closeAll()                     {}
