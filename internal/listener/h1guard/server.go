@@ -247,17 +247,17 @@ type srvConn struct {
 	expires    time.Time
 	prev, next *srvConn
 
-	buf     []byte // read buffer, nil while parked
-	r, w    int
-	rdl     time.Time // read deadline in force
-	headDL  bool      // the head-read deadline is set
-	wb      []byte    // response head and small bodies, nil while parked
-	iov     net.Buffers
-	nreq    int   // heads taken from this connection
-	served  int64 // requests handed to the handler
-	broken  bool  // a read or write failed: close after the response
-	resp    response
-	keys    []string
+	buf    []byte // read buffer, nil while parked
+	r, w   int
+	rdl    time.Time // read deadline in force
+	headDL bool      // the head-read deadline is set
+	wb     []byte    // response head and small bodies, nil while parked
+	iov    net.Buffers
+	nreq   int   // heads taken from this connection
+	served int64 // requests handed to the handler
+	broken bool  // a read or write failed: close after the response
+	resp   response
+	keys   []string
 
 	// watch: see (*srvConn).watch.
 	wmu       sync.Mutex
