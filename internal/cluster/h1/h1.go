@@ -139,6 +139,8 @@ type conn struct {
 	addr   string
 	abortF func()        // abort, made once per connection
 	br     *bufio.Reader // nil while idle
+	shard  *watchShard   // where its exchanges are watched (watch.go)
+	w      watch         // of the exchange in flight, guarded by shard.mu
 	idleAt time.Time
 	// reused is set once the connection served a response and was pooled:
 	// a failure before the first response byte may then be a stale
@@ -195,7 +197,7 @@ func (c *Client) get(ctx context.Context, addr string, deadline time.Time) (*con
 	if err != nil {
 		return nil, err
 	}
-	cn := &conn{nc: nc, addr: addr, br: c.reader(nc)}
+	cn := &conn{nc: nc, addr: addr, br: c.reader(nc), shard: newShard()}
 	cn.abortF = cn.abort
 	return cn, nil
 }

@@ -59,3 +59,39 @@ func BenchmarkRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCancelBinding measures what binding one exchange to its
+// request's context costs, on a fresh per-request context as net/http
+// makes one: context.AfterFunc (the former binding) against the watcher.
+// Both include making and cancelling the context.
+func BenchmarkCancelBinding(b *testing.B) {
+	c1, c2 := net.Pipe()
+	defer c1.Close()
+	defer c2.Close()
+	cn := &conn{nc: c1, shard: newShard()}
+	cn.abortF = cn.abort
+	parent, cancelParent := context.WithCancel(context.Background())
+	defer cancelParent()
+	b.Run("afterfunc", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx, cancel := context.WithCancel(parent)
+			stop := context.AfterFunc(ctx, cn.abortF)
+			if !stop() {
+				b.Fatal("stop failed")
+			}
+			cancel()
+		}
+	})
+	b.Run("watch", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx, cancel := context.WithCancel(parent)
+			cn.watch(ctx)
+			if !cn.unwatch() {
+				b.Fatal("unwatch failed")
+			}
+			cancel()
+		}
+	})
+}

@@ -112,7 +112,7 @@ func checkNoLeaks(t *testing.T) {
 		for {
 			buf := make([]byte, 1<<20)
 			buf = buf[:runtime.Stack(buf, true)]
-			if !bytes.Contains(buf, []byte("h1.(*Client).janitor")) {
+			if !bytes.Contains(buf, []byte("h1.(*Client).janitor")) && !bytes.Contains(buf, []byte("h1.watchLoop")) {
 				return
 			}
 			if time.Now().After(deadline) {
@@ -669,6 +669,33 @@ func TestCancel(t *testing.T) {
 			t.Fatalf("cancellation took %v", d)
 		}
 	})
+	t.Run("waiting for the head, handed over to AfterFunc", func(t *testing.T) {
+		checkNoLeaks(t)
+		got := make(chan struct{})
+		srv := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+			readRequest(br)
+			close(got)
+			io.Copy(io.Discard, br) // never answer
+		})
+		c := New(Config{})
+		defer c.CloseIdleConnections()
+		ctx, cancel := context.WithCancel(context.Background())
+		var cancelled time.Time
+		go func() {
+			<-got
+			// Long enough for the watcher to hand the exchange over.
+			time.Sleep((watchPromote + 4) * watchTick)
+			cancelled = time.Now()
+			cancel()
+		}()
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.url("/"), nil)
+		if _, err := c.RoundTrip(req); !errors.Is(err, context.Canceled) {
+			t.Fatalf("error %v, want context.Canceled", err)
+		}
+		if d := time.Since(cancelled); d > 2*time.Second {
+			t.Fatalf("cancellation took %v", d)
+		}
+	})
 	t.Run("reading the body", func(t *testing.T) {
 		checkNoLeaks(t)
 		srv := startRaw(t, func(c net.Conn, br *bufio.Reader) {
@@ -1010,5 +1037,79 @@ func TestRelease(t *testing.T) {
 		if v != "/"+strconv.Itoa(i) {
 			t.Fatalf("kept value %d = %q", i, v)
 		}
+	}
+}
+
+func TestWatch(t *testing.T) {
+	newConn := func(t *testing.T) *conn {
+		c1, c2 := net.Pipe()
+		t.Cleanup(func() { c1.Close(); c2.Close() })
+		cn := &conn{nc: c1, shard: newShard()}
+		cn.abortF = cn.abort
+		return cn
+	}
+	// aborted reports whether a read on cn fails at once with a timeout,
+	// as it does after abort.
+	aborted := func(cn *conn) bool {
+		var one [1]byte
+		_, err := cn.nc.Read(one[:])
+		var ne net.Error
+		return errors.As(err, &ne) && ne.Timeout()
+	}
+	waitAborted := func(t *testing.T, cn *conn) {
+		t.Helper()
+		done := make(chan bool, 1)
+		go func() { done <- aborted(cn) }()
+		select {
+		case ok := <-done:
+			if !ok {
+				t.Fatal("read ended without the abort's timeout")
+			}
+		case <-time.After(2 * time.Second):
+			cn.abort()
+			t.Fatal("the connection was not aborted")
+		}
+	}
+	tests := []struct {
+		name     string
+		early    bool // the context ends before watch
+		handOver bool // wait for the hand-over to context.AfterFunc
+		cancel   bool // the context ends before unwatch
+		wantOK   bool
+	}{
+		{name: "ends before its context", wantOK: true},
+		{name: "ends after the hand-over", handOver: true, wantOK: true},
+		{name: "context ended before", early: true, cancel: true},
+		{name: "context ends while listed", cancel: true},
+		{name: "context ends after the hand-over", handOver: true, cancel: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			checkNoLeaks(t)
+			cn := newConn(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.early {
+				cancel()
+			}
+			cn.watch(ctx)
+			if tc.handOver {
+				waitFor(t, "the hand-over", func() bool {
+					cn.shard.mu.Lock()
+					defer cn.shard.mu.Unlock()
+					return cn.w.stop != nil
+				})
+			}
+			if tc.cancel {
+				cancel()
+				waitAborted(t, cn)
+			}
+			if ok := cn.unwatch(); ok != tc.wantOK {
+				t.Fatalf("unwatch = %v, want %v", ok, tc.wantOK)
+			}
+			if cn.w.pos != 0 || cn.w.stop != nil || cn.w.ctx != nil {
+				t.Fatalf("watch not reset: %+v", cn.w)
+			}
+		})
 	}
 }

@@ -24,11 +24,11 @@ const maxDrain = 4 << 10
 const maxChunkLine = 4096
 
 // readResponse reads the final response to req from cn. got reports that
-// some response bytes arrived (so the request reached a live server). stop
-// ends the context binding of the exchange; the body calls it. noReuse
+// some response bytes arrived (so the request reached a live server). The
+// body ends the watch of the exchange (cn.unwatch). noReuse
 // keeps the connection out of the pool after the body. lift clears the
 // connection's deadlines once the final head is in.
-func (c *Client) readResponse(ctx context.Context, cn *conn, req *http.Request, stop func() bool, noReuse, lift bool) (_ *http.Response, got bool, _ error) {
+func (c *Client) readResponse(ctx context.Context, cn *conn, req *http.Request, noReuse, lift bool) (_ *http.Response, got bool, _ error) {
 	for n := 0; ; n++ {
 		head, gotHead, err := readHead(cn.br, c.cfg.MaxHeadBytes)
 		if err != nil {
@@ -57,7 +57,7 @@ func (c *Client) readResponse(ctx context.Context, cn *conn, req *http.Request, 
 		}
 		resp.Request = req
 		if resp.StatusCode == http.StatusSwitchingProtocols {
-			if stop != nil && !stop() {
+			if !cn.unwatch() {
 				return nil, true, ctx.Err()
 			}
 			resp.ContentLength = 0 // as net/http: a 1xx response has no body
@@ -68,7 +68,7 @@ func (c *Client) readResponse(ctx context.Context, cn *conn, req *http.Request, 
 			return nil, true, err
 		}
 		b := &x.body
-		b.c, b.cn, b.ctx, b.stop, b.resp, b.noReuse = c, cn, ctx, stop, resp, noReuse
+		b.c, b.cn, b.ctx, b.resp, b.noReuse = c, cn, ctx, resp, noReuse
 		b.x = x
 		if b.mode == modeNone {
 			resp.Body = http.NoBody
@@ -319,7 +319,6 @@ type respBody struct {
 	c      *Client
 	cn     *conn
 	ctx    context.Context
-	stop   func() bool
 	resp   *http.Response
 	mode   uint8
 	remain int64 // of the body (modeLength) or of the current chunk
@@ -337,10 +336,10 @@ type respBody struct {
 var errBodyClosed = errors.New("read on closed response body")
 
 // finish releases the connection: to the pool when reuse is allowed and
-// the exchange's context binding was undone in time, else closed.
+// the exchange's watch ended before it aborted the connection, else closed.
 func (b *respBody) finish(reuse bool) {
 	b.released = true
-	ok := b.stop == nil || b.stop()
+	ok := b.cn.unwatch()
 	if reuse && ok && !b.noReuse && !b.resp.Close && !b.resp.Request.Close {
 		b.c.put(b.cn)
 		return
@@ -579,9 +578,7 @@ func (b *respBody) Close() error {
 	if b.reading {
 		// A concurrent Read holds the buffer: just break the connection.
 		b.released = true
-		if b.stop != nil {
-			b.stop()
-		}
+		b.cn.unwatch()
 		b.cn.close()
 		return nil
 	}

@@ -24,7 +24,9 @@ var (
 // RoundTrip sends req over a pooled (or new) connection and returns the
 // response once its head has arrived. The response body reads from the
 // connection; reading it to the end or closing it releases the connection.
-// Cancelling req's context aborts the exchange, including the body.
+// Cancelling req's context aborts the exchange, including the body: at
+// once, or within watchTick (5 ms) while the exchange is younger than
+// watchPromote ticks (see watch.go).
 func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	return c.RoundTripDeadline(req, time.Time{})
 }
@@ -106,14 +108,9 @@ func (c *Client) exchange(ctx context.Context, cn *conn, req *http.Request, body
 		// after, never be undone by it. readResponse clears it.
 		cn.nc.SetDeadline(deadline)
 	}
-	var stop func() bool
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, cn.abortF)
-	}
+	cn.watch(ctx)
 	fail := func(err error) (*http.Response, bool, error) {
-		if stop != nil {
-			stop()
-		}
+		cn.unwatch()
 		cn.close()
 		return nil, false, err
 	}
@@ -132,7 +129,7 @@ func (c *Client) exchange(ctx context.Context, cn *conn, req *http.Request, body
 			early = deadline
 		}
 		cn.nc.SetReadDeadline(early)
-		r, _, rerr := c.readResponse(ctx, cn, req, stop, true, true)
+		r, _, rerr := c.readResponse(ctx, cn, req, true, true)
 		if rerr != nil {
 			_, _, e := fail(werr)
 			return nil, cn.reused && idempotent(req) && isConnLoss(werr), e
@@ -140,7 +137,7 @@ func (c *Client) exchange(ctx context.Context, cn *conn, req *http.Request, body
 		r.Close = true
 		return r, false, nil
 	}
-	r, got, rerr := c.readResponse(ctx, cn, req, stop, false, !deadline.IsZero())
+	r, got, rerr := c.readResponse(ctx, cn, req, false, !deadline.IsZero())
 	if rerr != nil {
 		_, _, e := fail(rerr)
 		return nil, cn.reused && !got && idempotent(req) && isConnLoss(rerr), e
