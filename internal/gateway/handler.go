@@ -94,9 +94,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var child string
 	if generated {
-		rid, child = newIDs(tp)
+		rid, child = st.ids.newIDs(tp)
 	} else {
-		child = childTraceparent(tp)
+		child = st.ids.child(tp)
 	}
 	ex.RequestID = rid
 	// The header values share one backing array, each capped so that an
@@ -317,13 +317,14 @@ func (w *writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // state is what the gateway keeps for one request, in one allocation: the
 // request context with its Exchange, the request copy that carries it, the
-// response writer and the backing array of the header values the gateway
-// sets. It is not pooled: the request, its context and the header values
-// may outlive the handler (a transport still finishing a failed attempt,
-// net/http writing the response head).
+// response writer, the backing array of the header values the gateway
+// sets and the bytes of the IDs it makes. It is not pooled: the request,
+// its context and the header values may outlive the handler (a transport
+// still finishing a failed attempt, the server writing the response head).
 type state struct {
 	ctx  exchange.Context
 	req  http.Request
 	rw   writer
 	vals [3]string
+	ids  idBuf
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"math/rand/v2"
+	"unsafe"
 )
 
 const hexDigits = "0123456789abcdef"
@@ -37,14 +38,29 @@ func fillRequestID(b *[32]byte) {
 	appendHex64(b[:16], rand.Uint64())
 }
 
+// idBuf is the memory of a request's generated request ID and child
+// traceparent, part of the request's state (issue 6: no string allocation
+// of their own). The strings returned point into it (unsafe.String); that
+// is sound because the bytes are written once, before the strings exist,
+// and the state is never reused: like any pointer into it, the strings
+// keep it alive.
+type idBuf [32 + 55]byte
+
 // newIDs returns a new request ID (as newRequestID) and the child
-// traceparent of tp (as childTraceparent) in one string allocation.
-func newIDs(tp string) (rid, child string) {
-	var b [32 + 55]byte
+// traceparent of tp (as child).
+func (b *idBuf) newIDs(tp string) (rid, child string) {
 	fillRequestID((*[32]byte)(b[:32]))
 	fillTraceparent((*[55]byte)(b[32:]), tp)
-	s := string(b[:])
+	s := unsafe.String(&b[0], len(b))
 	return s[:32], s[32:]
+}
+
+// child returns the W3C traceparent to send upstream: the client's trace
+// ID and flags with a new parent (span) ID, or a new trace when the client
+// sent none or an invalid one (W3C Trace Context, section 4.3).
+func (b *idBuf) child(tp string) string {
+	fillTraceparent((*[55]byte)(b[32:]), tp)
+	return unsafe.String(&b[32], 55)
 }
 
 func appendHex64(b []byte, v uint64) []byte {
@@ -52,15 +68,6 @@ func appendHex64(b []byte, v uint64) []byte {
 		b = append(b, hexDigits[(v>>uint(i))&0xf])
 	}
 	return b
-}
-
-// childTraceparent returns the W3C traceparent to send upstream: the client's
-// trace ID and flags with a new parent (span) ID, or a new trace when the
-// client sent none or an invalid one (W3C Trace Context, section 4.3).
-func childTraceparent(in string) string {
-	var b [55]byte
-	fillTraceparent(&b, in)
-	return string(b[:])
 }
 
 func fillTraceparent(b *[55]byte, in string) {

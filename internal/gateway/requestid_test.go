@@ -62,7 +62,7 @@ func TestTraceparent(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out := childTraceparent(tc.in)
+			out := new(idBuf).child(tc.in)
 			if !validTraceparent(out) || len(out) != 55 || out[:3] != "00-" {
 				t.Fatalf("child %q is not a valid version-00 traceparent", out)
 			}
@@ -77,5 +77,20 @@ func TestTraceparent(t *testing.T) {
 				t.Fatalf("invalid parent %q was continued", tc.in)
 			}
 		})
+	}
+}
+
+func TestNewIDs(t *testing.T) {
+	const valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	var b idBuf
+	rid, child := b.newIDs(valid)
+	if len(rid) != 32 || strings.Trim(rid, "0123456789abcdef") != "" {
+		t.Fatalf("bad id %q", rid)
+	}
+	if !validTraceparent(child) || child[3:35] != valid[3:35] || child[36:52] == valid[36:52] {
+		t.Fatalf("child %q of %q", child, valid)
+	}
+	if rid2, _ := new(idBuf).newIDs(""); rid2 == rid {
+		t.Fatalf("duplicate id %q", rid)
 	}
 }
