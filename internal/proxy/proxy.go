@@ -499,6 +499,7 @@ func recycle(res *result) {
 	c.out = http.Request{}
 	c.url = url.URL{}
 	c.res = result{}
+	c.timedOut.Store(false) // else the next attempt's failure counts as a timeout
 	calls.Put(c)
 }
 

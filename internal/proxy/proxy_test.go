@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
+
+	"github.com/rampart-gw/rampart/internal/cluster"
+	"github.com/rampart-gw/rampart/internal/config"
 )
 
 func TestJoinPath(t *testing.T) {
@@ -156,5 +161,49 @@ func TestCacheable(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestTimeoutNotCarriedOver checks that an attempt's call, reused from the
+// pool, does not keep the timeout of the attempt that used it before: a
+// connection reset after a timed-out attempt is a 502, not a 504.
+func TestTimeoutNotCarriedOver(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/reset" {
+			c, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				c.Close()
+			}
+			return
+		}
+		select {
+		case <-r.Context().Done():
+		case <-time.After(2 * time.Second):
+		}
+	}))
+	defer srv.Close()
+	m := cluster.NewManager(cluster.Deps{})
+	defer m.Close()
+	up, err := m.Build("u", &config.Upstream{Balancer: "round_robin",
+		Targets: []config.Target{{Address: srv.Listener.Addr().String(), Weight: 1}}}, cluster.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Activate(map[string]*cluster.Upstream{"u": up})
+	p, err := New(Config{Route: "r", Timeout: 20 * time.Millisecond, Backends: []Backend{{Upstream: up, Weight: 1}}}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		for _, tc := range []struct {
+			path string
+			want int
+		}{{"/slow", http.StatusGatewayTimeout}, {"/reset", http.StatusBadGateway}} {
+			rec := httptest.NewRecorder()
+			p.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tc.path, nil))
+			if rec.Code != tc.want {
+				t.Fatalf("%s: status %d, want %d (%s)", tc.path, rec.Code, tc.want, rec.Body)
+			}
+		}
 	}
 }
