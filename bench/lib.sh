@@ -478,3 +478,10 @@ make_cert() {
 		-keyout "$KEY" -out "$CERT" >"$TMP/openssl.log" 2>&1 ||
 		die "openssl could not make a certificate: $(cat "$TMP/openssl.log")"
 }
+
+# start_rampart-nethttp: rampart with HTTP/1.1 served by net/http behind the
+# framing guard instead of its own server (RAMPART_HTTP1_SERVER=net/http), to
+# measure what the fast path changes.
+start_rampart-nethttp() { # MODE
+	RAMPART_HTTP1_SERVER=net/http start_rampart "$@"
+}

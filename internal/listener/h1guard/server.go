@@ -65,11 +65,17 @@ const (
 	csClosed
 )
 
-// hotWait is how long a connection keeps its goroutine and read buffer
-// after a response before it is parked: a busy keep-alive client sends its
-// next request well within it, so only connections that really go idle pay
-// for parking and waking.
-const hotWait = 250 * time.Millisecond
+// A connection keeps its goroutine and read buffer for a while after a
+// response (hot) before it is parked. How long adapts to the client: a
+// client that sent its last request g after the previous response is
+// waited for 16·g, within [hotMin, hotMax]. A busy keep-alive client so
+// never pays for parking and waking, and one that sent a single request
+// (or is idle) gives its goroutine and buffers back within a millisecond.
+const (
+	hotMin   = time.Millisecond
+	hotMax   = 250 * time.Millisecond
+	hotFirst = 5 * time.Millisecond // for the first request and after a wake-up
+)
 
 // watchDelay is how long a request may run before the server starts
 // watching its connection for the client going away (see watch).
@@ -246,6 +252,8 @@ type srvConn struct {
 	gen        uint32
 	expires    time.Time
 	prev, next *srvConn
+	hot        time.Duration // see hotMin
+	idleFrom   time.Time     // when the current hot wait began
 
 	buf    []byte // read buffer, nil while parked
 	r, w   int
@@ -425,18 +433,23 @@ func (c *srvConn) fill(idle bool) bool {
 			c.close()
 			return false
 		}
+		now := time.Now()
 		var end time.Time
 		if c.nreq == 0 {
 			end = c.accepted.Add(c.s.headerTimeout())
 		} else {
-			end = time.Now().Add(c.s.idleTimeout())
+			end = now.Add(c.s.idleTimeout())
 		}
 		dl := end
 		if c.s.poll != nil && c.fd >= 0 {
-			if hot := time.Now().Add(hotWait); hot.Before(end) {
+			if c.hot == 0 {
+				c.hot = hotFirst
+			}
+			if hot := now.Add(c.hot); hot.Before(end) {
 				dl, parkAt = hot, end
 			}
 		}
+		c.idleFrom = now
 		c.setReadDeadline(dl)
 	} else if !c.headDL {
 		c.headDL = true
@@ -449,6 +462,9 @@ func (c *srvConn) fill(idle bool) bool {
 		return false
 	}
 	if n > 0 {
+		if idle && !parkAt.IsZero() {
+			c.hot = min(max(16*time.Since(c.idleFrom), hotMin), hotMax)
+		}
 		return true
 	}
 	if idle && !parkAt.IsZero() && isTimeout(err) && c.w == c.r {
@@ -484,6 +500,14 @@ func isTimeout(err error) bool {
 // park hands the connection to the poller and ends its goroutine.
 func (c *srvConn) park(expires time.Time) {
 	c.releaseBuffers()
+	c.hot = hotFirst
+	c.resp.hdr = nil
+	c.resp.trailers = nil
+	c.keys = nil
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
 	c.state.Store(csParked)
 	if !c.s.poll.park(c, expires) {
 		c.close()
@@ -565,6 +589,13 @@ func (c *srvConn) serveOne(n int) bool {
 		keep = false
 	}
 	c.releaseWrite()
+	// Nothing of the request may stay reachable from the connection: the
+	// response header holds values the handler made (and through them its
+	// request state), and an idle connection should cost only itself.
+	w.req = nil
+	clear(w.hdr)
+	clear(w.trailers)
+	clear(c.keys)
 	if !keep {
 		c.close()
 		return false
