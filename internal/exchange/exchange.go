@@ -68,6 +68,11 @@ func With(ctx context.Context, e *Exchange) context.Context {
 type Context struct {
 	context.Context // the parent
 	Exchange        Exchange
+	// Forwarded is room for the values of the X-Forwarded-For, -Proto and
+	// -Host headers the proxy adds, so that they need no allocation of
+	// their own; the proxy takes it while Forwarded[1] (the protocol,
+	// never empty once set) is "".
+	Forwarded [3]string
 }
 
 // Value returns the Exchange for this package's key and asks the parent

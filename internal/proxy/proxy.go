@@ -856,8 +856,14 @@ func (p *Proxy) setForwarded(r *http.Request) {
 	if r.TLS != nil {
 		proto = "https"
 	}
-	// One backing array for the three values, each capped.
-	v := make([]string, 3)
+	// One backing array for the three values, each capped: the room the
+	// request's context has for them, else a new one.
+	var v []string
+	if c, ok := r.Context().(*exchange.Context); ok && c.Forwarded[1] == "" {
+		v = c.Forwarded[:]
+	} else {
+		v = make([]string, 3)
+	}
 	v[0], v[1], v[2] = ip, proto, r.Host
 	r.Header["X-Forwarded-For"] = v[0:1:1]
 	r.Header["X-Forwarded-Proto"] = v[1:2:2]

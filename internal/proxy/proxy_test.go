@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/rampart-gw/rampart/internal/cluster"
 	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/exchange"
 )
 
 func TestJoinPath(t *testing.T) {
@@ -162,6 +164,49 @@ func TestCacheable(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestSetForwarded(t *testing.T) {
+	newReq := func(ctx context.Context) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "http://api.example/x", nil)
+		r.RemoteAddr = "192.0.2.7:5555"
+		r.Header.Set("X-Forwarded-For", "198.51.100.1")
+		return r.WithContext(ctx)
+	}
+	check := func(t *testing.T, r *http.Request, wantFor string) {
+		t.Helper()
+		if got := r.Header["X-Forwarded-For"]; len(got) != 1 || got[0] != wantFor {
+			t.Fatalf("X-Forwarded-For %q, want %q", got, wantFor)
+		}
+		if got := r.Header["X-Forwarded-Proto"]; len(got) != 1 || got[0] != "http" {
+			t.Fatalf("X-Forwarded-Proto %q", got)
+		}
+		if got := r.Header["X-Forwarded-Host"]; len(got) != 1 || got[0] != "api.example" {
+			t.Fatalf("X-Forwarded-Host %q", got)
+		}
+	}
+	p := &Proxy{}
+	t.Run("plain context", func(t *testing.T) {
+		r := newReq(context.Background())
+		p.setForwarded(r)
+		check(t, r, "198.51.100.1, 192.0.2.7")
+	})
+	t.Run("exchange context", func(t *testing.T) {
+		c := &exchange.Context{Context: context.Background()}
+		r := newReq(c)
+		p.setForwarded(r)
+		check(t, r, "198.51.100.1, 192.0.2.7")
+		if c.Forwarded[0] != "198.51.100.1, 192.0.2.7" {
+			t.Fatalf("room not used: %q", c.Forwarded)
+		}
+		// A second use of the same context must not overwrite the values
+		// the first request's header map holds.
+		r2 := newReq(c)
+		r2.RemoteAddr = "203.0.113.9:1"
+		p.setForwarded(r2)
+		check(t, r, "198.51.100.1, 192.0.2.7")
+		check(t, r2, "198.51.100.1, 203.0.113.9")
+	})
 }
 
 // TestTimeoutNotCarriedOver checks that an attempt's call, reused from the
