@@ -280,10 +280,18 @@ type srvConn struct {
 	body      *body
 }
 
-var (
-	readBufPool  = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
-	writeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-)
+// bufPool holds the 4 KiB buffers of active connections: the read buffer,
+// the write buffer and the held body (see response.pend). Arrays, not
+// slices, so that a Put does not allocate.
+var bufPool = sync.Pool{New: func() any { return new([4096]byte) }}
+
+func getBuf() []byte { return bufPool.Get().(*[4096]byte)[:] }
+
+func putBuf(b []byte) {
+	if cap(b) == 4096 {
+		bufPool.Put((*[4096]byte)(b[:4096]))
+	}
+}
 
 func (c *srvConn) serve() {
 	defer func() {
@@ -341,23 +349,19 @@ func (c *srvConn) close() {
 }
 
 func (c *srvConn) releaseBuffers() {
-	if c.buf != nil && len(c.buf) == 4096 {
-		b := c.buf
-		readBufPool.Put(&b)
+	if len(c.buf) == 4096 {
+		putBuf(c.buf)
 	}
 	c.buf, c.r, c.w = nil, 0, 0
 	c.releaseWrite()
 }
 
 func (c *srvConn) releaseWrite() {
-	if c.wb != nil && cap(c.wb) == 4096 {
-		b := c.wb[:0]
-		writeBufPool.Put(&b)
-	}
+	putBuf(c.wb)
 	c.wb = nil
 	if p := c.resp.pend; p != nil {
 		c.resp.pend = nil
-		putPend(p)
+		putBuf(p)
 	}
 }
 
@@ -397,7 +401,7 @@ func (c *srvConn) readHead() (int, bool) {
 // fill reads more of a head. idle: nothing of it has arrived yet.
 func (c *srvConn) fill(idle bool) bool {
 	if c.buf == nil {
-		c.buf = *readBufPool.Get().(*[]byte)
+		c.buf = getBuf()
 		c.r, c.w = 0, 0
 	}
 	if c.r == c.w {
@@ -416,8 +420,7 @@ func (c *srvConn) fill(idle bool) bool {
 			c.w = copy(nb, c.buf[c.r:c.w])
 			c.r = 0
 			if len(c.buf) == 4096 {
-				b := c.buf
-				readBufPool.Put(&b)
+				putBuf(c.buf)
 			}
 			c.buf = nb
 		}
@@ -579,7 +582,9 @@ func (c *srvConn) serveOne(n int) bool {
 		c.setReadDeadline(time.Time{})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r = r.WithContext(ctx)
+	// WithContext is inlined and its copy does not escape: the context is
+	// set in place without a second request allocation.
+	rs.req = *r.WithContext(ctx)
 	w.req = r
 	c.handle(w, r, cancel)
 	w.finish()
@@ -643,7 +648,7 @@ func (c *srvConn) finishBody() {
 			continue
 		}
 		if c.buf == nil {
-			c.buf = *readBufPool.Get().(*[]byte)
+			c.buf = getBuf()
 		}
 		c.r, c.w = 0, 0
 		m, err := c.nc.Read(c.buf[:min(int64(len(c.buf)), b.left)])
@@ -721,7 +726,7 @@ func (c *srvConn) stopWatch() {
 	c.bgRunning = false
 	if c.bgN == 1 {
 		if c.buf == nil {
-			c.buf = *readBufPool.Get().(*[]byte)
+			c.buf = getBuf()
 			c.r, c.w = 0, 0
 		}
 		if c.w == len(c.buf) {
@@ -1103,7 +1108,7 @@ func (w *response) WriteHeader(code int) {
 func (w *response) informational(code int) {
 	c := w.c
 	if c.wb == nil {
-		c.wb = (*writeBufPool.Get().(*[]byte))[:0]
+		c.wb = getBuf()[:0]
 	}
 	c.wb = appendStatus(c.wb, code)
 	c.wb = w.appendFields(c.wb, false)
@@ -1131,7 +1136,7 @@ func (w *response) Write(p []byte) (int, error) {
 	}
 	if !w.committed {
 		if w.pend == nil {
-			w.pend = (*pendPool.Get().(*[]byte))[:0]
+			w.pend = getBuf()[:0]
 		}
 		if len(w.pend)+len(p) <= cap(w.pend) {
 			w.pend = append(w.pend, p...)
@@ -1190,7 +1195,7 @@ func (w *response) commitHead(final bool) {
 	held := w.pend
 	w.pend = nil
 	if c.wb == nil {
-		c.wb = (*writeBufPool.Get().(*[]byte))[:0]
+		c.wb = getBuf()[:0]
 	}
 	h := w.hdr
 	if vv, ok := h["Trailer"]; ok && !w.noBody {
@@ -1252,7 +1257,7 @@ func (w *response) commitHead(final bool) {
 	c.wb = append(c.wb, "\r\n"...)
 	if held != nil {
 		w.writeBody(held)
-		putPend(held)
+		putBuf(held)
 	}
 }
 
@@ -1410,14 +1415,7 @@ func appendDate(b []byte) []byte {
 	return append(b, d.line...)
 }
 
-// pendPool holds the buffers for response bodies written before their head
-// is committed.
-var pendPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-func putPend(b []byte) {
-	b = b[:0]
-	pendPool.Put(&b)
-}
 
 // firstLineFits reports whether the request line can still be within the
 // URI limit (a method, two spaces and the version besides the target).
