@@ -1415,8 +1415,6 @@ func appendDate(b []byte) []byte {
 	return append(b, d.line...)
 }
 
-
-
 // firstLineFits reports whether the request line can still be within the
 // URI limit (a method, two spaces and the version besides the target).
 func firstLineFits(b []byte, maxURI int) bool {
