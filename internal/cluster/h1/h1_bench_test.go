@@ -95,3 +95,42 @@ func BenchmarkCancelBinding(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkHead measures writing a proxied request head and parsing a
+// typical response head, without I/O.
+func BenchmarkHead(b *testing.B) {
+	req, _ := http.NewRequest(http.MethodGet, "http://10.0.0.1:8080/api/users/42?x=1", nil)
+	req.Host = "api.example.com"
+	req.Header = http.Header{
+		"User-Agent":        {"Go-http-client/1.1"},
+		"Accept-Encoding":   {"gzip"},
+		"X-Forwarded-For":   {"10.0.0.1"},
+		"X-Forwarded-Proto": {"http"},
+		"X-Forwarded-Host":  {"api.example.com"},
+		"X-Request-Id":      {"4bf92f3577b34da6a3ce929d0e0e4736"},
+		"Traceparent":       {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+	}
+	const head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nContent-Type: application/json\r\n" +
+		"Date: Wed, 02 Dec 2026 04:17:28 GMT\r\nCache-Control: no-cache\r\nVary: Accept-Encoding\r\n" +
+		"X-Upstream: a\r\n\r\n"
+	b.Run("write", func(b *testing.B) {
+		buf := make([]byte, 0, 4096)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, err := appendHead(buf[:0], req, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parse", func(b *testing.B) {
+		var resp http.Response
+		resp.Header = make(http.Header, 8)
+		b.ReportAllocs()
+		for b.Loop() {
+			clear(resp.Header)
+			if err := parseHead(head, &resp, 100); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"os"
 	"runtime"
 	"strconv"
@@ -1111,5 +1112,23 @@ func TestWatch(t *testing.T) {
 				t.Fatalf("watch not reset: %+v", cn.w)
 			}
 		})
+	}
+}
+
+func TestCheckKey(t *testing.T) {
+	for _, k := range []string{"", "Content-Type", "content-type", "CONTENT-TYPE", "Content-type", "X-A", "x-a",
+		"X--A", "-A", "A-", "0a", "0A", "Www-Authenticate", "WWW-Authenticate", "A_b", "A b", "A:b", "Ä", "Te", "TE"} {
+		valid, canonical := checkKey(k)
+		if valid != validToken(k) {
+			t.Errorf("checkKey(%q) valid = %v, validToken %v", k, valid, !valid)
+		}
+		if valid && canonical != (textproto.CanonicalMIMEHeaderKey(k) == k) {
+			t.Errorf("checkKey(%q) canonical = %v, textproto says %q", k, canonical, textproto.CanonicalMIMEHeaderKey(k))
+		}
+	}
+	for _, tc := range []struct{ in, want string }{{"", ""}, {" \t", ""}, {" a b\t", "a b"}, {"a", "a"}, {"\ta \t", "a"}} {
+		if got := trimOWS(tc.in); got != tc.want {
+			t.Errorf("trimOWS(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

@@ -132,14 +132,21 @@ func parseFields(s string, h http.Header, n int) error {
 			return malformed("folded header line", line)
 		}
 		colon := strings.IndexByte(line, ':')
-		if colon <= 0 || !validToken(line[:colon]) {
+		if colon <= 0 {
 			return malformed("header line", line)
 		}
-		v := strings.Trim(line[colon+1:], " \t")
-		if !validValue(v) {
-			return malformed("header value for", line[:colon])
+		k := line[:colon]
+		valid, canonical := checkKey(k)
+		if !valid {
+			return malformed("header line", line)
 		}
-		k := textproto.CanonicalMIMEHeaderKey(line[:colon])
+		v := trimOWS(line[colon+1:])
+		if !validValue(v) {
+			return malformed("header value for", k)
+		}
+		if !canonical {
+			k = textproto.CanonicalMIMEHeaderKey(k)
+		}
 		if vv, ok := h[k]; ok {
 			h[k] = append(vv, v)
 		} else if len(vals) > 0 {
@@ -165,6 +172,36 @@ var tokenChars = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// checkKey reports whether s is a token and whether it is in canonical
+// form (textproto.CanonicalMIMEHeaderKey(s) == s), in one pass.
+func checkKey(s string) (valid, canonical bool) {
+	canonical, upper := true, true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !tokenChars[c] {
+			return false, false
+		}
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			canonical = false
+		}
+		upper = c == '-'
+	}
+	return s != "", canonical
+}
+
+// trimOWS removes the optional whitespace (SP and HTAB) around a field
+// value (RFC 9110 section 5.5), as strings.Trim(s, " \t") without its
+// cutset set-up.
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
 
 func validToken(s string) bool {
 	for i := 0; i < len(s); i++ {

@@ -417,7 +417,7 @@ func appendFields(b []byte, h http.Header, exclude func(string) bool) ([]byte, e
 			}
 			b = append(b, k...)
 			b = append(b, ':', ' ')
-			b = append(b, strings.Trim(v, " \t")...)
+			b = append(b, trimOWS(v)...)
 			b = append(b, '\r', '\n')
 		}
 	}
