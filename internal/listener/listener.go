@@ -28,9 +28,9 @@ type Config struct {
 	Limits  config.Limits
 	// TLS, when set, terminates TLS with these certificates.
 	TLS *config.ListenerTLS
-	// NetHTTP serves plain HTTP/1.1 with net/http behind the framing guard
-	// instead of the guard's own server (h1guard.Server, the default for
-	// listeners without TLS). The environment variable
+	// NetHTTP serves HTTP/1.1 with net/http behind the framing guard
+	// instead of the guard's own server (h1guard.Server, the default; HTTP/2
+	// is served by net/http either way). The environment variable
 	// RAMPART_HTTP1_SERVER=net/http sets it for every listener, to compare
 	// the two.
 	NetHTTP bool
@@ -103,8 +103,8 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 	if streams == 0 {
 		streams = config.DefaultMaxStreams
 	}
-	if cfg.TLS == nil && !cfg.NetHTTP && os.Getenv("RAMPART_HTTP1_SERVER") != "net/http" {
-		ll.plain = true
+	if !cfg.NetHTTP && os.Getenv("RAMPART_HTTP1_SERVER") != "net/http" {
+		ll.fast = true
 	}
 	srv := &http.Server{
 		// Every HTTP/1.1 connection passes the framing guard before
@@ -129,7 +129,7 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		ErrorLog: slog.NewLogLogger(deps.Log.Handler(), slog.LevelDebug),
 	}
 	l := &Listener{name: cfg.Name, srv: srv, ln: ll, log: deps.Log, certs: certs}
-	if ll.plain {
+	if ll.fast {
 		l.hand = &handListener{addr: raw.Addr(), c: make(chan net.Conn), done: make(chan struct{})}
 		l.fast = &h1guard.Server{
 			Handler:           handler,
@@ -237,7 +237,7 @@ type limitListener struct {
 	perIP  int
 	guard  *h1guard.Config
 	tls    *tls.Config // nil for plain listeners
-	plain  bool        // hand out bare connections (h1guard.Server guards them)
+	fast   bool        // hand out unguarded connections (h1guard.Server guards them)
 	n      atomic.Int64
 	mu     sync.Mutex
 	byIP   map[netip.Addr]int
@@ -270,7 +270,10 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			l.active.Inc()
 		}
 		var conn net.Conn = &countedConn{Conn: c, l: l, ip: ip}
-		if l.plain {
+		if l.fast {
+			if l.tls != nil {
+				return tls.Server(conn, l.tls), nil
+			}
 			return conn, nil
 		}
 		if l.tls != nil {

@@ -2,6 +2,7 @@ package h1guard
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -241,7 +242,8 @@ func (s *Server) closeIdle() {
 type srvConn struct {
 	s        *Server
 	nc       net.Conn
-	tcp      *net.TCPConn // for writev; nil when nc is not TCP
+	tcp      *net.TCPConn // for writev; nil when nc is not plain TCP
+	tlsState *tls.ConnectionState
 	remote   string
 	accepted time.Time
 	state    atomic.Int32
@@ -305,8 +307,8 @@ func (c *srvConn) serve() {
 			c.close()
 		}
 	}()
-	if c.remote == "" {
-		c.setup()
+	if c.remote == "" && !c.setup() {
+		return
 	}
 	for {
 		n, ok := c.readHead()
@@ -319,13 +321,20 @@ func (c *srvConn) serve() {
 	}
 }
 
-func (c *srvConn) setup() {
+func (c *srvConn) setup() bool {
 	c.remote = c.nc.RemoteAddr().String()
+	var raw *net.TCPConn
+	encrypted := false
 	inner := c.nc
 	for inner != nil {
 		if tc, ok := inner.(*net.TCPConn); ok {
-			c.tcp = tc
+			raw = tc
 			break
+		}
+		if tc, ok := inner.(*tls.Conn); ok {
+			encrypted = true
+			inner = tc.NetConn()
+			continue
 		}
 		u, ok := inner.(interface{ Unwrap() net.Conn })
 		if !ok {
@@ -333,11 +342,46 @@ func (c *srvConn) setup() {
 		}
 		inner = u.Unwrap()
 	}
-	if c.tcp != nil && c.s.poll != nil {
-		if rc, err := c.tcp.SyscallConn(); err == nil {
+	if !encrypted {
+		c.tcp = raw // response bodies may go out with writev
+	}
+	if raw != nil && c.s.poll != nil {
+		// Parking watches the socket. Under TLS that is sound too: a
+		// connection parks only after a read timed out, which tls.Conn
+		// returns only with no complete record buffered.
+		if rc, err := raw.SyscallConn(); err == nil {
 			rc.Control(func(fd uintptr) { c.fd = int(fd) })
 		}
 	}
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		return c.handshake(tc)
+	}
+	return true
+}
+
+// handshake runs the TLS handshake within the head timeout. A connection
+// that negotiated h2 through ALPN is handed to net/http, which serves it as
+// HTTP/2 behind the guard.
+func (c *srvConn) handshake(tc *tls.Conn) bool {
+	dl := c.accepted.Add(c.s.headerTimeout())
+	tc.SetDeadline(dl)
+	ctx, cancel := context.WithDeadline(context.Background(), dl)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	tc.SetWriteDeadline(time.Time{})
+	c.rdl = dl
+	if err != nil {
+		c.s.Log.Debug("h1 server: TLS handshake", "remote", c.remote, "error", err)
+		c.close()
+		return false
+	}
+	st := tc.ConnectionState()
+	c.tlsState = &st
+	if st.NegotiatedProtocol == "h2" {
+		c.handOver()
+		return false
+	}
+	return true
 }
 
 // close closes the connection for good.
@@ -768,6 +812,7 @@ func (c *srvConn) newRequest(b []byte, length int64) (*reqState, bool) {
 	r.RequestURI = target
 	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
 	r.RemoteAddr = c.remote
+	r.TLS = c.tlsState
 	r.ContentLength = length
 	r.Body = http.NoBody
 	var vals []string
@@ -1314,7 +1359,10 @@ func validFieldName(k string) bool {
 // appendFieldValue appends v trimmed, with CR and LF replaced by spaces
 // (net/http's headerNewlineToSpace).
 func appendFieldValue(b []byte, v string) []byte {
-	v = strings.TrimFunc(v, func(r rune) bool { return r == ' ' || r == '\t' })
+	v = trimOWSString(v)
+	if strings.IndexByte(v, '\r') < 0 && strings.IndexByte(v, '\n') < 0 {
+		return append(b, v...)
+	}
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		if c == '\r' || c == '\n' {
