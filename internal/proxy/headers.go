@@ -21,6 +21,28 @@ var hopHeaders = [...]string{
 	"Upgrade",
 }
 
+// isHop reports whether k is one of hopHeaders, without hashing: a switch
+// on the length and at most two comparisons.
+func isHop(k string) bool {
+	switch len(k) {
+	case 2:
+		return k == "Te"
+	case 7:
+		return k == "Upgrade" || k == "Trailer"
+	case 10:
+		return k == "Connection" || k == "Keep-Alive"
+	case 16:
+		return k == "Proxy-Connection"
+	case 17:
+		return k == "Transfer-Encoding"
+	case 18:
+		return k == "Proxy-Authenticate"
+	case 19:
+		return k == "Proxy-Authorization"
+	}
+	return false
+}
+
 // removeHopByHop deletes the hop-by-hop headers from h, including every
 // header named in Connection (RFC 9110 section 7.6.1), in place.
 func removeHopByHop(h http.Header) {

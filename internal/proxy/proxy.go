@@ -757,9 +757,16 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, ex *exchange.Exc
 	}
 	defer resp.Body.Close()
 
-	removeHopByHop(resp.Header)
+	if len(resp.Header["Connection"]) > 0 || cacheKey != "" {
+		// Fields named by Connection go too; a response that may be
+		// cached is stored without any hop-by-hop field.
+		removeHopByHop(resp.Header)
+	}
 	h := w.Header()
 	for k, vv := range resp.Header {
+		if isHop(k) {
+			continue // hop-by-hop, never forwarded: cheaper than nine deletes
+		}
 		if len(h[k]) == 0 {
 			// The response is ours: share its values (capped, so that an
 			// append to the client's header copies instead).

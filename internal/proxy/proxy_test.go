@@ -84,6 +84,19 @@ func TestRemoveHopByHop(t *testing.T) {
 	}
 }
 
+func TestIsHop(t *testing.T) {
+	for _, k := range hopHeaders {
+		if !isHop(k) {
+			t.Errorf("isHop(%q) = false", k)
+		}
+	}
+	for _, k := range []string{"", "TE", "te", "Tf", "Upgrades", "Connectio", "Keep-Alivf", "Content-Length", "X-Forwarded-For", "Proxy-Authorizatio"} {
+		if isHop(k) {
+			t.Errorf("isHop(%q) = true", k)
+		}
+	}
+}
+
 func TestUpgradeType(t *testing.T) {
 	tests := []struct {
 		name string
