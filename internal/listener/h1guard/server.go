@@ -266,6 +266,8 @@ type srvConn struct {
 	nreq   int   // heads taken from this connection
 	served int64 // requests handed to the handler
 	broken bool  // a read or write failed: close after the response
+	unread bool  // the request body was left unread: linger on close
+	werr   error // a write failed: nothing more is sent
 	resp   response
 	keys   []string
 
@@ -646,10 +648,35 @@ func (c *srvConn) serveOne(n int) bool {
 	clear(w.trailers)
 	clear(c.keys)
 	if !keep {
+		if c.unread {
+			c.linger()
+		}
 		c.close()
 		return false
 	}
 	return true
+}
+
+// linger half-closes a connection whose request body was left unread and
+// discards what the client still sends, briefly, so that the response is
+// not lost to the TCP reset a close with unread input causes (net/http's
+// closeWriteAndWait, NGINX's lingering close).
+func (c *srvConn) linger() {
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.nc.SetReadDeadline(time.Now().Add(lingerTime))
+	if c.buf == nil {
+		c.buf = getBuf()
+	}
+	for total := 0; total < lingerBytes; {
+		n, err := c.nc.Read(c.buf)
+		total += n
+		if err != nil {
+			return
+		}
+	}
 }
 
 // handle runs the handler; a panic (http.ErrAbortHandler included)
@@ -682,6 +709,7 @@ func (c *srvConn) finishBody() {
 	}
 	if b.left > maxDiscard || c.resp.closeAfter {
 		c.broken = true
+		c.unread = true
 		return
 	}
 	for b.left > 0 {
@@ -1038,15 +1066,17 @@ func (b *body) Close() error {
 
 // flush writes the buffered response bytes.
 func (c *srvConn) flush() error {
-	if len(c.wb) == 0 || c.broken {
-		if c.broken {
-			return io.ErrClosedPipe
-		}
+	if c.werr != nil {
+		c.wb = c.wb[:0]
+		return c.werr
+	}
+	if len(c.wb) == 0 {
 		return nil
 	}
 	_, err := c.nc.Write(c.wb)
 	c.wb = c.wb[:0]
 	if err != nil {
+		c.werr = err
 		c.broken = true
 	}
 	return err
@@ -1055,8 +1085,8 @@ func (c *srvConn) flush() error {
 // writeBody sends p after the buffered bytes, in one writev when both are
 // large enough to matter.
 func (c *srvConn) writeBody(p []byte, tail string) error {
-	if c.broken {
-		return io.ErrClosedPipe
+	if c.werr != nil {
+		return c.werr
 	}
 	if len(c.wb)+len(p)+len(tail) <= cap(c.wb) {
 		c.wb = append(c.wb, p...)
@@ -1079,6 +1109,7 @@ func (c *srvConn) writeBody(p []byte, tail string) error {
 		}
 	}
 	if err != nil {
+		c.werr = err
 		c.broken = true
 	}
 	return err
@@ -1087,20 +1118,30 @@ func (c *srvConn) writeBody(p []byte, tail string) error {
 var crlf = []byte("\r\n")
 
 // response is the http.ResponseWriter of the fast path, one per connection,
-// reset for each request.
+// reset for each request. The head is written in two steps, as net/http
+// does it: the status line and the handler's fields when the handler calls
+// WriteHeader (later changes to the header map do not reach the head; they
+// may be trailers), the fields the server decides (Date, a sniffed
+// Content-Type, Content-Length or chunked, Connection: close) when the first
+// body bytes go out or the handler returns.
 type response struct {
 	c           *srvConn
 	req         *http.Request
 	hdr         http.Header
 	status      int
-	wroteHeader bool
-	committed   bool
-	chunked     bool
-	noBody      bool  // HEAD, 1xx, 204, 304
+	wroteHeader bool  // the final status is known; its head is in wb
+	committed   bool  // the head is complete
+	chunked     bool  //
+	noBody      bool  // the status has no body (1xx, 204, 304)
+	head        bool  // a HEAD request: the body is counted, never sent
 	cl          int64 // declared Content-Length, -1 if none
 	written     int64
 	closeAfter  bool
+	hasType     bool // the handler set Content-Type (or suppressed it)
+	hasDate     bool
+	hasConn     bool // the handler set Connection
 	trailers    []string
+	prefixed    bool   // the header has http.TrailerPrefix keys
 	pend        []byte // body bytes held before the head is committed
 }
 
@@ -1114,9 +1155,11 @@ func (w *response) reset(c *srvConn, r *http.Request) {
 	}
 	w.status = 0
 	w.wroteHeader, w.committed, w.chunked, w.noBody = false, false, false, false
+	w.head = r.Method == http.MethodHead
 	w.cl, w.written = -1, 0
 	w.closeAfter = r.Close
 	w.trailers = w.trailers[:0]
+	w.prefixed = false
 	w.pend = nil
 }
 
@@ -1135,17 +1178,61 @@ func (w *response) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	w.status = code
-	if v := w.hdr["Content-Length"]; len(v) > 0 {
+	w.noBody = !bodyAllowed(code)
+	h := w.hdr
+	if v := h["Content-Length"]; len(v) > 0 {
 		if n, err := strconv.ParseInt(v[0], 10, 64); err == nil && n >= 0 {
 			w.cl = n
 		} else {
-			delete(w.hdr, "Content-Length")
+			delete(h, "Content-Length")
 		}
 	}
-	w.noBody = w.req.Method == http.MethodHead || !bodyAllowed(code)
-	_, haveType := w.hdr["Content-Type"]
-	if w.noBody || (w.cl >= 0 && haveType) {
-		w.commit()
+	if vv, ok := h["Trailer"]; ok && !w.noBody && !w.head {
+		for _, v := range vv {
+			for _, k := range strings.Split(v, ",") {
+				if k = strings.TrimSpace(k); k != "" {
+					w.trailers = append(w.trailers, http.CanonicalHeaderKey(k))
+				}
+			}
+		}
+	}
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			w.prefixed = true
+			break
+		}
+	}
+	switch {
+	case code == http.StatusNotModified:
+		// RFC 9110 §15.4.5, as net/http: no body fields.
+		delete(h, "Content-Type")
+		delete(h, "Content-Length")
+		w.cl = -1
+	case w.noBody:
+		delete(h, "Content-Length")
+		w.cl = -1
+	case !w.head && (len(w.trailers) > 0 || w.prefixed):
+		// Trailers need the chunked coding.
+		delete(h, "Content-Length")
+		w.cl = -1
+	}
+	_, w.hasType = h["Content-Type"]
+	if code == http.StatusNotModified {
+		w.hasType = true // never sniffed
+	}
+	_, w.hasDate = h["Date"]
+	w.hasConn = len(h["Connection"]) > 0
+	if w.c.s.closing.Load() || (w.hasConn && hasToken(strings.Join(h["Connection"], ","), "close")) {
+		w.closeAfter = true // shutting down: tell the client not to reuse it
+	}
+	c := w.c
+	if c.wb == nil {
+		c.wb = getBuf()[:0]
+	}
+	c.wb = appendStatus(c.wb, code)
+	c.wb = w.appendFields(c.wb, true)
+	if w.noBody || (w.cl >= 0 && w.hasType) {
+		w.commitHead(false, nil)
 	}
 }
 
@@ -1166,9 +1253,6 @@ func (w *response) Write(p []byte) (int, error) {
 		w.WriteHeader(http.StatusOK)
 	}
 	if w.noBody {
-		if w.req.Method == http.MethodHead {
-			return len(p), nil
-		}
 		return 0, http.ErrBodyNotAllowed
 	}
 	if len(p) == 0 {
@@ -1188,10 +1272,16 @@ func (w *response) Write(p []byte) (int, error) {
 			w.written += int64(len(p))
 			return len(p), err
 		}
-		w.commit()
+		sniff := w.pend
+		if len(sniff) == 0 {
+			sniff = p
+		}
+		w.commitHead(false, sniff)
 	}
-	if werr := w.writeBody(p); werr != nil {
-		return 0, werr
+	if !w.head {
+		if werr := w.writeBody(p); werr != nil {
+			return 0, werr
+		}
 	}
 	w.written += int64(len(p))
 	return len(p), err
@@ -1218,20 +1308,16 @@ func (w *response) FlushError() error {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.committed {
-		w.commit()
+		w.commitHead(false, w.pend)
 	}
 	return w.c.flush()
 }
 
-// commit writes the response head into the write buffer, followed by any
-// held body bytes. Content-Length is declared when known; otherwise the
-// body is chunked, unless the handler has returned (finish), when the held
-// bytes are the whole body.
-func (w *response) commit() {
-	w.commitHead(false)
-}
-
-func (w *response) commitHead(final bool) {
+// commitHead completes the head begun by WriteHeader, then writes any held
+// body bytes. Content-Length is declared when known; otherwise the body is
+// chunked, unless the handler has returned (final): then the held bytes
+// are the whole body. sniff is the start of the body, for Content-Type.
+func (w *response) commitHead(final bool, sniff []byte) {
 	if w.committed {
 		return
 	}
@@ -1239,37 +1325,18 @@ func (w *response) commitHead(final bool) {
 	c := w.c
 	held := w.pend
 	w.pend = nil
-	if c.wb == nil {
-		c.wb = getBuf()[:0]
-	}
-	h := w.hdr
-	if vv, ok := h["Trailer"]; ok && !w.noBody {
-		for _, v := range vv {
-			for _, k := range strings.Split(v, ",") {
-				if k = strings.TrimSpace(k); k != "" {
-					w.trailers = append(w.trailers, http.CanonicalHeaderKey(k))
-				}
-			}
-		}
-	}
 	setLength := false
-	if !w.noBody {
-		switch {
-		case len(w.trailers) > 0:
-			w.chunked = true
-			delete(h, "Content-Length")
-			w.cl = -1
-		case w.cl >= 0:
-		case final:
-			setLength = true
-		default:
-			w.chunked = true
-		}
-	} else if w.req.Method == http.MethodHead && final && w.cl < 0 && w.written > 0 {
+	switch {
+	case w.noBody:
+	case w.head:
+		// As net/http: the length of what the handler wrote, when it
+		// all fitted before the handler returned; otherwise none.
+		setLength = final && w.cl < 0 && w.written > 0
+	case w.cl >= 0:
+	case final && len(w.trailers) == 0 && !w.prefixed:
 		setLength = true
-	}
-	if hasToken(strings.Join(h["Connection"], ","), "close") {
-		w.closeAfter = true
+	default:
+		w.chunked = true
 	}
 	if b := c.body; b != nil && !w.closeAfter {
 		b.mu.Lock()
@@ -1278,14 +1345,13 @@ func (w *response) commitHead(final bool) {
 		}
 		b.mu.Unlock()
 	}
-	c.wb = appendStatus(c.wb, w.status)
-	c.wb = w.appendFields(c.wb, true)
-	if _, ok := h["Date"]; !ok {
+	if !w.hasDate {
 		c.wb = appendDate(c.wb)
 	}
-	if _, ok := h["Content-Type"]; !ok && !w.noBody && len(held) > 0 {
+	// As net/http: no sniffing under a Content-Encoding.
+	if !w.hasType && !w.noBody && len(sniff) > 0 && w.hdr.Get("Content-Encoding") == "" {
 		c.wb = append(c.wb, "Content-Type: "...)
-		c.wb = append(c.wb, http.DetectContentType(held)...)
+		c.wb = append(c.wb, http.DetectContentType(sniff)...)
 		c.wb = append(c.wb, "\r\n"...)
 	}
 	if setLength {
@@ -1296,12 +1362,14 @@ func (w *response) commitHead(final bool) {
 	if w.chunked {
 		c.wb = append(c.wb, "Transfer-Encoding: chunked\r\n"...)
 	}
-	if w.closeAfter && len(h["Connection"]) == 0 {
+	if w.closeAfter && !w.hasConn {
 		c.wb = append(c.wb, "Connection: close\r\n"...)
 	}
 	c.wb = append(c.wb, "\r\n"...)
 	if held != nil {
-		w.writeBody(held)
+		if !w.head {
+			w.writeBody(held)
+		}
 		putBuf(held)
 	}
 }
@@ -1314,15 +1382,7 @@ func (w *response) appendFields(b []byte, head bool) []byte {
 	keys := c.keys[:0]
 	for k := range w.hdr {
 		if head {
-			switch k {
-			case "Transfer-Encoding":
-				continue
-			case "Content-Length":
-				if w.chunked {
-					continue
-				}
-			}
-			if strings.HasPrefix(k, http.TrailerPrefix) {
+			if k == "Transfer-Encoding" || strings.HasPrefix(k, http.TrailerPrefix) {
 				continue
 			}
 		}
@@ -1379,7 +1439,7 @@ func (w *response) finish() {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.committed {
-		w.commitHead(true)
+		w.commitHead(true, w.pend)
 	}
 	c := w.c
 	if w.chunked {
@@ -1404,7 +1464,7 @@ func (w *response) finish() {
 		}
 		c.wb = append(c.wb, "\r\n"...)
 	}
-	if w.cl >= 0 && w.written < w.cl && !w.noBody {
+	if w.cl >= 0 && w.written < w.cl && !w.noBody && !w.head {
 		w.closeAfter = true // the client would wait for the rest
 	}
 }
