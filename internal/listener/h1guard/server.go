@@ -1230,7 +1230,7 @@ func (w *response) WriteHeader(code int) {
 		c.wb = getBuf()[:0]
 	}
 	c.wb = appendStatus(c.wb, code)
-	c.wb = w.appendFields(c.wb, true)
+	c.wb = w.appendFields(c.wb, true, false)
 	if w.noBody || (w.cl >= 0 && w.hasType) {
 		w.commitHead(false, nil)
 	}
@@ -1243,7 +1243,7 @@ func (w *response) informational(code int) {
 		c.wb = getBuf()[:0]
 	}
 	c.wb = appendStatus(c.wb, code)
-	c.wb = w.appendFields(c.wb, false)
+	c.wb = w.appendFields(c.wb, true, true)
 	c.wb = append(c.wb, "\r\n"...)
 	c.flush()
 }
@@ -1376,8 +1376,8 @@ func (w *response) commitHead(final bool, sniff []byte) {
 
 // appendFields appends the handler's header fields in sorted order, as
 // net/http does: invalid names are skipped, line breaks in values become
-// spaces. head: leave out what the server sets itself.
-func (w *response) appendFields(b []byte, head bool) []byte {
+// spaces. head: leave out what the server sets itself; informational: a 1xx.
+func (w *response) appendFields(b []byte, head, informational bool) []byte {
 	c := w.c
 	keys := c.keys[:0]
 	for k := range w.hdr {
@@ -1385,6 +1385,9 @@ func (w *response) appendFields(b []byte, head bool) []byte {
 			if k == "Transfer-Encoding" || strings.HasPrefix(k, http.TrailerPrefix) {
 				continue
 			}
+		}
+		if informational && k == "Content-Length" {
+			continue // as net/http: a 1xx has no body fields
 		}
 		keys = append(keys, k)
 	}
