@@ -142,6 +142,9 @@ type conn struct {
 	shard  *watchShard   // where its exchanges are watched (watch.go)
 	w      watch         // of the exchange in flight, guarded by shard.mu
 	idleAt time.Time
+	// dl is set while a deadline may be set on nc: one an exchange left
+	// because its body was already buffered (readResponse).
+	dl bool
 	// reused is set once the connection served a response and was pooled:
 	// a failure before the first response byte may then be a stale
 	// keep-alive connection rather than a broken server.

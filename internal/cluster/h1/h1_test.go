@@ -965,8 +965,14 @@ func TestRoundTripDeadline(t *testing.T) {
 	checkNoLeaks(t)
 	release := make(chan struct{})
 	url, opened, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
+		switch r.URL.Path {
+		case "/slow":
 			<-release
+		case "/slowbody":
+			w.Header().Set("Content-Length", "2")
+			w.WriteHeader(http.StatusOK)
+			http.NewResponseController(w).Flush()
+			time.Sleep(150 * time.Millisecond)
 		}
 		io.WriteString(w, "ok")
 	}))
@@ -993,6 +999,30 @@ func TestRoundTripDeadline(t *testing.T) {
 		}
 		if n := opened.Load(); n != 1 {
 			t.Fatalf("%d connections, want 1 (reused)", n)
+		}
+	})
+	t.Run("deadline left by a buffered body, cleared for an exchange without one", func(t *testing.T) {
+		if body, err := send("/fast", 50*time.Millisecond); err != nil || body != "ok" {
+			t.Fatalf("%q %v", body, err)
+		}
+		time.Sleep(100 * time.Millisecond) // past the deadline left on the connection
+		req, _ := http.NewRequest(http.MethodGet, url+"/fast", nil)
+		resp, err := c.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("reused connection: %v", err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(b) != "ok" {
+			t.Fatalf("reused connection: %q %v", b, err)
+		}
+		if n := opened.Load(); n != 1 {
+			t.Fatalf("%d connections, want 1 (reused)", n)
+		}
+	})
+	t.Run("body arriving after the deadline", func(t *testing.T) {
+		if body, err := send("/slowbody", 50*time.Millisecond); err != nil || body != "ok" {
+			t.Fatalf("%q %v", body, err)
 		}
 	})
 	t.Run("head late", func(t *testing.T) {

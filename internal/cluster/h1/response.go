@@ -27,7 +27,8 @@ const maxChunkLine = 4096
 // some response bytes arrived (so the request reached a live server). The
 // body ends the watch of the exchange (cn.unwatch). noReuse
 // keeps the connection out of the pool after the body. lift clears the
-// connection's deadlines once the final head is in.
+// connection's deadlines once the final head is in, unless the body needs
+// no read on the connection (cn.dl then says a deadline is left).
 func (c *Client) readResponse(ctx context.Context, cn *conn, req *http.Request, noReuse, lift bool) (_ *http.Response, got bool, _ error) {
 	for n := 0; ; n++ {
 		head, gotHead, err := readHead(cn.br, c.cfg.MaxHeadBytes)
@@ -46,17 +47,11 @@ func (c *Client) readResponse(ctx context.Context, cn *conn, req *http.Request, 
 			}
 			continue
 		}
-		// The final head is in: lift the deadline of the wait for it (and
-		// the read deadline of an early response), then redo an abort the
-		// reset may have undone.
-		if lift {
-			cn.nc.SetDeadline(time.Time{})
-			if ctx.Err() != nil {
-				cn.abort()
-			}
-		}
 		resp.Request = req
 		if resp.StatusCode == http.StatusSwitchingProtocols {
+			if lift {
+				cn.lift(ctx)
+			}
 			if !cn.unwatch() {
 				return nil, true, ctx.Err()
 			}
@@ -66,6 +61,13 @@ func (c *Client) readResponse(ctx context.Context, cn *conn, req *http.Request, 
 		}
 		if err := c.frame(x, req); err != nil {
 			return nil, true, err
+		}
+		// The final head is in: the wait for it is over. A body already
+		// in the buffer is read without the connection, so its deadline
+		// can stay until the next exchange sets its own (one deadline
+		// change per exchange instead of two).
+		if lift && !bodyBuffered(&x.body, cn.br) {
+			cn.lift(ctx)
 		}
 		b := &x.body
 		b.c, b.cn, b.ctx, b.resp, b.noReuse = c, cn, ctx, resp, noReuse
@@ -78,6 +80,29 @@ func (c *Client) readResponse(ctx context.Context, cn *conn, req *http.Request, 
 		}
 		return resp, true, nil
 	}
+}
+
+// lift clears the deadline of the wait for the head (and the read
+// deadline of an early response), then redoes an abort the reset may have
+// undone.
+func (cn *conn) lift(ctx context.Context) {
+	cn.nc.SetDeadline(time.Time{})
+	cn.dl = false
+	if ctx.Err() != nil {
+		cn.abort()
+	}
+}
+
+// bodyBuffered reports whether the whole body of a framed response is in
+// br, so that reading it needs no read on the connection.
+func bodyBuffered(b *respBody, br *bufio.Reader) bool {
+	switch b.mode {
+	case modeNone:
+		return true
+	case modeLength:
+		return b.remain <= int64(br.Buffered())
+	}
+	return false
 }
 
 // exchangeState is a response and its body in one allocation. Released

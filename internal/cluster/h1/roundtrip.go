@@ -103,10 +103,16 @@ func closeBody(b io.ReadCloser) {
 // closes body. retry reports a failure that may be a stale connection:
 // cn was reused and nothing came back.
 func (c *Client) exchange(ctx context.Context, cn *conn, req *http.Request, body io.ReadCloser, deadline time.Time) (resp *http.Response, retry bool, err error) {
-	if !deadline.IsZero() {
-		// Before the context binding: a cancellation's abort must come
-		// after, never be undone by it. readResponse clears it.
+	// Before the context binding: a cancellation's abort must come after,
+	// never be undone by it. readResponse clears the deadline, or leaves
+	// it for this to replace or clear.
+	switch {
+	case !deadline.IsZero():
 		cn.nc.SetDeadline(deadline)
+		cn.dl = true
+	case cn.dl:
+		cn.nc.SetDeadline(time.Time{})
+		cn.dl = false
 	}
 	cn.watch(ctx)
 	fail := func(err error) (*http.Response, bool, error) {
@@ -129,6 +135,7 @@ func (c *Client) exchange(ctx context.Context, cn *conn, req *http.Request, body
 			early = deadline
 		}
 		cn.nc.SetReadDeadline(early)
+		cn.dl = true
 		r, _, rerr := c.readResponse(ctx, cn, req, true, true)
 		if rerr != nil {
 			_, _, e := fail(werr)
