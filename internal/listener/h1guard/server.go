@@ -97,12 +97,21 @@ func (s *Server) init() {
 		if p, err := newPoller(s); err == nil {
 			s.poll = p
 			s.wg.Add(2)
-			go func() { defer s.wg.Done(); p.run() }()
-			go func() { defer s.wg.Done(); p.sweep(s.done) }()
+			go func() { defer s.wg.Done(); defer s.recoverPoller(); p.run() }()
+			go func() { defer s.wg.Done(); defer s.recoverPoller(); p.sweep(s.done) }()
 		} else if !errors.Is(err, errNoPoller) {
 			s.Log.Warn("h1 server: idle connections will hold a goroutine", "error", err)
 		}
 	})
+}
+
+// recoverPoller logs a panic in the poller's goroutines and closes the
+// parked connections, which nothing would wake any more (clients reconnect).
+func (s *Server) recoverPoller() {
+	if p := recover(); p != nil {
+		s.Log.Error("h1 server: poller panicked; parked connections closed", "panic", p)
+		s.poll.closeAll()
+	}
 }
 
 // Serve accepts connections from ln until Shutdown or Close.
