@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Server is the guard's own HTTP/1.1 server: the fast path for plain
@@ -289,7 +290,7 @@ type srvConn struct {
 	bgByte    [1]byte
 	bgN       int
 	bgErr     error
-	cancel    context.CancelFunc
+	ctx       *reqContext // of the request being served
 	body      *body
 }
 
@@ -636,12 +637,11 @@ func (c *srvConn) serveOne(n int) bool {
 		c.body = &rs.body
 		c.setReadDeadline(time.Time{})
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	// WithContext is inlined and its copy does not escape: the context is
 	// set in place without a second request allocation.
-	rs.req = *r.WithContext(ctx)
+	rs.req = *r.WithContext(&rs.ctx)
 	w.req = r
-	c.handle(w, r, cancel)
+	c.handle(w, r, &rs.ctx)
 	w.finish()
 	c.finishBody()
 	keep := !w.closeAfter && !c.broken && !c.s.closing.Load()
@@ -690,12 +690,12 @@ func (c *srvConn) linger() {
 
 // handle runs the handler; a panic (http.ErrAbortHandler included)
 // propagates to serve, which closes the connection.
-func (c *srvConn) handle(w *response, r *http.Request, cancel context.CancelFunc) {
+func (c *srvConn) handle(w *response, r *http.Request, ctx *reqContext) {
 	defer func() {
 		c.stopWatch()
-		cancel()
+		ctx.cancel()
 	}()
-	c.startWatch(cancel)
+	c.startWatch(ctx)
 	c.s.Handler.ServeHTTP(w, r)
 }
 
@@ -745,10 +745,10 @@ func (c *srvConn) finishBody() {
 // running after watchDelay gets a background read on its connection, which
 // cancels the request when the client goes away (as net/http does for every
 // request; here only slow ones pay for it).
-func (c *srvConn) startWatch(cancel context.CancelFunc) {
+func (c *srvConn) startWatch(ctx *reqContext) {
 	c.wmu.Lock()
 	c.inHandler = true
-	c.cancel = cancel
+	c.ctx = ctx
 	c.wmu.Unlock()
 	if c.r != c.w {
 		return // a pipelined request is waiting: the client is there
@@ -774,13 +774,13 @@ func (c *srvConn) watch() {
 	c.bgDone = make(chan struct{})
 	c.nc.SetReadDeadline(time.Time{})
 	c.rdl = time.Time{}
-	cancel := c.cancel
+	ctx := c.ctx
 	go func() {
 		defer close(c.bgDone)
 		n, err := c.nc.Read(c.bgByte[:])
 		c.bgN, c.bgErr = n, err
 		if n == 0 && err != nil && !isTimeout(err) {
-			cancel() // the client is gone
+			ctx.cancel() // the client is gone
 		}
 	}()
 }
@@ -793,7 +793,7 @@ func (c *srvConn) stopWatch() {
 	}
 	c.wmu.Lock()
 	c.inHandler = false
-	c.cancel = nil
+	c.ctx = nil
 	running := c.bgRunning
 	if running {
 		c.nc.SetReadDeadline(aLongTimeAgo)
@@ -831,8 +831,14 @@ func (c *srvConn) newRequest(b []byte, length int64) (*reqState, bool) {
 		}
 	}
 	nf-- // the empty line
-	s := string(b)
 	rs := new(reqState)
+	var s string
+	if len(b) <= len(rs.head) {
+		n := copy(rs.head[:], b)
+		s = unsafe.String(&rs.head[0], n)
+	} else {
+		s = string(b)
+	}
 	r := &rs.req
 	sp1 := strings.IndexByte(s, ' ')
 	r.Method = s[:sp1]
@@ -903,8 +909,17 @@ type reqState struct {
 	req  http.Request
 	url  url.URL
 	body body
+	ctx  reqContext
 	vals [16]string
+	// head holds the request head when it fits, so that the strings of
+	// the request (method, target, names, values) need no allocation of
+	// their own; reqState is never reused, so they stay valid.
+	head [headRoom]byte
 }
+
+// headRoom is the head size kept in reqState (most API clients' heads are
+// well below it; browsers' often are not, and get a string of their own).
+const headRoom = 256
 
 // pathSafe are the path bytes url.URL keeps as they are (escape(path) ==
 // path), so Path can be the raw path with no RawPath.
@@ -1549,4 +1564,86 @@ func firstLineFits(b []byte, maxURI int) bool {
 		}
 	}
 	return false
+}
+
+// reqContext is a request's context: cancelled when the handler returns or
+// the client goes away, like net/http's, but part of the request's one
+// allocation. Its done channel is made only when someone asks for it, and
+// it implements AfterFunc so that contexts derived from it (and
+// context.AfterFunc on it) bind without a goroutine.
+type reqContext struct {
+	mu       sync.Mutex
+	canceled atomic.Bool
+	done     chan struct{}
+	funcs    []*afterFunc
+}
+
+type afterFunc struct{ f func() }
+
+func (c *reqContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+func (c *reqContext) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.canceled.Load() {
+			close(c.done)
+		}
+	}
+	return c.done
+}
+
+func (c *reqContext) Err() error {
+	if c.canceled.Load() {
+		return context.Canceled
+	}
+	return nil
+}
+
+func (c *reqContext) Value(any) any { return nil }
+
+func (c *reqContext) String() string { return "h1guard.reqContext" }
+
+// AfterFunc runs f in its own goroutine once c is cancelled (at once if it
+// is); stop unregisters f and reports whether it did so before f started.
+func (c *reqContext) AfterFunc(f func()) (stop func() bool) {
+	c.mu.Lock()
+	if c.canceled.Load() {
+		c.mu.Unlock()
+		go f()
+		return func() bool { return false }
+	}
+	a := &afterFunc{f: f}
+	c.funcs = append(c.funcs, a)
+	c.mu.Unlock()
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for i, x := range c.funcs {
+			if x == a {
+				c.funcs = slices.Delete(c.funcs, i, i+1)
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func (c *reqContext) cancel() {
+	c.mu.Lock()
+	if c.canceled.Load() {
+		c.mu.Unlock()
+		return
+	}
+	c.canceled.Store(true)
+	funcs := c.funcs
+	c.funcs = nil
+	if c.done != nil {
+		close(c.done)
+	}
+	c.mu.Unlock()
+	for _, a := range funcs {
+		go a.f()
+	}
 }
