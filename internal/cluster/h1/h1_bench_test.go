@@ -128,7 +128,7 @@ func BenchmarkHead(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			clear(resp.Header)
-			if err := parseHead(head, &resp, 100); err != nil {
+			if err := parseHead(head, &resp, 100, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

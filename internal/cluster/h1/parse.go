@@ -68,7 +68,7 @@ func cutLine(s string) (line, rest string) {
 // parseHead parses a response head (as cut by headEnd) into resp's status
 // and Header. Header keys are canonical; values are substrings of head, so
 // the whole head costs one string.
-func parseHead(head string, resp *http.Response, maxHeaders int) error {
+func parseHead(head string, resp *http.Response, maxHeaders int, mem *headMem) error {
 	line, rest := cutLine(head)
 	proto, status, ok := strings.Cut(line, " ")
 	if !ok {
@@ -113,14 +113,28 @@ func parseHead(head string, resp *http.Response, maxHeaders int) error {
 		h = make(http.Header, max(n, 0))
 		resp.Header = h
 	}
-	return parseFields(rest, h, n)
+	return parseFields(rest, h, n, mem)
+}
+
+// headMem is one response head's memory: the head's bytes (when it fits)
+// and the backing array of its header values, in one allocation per
+// response instead of two. The head's string and the values point into
+// it; it is never reused, so they stay valid in the client's header map.
+type headMem struct {
+	vals [12]string
+	buf  [256]byte
 }
 
 // parseFields parses header field lines up to the empty line that ends
 // them into h. n is a hint: the number of lines.
-func parseFields(s string, h http.Header, n int) error {
+func parseFields(s string, h http.Header, n int, mem *headMem) error {
 	// One backing array for the first value of every key.
-	vals := make([]string, max(n, 0))
+	var vals []string
+	if mem != nil && n <= len(mem.vals) {
+		vals = mem.vals[:max(n, 0)]
+	} else {
+		vals = make([]string, max(n, 0))
+	}
 	for {
 		line, rest := cutLine(s)
 		s = rest

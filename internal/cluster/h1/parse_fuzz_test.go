@@ -33,7 +33,7 @@ func FuzzParseHead(f *testing.F) {
 		}
 		head := in[:n]
 		var resp http.Response
-		if err := parseHead(head, &resp, DefaultMaxHeaders); err != nil {
+		if err := parseHead(head, &resp, DefaultMaxHeaders, new(headMem)); err != nil {
 			return
 		}
 		x := &exchangeState{resp: resp}

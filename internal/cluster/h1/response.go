@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // max1xx bounds the informational responses skipped before the final one.
@@ -31,14 +32,15 @@ const maxChunkLine = 4096
 // no read on the connection (cn.dl then says a deadline is left).
 func (c *Client) readResponse(ctx context.Context, cn *conn, req *http.Request, noReuse, lift bool) (_ *http.Response, got bool, _ error) {
 	for n := 0; ; n++ {
-		head, gotHead, err := readHead(cn.br, c.cfg.MaxHeadBytes)
+		mem := new(headMem)
+		head, gotHead, err := readHead(cn.br, c.cfg.MaxHeadBytes, mem)
 		if err != nil {
 			return nil, got || gotHead, err
 		}
 		got = true
 		x := c.state()
 		resp := &x.resp
-		if err := parseHead(head, resp, c.cfg.MaxHeaders); err != nil {
+		if err := parseHead(head, resp, c.cfg.MaxHeaders, mem); err != nil {
 			return nil, true, err
 		}
 		if resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
@@ -272,7 +274,7 @@ func parseLength(s string) (int64, bool) {
 
 // readHead reads one response head from br, up to max bytes, and returns
 // it as a string. got reports that at least one byte arrived.
-func readHead(br *bufio.Reader, max int) (_ string, got bool, _ error) {
+func readHead(br *bufio.Reader, max int, mem *headMem) (_ string, got bool, _ error) {
 	from := 0
 	for {
 		buf, _ := br.Peek(br.Buffered())
@@ -280,7 +282,12 @@ func readHead(br *bufio.Reader, max int) (_ string, got bool, _ error) {
 			if n > max {
 				return "", true, errHeadTooLarge
 			}
-			s := string(buf[:n])
+			var s string
+			if mem != nil && n <= len(mem.buf) {
+				s = unsafe.String(&mem.buf[0], copy(mem.buf[:], buf[:n]))
+			} else {
+				s = string(buf[:n])
+			}
 			br.Discard(n)
 			return s, true, nil
 		}
@@ -575,7 +582,7 @@ func (b *respBody) readTrailers() error {
 	if tr == nil {
 		tr = make(http.Header, n)
 	}
-	if err := parseFields(s, tr, n); err != nil {
+	if err := parseFields(s, tr, n, nil); err != nil {
 		return err
 	}
 	b.resp.Trailer = tr
