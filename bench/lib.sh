@@ -485,3 +485,11 @@ make_cert() {
 start_rampart-nethttp() { # MODE
 	RAMPART_HTTP1_SERVER=net/http start_rampart "$@"
 }
+
+# start_rampart-b: a second rampart binary, RAMPART_B=PATH, measured in the same
+# run as the first (e.g. TARGETS="rampart rampart-b nginx" to compare two builds).
+start_rampart-b() { # MODE
+	[[ -n ${RAMPART_B:-} ]] || { log "rampart-b needs RAMPART_B=PATH"; return 1; }
+	local RAMPART=$RAMPART_B
+	start_rampart "$@"
+}
