@@ -396,11 +396,20 @@ func (c *srvConn) handshake(tc *tls.Conn) bool {
 	return true
 }
 
-// close closes the connection for good.
+// close closes the connection for good. A request body still open (the
+// handler panicked, or an upstream transport's goroutine still reads it) is
+// closed first, after the socket, so that no reader blocks on the socket
+// or touches the read buffer once it is back in the pool.
 func (c *srvConn) close() {
 	c.state.Store(csClosed)
-	c.releaseBuffers()
 	c.nc.Close()
+	if b := c.body; b != nil {
+		c.body = nil
+		b.mu.Lock()
+		b.closed = true
+		b.mu.Unlock()
+	}
+	c.releaseBuffers()
 	c.s.untrack(c)
 }
 
