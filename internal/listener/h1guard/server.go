@@ -652,11 +652,12 @@ func (c *srvConn) serveOne(n int) bool {
 	w.req = r
 	c.handle(w, r, &rs.ctx)
 	w.finish()
+	// The response goes out before the rest of the request body is
+	// discarded (as net/http): a reader of the body still blocked on the
+	// socket must not hold the response back.
+	flushErr := c.flush()
 	c.finishBody()
-	keep := !w.closeAfter && !c.broken && !c.s.closing.Load()
-	if err := c.flush(); err != nil {
-		keep = false
-	}
+	keep := flushErr == nil && !w.closeAfter && !c.broken && !c.s.closing.Load()
 	c.releaseWrite()
 	// Nothing of the request may stay reachable from the connection: the
 	// response header holds values the handler made (and through them its
