@@ -1,16 +1,11 @@
 package app
 
 import (
-	"context"
-	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/rampart-gw/rampart/internal/config"
 )
 
 // BenchmarkProxyRoundTrip measures one keep-alive GET through the gateway
@@ -30,33 +25,11 @@ func BenchmarkProxyRoundTrip(b *testing.B) {
 	go backend.Serve(ln)
 	defer backend.Close()
 
-	cfg, err := config.Parse("bench.yaml", []byte(fmt.Sprintf(`
-listeners: [{name: public, address: "127.0.0.1:0"}]
-admin: {address: "off"}
-upstreams:
-  backend: {targets: [{address: %q}]}
-routes:
-  - {name: all, match: {path: {prefix: /}}, upstream: backend}
-observability: {access_log: {path: "off"}}
-`, ln.Addr())))
-	if err == nil {
-		err = cfg.Validate()
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	a, err := New(Options{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { a.Run(ctx, nil); close(done) }()
-	defer func() { cancel(); <-done }()
+	gateway := startBenchGateway(b, ln.Addr().String())
 
 	for _, tc := range []struct{ name, addr string }{
 		{"direct", ln.Addr().String()},
-		{"gateway", a.ListenerAddr("public")},
+		{"gateway", gateway},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4}}
