@@ -1132,35 +1132,29 @@ func TestClientGone(t *testing.T) {
 			})
 			l := listen(t, Config{NetHTTP: netHTTP}, h)
 
-			t.Run("disconnect-cancels", func(t *testing.T) {
-				c := dial(t, l)
-				io.WriteString(c, get("/wait"))
-				<-started
-				c.Close()
-				select {
-				case err := <-ended:
-					if !errors.Is(err, context.Canceled) {
-						t.Errorf("handler context: %v, want canceled", err)
+			for _, tc := range []struct {
+				name  string
+				delay time.Duration
+			}{
+				{"disconnect-cancels", 0},
+				{"disconnect-after-watch", 150 * time.Millisecond}, // past the fast path's 50 ms watch delay
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					c := dial(t, l)
+					io.WriteString(c, get("/wait"))
+					<-started
+					time.Sleep(tc.delay)
+					c.Close()
+					select {
+					case err := <-ended:
+						if !errors.Is(err, context.Canceled) {
+							t.Errorf("handler context: %v, want canceled", err)
+						}
+					case <-time.After(3 * ioTimeout):
+						t.Fatal("handler context not canceled after the client left")
 					}
-				case <-time.After(3 * ioTimeout):
-					t.Fatal("handler context not canceled after the client left")
-				}
-			})
-			t.Run("disconnect-after-watch", func(t *testing.T) {
-				c := dial(t, l)
-				io.WriteString(c, get("/wait"))
-				<-started
-				time.Sleep(150 * time.Millisecond) // past the fast path's 50 ms watch delay
-				c.Close()
-				select {
-				case err := <-ended:
-					if !errors.Is(err, context.Canceled) {
-						t.Errorf("handler context: %v, want canceled", err)
-					}
-				case <-time.After(3 * ioTimeout):
-					t.Fatal("handler context not canceled after the client left")
-				}
-			})
+				})
+			}
 			t.Run("pipelined-during-slow", func(t *testing.T) {
 				c := dial(t, l)
 				br := bufio.NewReader(c)
