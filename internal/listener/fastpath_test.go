@@ -695,29 +695,41 @@ func TestFastPathDifferentialTLS(t *testing.T) {
 			continue
 		}
 		t.Run(tc.name, func(t *testing.T) {
-			run := func(netHTTP bool) outcome {
-				rc := &recorder{}
-				l := listen(t, Config{Limits: tc.limits, NetHTTP: netHTTP, TLS: tlsCfg}, diffHandler(rc))
-				return exchange(t, l, rc, tc.steps)
-			}
-			fast, std := run(false), run(true)
-			if tc.adjust != nil {
-				tc.adjust(&fast, &std)
-			}
-			if !reflect.DeepEqual(fast, std) {
-				t.Errorf("fast path and net/http differ:\n%s", diffOutcomes(fast, std))
-			}
+			fast, _ := runDiff(t, tc, tlsCfg)
 			for _, o := range fast.Seen {
 				if !o.TLS {
 					t.Errorf("fast path: handler saw %s without r.TLS", o.Path)
 				}
 			}
-			if tc.check != nil {
-				t.Run("fast", func(t *testing.T) { tc.check(t, fast) })
-				t.Run("net-http", func(t *testing.T) { tc.check(t, std) })
-			}
 		})
 	}
+}
+
+// runDiff runs tc against a fast-path listener and a net/http one (with TLS
+// when tlsCfg is set), requires the same outcome from both and runs the
+// case's own check on each.
+func runDiff(t *testing.T, tc diffCase, tlsCfg *config.ListenerTLS) (fast, std outcome) {
+	t.Helper()
+	run := func(netHTTP bool) outcome {
+		rc := &recorder{}
+		l := listen(t, Config{Limits: tc.limits, NetHTTP: netHTTP, TLS: tlsCfg}, diffHandler(rc))
+		if (l.fast != nil) == netHTTP {
+			t.Fatalf("NetHTTP=%v: fast path %v", netHTTP, l.fast != nil)
+		}
+		return exchange(t, l, rc, tc.steps)
+	}
+	fast, std = run(false), run(true)
+	if tc.adjust != nil {
+		tc.adjust(&fast, &std)
+	}
+	if !reflect.DeepEqual(fast, std) {
+		t.Errorf("fast path and net/http differ:\n%s", diffOutcomes(fast, std))
+	}
+	if tc.check != nil {
+		t.Run("fast", func(t *testing.T) { tc.check(t, fast) })
+		t.Run("net-http", func(t *testing.T) { tc.check(t, std) })
+	}
+	return fast, std
 }
 
 // TestFastPathDifferential sends the same bytes to a listener on the fast
@@ -726,27 +738,7 @@ func TestFastPathDifferentialTLS(t *testing.T) {
 func TestFastPathDifferential(t *testing.T) {
 	noLeaks(t)
 	for _, tc := range diffCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			run := func(netHTTP bool) outcome {
-				rc := &recorder{}
-				l := listen(t, Config{Limits: tc.limits, NetHTTP: netHTTP}, diffHandler(rc))
-				if (l.fast != nil) == netHTTP {
-					t.Fatalf("NetHTTP=%v: fast path %v", netHTTP, l.fast != nil)
-				}
-				return exchange(t, l, rc, tc.steps)
-			}
-			fast, std := run(false), run(true)
-			if tc.adjust != nil {
-				tc.adjust(&fast, &std)
-			}
-			if !reflect.DeepEqual(fast, std) {
-				t.Errorf("fast path and net/http differ:\n%s", diffOutcomes(fast, std))
-			}
-			if tc.check != nil {
-				t.Run("fast", func(t *testing.T) { tc.check(t, fast) })
-				t.Run("net-http", func(t *testing.T) { tc.check(t, std) })
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { runDiff(t, tc, nil) })
 	}
 }
 
