@@ -126,6 +126,10 @@ measure() {
 	local scenario=$1 mode=$2 size=$3 conns=$4 t r k n pid out line t0 t1 rps tool=wrk
 	shift 4
 	[[ $mode == h2 ]] && tool=h2load
+	# Upstream keep-alive is sized to the requests in flight, so that no
+	# proxy reconnects under load: over h2 that is every stream.
+	local upstream=$conns
+	[[ $mode == h2 ]] && upstream=$((conns * H2_STREAMS))
 	log "scenario $scenario: $mode, $size-byte body, $conns connections"
 	start_backend "$size"
 	declare -A URL=() PID=()
@@ -133,7 +137,7 @@ measure() {
 	for t in "$@"; do
 		if [[ $t == direct ]]; then
 			URL[direct]=http://$BACKEND_ADDR/ PID[direct]=""
-		elif start_proxy "$t" "$conns" "$mode"; then
+		elif start_proxy "$t" "$upstream" "$mode"; then
 			URL[$t]=$PROXY_URL PID[$t]=$PROXY_PID
 		else
 			log "$t cannot run the $mode scenario: skipping it"
