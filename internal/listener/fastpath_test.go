@@ -922,11 +922,7 @@ func TestTimeouts(t *testing.T) {
 		{name: "partial-request-line", partial: "GET /pa", timeout: idle / 2},
 	} {
 		for _, netHTTP := range []bool{false, true} {
-			name := tc.name + "/fast"
-			if netHTTP {
-				name = tc.name + "/net-http"
-			}
-			t.Run(name, func(t *testing.T) {
+			t.Run(tc.name+"/"+serverName(netHTTP), func(t *testing.T) {
 				t.Parallel()
 				l := listen(t, Config{NetHTTP: netHTTP, Limits: config.Limits{
 					IdleTimeout:       config.Duration(idle),
@@ -970,11 +966,7 @@ func TestTimeouts(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	noLeaks(t)
 	for _, netHTTP := range []bool{false, true} {
-		name := "fast"
-		if netHTTP {
-			name = "net-http"
-		}
-		t.Run(name, func(t *testing.T) {
+		t.Run(serverName(netHTTP), func(t *testing.T) {
 			started := make(chan struct{})
 			release := make(chan struct{})
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -1090,11 +1082,7 @@ func TestShutdown(t *testing.T) {
 func TestClientGone(t *testing.T) {
 	noLeaks(t)
 	for _, netHTTP := range []bool{false, true} {
-		name := "fast"
-		if netHTTP {
-			name = "net-http"
-		}
-		t.Run(name, func(t *testing.T) {
+		t.Run(serverName(netHTTP), func(t *testing.T) {
 			started := make(chan string, 4)
 			ended := make(chan error, 4)
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -1219,11 +1207,7 @@ func TestHandOver(t *testing.T) {
 		}
 	})
 	for _, netHTTP := range []bool{false, true} {
-		name := "fast"
-		if netHTTP {
-			name = "net-http"
-		}
-		t.Run(name, func(t *testing.T) {
+		t.Run(serverName(netHTTP), func(t *testing.T) {
 			l := listen(t, Config{NetHTTP: netHTTP, Limits: config.Limits{MaxBodyBytes: 1 << 20, MaxRequestsPerConnection: 100}}, h)
 			type step struct {
 				raw    string
@@ -1364,7 +1348,7 @@ func TestHandOverKeepsRequestCount(t *testing.T) {
 		io.WriteString(w, "ok")
 	})
 	for _, netHTTP := range []bool{false, true} {
-		t.Run(strconv.FormatBool(netHTTP), func(t *testing.T) {
+		t.Run(serverName(netHTTP), func(t *testing.T) {
 			l := listen(t, Config{NetHTTP: netHTTP, Limits: config.Limits{MaxRequestsPerConnection: 2}}, h)
 			c := dial(t, l)
 			br := bufio.NewReader(c)
@@ -1418,4 +1402,12 @@ func TestServerChoice(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serverName names the server a subtest runs against.
+func serverName(netHTTP bool) string {
+	if netHTTP {
+		return "net-http"
+	}
+	return "fast"
 }

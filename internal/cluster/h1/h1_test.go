@@ -649,54 +649,42 @@ func TestCancel(t *testing.T) {
 			t.Fatalf("%d connections, want none", n)
 		}
 	})
-	t.Run("waiting for the head", func(t *testing.T) {
-		checkNoLeaks(t)
-		got := make(chan struct{})
-		srv := startRaw(t, func(c net.Conn, br *bufio.Reader) {
-			readRequest(br)
-			close(got)
-			io.Copy(io.Discard, br) // never answer
+	// Cancelled at once the watcher aborts the exchange itself; cancelled
+	// later it has handed the exchange over to context.AfterFunc.
+	for _, tc := range []struct {
+		name string
+		wait time.Duration
+	}{
+		{"waiting for the head", 0},
+		{"waiting for the head, handed over to AfterFunc", (watchPromote + 4) * watchTick},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkNoLeaks(t)
+			got := make(chan struct{})
+			srv := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+				readRequest(br)
+				close(got)
+				io.Copy(io.Discard, br) // never answer
+			})
+			c := New(Config{})
+			defer c.CloseIdleConnections()
+			ctx, cancel := context.WithCancel(context.Background())
+			cancelled := make(chan time.Time, 1)
+			go func() {
+				<-got
+				time.Sleep(tc.wait)
+				cancelled <- time.Now()
+				cancel()
+			}()
+			req, _ := http.NewRequestWithContext(ctx, "GET", srv.url("/"), nil)
+			if _, err := c.RoundTrip(req); !errors.Is(err, context.Canceled) {
+				t.Fatalf("error %v, want context.Canceled", err)
+			}
+			if d := time.Since(<-cancelled); d > 2*time.Second {
+				t.Fatalf("cancellation took %v", d)
+			}
 		})
-		c := New(Config{})
-		defer c.CloseIdleConnections()
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() { <-got; cancel() }()
-		req, _ := http.NewRequestWithContext(ctx, "GET", srv.url("/"), nil)
-		start := time.Now()
-		if _, err := c.RoundTrip(req); !errors.Is(err, context.Canceled) {
-			t.Fatalf("error %v, want context.Canceled", err)
-		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Fatalf("cancellation took %v", d)
-		}
-	})
-	t.Run("waiting for the head, handed over to AfterFunc", func(t *testing.T) {
-		checkNoLeaks(t)
-		got := make(chan struct{})
-		srv := startRaw(t, func(c net.Conn, br *bufio.Reader) {
-			readRequest(br)
-			close(got)
-			io.Copy(io.Discard, br) // never answer
-		})
-		c := New(Config{})
-		defer c.CloseIdleConnections()
-		ctx, cancel := context.WithCancel(context.Background())
-		var cancelled time.Time
-		go func() {
-			<-got
-			// Long enough for the watcher to hand the exchange over.
-			time.Sleep((watchPromote + 4) * watchTick)
-			cancelled = time.Now()
-			cancel()
-		}()
-		req, _ := http.NewRequestWithContext(ctx, "GET", srv.url("/"), nil)
-		if _, err := c.RoundTrip(req); !errors.Is(err, context.Canceled) {
-			t.Fatalf("error %v, want context.Canceled", err)
-		}
-		if d := time.Since(cancelled); d > 2*time.Second {
-			t.Fatalf("cancellation took %v", d)
-		}
-	})
+	}
 	t.Run("reading the body", func(t *testing.T) {
 		checkNoLeaks(t)
 		srv := startRaw(t, func(c net.Conn, br *bufio.Reader) {
