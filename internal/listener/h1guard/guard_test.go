@@ -138,6 +138,44 @@ func FuzzHead(f *testing.F) {
 	})
 }
 
+// TestChunker pins the chunked decoder's verdicts where RFC 9112 and Go's
+// chunked reader (which reads these bodies after the guard) meet.
+func TestChunker(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		done bool
+		ok   bool
+	}{
+		{"5\r\nhello\r\n0\r\n\r\n", true, true},
+		{"5;a=b\r\nhello\r\n0\r\n\r\n", true, true},
+		{"5;a=b \r\nhello\r\n0\r\n\r\n", true, true},
+		{"5 \r\nhello\r\n0\t\r\n\r\n", true, true}, // trailing OWS: Go trims it
+		{"0 ;0\r\n\r\n", false, false},             // BWS before ";": Go refuses
+		{"5\t;a\r\nhello\r\n0\r\n\r\n", false, false},
+		{"5 5\r\n", false, false},
+		{"zz\r\n", false, false},
+		{"5\r\nhelloXX", false, false},
+		{"5\nhello\r\n", false, false}, // bare LF
+		{"11111111111111111\r\n", false, false},
+		{"0\r\nX-T: 1\r\n\r\n", true, true},
+		{"0\r\nContent-Length: 1\r\n\r\n", false, false},
+	} {
+		k := chunker{maxTrailer: 1 << 16}
+		n, done, why := k.feed([]byte(tc.in))
+		if done != tc.done || (why == rNone) != tc.ok {
+			t.Errorf("%q: done %v why %v, want done %v ok %v", tc.in, done, why, tc.done, tc.ok)
+		}
+		if done {
+			if n != len(tc.in) {
+				t.Errorf("%q: body %d bytes, want %d", tc.in, n, len(tc.in))
+			}
+			if _, err := io.Copy(io.Discard, httputil.NewChunkedReader(strings.NewReader(tc.in))); err != nil {
+				t.Errorf("%q accepted, Go's reader: %v", tc.in, err)
+			}
+		}
+	}
+}
+
 // FuzzChunked checks that the chunked decoder gives the same verdict however
 // the body is split, and that what it accepts Go's chunked reader reads.
 func FuzzChunked(f *testing.F) {
