@@ -29,7 +29,10 @@ const (
 	csEndLF
 )
 
-const maxChunkLine = 4096 // as net/http's chunked reader
+// maxChunkLine bounds a chunk-size line with its extensions, CRLF not
+// counted. net/http reads the line whole, CRLF included, into its 4096-byte
+// bufio.Reader, so 4094 is the longest line it takes.
+const maxChunkLine = 4094
 
 func (k *chunker) reset() {
 	k.st, k.digits, k.left, k.seen = csSize, 0, 0, 0
@@ -74,7 +77,7 @@ func (k *chunker) feed(b []byte) (n int, done bool, why reason) {
 				}
 				k.st = csSizeLF
 			} else {
-				if len(k.line) >= maxChunkLine {
+				if k.digits+len(k.line) >= maxChunkLine {
 					return i, false, rChunked
 				}
 				k.line = append(k.line, c)

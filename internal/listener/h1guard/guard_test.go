@@ -158,6 +158,8 @@ func TestChunker(t *testing.T) {
 		{"5\nhello\r\n", false, false}, // bare LF
 		{"11111111111111111\r\n", false, false},
 		{"0\r\nX-T: 1\r\n\r\n", true, true},
+		{"1;" + strings.Repeat("a", maxChunkLine-2) + "\r\nx\r\n0\r\n\r\n", true, true}, // the longest line
+		{"1;" + strings.Repeat("a", maxChunkLine-1) + "\r\nx\r\n0\r\n\r\n", false, false},
 		{"0\r\nContent-Length: 1\r\n\r\n", false, false},
 	} {
 		k := chunker{maxTrailer: 1 << 16}
