@@ -163,15 +163,7 @@ func (k *chunker) feed(b []byte) (n int, done bool, why reason) {
 // there, so the guard refuses it here with a clean 400 rather than letting
 // net/http fail in the middle of the body.
 func wsOnlyIfLed(b []byte) bool {
-	if len(b) == 0 || (b[0] != ' ' && b[0] != '\t') {
-		return true
-	}
-	for _, c := range b {
-		if c != ' ' && c != '\t' {
-			return false
-		}
-	}
-	return true
+	return len(b) == 0 || (b[0] != ' ' && b[0] != '\t') || len(bytes.TrimLeft(b, " \t")) == 0
 }
 
 func unhex(c byte) byte {
