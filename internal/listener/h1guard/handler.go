@@ -53,10 +53,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodConnect:
-		h.refuse(w, rConnect)
+		h.refuseAs(w, rConnect, r.ProtoMajor == 2)
 		return
 	case http.MethodTrace:
-		h.refuse(w, rTrace)
+		h.refuseAs(w, rTrace, r.ProtoMajor == 2)
 		return
 	}
 	// Underscores in names are dropped, as NGINX (underscores_in_headers
@@ -99,10 +99,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveH2 applies what net/http's HTTP/2 server does not check itself: a
 // well-formed :authority, and a body that ends as declared (a content-length
 // that disagrees with the DATA frames fails the body read; the response is
-// then replaced by 400, as for a malformed chunked body in HTTP/1.1).
+// then replaced by 400, as for a malformed chunked body in HTTP/1.1). It
+// also serves HTTP/1.1 requests that reached the handler without the guard
+// (the fast path, which checks heads itself).
+//
+// On HTTP/2 a refusal is a stream's answer, never the connection's: it
+// carries no "Connection: close", which net/http's HTTP/2 server turns into
+// a GOAWAY for every stream on the connection. A stream the client reset
+// also fails its body read; its response goes nowhere.
 func (h *handler) serveH2(w http.ResponseWriter, r *http.Request) {
-	if r.ProtoMajor == 2 && !validHost([]byte(r.Host)) {
-		h.refuse(w, rHost)
+	stream := r.ProtoMajor == 2
+	if stream && !validHost([]byte(r.Host)) {
+		h.refuseAs(w, rHost, stream)
 		return
 	}
 	if r.Body == nil || r.Body == http.NoBody {
@@ -111,10 +119,10 @@ func (h *handler) serveH2(w http.ResponseWriter, r *http.Request) {
 	}
 	b := &watchedBody{rc: r.Body}
 	r.Body = b
-	gw := &guardWriter{ResponseWriter: w, failed: &b.failed}
+	gw := &guardWriter{ResponseWriter: w, failed: &b.failed, why: rBodyIncomplete, stream: stream}
 	h.next.ServeHTTP(gw, r)
 	if !gw.wrote && !gw.hijacked && b.failed.Load() {
-		h.refuse(w, rChunked)
+		h.refuseAs(w, rBodyIncomplete, stream)
 	}
 }
 
@@ -178,20 +186,25 @@ func stripH2C(r *http.Request) {
 	delete(r.Header, "Http2-Settings")
 }
 
-// refuse writes the JSON error for why and closes the connection after it.
-// refuse answers why's verdict and reports it through Config.OnRefuse.
-func (h *handler) refuse(w http.ResponseWriter, why reason) {
-	refuse(w, why)
+// refuse answers why's verdict, closes the connection after it, and
+// reports it through Config.OnRefuse.
+func (h *handler) refuse(w http.ResponseWriter, why reason) { h.refuseAs(w, why, false) }
+
+// refuseAs is refuse; for an HTTP/2 stream it keeps the connection.
+func (h *handler) refuseAs(w http.ResponseWriter, why reason, stream bool) {
+	refuse(w, why, stream)
 	if h.cfg.OnRefuse != nil {
 		v := why.verdict()
 		h.cfg.OnRefuse(v.status, v.code)
 	}
 }
 
-func refuse(w http.ResponseWriter, why reason) {
+func refuse(w http.ResponseWriter, why reason, stream bool) {
 	v := why.verdict()
 	id := newRequestID()
-	w.Header().Set("Connection", "close")
+	if !stream {
+		w.Header().Set("Connection", "close")
+	}
 	w.Header().Set("X-Request-Id", id)
 	if v.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
@@ -210,12 +223,15 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// guardWriter replaces the response of a request whose chunked body turned
-// out malformed with a 400, and tells the guard about hijacks.
+// guardWriter replaces the response of a request whose body turned out
+// malformed (a chunked body; on HTTP/2, one that disagrees with its
+// content-length) with a 400, and tells the guard about hijacks.
 type guardWriter struct {
 	http.ResponseWriter
 	g        *Conn // nil for HTTP/2
 	failed   *atomic.Bool
+	why      reason // the verdict for a failed body: rChunked if unset
+	stream   bool   // an HTTP/2 stream: refusals keep the connection
 	replaced bool
 	wrote    bool
 	hijacked bool
@@ -236,7 +252,11 @@ func (w *guardWriter) WriteHeader(code int) {
 		for k := range h {
 			delete(h, k)
 		}
-		refuse(w.ResponseWriter, rChunked)
+		why := w.why
+		if why == rNone {
+			why = rChunked
+		}
+		refuse(w.ResponseWriter, why, w.stream)
 		return
 	}
 	w.ResponseWriter.WriteHeader(code)

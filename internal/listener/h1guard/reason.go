@@ -43,6 +43,7 @@ const (
 	rTrailer
 	rReserved
 	rH2Abuse
+	rBodyIncomplete
 	nReasons
 )
 
@@ -84,6 +85,7 @@ var verdicts = [nReasons]verdict{
 	rAbsoluteForm:       {http.StatusBadRequest, "bad_request", "malformed absolute-form request target"},
 	rPRI:                {http.StatusBadRequest, "bad_request", "unexpected HTTP/2 preface"},
 	rChunked:            {http.StatusBadRequest, "bad_request", "malformed chunked request body"},
+	rBodyIncomplete:     {http.StatusBadRequest, "bad_request", "request body does not match its declared length"},
 	rTrailer:            {http.StatusBadRequest, "bad_request", "forbidden or malformed trailer field"},
 	rReserved:           {http.StatusBadRequest, "bad_request", "malformed request"},
 	rH2Abuse:            {http.StatusBadRequest, "bad_request", "HTTP/2 control frame abuse"},
