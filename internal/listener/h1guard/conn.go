@@ -118,7 +118,7 @@ type Conn struct {
 	// Shared with Handler and Close.
 	upgrade atomic.Int32 // verdict for stUpgrade
 	failed  atomic.Bool  // a chunked body was malformed
-	linger  atomic.Bool  // refused: close lingering
+	linger  atomic.Bool  // refused or HTTP/2: close lingering
 	served  atomic.Int64 // requests handed to the handler
 	closeMu sync.Once
 }
@@ -233,6 +233,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			}
 			if !c.h2.feed(p[:n]) {
 				c.st = stDrain
+				c.linger.Store(false) // an abusive client gets a reset
 				return 0, errH2Abuse
 			}
 			return n, err
@@ -282,6 +283,7 @@ func (c *Conn) head() (bool, error) {
 		}
 		c.st = stH2
 		c.h2.skip = len(h2Rest)
+		c.linger.Store(true)
 		c.ready = n
 		return true, nil
 	}
@@ -409,28 +411,40 @@ func (c *Conn) CloseWrite() error {
 	return nil
 }
 
-// Close closes the connection. After a refusal it first half-closes and
-// reads (briefly, boundedly) what the client still sends, so that the error
-// response is not lost to a TCP reset — as NGINX's lingering close.
+// Close closes the connection. After a refusal, and on every HTTP/2
+// connection, it first half-closes and reads (briefly, boundedly) what the
+// client still sends, so that the last response or GOAWAY is not lost to a
+// TCP reset: closing a socket with unread input makes the kernel send RST,
+// and the client may then drop what it had not read yet. net/http's HTTP/2
+// server leaves input unread when it hangs up on a protocol error (it checks
+// a frame's header before reading its payload). NGINX closes lingering the
+// same way. The lingering runs in its own goroutine, so Close never blocks
+// its caller (http.Server.Close closes every connection under one lock);
+// the socket is closed when the client closes or lingerTime passes.
 func (c *Conn) Close() error {
+	err := net.ErrClosed
 	c.closeMu.Do(func() {
-		if !c.linger.Load() {
+		if c.linger.Load() && c.CloseWrite() == nil {
+			err = nil
+			go c.lingerClose()
 			return
 		}
-		if c.CloseWrite() != nil {
-			return
-		}
-		c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
-		var scratch [4096]byte
-		for total := 0; total < lingerBytes; {
-			n, err := c.Conn.Read(scratch[:])
-			total += n
-			if err != nil {
-				break
-			}
-		}
+		err = c.Conn.Close()
 	})
-	return c.Conn.Close()
+	return err
+}
+
+func (c *Conn) lingerClose() {
+	c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
+	var scratch [4096]byte
+	for total := 0; total < lingerBytes; {
+		n, err := c.Conn.Read(scratch[:])
+		total += n
+		if err != nil {
+			break
+		}
+	}
+	c.Conn.Close()
 }
 
 const (
