@@ -5,11 +5,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"encoding/xml"
 	"errors"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -219,6 +221,144 @@ func TestPingFlood(t *testing.T) {
 	}
 }
 
+// TestH2StreamErrorKeepsConnection checks that a request whose body fails
+// (the client resets the stream mid-upload, or ends the body short of its
+// content-length) costs only its own stream: the connection gets no GOAWAY
+// and serves the next stream. The guard once answered such a stream with
+// "Connection: close", which net/http's HTTP/2 server turns into a GOAWAY
+// for the whole connection.
+func TestH2StreamErrorKeepsConnection(t *testing.T) {
+	rec := newRecorder(t)
+	addr := gateway(t, rec.addr, "")
+	post := []string{":method", "POST", ":scheme", "http", ":authority", "gw.test", ":path", "/up", "content-length", "10"}
+	for _, tc := range []struct {
+		name string
+		fail func(h *h2conn)
+		want string // stream 1's outcome
+	}{
+		{"client resets the upload", func(h *h2conn) {
+			h.fr.WriteData(1, false, []byte("abc"))
+			time.Sleep(100 * time.Millisecond) // the body is being proxied
+			h.fr.WriteRSTStream(1, http2.ErrCodeCancel)
+		}, ""},
+		{"body shorter than content-length", func(h *h2conn) {
+			h.fr.WriteData(1, true, []byte("abc"))
+		}, ":status 400"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := dialH2(t, addr)
+			h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block(post...), EndHeaders: true})
+			tc.fail(h)
+			time.Sleep(200 * time.Millisecond) // the failed stream's handler is done
+			h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: block(baseFields()...), EndStream: true, EndHeaders: true})
+			got := map[uint32]string{}
+			dec := hpack.NewDecoder(4096, nil)
+			for got[3] == "" {
+				f, err := h.fr.ReadFrame()
+				if err != nil {
+					t.Fatalf("connection ended (%v) before stream 3 was answered; streams %v", err, got)
+				}
+				switch f := f.(type) {
+				case *http2.SettingsFrame:
+					if !f.IsAck() {
+						h.fr.WriteSettingsAck()
+					}
+				case *http2.GoAwayFrame:
+					t.Fatalf("GOAWAY %v (last stream %d); streams %v", f.ErrCode, f.LastStreamID, got)
+				case *http2.RSTStreamFrame:
+					got[f.StreamID] = "rst " + f.ErrCode.String()
+				case *http2.HeadersFrame:
+					fields, err := dec.DecodeFull(f.HeaderBlockFragment())
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, hf := range fields {
+						if hf.Name == ":status" {
+							got[f.StreamID] = ":status " + hf.Value
+						}
+					}
+				}
+			}
+			if got[3] != ":status 200" {
+				t.Errorf("stream 3: %s, want :status 200", got[3])
+			}
+			if tc.want != "" && got[1] != tc.want {
+				t.Errorf("stream 1: %q, want %q", got[1], tc.want)
+			}
+		})
+	}
+}
+
+// TestH2ErrorCloseNoReset checks that a connection the gateway hangs up on
+// for a protocol error ends with the GOAWAY and a clean close, not a TCP
+// reset. net/http's HTTP/2 server rejects an out-of-order CONTINUATION by its
+// frame header and never reads the payload; closing a socket with unread
+// input makes the kernel answer RST, which can destroy the GOAWAY before the
+// client reads it (h2spec 5.1 #10 failed now and then on this). The payload
+// is sent after a pause so that it is still unread when the server closes.
+func TestH2ErrorCloseNoReset(t *testing.T) {
+	rec := newRecorder(t)
+	cert, key := selfSigned(t)
+	tlsLimits := "{}\n    tls: {certificates: [{cert_file: \"" + cert + "\", key_file: \"" + key + "\"}]}"
+	for _, tc := range []struct {
+		name   string
+		limits string
+		dial   func(addr string) (net.Conn, error)
+	}{
+		{"h2c", "", func(addr string) (net.Conn, error) { return net.Dial("tcp", addr) }},
+		{"tls", tlsLimits, func(addr string) (net.Conn, error) {
+			return tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := gateway(t, rec.addr, tc.limits)
+			c, err := tc.dial(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, http2.ClientPreface)
+			fr := http2.NewFramer(c, c)
+			fr.AllowIllegalWrites = true
+			fr.WriteSettings()
+			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block(baseFields()...), EndHeaders: true})
+			fr.WriteRSTStream(1, http2.ErrCodeCancel)
+			const size = 12000
+			c.Write([]byte{0, size >> 8, size & 0xff, byte(http2.FrameContinuation), byte(http2.FlagContinuationEndHeaders), 0, 0, 0, 1})
+			time.Sleep(200 * time.Millisecond)
+			c.Write(make([]byte, size))
+			var goaway http2.ErrCode = 1 << 31
+			var seen []string
+			defer func() {
+				if t.Failed() {
+					t.Logf("frames: %v", seen)
+				}
+			}()
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						t.Errorf("connection ended with %v, want a clean close (EOF)", err)
+					}
+					break
+				}
+				seen = append(seen, f.Header().String())
+				if ga, ok := f.(*http2.GoAwayFrame); ok {
+					goaway = ga.ErrCode
+					seen = append(seen, ga.ErrCode.String()+" "+string(ga.DebugData()))
+				}
+				if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+					fr.WriteSettingsAck()
+				}
+			}
+			if goaway != http2.ErrCodeProtocol {
+				t.Errorf("GOAWAY code %v, want PROTOCOL_ERROR", goaway)
+			}
+		})
+	}
+}
+
 // h2specAllowed lists h2spec cases that may fail, with the reason. Keys are
 // the test case names as in h2spec's JUnit report ("package/section: description"
 // prefixes are matched).
@@ -316,6 +456,13 @@ func runH2Spec(t *testing.T, bin string, useTLS bool) {
 		}
 	}
 	t.Logf("h2spec: %d/%d passed", passed, total)
+	if t.Failed() {
+		// h2spec's own account of each failure: frames sent and received.
+		if i := bytes.Index(out, []byte("Failures:")); i >= 0 {
+			out = out[i:]
+		}
+		t.Logf("h2spec output:\n%s", out)
+	}
 	if total == 0 {
 		t.Fatalf("h2spec ran no cases:\n%s", out)
 	}
