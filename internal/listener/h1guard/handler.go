@@ -82,7 +82,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
-	gw := &guardWriter{ResponseWriter: w, g: g, failed: &g.failed}
+	gw := &guardWriter{ResponseWriter: w, g: g, failed: &g.failed, why: rChunked}
 	h.next.ServeHTTP(gw, r)
 	if !gw.wrote && !gw.hijacked && g.failed.Load() {
 		// The handler gave up on the failed body without answering (a
@@ -230,7 +230,7 @@ type guardWriter struct {
 	http.ResponseWriter
 	g        *Conn // nil for HTTP/2
 	failed   *atomic.Bool
-	why      reason // the verdict for a failed body: rChunked if unset
+	why      reason // the verdict for a failed body
 	stream   bool   // an HTTP/2 stream: refusals keep the connection
 	replaced bool
 	wrote    bool
@@ -252,11 +252,7 @@ func (w *guardWriter) WriteHeader(code int) {
 		for k := range h {
 			delete(h, k)
 		}
-		why := w.why
-		if why == rNone {
-			why = rChunked
-		}
-		refuse(w.ResponseWriter, why, w.stream)
+		refuse(w.ResponseWriter, w.why, w.stream)
 		return
 	}
 	w.ResponseWriter.WriteHeader(code)
