@@ -20,12 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rampart-gw/rampart/internal/admin"
-	"github.com/rampart-gw/rampart/internal/cluster"
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/gateway"
 	"github.com/rampart-gw/rampart/internal/listener"
-	"github.com/rampart-gw/rampart/internal/policy"
 	"github.com/rampart-gw/rampart/internal/proxy"
+	"github.com/rampart-gw/rampart/internal/registry"
 	"github.com/rampart-gw/rampart/internal/source"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
@@ -56,15 +55,15 @@ type Options struct {
 
 // App is a running gateway.
 type App struct {
-	opts     Options
-	log      *slog.Logger
-	metrics  *telemetry.Metrics
-	clusters *cluster.Manager
+	opts    Options
+	log     *slog.Logger
+	metrics *telemetry.Metrics
+	// registry holds the state that outlives snapshots (targets, pools,
+	// health, breakers, budgets, policy state); each snapshot acquires
+	// what it claims and releases it when retired.
+	registry *registry.Registry
 	store    gateway.Store
 	upgraded proxy.ConnSet
-	// policies keeps rate-limit buckets and concurrency counters across
-	// reloads.
-	policies *policy.Shared
 	access   atomic.Pointer[telemetry.AccessLog]
 	// retiredLogs are access logs replaced by a reload, closed at exit.
 	retiredLogs []*telemetry.AccessLog
@@ -102,8 +101,7 @@ func New(opts Options) (*App, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	a := &App{opts: opts, log: opts.Log, metrics: telemetry.NewMetrics(), policies: policy.NewShared()}
-	a.clusters = cluster.NewManager(cluster.Deps{Metrics: a.metrics, Log: a.log})
+	a := &App{opts: opts, log: opts.Log, metrics: telemetry.NewMetrics(), registry: registry.New()}
 	a.versions.init(a.metrics)
 	a.store.SetObserver(&a.versions)
 	var err error
@@ -116,7 +114,7 @@ func New(opts Options) (*App, error) {
 		err = a.startFile()
 	}
 	if err != nil {
-		a.clusters.Close()
+		a.registry.Close()
 		if a.etcd != nil {
 			a.etcd.Close()
 		}
@@ -126,7 +124,7 @@ func New(opts Options) (*App, error) {
 	a.bound = listenerKey(cfg)
 	if err := a.bind(cfg); err != nil {
 		a.closeListeners()
-		a.clusters.Close()
+		a.registry.Close()
 		return nil, err
 	}
 	return a, nil
@@ -277,7 +275,7 @@ loop:
 	if a.etcd != nil {
 		a.etcd.Close()
 	}
-	a.clusters.Close()
+	a.registry.Close()
 	a.access.Load().Close()
 	for _, al := range a.retiredLogs {
 		al.Close()

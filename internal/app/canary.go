@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"maps"
 	"math"
 	"net/http"
 	"strings"
@@ -56,9 +55,11 @@ type CandidateView struct {
 	} `json:"compare"`
 }
 
-// StageCandidate compiles a candidate config and sends spec.Percent of
-// clients to it. The candidate shares listeners, pools and per-upstream
-// state with the active config.
+// StageCandidate compiles a candidate config, once, and sends spec.Percent
+// of clients to it. The candidate shares listeners and, through the
+// registry, every state it claims with the same identity as the active
+// config: targets, pools, and the per-upstream health, outlier and breaker
+// state, whose settings stay the active config's until a promotion.
 func (a *App) StageCandidate(spec admin.CandidateSpec) (string, error) {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
@@ -67,27 +68,21 @@ func (a *App) StageCandidate(spec admin.CandidateSpec) (string, error) {
 		return "", admin.ErrVersionMismatch
 	}
 	cfg, err := config.LoadBytes(spec.Name, spec.Data)
+	var snap *gateway.Snapshot
 	if err == nil {
-		_, err = compile.Build(cfg, compile.Deps{Log: discard})
+		snap, err = compile.Build(cfg, a.compileDeps())
 	}
 	if err != nil {
 		a.refused(SourceCandidate, err)
 		return "", err
 	}
+	// Acquired before a previous candidate is released, so that state
+	// both claim is kept.
+	snap.Acquire(a.registry)
 	if a.cand != nil {
 		a.rollbackLocked("replaced by a new candidate")
 		cur = a.store.Load()
 	}
-	snap, err := compile.Build(cfg, a.compileDeps())
-	if err != nil {
-		a.refused(SourceCandidate, err)
-		return "", err
-	}
-	// Both snapshots serve: keep every upstream of both live. Where they
-	// share a name the active one stays current for health updates.
-	union := maps.Clone(snap.Upstreams)
-	maps.Copy(union, cur.Upstreams)
-	a.clusters.Activate(union)
 
 	c := &candidate{snap: snap, percent: spec.Percent, hash: spec.Hash, maxInc: spec.MaxErrorRateIncrease,
 		minReq: spec.MinRequests, staged: time.Now().UTC()}
@@ -193,22 +188,16 @@ func (a *App) RollbackCandidate(reason string) error {
 	return nil
 }
 
-// rollbackLocked ends the candidate. Compiling the candidate reconfigured
-// the per-upstream state it shares with the active config (breaker,
-// outlier and health settings), so the active config is compiled again to
-// put its own settings back; pools and health verdicts are kept.
+// rollbackLocked ends the candidate: it stops serving and releases its
+// claims. Staging changed none of the active config's state, so nothing is
+// compiled or re-applied.
 func (a *App) rollbackLocked(reason string) {
 	c := a.cand
 	a.cand = nil
 	a.store.SetSplit(nil)
 	a.candidateGauge(nil)
 	cur := a.store.Load()
-	if snap, err := compile.Build(cur.Config, a.compileDeps()); err == nil {
-		a.activate(snap, nil)
-	} else {
-		a.clusters.Activate(cur.Upstreams)
-		a.log.Error("recompile the active config after a rollback", "err", err.Error())
-	}
+	c.snap.Release()
 	a.status.candidateEnded(c.snap.Version, "rolled back: "+reason)
 	a.log.Warn("candidate config rolled back", "candidate", c.snap.Version, "active", cur.Version, "reason", reason)
 }

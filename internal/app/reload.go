@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -31,18 +29,15 @@ const (
 	SourceRollback  = "rollback"
 )
 
-var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// apply validates nothing (cfg passed config.Validate) but compiles cfg and
-// makes it active in one atomic swap. It first compiles cfg against
-// throwaway upstreams: compiling against the cluster manager reconfigures
-// state shared with the live snapshot (breaker, outlier and health
-// settings), so a config that would be refused must never get that far.
-// A staged candidate is dropped: it was compared against the old config.
-// The caller holds reloadMu, or is New.
+// apply validates nothing (cfg passed config.Validate) but compiles cfg,
+// once, and makes it active in one atomic swap. Compiling is pure, so a
+// config refused here has touched nothing. A staged candidate is dropped:
+// it was compared against the old config. The caller holds reloadMu, or
+// is New.
 func (a *App) apply(cfg *config.Config, src string) error {
 	start := time.Now()
-	if _, err := compile.Build(cfg, compile.Deps{Log: discard}); err != nil {
+	snap, err := compile.Build(cfg, a.compileDeps())
+	if err != nil {
 		a.refused(src, err)
 		return err
 	}
@@ -52,21 +47,20 @@ func (a *App) apply(cfg *config.Config, src string) error {
 		a.refused(src, err)
 		return err
 	}
-	snap, err := compile.Build(cfg, a.compileDeps())
-	if err != nil {
-		al.Close()
-		a.refused(src, err)
-		return err
-	}
+	var dropped *gateway.Snapshot
 	if a.cand != nil {
 		// The candidate was compared against the config being replaced.
 		a.store.SetSplit(nil)
 		a.log.Warn("candidate config dropped: a new active config was applied", "candidate", a.cand.snap.Version)
 		a.status.candidateEnded(a.cand.snap.Version, "dropped: a new active config was applied from "+src)
+		dropped = a.cand.snap
 		a.cand = nil
 		a.candidateGauge(nil)
 	}
 	old := a.activate(snap, al)
+	// Released after the new snapshot acquired its claims, so that state
+	// both use is kept.
+	dropped.Release()
 	a.metrics.ConfigReloads.WithLabelValues("ok").Inc()
 	var warnings []string
 	if a.bound != "" && listenerKey(cfg) != a.bound {
@@ -94,20 +88,27 @@ func (a *App) apply(cfg *config.Config, src string) error {
 }
 
 func (a *App) compileDeps() compile.Deps {
-	return compile.Deps{Clusters: a.clusters, Metrics: a.metrics, Log: a.log, Upgraded: &a.upgraded, Policies: a.policies}
+	return compile.Deps{Metrics: a.metrics, Log: a.log, Upgraded: &a.upgraded}
 }
 
-// activate swaps snap in (with its access log, nil to keep the current one)
-// and makes its upstreams live. It returns the previous snapshot.
+// activate makes snap the active config: it acquires the snapshot's claims
+// (a promoted candidate holds them already), applies its upstream settings
+// to the shared state, swaps it in (with its access log, nil to keep the
+// current one) and releases the previous snapshot. It returns the previous
+// snapshot.
 func (a *App) activate(snap *gateway.Snapshot, al *telemetry.AccessLog) *gateway.Snapshot {
+	snap.Acquire(a.registry)
+	snap.Activate()
 	old := a.store.Swap(snap)
+	if old != nil && old != snap {
+		old.Release()
+	}
 	if al != nil {
 		if prev := a.access.Swap(al); prev != nil {
 			// Requests may still hold the old log; it is closed at exit.
 			a.retiredLogs = append(a.retiredLogs, prev)
 		}
 	}
-	a.clusters.Activate(snap.Upstreams)
 	keep := make(map[string]bool, len(snap.Routes))
 	for _, r := range snap.Routes {
 		keep[r.Name] = true

@@ -1,10 +1,10 @@
 // Package cluster is the runtime side of upstreams: their targets, balancer,
 // connection pools, circuit breaker, active health checks and outlier
 // detection. State that must survive config reloads — pooled connections,
-// per-target counters, health verdicts, ejections, breaker counters — is
-// owned by a Manager and shared by every snapshot that uses it, keyed by
-// identity, so a reload never drops pooled connections or resets the health
-// of unchanged upstreams.
+// per-target counters, health verdicts, ejections, breaker counters — lives
+// in the registry (internal/registry), shared by every snapshot that uses
+// it, keyed by identity, so a reload never drops pooled connections or
+// resets the health of unchanged upstreams.
 package cluster
 
 import (
@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/cluster/outlier"
 	"github.com/rampart-gw/rampart/internal/cluster/retry"
 	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/registry"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
 
@@ -36,16 +36,22 @@ import (
 // which an upstream balances over all its targets.
 const DefaultPanicThreshold = 50
 
-// Upstream is one compiled upstream: its targets, how to pick one, and the
-// pooled transport that reaches them. It is immutable after compile except
-// for the balancer, which is rebuilt when the set of healthy targets changes.
+// Upstream is one compiled upstream of one snapshot: its targets, how to
+// pick one, and the pooled transport that reaches them. Build makes it
+// without side effects; the snapshot's Claims bind its targets, pool and
+// per-upstream state (health, outlier, breaker) from the registry, where
+// every snapshot that uses the same upstream shares them. Its balancer
+// reads that live state: it is rebuilt on the first pick after a health or
+// ejection change, so the active snapshot and a staged candidate see the
+// same changes at once.
 type Upstream struct {
 	Name string
-	// Targets are all configured targets, healthy or not.
+	// Targets are all configured targets, healthy or not. They are bound at
+	// acquisition (shared with every snapshot that has the same target).
 	Targets []*balancer.Target
 	// Transport sends requests to targets over pooled keep-alive
 	// connections dedicated to this upstream (a bulkhead: one slow upstream
-	// cannot exhaust the connections of another).
+	// cannot exhaust the connections of another). Bound at acquisition.
 	Transport http.RoundTripper
 	// Scheme is http or https.
 	Scheme string
@@ -57,17 +63,16 @@ type Upstream struct {
 	bal    atomic.Pointer[lbSet]
 	pool   *pool
 	st     *state
-	gauges []prometheus
 	cfg    *config.Upstream
 	addrs  []string
 }
 
-// prometheus is the part of a gauge rebuild sets.
-type prometheus interface{ Set(float64) }
-
-// lbSet is a balancer over the targets currently eligible for traffic.
+// lbSet is a balancer over the targets eligible for traffic at one
+// generation of the upstream's health state.
 type lbSet struct {
 	b balancer.Balancer
+	// gen is the state generation the set was built at.
+	gen uint64
 	// healthy is the number of healthy, non-ejected targets.
 	healthy int
 	// panic is set when too few targets are healthy and the balancer
@@ -75,15 +80,27 @@ type lbSet struct {
 	panic bool
 }
 
+// set returns the balancer for the current health state, rebuilding it
+// when health or ejections changed since it was built.
+func (u *Upstream) set() *lbSet {
+	s := u.bal.Load()
+	// The generation is read before the verdicts: a change during the
+	// rebuild moves it again, and the next pick rebuilds once more.
+	if g := u.st.gen.Load(); s == nil || s.gen != g {
+		s = u.rebuild(g, s)
+	}
+	return s
+}
+
 // Pick chooses a target for r, or returns nil when there is none.
 func (u *Upstream) Pick(r *http.Request) *balancer.Target {
-	return u.bal.Load().b.Pick(r)
+	return u.set().b.Pick(r)
 }
 
 // PickOther chooses a target for r that is not in tried, if there is one;
 // otherwise it returns any target. Retries use it to move to another target.
 func (u *Upstream) PickOther(r *http.Request, tried []*balancer.Target) *balancer.Target {
-	set := u.bal.Load()
+	set := u.set()
 	var t *balancer.Target
 	for range 4 {
 		t = set.b.Pick(r)
@@ -93,7 +110,7 @@ func (u *Upstream) PickOther(r *http.Request, tried []*balancer.Target) *balance
 	}
 	// Hashing balancers keep answering the same target: walk the list.
 	for _, c := range u.Targets {
-		if !contains(tried, c) && u.available(c.Addr) {
+		if !contains(tried, c) && u.st.available(c.Addr) {
 			return c
 		}
 	}
@@ -110,11 +127,11 @@ func contains(ts []*balancer.Target, t *balancer.Target) bool {
 }
 
 // NoHealthy reports whether the upstream has no healthy target left.
-func (u *Upstream) NoHealthy() bool { return u.bal.Load().healthy == 0 }
+func (u *Upstream) NoHealthy() bool { return u.set().healthy == 0 }
 
 // Panic reports whether the upstream is in panic mode (balancing over all
 // targets because too few are healthy).
-func (u *Upstream) Panic() bool { return u.bal.Load().panic }
+func (u *Upstream) Panic() bool { return u.set().panic }
 
 // Breaker is the upstream's circuit breaker.
 func (u *Upstream) Breaker() *breaker.Breaker { return u.st.breaker.Load() }
@@ -139,31 +156,16 @@ func (u *Upstream) State(addr string) TargetState {
 	return TargetState{Healthy: u.st.healthy(addr), Ejected: ej, EjectedUntil: until}
 }
 
-func (u *Upstream) available(addr string) bool {
-	if !u.st.healthy(addr) {
-		return false
-	}
-	ej, _ := u.st.ejected(addr)
-	return !ej
-}
-
-// rebuild recomputes the balancer over the eligible targets.
-func (u *Upstream) rebuild() {
+// rebuild recomputes the balancer over the eligible targets at generation
+// gen; old is the set it replaces (nil the first time).
+func (u *Upstream) rebuild(gen uint64, old *lbSet) *lbSet {
 	avail := make([]*balancer.Target, 0, len(u.Targets))
-	for i, t := range u.Targets {
-		ok := u.available(t.Addr)
-		if ok {
+	for _, t := range u.Targets {
+		if u.st.available(t.Addr) {
 			avail = append(avail, t)
 		}
-		if i < len(u.gauges) {
-			v := 0.0
-			if ok {
-				v = 1
-			}
-			u.gauges[i].Set(v)
-		}
 	}
-	set := &lbSet{healthy: len(avail)}
+	set := &lbSet{gen: gen, healthy: len(avail)}
 	if n := len(u.Targets); n > 0 && len(avail)*100 < u.panicT*n {
 		// Too few healthy targets: they would be overwhelmed, and the
 		// health checks themselves may be what is broken. Spread over all.
@@ -171,11 +173,15 @@ func (u *Upstream) rebuild() {
 		avail = u.Targets
 	}
 	b, err := balancer.New(u.balCfg, avail)
-	if err != nil { // settings were checked in Build; keep the old set
-		return
+	if err != nil { // settings were checked in Build
+		if old != nil {
+			return old
+		}
+		b, _ = balancer.New(balancer.Config{}, avail)
 	}
 	set.b = b
 	u.bal.Store(set)
+	return set
 }
 
 // CloseIdle closes idle pooled connections.
@@ -211,43 +217,34 @@ type roundTripper interface {
 	CloseIdleConnections()
 }
 
-// Deps are the Manager's shared services.
-type Deps struct {
+// BuildOptions are gateway-wide settings and services that shape an
+// upstream.
+type BuildOptions struct {
+	// Zone is the gateway's own zone, for zone-aware balancing.
+	Zone    string
 	Metrics *telemetry.Metrics
 	Log     *slog.Logger
 }
 
-// Manager owns state that outlives config snapshots. A nil *Manager builds
-// throwaway upstreams (for `rampart validate`).
-type Manager struct {
-	deps    Deps
-	mu      sync.Mutex
-	pools   map[string]*pool
-	targets map[string]*balancer.Target
-	states  map[string]*state
-	budgets map[string]*retry.Budget
-	cache   *cache.Cache
+// Registry keys of the state an upstream claims. The key is the state's
+// identity: what makes two snapshots share it.
+func stateKey(name string) string { return "upstream|" + name }
+
+func targetKey(name, addr string, weight int, zone string) string {
+	return "target|" + name + "|" + addr + "|" + strconv.Itoa(weight) + "|" + zone
 }
 
-// NewManager returns an empty Manager.
-func NewManager(deps Deps) *Manager {
-	if deps.Log == nil {
-		deps.Log = slog.Default()
+// Build compiles the upstream name from cfg and records in claims the
+// shared state it needs: a target per address (kept while the address,
+// weight and zone stay), the upstream's health, outlier and breaker state
+// (per upstream name) and its connection pool (per connection settings).
+// Build has no side effects and starts nothing (it may read CA files named
+// in cfg.TLS); claims.Acquire binds the state, and Activate applies this
+// upstream's settings to it when its snapshot becomes the active one.
+func Build(name string, cfg *config.Upstream, opts BuildOptions, claims *registry.Claims) (*Upstream, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
 	}
-	return &Manager{deps: deps, pools: map[string]*pool{}, targets: map[string]*balancer.Target{}, states: map[string]*state{}}
-}
-
-// BuildOptions are gateway-wide settings that shape an upstream.
-type BuildOptions struct {
-	// Zone is the gateway's own zone, for zone-aware balancing.
-	Zone string
-}
-
-// Build compiles the upstream name from cfg. With a non-nil Manager it reuses
-// the pool, targets and health state of earlier builds with the same
-// identity. Build starts nothing and performs no network I/O (it may read
-// CA files named in cfg.TLS); Activate makes a snapshot's upstreams live.
-func (m *Manager) Build(name string, cfg *config.Upstream, opts BuildOptions) (*Upstream, error) {
 	u := &Upstream{Name: name, Scheme: "http", panicT: DefaultPanicThreshold,
 		balCfg: balancer.Config{Kind: cfg.Balancer, HashKey: cfg.HashKey, BoundedLoad: cfg.BoundedLoad, LocalZone: opts.Zone}}
 	if cfg.TLS != nil {
@@ -262,178 +259,106 @@ func (m *Manager) Build(name string, cfg *config.Upstream, opts BuildOptions) (*
 	if _, err := balancer.New(u.balCfg, nil); err != nil {
 		return nil, err
 	}
-	addrs := make([]string, 0, len(cfg.Targets))
-	for _, t := range cfg.Targets {
-		w := t.Weight
-		if w <= 0 {
-			w = 1
-		}
-		u.Targets = append(u.Targets, m.target(name, t.Address, w, t.Zone))
-		addrs = append(addrs, t.Address)
-	}
-	u.cfg, u.addrs = cfg, addrs
-	u.st = m.state(name)
-	if u.st.breaker.Load() == nil {
-		// A state no live snapshot uses yet: safe to set up now. Shared
-		// states are reconfigured only by Activate, so that a config that
-		// is refused after Build (or a staged candidate) changes nothing.
-		u.st.configure(cfg, addrs)
-	}
 	key, err := poolKey(name, cfg)
 	if err != nil {
 		return nil, err
 	}
-	p, err := m.pool(key, cfg, u.st)
-	if err != nil {
+	if _, err := tlsConfig(cfg); err != nil {
 		return nil, err
 	}
-	u.pool = p
-	u.Transport = p.transport
-	if m != nil && m.deps.Metrics != nil {
-		for _, t := range u.Targets {
-			u.gauges = append(u.gauges, m.deps.Metrics.TargetHealthy.WithLabelValues(name, t.Addr))
+	addrs := make([]string, 0, len(cfg.Targets))
+	u.Targets = make([]*balancer.Target, len(cfg.Targets))
+	for i, t := range cfg.Targets {
+		w := max(t.Weight, 1)
+		addrs = append(addrs, t.Address)
+		// Unbound until acquisition; a snapshot that is only validated
+		// keeps these.
+		u.Targets[i] = &balancer.Target{Addr: t.Address, Weight: w, Zone: t.Zone}
+		if claims == nil {
+			continue
 		}
+		addr, zone := t.Address, t.Zone
+		registry.Claim(claims, targetKey(name, addr, w, zone),
+			func() *targetEntry {
+				return &targetEntry{t: &balancer.Target{Addr: addr, Weight: w, Zone: zone}, m: opts.Metrics, up: name}
+			},
+			func(e *targetEntry) { u.Targets[i] = e.t })
 	}
-	u.rebuild()
+	u.cfg, u.addrs = cfg, addrs
+	if claims == nil {
+		// A throwaway upstream (tests): state of its own, live at once.
+		u.st = newState(name, opts.Metrics, opts.Log)
+		u.st.configure(cfg, addrs)
+		t, err := newTransport(cfg, u.st)
+		if err != nil {
+			return nil, err
+		}
+		u.pool = &pool{transport: t}
+		u.Transport = t
+		return u, nil
+	}
+	// The state is bound before the pool: the pool's dialer counts
+	// connections against the state's breaker.
+	registry.Claim(claims, stateKey(name),
+		func() *state {
+			// First user: it sets the state up. Later users share it as
+			// it is until their snapshot becomes active (Activate).
+			s := newState(name, opts.Metrics, opts.Log)
+			s.configure(cfg, addrs)
+			return s
+		},
+		func(s *state) { u.st = s })
+	registry.Claim(claims, "pool|"+key,
+		func() *pool {
+			t, err := newTransport(cfg, u.st)
+			if err != nil {
+				// Checked in Build; a CA file that broke since is
+				// answered per request.
+				t = brokenTransport{err}
+			}
+			return &pool{key: key, transport: t}
+		},
+		func(p *pool) { u.pool, u.Transport = p, p.transport })
+	// Health checks and outlier sweeps run while any snapshot holds the
+	// state (start is a no-op when they already run).
+	claims.AfterAcquire(func() { u.st.start() })
 	return u, nil
 }
 
-func (m *Manager) state(name string) *state {
-	if m == nil {
-		return newState(name, nil, slog.Default())
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s, ok := m.states[name]
-	if !ok {
-		s = newState(name, m.deps.Metrics, m.deps.Log)
-		m.states[name] = s
-	}
-	return s
+// Activate applies this upstream's breaker, health and outlier settings to
+// the shared per-upstream state and starts what they need. The app calls it
+// for each upstream of the snapshot that becomes the active one (applied or
+// promoted), after acquiring the snapshot's claims. A staged candidate does
+// not call it: an upstream it shares with the active config keeps the
+// active config's settings while both serve.
+func (u *Upstream) Activate() {
+	u.st.configure(u.cfg, u.addrs)
+	u.st.start()
 }
 
-func (m *Manager) target(upstream, addr string, weight int, zone string) *balancer.Target {
-	if m == nil {
-		return &balancer.Target{Addr: addr, Weight: weight, Zone: zone}
-	}
-	k := upstream + "|" + addr + "|" + strconv.Itoa(weight) + "|" + zone
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	t, ok := m.targets[k]
-	if !ok {
-		t = &balancer.Target{Addr: addr, Weight: weight, Zone: zone}
-		m.targets[k] = t
-	}
-	return t
+// targetEntry is a shared target in the registry.
+type targetEntry struct {
+	t  *balancer.Target
+	m  *telemetry.Metrics
+	up string
 }
 
-func (m *Manager) pool(key string, cfg *config.Upstream, st *state) (*pool, error) {
-	if m != nil {
-		m.mu.Lock()
-		p, ok := m.pools[key]
-		m.mu.Unlock()
-		if ok {
-			return p, nil
-		}
-	}
-	t, err := newTransport(cfg, st)
-	if err != nil {
-		return nil, err
-	}
-	p := &pool{key: key, transport: t}
-	if m != nil {
-		m.mu.Lock()
-		if old, ok := m.pools[key]; ok { // lost a race with another build
-			p = old
-		} else {
-			m.pools[key] = p
-		}
-		m.mu.Unlock()
-	}
-	return p, nil
-}
-
-// Activate makes the upstreams of a newly active snapshot live: it applies
-// their breaker and health settings to the shared per-upstream state, starts
-// health checks and outlier detection, points health changes at them,
-// and forgets (stopping their goroutines and closing idle connections) the
-// pools, targets and states that the snapshot no longer uses. In-flight
-// requests on forgotten pools finish normally.
-func (m *Manager) Activate(ups map[string]*Upstream) {
-	usedPools := map[*pool]bool{}
-	usedTargets := map[*balancer.Target]bool{}
-	for _, u := range ups {
-		usedPools[u.pool] = true
-		for _, t := range u.Targets {
-			usedTargets[t] = true
-		}
-	}
-	m.mu.Lock()
-	var closing []*pool
-	for k, p := range m.pools {
-		if !usedPools[p] {
-			delete(m.pools, k)
-			closing = append(closing, p)
-		}
-	}
-	for k, t := range m.targets {
-		if !usedTargets[t] {
-			delete(m.targets, k)
-			if m.deps.Metrics != nil {
-				up, _, _ := cutPipe(k)
-				m.deps.Metrics.TargetHealthy.DeleteLabelValues(up, t.Addr)
-			}
-		}
-	}
-	var stopping []*state
-	for name, s := range m.states {
-		if ups[name] == nil {
-			delete(m.states, name)
-			stopping = append(stopping, s)
-		}
-	}
-	m.mu.Unlock()
-	for _, u := range ups {
-		u.st.configure(u.cfg, u.addrs)
-		u.st.activate(u)
-	}
-	for _, p := range closing {
-		p.transport.CloseIdleConnections()
-	}
-	for _, s := range stopping {
-		s.close()
+// Close forgets the target's health gauge.
+func (e *targetEntry) Close() {
+	if e.m != nil {
+		e.m.TargetHealthy.DeleteLabelValues(e.up, e.t.Addr)
 	}
 }
 
-func cutPipe(k string) (string, string, bool) {
-	for i := 0; i < len(k); i++ {
-		if k[i] == '|' {
-			return k[:i], k[i+1:], true
-		}
-	}
-	return k, "", false
-}
+// Close closes the pool's idle connections; requests in flight finish.
+func (p *pool) Close() { p.transport.CloseIdleConnections() }
 
-// Close stops every health checker and detector and closes idle
-// connections of every pool.
-func (m *Manager) Close() {
-	m.mu.Lock()
-	states := make([]*state, 0, len(m.states))
-	for _, s := range m.states {
-		states = append(states, s)
-	}
-	pools := make([]*pool, 0, len(m.pools))
-	for _, p := range m.pools {
-		pools = append(pools, p)
-	}
-	m.mu.Unlock()
-	for _, s := range states {
-		s.close()
-	}
-	for _, p := range pools {
-		p.transport.CloseIdleConnections()
-	}
-}
+// brokenTransport answers every request with the error that kept a pool
+// from being built.
+type brokenTransport struct{ err error }
+
+func (b brokenTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, b.err }
+func (brokenTransport) CloseIdleConnections()                             {}
 
 // poolKey identifies a pool by the upstream and every setting that shapes
 // its connections.
@@ -515,17 +440,9 @@ func newTransport(cfg *config.Upstream, st *state) (roundTripper, error) {
 		t.Protocols = &p
 	}
 	if cfg.TLS != nil {
-		tc := &tls.Config{ServerName: cfg.TLS.ServerName, InsecureSkipVerify: cfg.TLS.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-		if cfg.TLS.CAFile != "" {
-			pem, err := os.ReadFile(cfg.TLS.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("read upstream ca_file: %w", err)
-			}
-			roots := x509.NewCertPool()
-			if !roots.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("upstream ca_file %s: no PEM certificates", cfg.TLS.CAFile)
-			}
-			tc.RootCAs = roots
+		tc, err := tlsConfig(cfg)
+		if err != nil {
+			return nil, err
 		}
 		t.TLSClientConfig = tc
 		t.ForceAttemptHTTP2 = true
@@ -533,35 +450,47 @@ func newTransport(cfg *config.Upstream, st *state) (roundTripper, error) {
 	return t, nil
 }
 
-// Budget returns the retry budget kept under key (a route's identity and
-// budget settings), creating it on first use, so budgets survive reloads.
-func (m *Manager) Budget(key string, percent, minPerSecond float64) *retry.Budget {
-	if m == nil {
-		return retry.NewBudget(percent, minPerSecond, retry.DefaultWindow, nil)
+// ClaimBudget records that a route needs the retry budget kept under key
+// (the route's identity and budget settings), so that budgets survive
+// reloads and are forgotten with the last snapshot that uses them. set
+// receives it on acquisition.
+func ClaimBudget(claims *registry.Claims, key string, percent, minPerSecond float64, set func(*retry.Budget)) {
+	mk := func() *retry.Budget { return retry.NewBudget(percent, minPerSecond, retry.DefaultWindow, nil) }
+	if claims == nil {
+		set(mk())
+		return
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.budgets == nil {
-		m.budgets = map[string]*retry.Budget{}
-	}
-	b, ok := m.budgets[key]
-	if !ok {
-		b = retry.NewBudget(percent, minPerSecond, retry.DefaultWindow, nil)
-		m.budgets[key] = b
-	}
-	return b
+	registry.Claim(claims, "budget|"+key, mk, set)
 }
 
-// Cache returns the gateway's response cache, shared by every route that
-// caches and kept across reloads.
-func (m *Manager) Cache() *cache.Cache {
-	if m == nil {
-		return cache.New(cache.Config{})
+// ClaimCache records that a route needs the gateway's response cache,
+// shared by every route that caches and kept while any snapshot caches.
+func ClaimCache(claims *registry.Claims, set func(*cache.Cache)) {
+	mk := func() *cache.Cache { return cache.New(cache.Config{}) }
+	if claims == nil {
+		set(mk())
+		return
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.cache == nil {
-		m.cache = cache.New(cache.Config{})
+	registry.Claim(claims, "cache", mk, set)
+}
+
+// tlsConfig is the client TLS config of an upstream with tls set (nil
+// without): SNI, verification against ca_file or the system roots.
+func tlsConfig(cfg *config.Upstream) (*tls.Config, error) {
+	if cfg.TLS == nil {
+		return nil, nil
 	}
-	return m.cache
+	tc := &tls.Config{ServerName: cfg.TLS.ServerName, InsecureSkipVerify: cfg.TLS.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	if cfg.TLS.CAFile != "" {
+		pem, err := os.ReadFile(cfg.TLS.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read upstream ca_file: %w", err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("upstream ca_file %s: no PEM certificates", cfg.TLS.CAFile)
+		}
+		tc.RootCAs = roots
+	}
+	return tc, nil
 }

@@ -17,8 +17,10 @@ import (
 )
 
 // state is everything about an upstream that outlives a snapshot: breaker
-// counters, outlier and active health state, and which compiled Upstream is
-// current (so health changes rebuild its balancer). One per upstream name.
+// counters, outlier and active health state. One per upstream name, shared
+// through the registry by every snapshot that has the upstream. gen counts
+// changes of target eligibility; each snapshot's Upstream rebuilds its
+// balancer when it moves.
 type state struct {
 	name    string
 	metrics *telemetry.Metrics
@@ -38,10 +40,12 @@ type state struct {
 	oldHealth    *health.Checker
 	stopOutlier  context.CancelFunc
 
-	current atomic.Pointer[Upstream]
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	gen atomic.Uint64
+	// addrs are the targets of the settings last configured (for gauges).
+	addrs  atomic.Pointer[addrList]
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 func newState(name string, metrics *telemetry.Metrics, log *slog.Logger) *state {
@@ -50,10 +54,12 @@ func newState(name string, metrics *telemetry.Metrics, log *slog.Logger) *state 
 
 // configure makes the state's components match cfg, keeping each one whose
 // settings did not change (and with it its counters and health verdicts).
-// Nothing is started here; activate does that once the snapshot is live.
+// Nothing is started here; start does that.
 func (s *state) configure(cfg *config.Upstream, addrs []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.addrs.Store(&addrList{addrs})
+	defer s.changed("")
 
 	var bc breaker.Config
 	if cb := cfg.CircuitBreaker; cb != nil {
@@ -124,9 +130,8 @@ func (s *state) configure(cfg *config.Upstream, addrs []string) {
 	}
 }
 
-// activate starts what configure built and makes u the current upstream.
-func (s *state) activate(u *Upstream) {
-	s.current.Store(u)
+// start starts what configure built and is not running yet.
+func (s *state) start() {
 	s.mu.Lock()
 	if s.ctx == nil {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -164,7 +169,6 @@ func (s *state) activate(u *Upstream) {
 	if old != nil {
 		old.Close()
 	}
-	u.rebuild()
 }
 
 // gauges keeps rampart_upstream_circuit_open current.
@@ -202,16 +206,45 @@ func (s *state) onOutlier(addr string, ejected bool) {
 	} else {
 		s.log.Info("target re-admitted", "upstream", s.name, "target", addr)
 	}
-	if u := s.current.Load(); u != nil {
-		u.rebuild()
-	}
+	s.changed(addr)
 }
 
 func (s *state) onHealth(addr string, healthy bool) {
 	s.log.Info("target health changed", "upstream", s.name, "target", addr, "healthy", healthy)
-	if u := s.current.Load(); u != nil {
-		u.rebuild()
+	s.changed(addr)
+}
+
+// changed records that addr's eligibility may have changed ("" for every
+// target): every snapshot's balancer rebuilds at its next pick, and the
+// target's rampart_upstream_target_healthy gauge follows.
+func (s *state) changed(addr string) {
+	s.gen.Add(1)
+	if s.metrics == nil {
+		return
 	}
+	set := func(a string) {
+		v := 0.0
+		if s.available(a) {
+			v = 1
+		}
+		s.metrics.TargetHealthy.WithLabelValues(s.name, a).Set(v)
+	}
+	if addr != "" {
+		set(addr)
+		return
+	}
+	for _, a := range s.addrs.Load().list {
+		set(a)
+	}
+}
+
+// available reports whether addr may get traffic: healthy and not ejected.
+func (s *state) available(addr string) bool {
+	if !s.healthy(addr) {
+		return false
+	}
+	ej, _ := s.ejected(addr)
+	return !ej
 }
 
 // healthy reports the active health verdict for addr.
@@ -229,6 +262,12 @@ func (s *state) ejected(addr string) (bool, time.Time) {
 	}
 	return false, time.Time{}
 }
+
+type addrList struct{ list []string }
+
+// Close stops everything the state runs (the registry calls it when the
+// last snapshot that has the upstream is retired).
+func (s *state) Close() { s.close() }
 
 // close stops everything the state runs.
 func (s *state) close() {

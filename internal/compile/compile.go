@@ -1,7 +1,10 @@
 // Package compile turns a validated config into an immutable
 // gateway.Snapshot: the router, the upstream runtimes and each route's
-// handler chain. It performs no network I/O, so it is also what `rampart
-// validate` runs to catch problems that only compilation finds.
+// handler chain, plus the claims on shared state (internal/registry) the
+// snapshot needs. It is pure: no network I/O, no shared state touched, no
+// goroutine started, so a config is compiled exactly once per change and
+// the same Build serves `rampart validate`, apply, a staged candidate and
+// its rollback. Acquiring the claims is the app's later, separate step.
 package compile
 
 import (
@@ -11,14 +14,17 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/cluster"
+	"github.com/rampart-gw/rampart/internal/cluster/cache"
 	"github.com/rampart-gw/rampart/internal/cluster/retry"
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/gateway"
 	"github.com/rampart-gw/rampart/internal/policy"
 	"github.com/rampart-gw/rampart/internal/proxy"
+	"github.com/rampart-gw/rampart/internal/registry"
 	"github.com/rampart-gw/rampart/internal/router"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
@@ -31,27 +37,33 @@ var (
 )
 
 // Deps are the long-lived services a snapshot is built against. Every field
-// may be nil (as in `rampart validate`).
+// may be nil (as in `rampart validate`). None of them is changed by Build.
 type Deps struct {
-	// Clusters keeps pools and target state across reloads.
-	Clusters *cluster.Manager
-	Metrics  *telemetry.Metrics
-	Log      *slog.Logger
+	Metrics *telemetry.Metrics
+	Log     *slog.Logger
 	// Upgraded tracks WebSocket connections for shutdown.
 	Upgraded *proxy.ConnSet
-	// Policies keeps policy state (rate-limit buckets, concurrency
-	// counters) across reloads; nil gives every build fresh state.
-	Policies *policy.Shared
 }
 
+// builds counts Build calls, so tests can check that each config is
+// compiled exactly once per change.
+var builds atomic.Int64
+
+// Builds returns how many times Build has run in this process.
+func Builds() int64 { return builds.Load() }
+
 // Build compiles cfg, which must have passed Validate. Problems are returned
-// as config.Errors with positions.
+// as config.Errors with positions. The snapshot serves only once its
+// Claims are acquired (gateway.Snapshot.Acquire).
 func Build(cfg *config.Config, deps Deps) (*gateway.Snapshot, error) {
+	builds.Add(1)
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
 	var errs config.Errors
+	claims := &registry.Claims{}
 	snap := &gateway.Snapshot{
+		Claims:          claims,
 		Config:          cfg,
 		Version:         cfg.Version(),
 		Upstreams:       make(map[string]*cluster.Upstream, len(cfg.Upstreams)),
@@ -68,7 +80,7 @@ func Build(cfg *config.Config, deps Deps) (*gateway.Snapshot, error) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		u, err := deps.Clusters.Build(name, cfg.Upstreams[name], cluster.BuildOptions{Zone: cfg.Cluster.Zone})
+		u, err := cluster.Build(name, cfg.Upstreams[name], cluster.BuildOptions{Zone: cfg.Cluster.Zone, Metrics: deps.Metrics, Log: deps.Log}, claims)
 		if err != nil {
 			errs = append(errs, cfg.Errorf("upstreams."+name, "%v", err))
 			continue
@@ -85,7 +97,7 @@ func Build(cfg *config.Config, deps Deps) (*gateway.Snapshot, error) {
 		}
 	}
 
-	policies, perrs := buildPolicies(cfg, deps)
+	policies, perrs := buildPolicies(cfg, deps, claims)
 	errs = append(errs, perrs...)
 
 	rules := make([]router.Rule, len(cfg.Routes))
@@ -100,7 +112,7 @@ func Build(cfg *config.Config, deps Deps) (*gateway.Snapshot, error) {
 			}
 		}
 		rules[i] = router.Rule{Match: m}
-		h, err := buildRoute(cfg, rc, snap, policies, deps)
+		h, err := buildRoute(cfg, rc, snap, policies, deps, claims)
 		if err != nil {
 			errs = append(errs, cfg.Errorf(path, "%v", err))
 			continue
@@ -123,7 +135,7 @@ func Build(cfg *config.Config, deps Deps) (*gateway.Snapshot, error) {
 	return snap, nil
 }
 
-func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, policies map[string]policy.Policy, deps Deps) (http.Handler, error) {
+func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, policies map[string]policy.Policy, deps Deps, claims *registry.Claims) (http.Handler, error) {
 	pc := proxy.Config{
 		Route:           rc.Name,
 		Prefix:          rc.Match.Path.Prefix,
@@ -150,7 +162,7 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 		}
 		if b := rr.Budget; b != nil {
 			key := fmt.Sprintf("%s|%v|%v", rc.Name, b.Percent, b.MinPerSecond)
-			pr.Budget = deps.Clusters.Budget(key, b.Percent, b.MinPerSecond)
+			cluster.ClaimBudget(claims, key, b.Percent, b.MinPerSecond, func(b *retry.Budget) { pr.Budget = b })
 		}
 		pc.Retry = pr
 	}
@@ -159,7 +171,9 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 		pc.Fallback = &fb
 	}
 	if c := rc.Cache; c != nil && c.TTL > 0 {
-		pc.Cache = &proxy.Cache{Store: deps.Clusters.Cache(), TTL: c.TTL.D(), StaleIfError: c.StaleIfError.D()}
+		pcache := &proxy.Cache{TTL: c.TTL.D(), StaleIfError: c.StaleIfError.D()}
+		cluster.ClaimCache(claims, func(c *cache.Cache) { pcache.Store = c })
+		pc.Cache = pcache
 	}
 	switch {
 	case rc.Upstream != "":
@@ -197,7 +211,7 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 	return h, nil
 }
 
-func buildPolicies(cfg *config.Config, deps Deps) (map[string]policy.Policy, config.Errors) {
+func buildPolicies(cfg *config.Config, deps Deps, claims *registry.Claims) (map[string]policy.Policy, config.Errors) {
 	var errs config.Errors
 	seen := map[string]bool{}
 	out := make(map[string]policy.Policy, len(cfg.Policies))
@@ -215,7 +229,7 @@ func buildPolicies(cfg *config.Config, deps Deps) (map[string]policy.Policy, con
 			out[name] = failed // routes naming it are not "unknown policy" too
 			continue
 		}
-		p, err := f(policy.Spec{Name: name, Node: pc, File: cfg.File(), Path: path, Config: cfg, Metrics: deps.Metrics, Log: deps.Log, Shared: deps.Policies})
+		p, err := f(policy.Spec{Name: name, Node: pc, File: cfg.File(), Path: path, Config: cfg, Metrics: deps.Metrics, Log: deps.Log, Claims: claims})
 		if err != nil {
 			var ce config.Errors
 			if errors.As(err, &ce) {

@@ -12,13 +12,18 @@ import (
 
 	"github.com/rampart-gw/rampart/internal/cluster"
 	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/registry"
 	"github.com/rampart-gw/rampart/internal/router"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
 
 // Snapshot is one compiled configuration. Nothing in it changes after
-// compile; state that must outlive it lives in cluster.Manager.
+// compile; state that must outlive it lives in the registry, bound through
+// Claims: Acquire before it serves, Activate when it becomes the active
+// config, Release when it is retired.
 type Snapshot struct {
+	// Claims are the shared state the snapshot needs (internal/registry).
+	Claims    *registry.Claims
 	Config    *config.Config
 	Version   string
 	Router    *router.Router
@@ -27,6 +32,30 @@ type Snapshot struct {
 	// RequestIDHeader is the canonical name of the request ID header.
 	RequestIDHeader string
 	Created         time.Time
+}
+
+// Acquire binds the snapshot's claims from reg (nil: fresh state of its
+// own), making what no other snapshot holds and starting its health checks.
+// A snapshot serves only after Acquire.
+func (s *Snapshot) Acquire(reg *registry.Registry) { s.Claims.Acquire(reg) }
+
+// Activate applies the snapshot's upstream settings (breaker, health,
+// outlier) to the state it shares with other snapshots: it is called when
+// the snapshot becomes the active config, after Acquire. A staged
+// candidate is acquired but not activated until it is promoted.
+func (s *Snapshot) Activate() {
+	for _, u := range s.Upstreams {
+		u.Activate()
+	}
+}
+
+// Release gives back the snapshot's claims when it is retired; state that
+// no other snapshot holds is stopped and forgotten. Requests still running
+// on the snapshot finish normally. A nil snapshot releases nothing.
+func (s *Snapshot) Release() {
+	if s != nil {
+		s.Claims.Release()
+	}
 }
 
 // Route is a compiled route.

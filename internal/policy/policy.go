@@ -12,12 +12,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-	"weak"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/registry"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
 
@@ -48,10 +47,10 @@ type Spec struct {
 	Config  *config.Config
 	Metrics *telemetry.Metrics
 	Log     *slog.Logger
-	// Shared keeps policy state that must survive a config reload (rate
-	// limit buckets, in-flight counters). It is nil when compiling only to
-	// check a config; Shared.Get then builds throwaway state.
-	Shared *Shared
+	// Claims records the policy state that must survive a config reload
+	// (rate limit buckets, in-flight counters) in the registry; see Claim.
+	// Nil gives the policy fresh state of its own (tests).
+	Claims *registry.Claims
 }
 
 // RawNode returns the policy's YAML mapping node.
@@ -146,53 +145,17 @@ func Load(s Spec, c Validator) error {
 	return nil
 }
 
-// Shared is a process-wide registry of policy state that outlives config
-// snapshots, keyed by identity (for example policy name and settings), so a
-// reload with unchanged settings keeps the state. It holds the state weakly:
-// state stays while a snapshot (active, candidate or still draining)
-// references it, and is collected once none does, so configs that come and
-// go leave nothing behind. It is safe for concurrent use; a nil *Shared
-// builds fresh state on every Get.
-type Shared struct {
-	mu sync.Mutex
-	m  map[string]any // key -> weak.Pointer[T]
-}
-
-// NewShared returns an empty registry.
-func NewShared() *Shared { return &Shared{m: map[string]any{}} }
-
-// Get returns the state of type T stored under key in s, creating it with
-// mk when there is none (or it was collected). Keys must be unique across
-// types: prefix them with the policy type.
-func Get[T any](s *Shared, key string, mk func() *T) *T {
-	if s == nil {
-		return mk()
+// Claim binds the policy state of type T under key: shared through the
+// registry with every snapshot whose policy claims the same key (so a
+// reload with unchanged settings keeps the state), and made by mk on first
+// use. set receives it when the snapshot is acquired; with nil claims, at
+// once. Keys must be unique across policy types: prefix them with the type.
+func Claim[T any](claims *registry.Claims, key string, mk func() *T, set func(*T)) {
+	if claims == nil {
+		set(mk())
+		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if wp, ok := s.m[key].(weak.Pointer[T]); ok {
-		if v := wp.Value(); v != nil {
-			return v
-		}
-	}
-	for k, wp := range s.m {
-		// Drop entries whose state was collected; Get runs at compile
-		// time only, so a full pass is cheap.
-		if w, ok := wp.(interface{ Value() *T }); ok && w.Value() == nil {
-			delete(s.m, k)
-		}
-	}
-	v := mk()
-	s.m[key] = weak.Make(v)
-	return v
-}
-
-// Len returns how many entries the registry holds (live or not yet
-// pruned).
-func (s *Shared) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.m)
+	registry.Claim(claims, "policy|"+key, mk, set)
 }
 
 // Factory builds a Policy from its Spec, or returns every problem found.

@@ -3,10 +3,10 @@ package policy
 import (
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"testing"
 
 	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/registry"
 )
 
 func TestClientIP(t *testing.T) {
@@ -65,22 +65,29 @@ func TestSpecErrorf(t *testing.T) {
 
 type state struct{ n int }
 
-func TestSharedWeak(t *testing.T) {
-	s := NewShared()
-	a := Get(s, "k", func() *state { return &state{1} })
-	if b := Get(s, "k", func() *state { return &state{2} }); b != a {
+func TestClaim(t *testing.T) {
+	reg := registry.New()
+	var a, b, c *state
+	ca, cb := &registry.Claims{}, &registry.Claims{}
+	Claim(ca, "k", func() *state { return &state{1} }, func(s *state) { a = s })
+	Claim(cb, "k", func() *state { return &state{2} }, func(s *state) { b = s })
+	ca.Acquire(reg)
+	cb.Acquire(reg)
+	if a == nil || a != b || a.n != 1 {
 		t.Fatal("live state not shared")
 	}
-	runtime.KeepAlive(a)
-	a = nil
-	for range 5 {
-		runtime.GC()
+	ca.Release()
+	cb.Release()
+	cc := &registry.Claims{}
+	Claim(cc, "k", func() *state { return &state{3} }, func(s *state) { c = s })
+	cc.Acquire(reg)
+	if c.n != 3 {
+		t.Fatalf("released state returned: %d", c.n)
 	}
-	if c := Get(s, "k", func() *state { return &state{3} }); c.n != 3 {
-		t.Fatalf("collected state returned: %d", c.n)
-	}
-	if Get[state](nil, "k", func() *state { return &state{4} }).n != 4 {
-		t.Fatal("nil Shared must build fresh state")
+	var d *state
+	Claim(nil, "k", func() *state { return &state{4} }, func(s *state) { d = s })
+	if d.n != 4 {
+		t.Fatal("nil claims must build fresh state")
 	}
 }
 

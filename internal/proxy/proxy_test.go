@@ -240,14 +240,11 @@ func TestTimeoutNotCarriedOver(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	m := cluster.NewManager(cluster.Deps{})
-	defer m.Close()
-	up, err := m.Build("u", &config.Upstream{Balancer: "round_robin",
-		Targets: []config.Target{{Address: srv.Listener.Addr().String(), Weight: 1}}}, cluster.BuildOptions{})
+	up, err := cluster.Build("u", &config.Upstream{Balancer: "round_robin",
+		Targets: []config.Target{{Address: srv.Listener.Addr().String(), Weight: 1}}}, cluster.BuildOptions{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Activate(map[string]*cluster.Upstream{"u": up})
 	p, err := New(Config{Route: "r", Timeout: 20 * time.Millisecond, Backends: []Backend{{Upstream: up, Weight: 1}}}, Deps{})
 	if err != nil {
 		t.Fatal(err)

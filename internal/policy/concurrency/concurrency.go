@@ -20,7 +20,7 @@ type Limit struct {
 var _ policy.Policy = (*Limit)(nil)
 
 // Semaphore counts in-flight requests and waiting ones; it outlives config
-// snapshots (see policy.Shared).
+// snapshots (claimed in the registry, see policy.Claim).
 type Semaphore struct {
 	slots    chan struct{}
 	queued   atomic.Int64
@@ -76,8 +76,9 @@ func New(s policy.Spec) (policy.Policy, error) {
 		return nil, err
 	}
 	key := "concurrency_limit|" + s.Name + "|" + strconv.Itoa(c.MaxInFlight) + "|" + strconv.Itoa(c.MaxQueue)
-	sem := policy.Get(s.Shared, key, func() *Semaphore { return NewSemaphore(c.MaxInFlight, c.MaxQueue) })
-	l := &Limit{sem: sem, timeout: c.QueueTimeout.D()}
+	l := &Limit{timeout: c.QueueTimeout.D()}
+	policy.Claim(s.Claims, key, func() *Semaphore { return NewSemaphore(c.MaxInFlight, c.MaxQueue) },
+		func(sem *Semaphore) { l.sem = sem })
 	if l.timeout == 0 && c.MaxQueue > 0 {
 		l.timeout = DefaultQueueTimeout
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rampart-gw/rampart/internal/policy"
 	"github.com/rampart-gw/rampart/internal/policy/policytest"
+	"github.com/rampart-gw/rampart/internal/registry"
 )
 
 func TestConfigErrors(t *testing.T) {
@@ -133,15 +134,19 @@ func TestNoLeakOnPanicOrCancel(t *testing.T) {
 }
 
 func TestSharedAcrossReload(t *testing.T) {
-	shared := policy.NewShared()
-	spec := func(n int) policy.Spec {
+	reg := registry.New()
+	defer reg.Close()
+	build := func(n int) policy.Policy {
 		s := policytest.Spec(t, "policies:\n  c:\n    type: concurrency_limit\n    max_in_flight: "+itoa(n)+"\n", "c")
-		s.Shared = shared
-		return s
+		s.Claims = &registry.Claims{}
+		p, err := New(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Claims.Acquire(reg)
+		return p
 	}
-	a, _ := New(spec(1))
-	b, _ := New(spec(1))
-	c, _ := New(spec(2))
+	a, b, c := build(1), build(1), build(2)
 	if a.(*Limit).sem != b.(*Limit).sem {
 		t.Fatal("same settings should share a semaphore")
 	}

@@ -38,7 +38,7 @@
 //	RateLimit-Reset      seconds until the bucket is full again, rounded up
 //
 // The algorithm is GCRA, an exact token bucket kept in one int64 per key.
-// Buckets live outside config snapshots (policy.Shared), keyed by policy
+// Buckets live outside config snapshots (the registry, claimed through policy.Claim), keyed by policy
 // name, key, max_keys, role, rate and burst: a reload that keeps those
 // settings keeps every bucket; a changed rate starts with full buckets.
 // Memory is bounded: 64 shards, each capped at max_keys/64 keys; full

@@ -32,7 +32,7 @@ type limiter struct {
 
 var _ policy.Policy = (*Limit)(nil)
 
-// New compiles a `rate_limit` policy. Its buckets come from spec.Shared,
+// New compiles a `rate_limit` policy. Its buckets are claimed in the registry,
 // keyed by the policy name, key and rate settings, so that a reload that
 // keeps them keeps the buckets.
 func New(s policy.Spec) (policy.Policy, error) {
@@ -48,8 +48,10 @@ func New(s policy.Spec) (policy.Policy, error) {
 	ident := "rate_limit|" + s.Name + "|" + strings.Join(names, ",") + "|" + strconv.Itoa(maxKeys)
 	mk := func(role string, r config.Rate, burst int) *limiter {
 		key := fmt.Sprintf("%s|%s|%s|%d", ident, role, r, burst)
-		st := policy.Get(s.Shared, key, func() *Store { return NewStore(r.PerSecond(), burst, maxKeys, nil) })
-		return &limiter{store: st, limit: []string{strconv.Itoa(burst)}}
+		l := &limiter{limit: []string{strconv.Itoa(burst)}}
+		policy.Claim(s.Claims, key, func() *Store { return NewStore(r.PerSecond(), burst, maxKeys, nil) },
+			func(st *Store) { l.store = st })
+		return l
 	}
 	l := &Limit{parts: parts, trust: c.TrustForwarded, base: mk("", c.Rate, burstOf(&c))}
 	if len(c.ByRole) > 0 {

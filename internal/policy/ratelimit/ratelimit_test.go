@@ -10,8 +10,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/rampart-gw/rampart/internal/exchange"
-	"github.com/rampart-gw/rampart/internal/policy"
 	"github.com/rampart-gw/rampart/internal/policy/policytest"
+	"github.com/rampart-gw/rampart/internal/registry"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
 
@@ -197,14 +197,16 @@ func TestWrap(t *testing.T) {
 }
 
 func TestBucketsSurviveReload(t *testing.T) {
-	shared := policy.NewShared()
+	reg := registry.New()
+	defer reg.Close()
 	build := func(doc string) *Limit {
 		s := policytest.Spec(t, doc, "l")
-		s.Shared = shared
+		s.Claims = &registry.Claims{}
 		p, err := New(s)
 		if err != nil {
 			t.Fatal(err)
 		}
+		s.Claims.Acquire(reg)
 		return p.(*Limit)
 	}
 	a := build("policies:\n  l:\n    type: rate_limit\n    rate: 5/s\n")
