@@ -494,3 +494,7 @@ func tlsConfig(cfg *config.Upstream) (*tls.Config, error) {
 	}
 	return tc, nil
 }
+
+// PanicThreshold is the share of healthy targets (percent) under which the
+// upstream balances over all its targets.
+func (u *Upstream) PanicThreshold() int { return u.panicT }
