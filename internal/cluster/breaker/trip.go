@@ -117,9 +117,13 @@ const (
 	ProbeFailed
 	// ProbesSucceeded: half-open → closed, every probe succeeded.
 	ProbesSucceeded
+	// ProbeTimeout: half-open → open, the probes had not all reported
+	// MaxOpenFor after the circuit became half-open (an upstream that
+	// hangs, with no route timeout); counted as a failed probe.
+	ProbeTimeout
 )
 
-var reasonNames = [...]string{"", "consecutive_failures", "failure_ratio", "open_elapsed", "probe_failed", "probes_succeeded"}
+var reasonNames = [...]string{"", "consecutive_failures", "failure_ratio", "open_elapsed", "probe_failed", "probes_succeeded", "probe_timeout"}
 
 // String returns the snake_case name of r.
 func (r Reason) String() string {
@@ -223,7 +227,10 @@ func stateOf(w uint64) State { return State(w & stateMask) }
 // open refuses every request for OpenFor; then half-open admits at most
 // HalfOpenRequests probes: when they all succeed it closes (counters
 // reset), when one fails it opens again for OpenFor × 2^n (n failed
-// probes in a row), capped at MaxOpenFor. Closing resets n.
+// probes in a row), capped at MaxOpenFor. Closing resets n. Probes that
+// have not all reported MaxOpenFor into the half-open period count as a
+// failed probe (ProbeTimeout), so that probes lost or hanging cannot keep
+// the circuit half-open for ever.
 //
 // Time is passed in (now) rather than read, so that callers reuse the
 // time they already took and tests drive it. It is measured on the
@@ -240,7 +247,10 @@ type Trip struct {
 	p     atomic.Pointer[tripParams]
 	until atomic.Int64 // clock nanoseconds at which an open period ends
 	full  atomic.Bool  // half-open with every probe slot taken
-	_     [64]byte     // keep the words above off the line reports write
+	// probeDeadline is when a half-open period whose probes have not all
+	// reported counts as failed (clock nanoseconds).
+	probeDeadline atomic.Int64
+	_             [64]byte // keep the words above off the line reports write
 
 	// Written by reports while closed.
 	consec atomic.Int64
@@ -313,7 +323,7 @@ func (t *Trip) Allow(now time.Time) (tk Ticket, ok bool, retryAfter time.Duratio
 			return Ticket{}, false, time.Duration(left)
 		}
 	default:
-		if t.full.Load() {
+		if t.full.Load() && clock(now) < t.probeDeadline.Load() {
 			return Ticket{}, false, HalfOpenRetryAfter
 		}
 	}
@@ -333,9 +343,16 @@ func (t *Trip) allowSlow(now time.Time) (Ticket, bool, time.Duration) {
 		}
 		t.probes, t.probesOK = 0, 0
 		t.full.Store(false)
+		t.probeDeadline.Store(clock(now) + int64(t.p.Load().maxOpenFor))
 		w = t.setLocked(w, StateHalfOpen, Transition{Reason: OpenElapsed, At: now})
 	}
 	p := t.p.Load()
+	if t.probes >= p.halfOpen && clock(now) >= t.probeDeadline.Load() {
+		// The probes out are lost or hang: count the period as failed.
+		t.reopens++
+		t.openLocked(w, now, Transition{Reason: ProbeTimeout})
+		return Ticket{}, false, time.Duration(t.until.Load() - clock(now))
+	}
 	if t.probes >= p.halfOpen {
 		t.full.Store(true)
 		return Ticket{}, false, HalfOpenRetryAfter

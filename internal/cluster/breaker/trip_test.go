@@ -220,6 +220,33 @@ func TestTripIgnoredProbeFreesItsSlot(t *testing.T) {
 	}
 }
 
+func TestTripProbeTimeout(t *testing.T) {
+	var log []Transition
+	tr := NewTrip(TripConfig{OpenFor: time.Second, MaxOpenFor: 4 * time.Second, HalfOpenRequests: 1, OnChange: record(&log)})
+	trip(t, tr, at(0))
+	hung, ok, _ := tr.Allow(at(time.Second)) // half-open from 1s, deadline 5s
+	if !ok {
+		t.Fatal("no probe")
+	}
+	if _, ok, ra := tr.Allow(at(5*time.Second - 1)); ok || ra != HalfOpenRetryAfter {
+		t.Fatalf("before the probe deadline: %v, %v", ok, ra)
+	}
+	// At the deadline the hung probe counts as failed: open for 2s.
+	if _, ok, ra := tr.Allow(at(5 * time.Second)); ok || ra != 2*time.Second {
+		t.Fatalf("at the probe deadline: %v, %v", ok, ra)
+	}
+	if s, until := tr.State(); s != StateOpen || !until.Equal(at(7*time.Second)) {
+		t.Fatalf("state %v until %v", s, until)
+	}
+	if last := log[len(log)-1]; last.Reason != ProbeTimeout || last.From != StateHalfOpen {
+		t.Errorf("last transition %+v", last)
+	}
+	hung.Done(Success, at(6*time.Second)) // too late: not counted
+	if st := tr.Stats(at(6 * time.Second)); st.State != StateOpen || st.Reopens != 1 {
+		t.Errorf("after the late probe: %+v", st)
+	}
+}
+
 func TestTripReopenBackoff(t *testing.T) {
 	tr := NewTrip(TripConfig{OpenFor: 5 * time.Second, MaxOpenFor: 60 * time.Second, HalfOpenRequests: 1})
 	now := at(0)
@@ -519,7 +546,7 @@ func TestTripNames(t *testing.T) {
 			t.Errorf("State(%d) = %q", s, s.String())
 		}
 	}
-	for r, want := range map[Reason]string{0: "unknown", ConsecutiveFailures: "consecutive_failures", FailureRatio: "failure_ratio", OpenElapsed: "open_elapsed", ProbeFailed: "probe_failed", ProbesSucceeded: "probes_succeeded", 99: "unknown"} {
+	for r, want := range map[Reason]string{0: "unknown", ConsecutiveFailures: "consecutive_failures", FailureRatio: "failure_ratio", OpenElapsed: "open_elapsed", ProbeFailed: "probe_failed", ProbesSucceeded: "probes_succeeded", ProbeTimeout: "probe_timeout", 99: "unknown"} {
 		if r.String() != want {
 			t.Errorf("Reason(%d) = %q", r, r.String())
 		}
