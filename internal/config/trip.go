@@ -55,7 +55,8 @@ type CircuitTrip struct {
 	// half-open probes are let through. Default 5s; positive.
 	OpenFor Duration `yaml:"open_for" json:"open_for"`
 	// MaxOpenFor caps OpenFor × 2^n, the open time after the n-th failed
-	// half-open probe in a row. Default 60s, or OpenFor if that is
+	// half-open probe in a row; also how long half-open probes may take
+	// before they count as failed. Default 60s, or OpenFor if that is
 	// longer; at least OpenFor.
 	MaxOpenFor Duration `yaml:"max_open_for" json:"max_open_for"`
 	// HalfOpenRequests is the number of probe requests let through while
