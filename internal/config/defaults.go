@@ -151,6 +151,7 @@ func (c *Config) ApplyDefaults() {
 	if t := o.Tracing; t != nil {
 		def(c, "observability.tracing.sample_ratio", &t.SampleRatio, 1)
 	}
+	c.applyTripDefaults()
 }
 
 // def sets *p to v when the key at path was not written and *p is zero.

@@ -207,6 +207,9 @@ type CircuitBreaker struct {
 	MaxPendingRequests int `yaml:"max_pending_requests" json:"max_pending_requests"`
 	MaxRequests        int `yaml:"max_requests" json:"max_requests"`
 	MaxRetries         int `yaml:"max_retries" json:"max_retries"`
+	// Trip opens the circuit on failures (closed, open, half-open); see
+	// CircuitTrip. Absent: no failure-tripped breaker.
+	Trip *CircuitTrip `yaml:"trip" json:"trip,omitempty"`
 }
 
 // Route matches requests and says where they go.

@@ -37,6 +37,7 @@ func (c *Config) Validate() error {
 	v.listeners()
 	v.admin()
 	v.upstreams()
+	v.trips()
 	v.routes()
 	v.policies()
 	v.consumers()

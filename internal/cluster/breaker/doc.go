@@ -35,4 +35,26 @@
 //
 // Every TryAcquireX that returns true must be paired with exactly one
 // ReleaseX; a false return must not be released.
+//
+// # Failure-tripped breaker
+//
+// Trip, beside the limits, is the closed/open/half-open state machine of
+// Hystrix and resilience4j (config: circuit_breaker.trip). It opens on
+// ConsecutiveFailures failures in a row or on FailureRatio over a sliding
+// Window, refuses everything for OpenFor, then lets HalfOpenRequests
+// probes through; their success closes it, a failure reopens it for
+// OpenFor × 2^n up to MaxOpenFor. Each upstream attempt, retries
+// included, is meant to go through it like this:
+//
+//	tk, ok, retryAfter := trip.Allow(now)
+//	if !ok {
+//		// no attempt: fallback, stale cache, or 503 circuit_open with
+//		// Retry-After: RetryAfterSeconds(retryAfter)
+//	}
+//	res, err := try(ctx)
+//	tk.Done(outcome(res, err), time.Now()) // Success, Failure or Ignored
+//
+// where outcome is Failure for a status in the upstream's StatusSet, a
+// connect failure, a reset or a timeout, Ignored when the client went
+// away, and Success otherwise.
 package breaker
