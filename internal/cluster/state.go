@@ -29,12 +29,16 @@ type state struct {
 	mu         sync.Mutex
 	breakerKey string
 	breaker    atomic.Pointer[breaker.Breaker]
+	// trip is the failure-tripped breaker (nil without circuit_breaker.trip)
+	// and tripFail the statuses that count as its failures.
+	trip     atomic.Pointer[breaker.Trip]
+	tripFail atomic.Pointer[breaker.StatusSet]
 	outlierKey string
 	outlier    atomic.Pointer[outlier.Detector]
 	healthKey  string
 	health     atomic.Pointer[health.Checker]
 	// pending holds components built for a candidate snapshot that are not
-	// running yet; activate starts them.
+	// running yet; start starts them.
 	startOutlier bool
 	startHealth  bool
 	oldHealth    *health.Checker
@@ -70,6 +74,8 @@ func (s *state) configure(cfg *config.Upstream, addrs []string) {
 		s.breakerKey = k
 		s.breaker.Store(breaker.New(bc))
 	}
+
+	s.configureTrip(cfg)
 
 	var passive *config.PassiveHealth
 	var active *config.ActiveHealth
@@ -130,6 +136,58 @@ func (s *state) configure(cfg *config.Upstream, addrs []string) {
 	}
 }
 
+// configureTrip makes the failure-tripped breaker match cfg: made on first
+// use, reconfigured in place (its state kept) when settings change, and
+// dropped when the key is removed. s.mu held.
+func (s *state) configureTrip(cfg *config.Upstream) {
+	var tc *config.CircuitTrip
+	if cfg.CircuitBreaker != nil {
+		tc = cfg.CircuitBreaker.Trip
+	}
+	if tc == nil {
+		s.trip.Store(nil)
+		s.tripFail.Store(nil)
+		return
+	}
+	set := new(breaker.StatusSet)
+	for _, st := range tc.Statuses {
+		if lo, hi, err := config.ParseStatusRange(st); err == nil {
+			set.AddRange(lo, hi)
+		}
+	}
+	c := breaker.TripConfig{ConsecutiveFailures: tc.ConsecutiveFailures, FailureRatio: tc.FailureRatio,
+		MinRequests: tc.MinRequests, Window: tc.Window.D(), OpenFor: tc.OpenFor.D(), MaxOpenFor: tc.MaxOpenFor.D(),
+		HalfOpenRequests: tc.HalfOpenRequests, OnChange: s.onTrip}
+	s.tripFail.Store(set)
+	if t := s.trip.Load(); t != nil {
+		t.SetConfig(c)
+		return
+	}
+	s.trip.Store(breaker.NewTrip(c))
+}
+
+// onTrip logs each transition of the failure-tripped breaker and keeps
+// rampart_upstream_circuit_open current (1 while open or half-open). It
+// runs under the breaker's lock: nothing here calls back into it.
+func (s *state) onTrip(tr breaker.Transition) {
+	attrs := []any{"upstream", s.name, "from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason.String()}
+	if tr.To == breaker.StateOpen {
+		attrs = append(attrs, "until", tr.Until, "failures", tr.Failures, "requests", tr.Requests)
+	}
+	if tr.To == breaker.StateClosed {
+		s.log.Info("circuit closed", attrs...)
+	} else {
+		s.log.Warn("circuit "+tr.To.String(), attrs...)
+	}
+	if s.metrics != nil {
+		v := 0.0
+		if tr.To != breaker.StateClosed {
+			v = 1
+		}
+		s.metrics.CircuitOpen.WithLabelValues(s.name).Set(v)
+	}
+}
+
 // start starts what configure built and is not running yet.
 func (s *state) start() {
 	s.mu.Lock()
@@ -187,7 +245,13 @@ func (s *state) gauges() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		if s.breaker.Load().Open() {
+		open := s.breaker.Load().Open()
+		if t := s.trip.Load(); t != nil {
+			if st, _ := t.State(); st != breaker.StateClosed {
+				open = true
+			}
+		}
+		if open {
 			g.Set(1)
 		} else {
 			g.Set(0)
