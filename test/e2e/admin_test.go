@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // TestAdminAPI checks the admin endpoints against what the config has.
@@ -166,7 +168,7 @@ observability:
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	var line map[string]any
-	waitFor(t, 5*time.Second, "the access log line", func() bool {
+	gwtest.WaitFor(t, 5*time.Second, "the access log line", func() bool {
 		b, _ := os.ReadFile(path)
 		for _, m := range jsonLines(t, b) {
 			if m["request_id"] == "access-log-test-1" {

@@ -14,24 +14,26 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // TestErrors checks every gateway-made error status and its JSON body.
 func TestErrors(t *testing.T) {
 	var hits atomic.Int64
-	counted := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	counted := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		io.Copy(io.Discard, r.Body)
 		w.Write([]byte("ok"))
 	}))
-	slow := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	slow := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 		case <-time.After(5 * time.Second):
 		}
 		w.Write([]byte("late"))
 	}))
-	closed := freePort(t) // nothing listens here
+	closed := gwtest.FreeAddr(t) // nothing listens here
 	g := startGateway(t, listenerYAML("{max_body_bytes: 1024, max_header_bytes: 4096}")+fmt.Sprintf(`
 upstreams:
   counted: {targets: [{address: %q}]}

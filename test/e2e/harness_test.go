@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -49,23 +48,9 @@ func startGateway(t *testing.T, y string) *gw {
 	return &gw{app: g.App, addr: g.Addr, url: g.URL, admin: g.Admin}
 }
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	gwtest.WaitFor(t, d, what, cond)
-}
-
 // newClient returns an HTTP/1.1 client that never uses a proxy from the
 // environment and does not follow redirects.
 func newClient(t *testing.T) *http.Client { return gwtest.Client(t, 20*time.Second) }
-
-// upstream starts an HTTP/1.1 server on 127.0.0.1 and returns its address.
-func upstream(t *testing.T, h http.Handler) string {
-	t.Helper()
-	s := httptest.NewServer(h)
-	t.Cleanup(s.Close)
-	return s.Listener.Addr().String()
-}
 
 // seen is what the echo upstream reports about the request it received.
 type seen struct {
@@ -98,7 +83,7 @@ func echoHandler(name string) http.Handler {
 
 // echoUpstream starts an echo upstream and returns its address.
 func echoUpstream(t *testing.T, name string) string {
-	return upstream(t, echoHandler(name))
+	return gwtest.Upstream(t, echoHandler(name))
 }
 
 // do sends req and returns the response with its body read.
@@ -207,19 +192,6 @@ func statusOf(t *testing.T, raw string) int {
 		t.Fatalf("no status line in %q", raw)
 	}
 	return code
-}
-
-// freePort returns a 127.0.0.1 address that was free a moment ago (for the
-// binary, which must be given its ports up front).
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 func sha(b []byte) string {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // release is a signal a test gives an upstream handler; it is also given
@@ -93,7 +95,7 @@ func TestStreamedBody(t *testing.T) {
 
 func streamCase(t *testing.T, c *http.Client, path, ctype, first, second string) {
 	rel := newRelease(t)
-	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", ctype)
 		io.WriteString(w, first)
 		http.NewResponseController(w).Flush()
@@ -136,7 +138,7 @@ routes:
 // TestWebSocket checks a WebSocket echo through the gateway.
 func TestWebSocket(t *testing.T) {
 	closed := make(chan websocket.StatusCode, 1)
-	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return
@@ -318,7 +320,7 @@ routes:
 // TestTrailersHTTP1 checks request and response trailers over HTTP/1.1
 // chunked encoding.
 func TestTrailersHTTP1(t *testing.T) {
-	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("Trailer", "X-Resp-Sum")
 		w.Header().Set("X-Got-Req-Trailer", r.Trailer.Get("X-Req-Sum"))
@@ -354,7 +356,7 @@ func TestLargeBodies(t *testing.T) {
 	const size = 10 << 20
 	download := make([]byte, size)
 	rand.Read(download)
-	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/echo":
 			// Read all, then answer: the gateway must not need full duplex.

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // pki issues test certificates signed by one CA.
@@ -218,7 +220,7 @@ func TestCertificateRotation(t *testing.T) {
 	}
 	// The reload above may be refused (no config file); the file poll
 	// picks the change up within its interval either way.
-	waitFor(t, 15*time.Second, "new certificate served", func() bool {
+	gwtest.WaitFor(t, 15*time.Second, "new certificate served", func() bool {
 		c := tlsClient(t, p, "api.example.com", false)
 		r, err := c.Get("https://" + g.addr + "/")
 		if err != nil {

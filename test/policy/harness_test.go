@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -50,15 +49,13 @@ type upstream struct {
 
 func newUpstream(t *testing.T) *upstream {
 	u := &upstream{}
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	u.addr = gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.calls.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Server", "echo/1.0")
 		w.Header().Set("X-Upstream", "echo")
 		json.NewEncoder(w).Encode(map[string]any{"header": r.Header, "query": r.URL.RawQuery, "host": r.Host})
 	}))
-	t.Cleanup(s.Close)
-	u.addr = s.Listener.Addr().String()
 	return u
 }
 
@@ -69,11 +66,7 @@ type seen struct {
 	Host   string      `json:"host"`
 }
 
-func newClient(t *testing.T) *http.Client {
-	tr := &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 64}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
-}
+func newClient(t *testing.T) *http.Client { return gwtest.Client(t, 20*time.Second) }
 
 // send makes a request with the given headers ("Name: value" pairs).
 func send(t *testing.T, c *http.Client, method, url string, headers ...string) (*http.Response, []byte) {
@@ -148,12 +141,6 @@ func metric(t *testing.T, g *gw, prefix string) string {
 		}
 	}
 	return ""
-}
-
-func newHTTPServer(t *testing.T, h http.Handler) string {
-	s := httptest.NewServer(h)
-	t.Cleanup(s.Close)
-	return s.Listener.Addr().String()
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

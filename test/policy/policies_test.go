@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/app"
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 func TestHeaders(t *testing.T) {
@@ -369,7 +370,7 @@ policies:
 // newHangingUpstream answers only once release is closed; it reports each
 // request's arrival.
 func newHangingUpstream(t *testing.T, arrived chan<- struct{}, release <-chan struct{}) string {
-	u := newHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	u := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		arrived <- struct{}{}
 		select {
 		case <-release:

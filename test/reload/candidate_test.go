@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/app"
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 func routeTo(listen, adminAddr, up string) string {
@@ -29,7 +30,7 @@ routes:
 // and the metrics, and promotes it.
 func TestCandidate(t *testing.T) {
 	stable, canary := named(t, "stable", 0), named(t, "canary", 0)
-	listen, adminAddr := freeAddr(t), freeAddr(t)
+	listen, adminAddr := gwtest.FreeAddr(t), gwtest.FreeAddr(t)
 	path := filepath.Join(t.TempDir(), "rampart.yaml")
 	os.WriteFile(path, []byte(routeTo(listen, adminAddr, stable)), 0o600)
 	g := start(t, app.Options{ConfigPath: path})
@@ -125,7 +126,7 @@ func TestCandidate(t *testing.T) {
 // config.
 func TestCandidateAutoRollback(t *testing.T) {
 	stable, broken := named(t, "stable", 0), named(t, "broken", 500)
-	listen, adminAddr := freeAddr(t), freeAddr(t)
+	listen, adminAddr := gwtest.FreeAddr(t), gwtest.FreeAddr(t)
 	path := filepath.Join(t.TempDir(), "rampart.yaml")
 	os.WriteFile(path, []byte(routeTo(listen, adminAddr, stable)), 0o600)
 	g := start(t, app.Options{ConfigPath: path, AutoRollbackInterval: 50 * time.Millisecond})
@@ -168,7 +169,7 @@ func TestCandidateAutoRollback(t *testing.T) {
 // client addresses spread over both sides and each stays on its side.
 func TestCandidateByClientIP(t *testing.T) {
 	stable, canary := named(t, "stable", 0), named(t, "canary", 0)
-	listen, adminAddr := freeAddr(t), freeAddr(t)
+	listen, adminAddr := gwtest.FreeAddr(t), gwtest.FreeAddr(t)
 	path := filepath.Join(t.TempDir(), "rampart.yaml")
 	os.WriteFile(path, []byte(routeTo(listen, adminAddr, stable)), 0o600)
 	g := start(t, app.Options{ConfigPath: path})

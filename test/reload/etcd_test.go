@@ -14,6 +14,7 @@ import (
 
 	"github.com/rampart-gw/rampart/internal/app"
 	"github.com/rampart-gw/rampart/internal/source"
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // etcdConfig is a data-plane config answering from upstream up.
@@ -39,7 +40,7 @@ func publishCLI(t *testing.T, endpoint, prefix, file string) string {
 // answers waits until GET url answers body.
 func answers(t *testing.T, c *http.Client, url, body, what string) {
 	t.Helper()
-	waitFor(t, 10*time.Second, what, func() bool {
+	gwtest.WaitFor(t, 10*time.Second, what, func() bool {
 		code, b, _ := get(c, url)
 		return code == 200 && b == body
 	})
@@ -92,7 +93,7 @@ func TestEtcdControlPlane(t *testing.T) {
 	t.Run("invalid revision refused", func(t *testing.T) {
 		e.publish(t, prefix, strings.Replace(etcdConfig("127.0.0.1:0", "127.0.0.1:0", v3), "upstream: one", "upstream: nowhere", 1))
 		for _, p := range planes {
-			waitFor(t, 10*time.Second, "refusal on "+p.name, func() bool {
+			gwtest.WaitFor(t, 10*time.Second, "refusal on "+p.name, func() bool {
 				st := getStatus(t, c, p.g.admin)
 				return st.LastError != nil && st.LastError.Source == app.SourceEtcd
 			})
@@ -122,7 +123,7 @@ func TestEtcdControlPlane(t *testing.T) {
 		answers(t, c, b.g.url+"/", "v2", "restarted plane serving v2 from its cache")
 
 		e.Start()
-		waitFor(t, 15*time.Second, "restarted plane back in sync", func() bool {
+		gwtest.WaitFor(t, 15*time.Second, "restarted plane back in sync", func() bool {
 			st := getStatus(t, c, b.g.admin)
 			return !st.Active.FromCache && st.Etcd.Connected
 		})
@@ -134,7 +135,7 @@ func TestEtcdControlPlane(t *testing.T) {
 
 	t.Run("publish refuses an invalid file", func(t *testing.T) {
 		f := filepath.Join(dir, "bad.yaml")
-		os.WriteFile(f, []byte(strings.Replace(etcdConfig(freeAddr(t), freeAddr(t), v1), "upstream: one", "upstream: nowhere", 1)), 0o600)
+		os.WriteFile(f, []byte(strings.Replace(etcdConfig(gwtest.FreeAddr(t), gwtest.FreeAddr(t), v1), "upstream: one", "upstream: nowhere", 1)), 0o600)
 		out, err := exec.Command(rampartBin, "config", "publish", "-c", f, "--etcd", e.endpoint, "--prefix", prefix).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "bad.yaml:") || !strings.Contains(string(out), "not published") {
 			t.Errorf("publish of an invalid file: %v\n%s", err, out)
@@ -145,7 +146,7 @@ func TestEtcdControlPlane(t *testing.T) {
 // TestEtcdNoCacheNoStart: with etcd unreachable and no cache, the data
 // plane does not start, and says why.
 func TestEtcdNoCacheNoStart(t *testing.T) {
-	ec := source.EtcdConfig{Endpoints: []string{freeAddr(t)}, Prefix: "/nothing"}
+	ec := source.EtcdConfig{Endpoints: []string{gwtest.FreeAddr(t)}, Prefix: "/nothing"}
 	_, err := app.New(app.Options{Etcd: &ec, CacheDir: t.TempDir(), EtcdStartTimeout: 500 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err == nil || !strings.Contains(err.Error(), "cache") {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/app"
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // bigConfig has n routes (prefix, exact and template paths, some with
@@ -47,7 +48,7 @@ func TestReloadLatency10kRoutes(t *testing.T) {
 		t.Skip("slow")
 	}
 	up := named(t, "up", 0)
-	listen, adminAddr := freeAddr(t), freeAddr(t)
+	listen, adminAddr := gwtest.FreeAddr(t), gwtest.FreeAddr(t)
 	path := filepath.Join(t.TempDir(), "rampart.yaml")
 	cfgs := [2]string{bigConfig(listen, adminAddr, up, 10_000, 0), bigConfig(listen, adminAddr, up, 10_000, 1)}
 	os.WriteFile(path, []byte(cfgs[0]), 0o600)

@@ -18,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/rampart-gw/rampart/internal/app"
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // wsEcho starts a WebSocket upstream that echoes every message.
@@ -93,7 +94,7 @@ func targetHealthy(t *testing.T, c *http.Client, admin, upstream, addr string) b
 // a target that active health checks marked unhealthy stays unhealthy.
 func TestReloadUnderLoad(t *testing.T) {
 	good, bad, ws := named(t, "good", 0), flaky(t), wsEcho(t)
-	listen, adminAddr := freeAddr(t), freeAddr(t)
+	listen, adminAddr := gwtest.FreeAddr(t), gwtest.FreeAddr(t)
 	// The pool upstream is the same in both configs; only routes differ.
 	common := head(listen, adminAddr) + fmt.Sprintf(`
 upstreams:
@@ -119,7 +120,7 @@ routes:
 	// The first probe runs at once; after it the flaky target is unhealthy
 	// and, with a 30s interval, only a reset of its state could make it
 	// healthy again during the test.
-	waitFor(t, 5*time.Second, "flaky target unhealthy", func() bool { return !targetHealthy(t, c, g.admin, "pool", bad) })
+	gwtest.WaitFor(t, 5*time.Second, "flaky target unhealthy", func() bool { return !targetHealthy(t, c, g.admin, "pool", bad) })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -224,7 +225,7 @@ routes:
 // old config keeps serving.
 func TestInvalidConfigRefused(t *testing.T) {
 	up := named(t, "one", 0)
-	listen, adminAddr := freeAddr(t), freeAddr(t)
+	listen, adminAddr := gwtest.FreeAddr(t), gwtest.FreeAddr(t)
 	valid := head(listen, adminAddr) + fmt.Sprintf(`
 upstreams:
   one: {targets: [{address: %q}]}
@@ -272,7 +273,7 @@ routes:
 		if err := os.Rename(tmp, path); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 5*time.Second, "refusal of the file", func() bool {
+		gwtest.WaitFor(t, 5*time.Second, "refusal of the file", func() bool {
 			st := getStatus(t, c, g.admin)
 			return st.LastError != nil && st.LastError.Source == app.SourceFile
 		})
@@ -285,7 +286,7 @@ routes:
 		// Fixing the file applies it.
 		fixed := strings.Replace(valid, "name: r,", "name: r2,", 1)
 		os.WriteFile(path, []byte(fixed), 0o600)
-		waitFor(t, 5*time.Second, "fixed file applied", func() bool { return version(t, c, g.admin) != v0 })
+		gwtest.WaitFor(t, 5*time.Second, "fixed file applied", func() bool { return version(t, c, g.admin) != v0 })
 		v0 = version(t, c, g.admin)
 	})
 
@@ -334,7 +335,7 @@ func TestAdminToken(t *testing.T) {
 	dir := t.TempDir()
 	token := filepath.Join(dir, "admin.token")
 	os.WriteFile(token, []byte("s3cret\n"), 0o600)
-	y := head(freeAddr(t), freeAddr(t)) + fmt.Sprintf(`admin_token_placeholder: x
+	y := head(gwtest.FreeAddr(t), gwtest.FreeAddr(t)) + fmt.Sprintf(`admin_token_placeholder: x
 upstreams:
   one: {targets: [{address: %q}]}
 routes:

@@ -230,18 +230,8 @@ func (g *gw) reload(t *testing.T, body string) {
 	g.gt.Reload(t, head+body)
 }
 
-// waitFor polls cond every 10ms until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	gwtest.WaitFor(t, d, what, cond)
-}
-
 // newClient returns an HTTP/1.1 client with a bounded timeout.
-func newClient(t *testing.T) *http.Client {
-	tr := &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 64}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
-}
+func newClient(t *testing.T) *http.Client { return gwtest.Client(t, 20*time.Second) }
 
 // reply is a response with its body read.
 type reply struct {

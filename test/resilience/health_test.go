@@ -3,6 +3,8 @@ package resilience
 import (
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // activeUpstream is upstream "app" over ss with fast active health checks.
@@ -37,7 +39,7 @@ func TestActiveHealth(t *testing.T) {
 	healthy := func(s *server) bool { return g.target(t, "app", s.addr).Healthy }
 
 	b.healthy.Store(false)
-	waitFor(t, 5*time.Second, "b marked unhealthy", func() bool { return !healthy(b) })
+	gwtest.WaitFor(t, 5*time.Second, "b marked unhealthy", func() bool { return !healthy(b) })
 	if got := served(t, g, 20); got["b"] != 0 {
 		t.Errorf("unhealthy b served %d of 20 requests", got["b"])
 	}
@@ -53,7 +55,7 @@ func TestActiveHealth(t *testing.T) {
 	}
 
 	b.healthy.Store(true)
-	waitFor(t, 5*time.Second, "b re-admitted", func() bool { return healthy(b) })
+	gwtest.WaitFor(t, 5*time.Second, "b re-admitted", func() bool { return healthy(b) })
 	if got := served(t, g, 20); got["b"] == 0 {
 		t.Errorf("recovered b served none of 20 requests: %v", got)
 	}
@@ -118,7 +120,7 @@ func TestPassiveEjection(t *testing.T) {
 		}
 		hits := a.hits.Load()
 		// While ejected (and without traffic) a is re-admitted on its own.
-		waitFor(t, 5*time.Second, "a re-admitted", func() bool { return !ejected() })
+		gwtest.WaitFor(t, 5*time.Second, "a re-admitted", func() bool { return !ejected() })
 		a.set(modeOK)
 		got := served(t, g, 20)
 		if got["a"] == 0 || a.hits.Load() == hits {
@@ -155,12 +157,12 @@ routes:
 		t.Fatal("a healthy primary does not serve")
 	}
 	p.healthy.Store(false)
-	waitFor(t, 5*time.Second, "traffic on dr", goesTo("dr"))
+	gwtest.WaitFor(t, 5*time.Second, "traffic on dr", goesTo("dr"))
 	if got := served(t, g, 10); got["dr"] != 10 {
 		t.Errorf("primary down: want all 10 on dr, got %v", got)
 	}
 	p.healthy.Store(true)
-	waitFor(t, 5*time.Second, "traffic back on primary", goesTo("primary"))
+	gwtest.WaitFor(t, 5*time.Second, "traffic back on primary", goesTo("primary"))
 	if got := served(t, g, 10); got["primary"] != 10 {
 		t.Errorf("primary recovered: want all 10 on primary, got %v", got)
 	}

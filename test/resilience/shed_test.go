@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // hung starts n GETs that hang at s and returns a channel that receives
@@ -15,7 +17,7 @@ func hung(t *testing.T, g *gw, s *server, n int) <-chan reply {
 	for range n {
 		go func() { out <- get(c, g.url+"/x") }()
 	}
-	waitFor(t, 5*time.Second, "requests hanging at the upstream", func() bool { return s.inflight.Load() == int64(n) })
+	gwtest.WaitFor(t, 5*time.Second, "requests hanging at the upstream", func() bool { return s.inflight.Load() == int64(n) })
 	return out
 }
 
@@ -50,7 +52,7 @@ func TestBreakerShedsFast(t *testing.T) {
 	if u := g.upstreams(t)["app"]; u.Circuit != "open" {
 		t.Errorf("admin circuit %q while max_requests are in flight, want open", u.Circuit)
 	}
-	waitFor(t, 5*time.Second, "rampart_upstream_circuit_open 1", func() bool {
+	gwtest.WaitFor(t, 5*time.Second, "rampart_upstream_circuit_open 1", func() bool {
 		v, _ := g.metric(t, "rampart_upstream_circuit_open", lbl("upstream", "app"))
 		return v == 1
 	})
@@ -63,7 +65,7 @@ func TestBreakerShedsFast(t *testing.T) {
 		}
 	}
 	t.Logf("shed in %s while the stuck requests were held for %s", shedIn.Round(time.Microsecond), holdFor.Round(time.Millisecond))
-	waitFor(t, 5*time.Second, "rampart_upstream_circuit_open 0", func() bool {
+	gwtest.WaitFor(t, 5*time.Second, "rampart_upstream_circuit_open 0", func() bool {
 		v, _ := g.metric(t, "rampart_upstream_circuit_open", lbl("upstream", "app"))
 		return v == 0
 	})
@@ -158,7 +160,7 @@ func TestStaleIfError(t *testing.T) {
 			// Poll until the ttl has passed: every answer must be the
 			// original body, fresh or stale.
 			var r reply
-			waitFor(t, 5*time.Second, "a stale copy", func() bool {
+			gwtest.WaitFor(t, 5*time.Second, "a stale copy", func() bool {
 				r = get(c, g.url+"/doc")
 				if r.status != 200 || r.body != first.body {
 					t.Fatalf("got %d %q, want the cached copy", r.status, r.body)
