@@ -45,7 +45,7 @@ routes:
 observability:
   access_log: {path: %q}
 `, ln.Addr().String(), path))
-	req := newRequest(t, http.MethodGet, g.url+"/", nil)
+	req := newRequest(t, http.MethodGet, g.URL+"/", nil)
 	req.Header.Set("X-Request-ID", "aborted-1")
 	resp, err := newClient(t).Do(req)
 	if err == nil {

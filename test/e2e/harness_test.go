@@ -13,17 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampart-gw/rampart/internal/app"
 	"github.com/rampart-gw/rampart/test/gwtest"
 )
-
-// gw is a gateway running in-process on free ports.
-type gw struct {
-	app   *app.App
-	addr  string // host:port of the "public" listener
-	url   string // http://addr
-	admin string // http://admin-addr
-}
 
 // listenerYAML is the head of every in-process test config: one listener
 // and the admin API on free ports. limits is a YAML flow map such as
@@ -38,14 +29,13 @@ func listenerYAML(limits string) string {
 
 // startGateway runs the config document y in-process (see gwtest). The
 // gateway is drained and stopped when the test ends.
-func startGateway(t *testing.T, y string) *gw {
+func startGateway(t *testing.T, y string) *gwtest.Gateway {
 	t.Helper()
 	if !strings.Contains(y, "\nobservability:") {
 		// The default access log is stdout, which would drown test output.
 		y += "observability:\n  access_log: {path: \"off\"}\n"
 	}
-	g := gwtest.Start(t, y)
-	return &gw{app: g.App, addr: g.Addr, url: g.URL, admin: g.Admin}
+	return gwtest.Start(t, y)
 }
 
 // newClient returns an HTTP/1.1 client that never uses a proxy from the

@@ -112,7 +112,7 @@ upstreams:
 routes:
   - {name: all, match: {path: {prefix: /}}, upstream: up}
 `, up))
-	resp, err := c.Get(g.url + path)
+	resp, err := c.Get(g.URL + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ routes:
 `, up))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, resp, err := websocket.Dial(ctx, "ws://"+g.addr+"/ws", &websocket.DialOptions{HTTPClient: newClient(t)})
+	c, resp, err := websocket.Dial(ctx, "ws://"+g.Addr+"/ws", &websocket.DialOptions{HTTPClient: newClient(t)})
 	if err != nil {
 		t.Fatalf("dial through gateway: %v", err)
 	}
@@ -283,7 +283,7 @@ routes:
 	}
 	for _, tc := range tests {
 		t.Run(tc.name+" to http/1.1 upstream", func(t *testing.T) {
-			resp, body := get(t, tc.client, g.url+"/plain")
+			resp, body := get(t, tc.client, g.URL+"/plain")
 			if resp.ProtoMajor != tc.proto {
 				t.Errorf("client got %s, want HTTP/%d", resp.Proto, tc.proto)
 			}
@@ -292,7 +292,7 @@ routes:
 			}
 		})
 		t.Run(tc.name+" to h2c upstream with trailers", func(t *testing.T) {
-			req := newRequest(t, http.MethodPost, g.url+"/pkg.Service/Call", strings.NewReader("ping"))
+			req := newRequest(t, http.MethodPost, g.URL+"/pkg.Service/Call", strings.NewReader("ping"))
 			req.Header.Set("Content-Type", "application/grpc")
 			req.Header.Set("TE", "trailers")
 			resp, body := do(t, tc.client, req)
@@ -337,7 +337,7 @@ routes:
 	payload := []byte(strings.Repeat("trailer test ", 100))
 	// A reader without a known length makes the client send chunks, and
 	// trailers need chunks.
-	req := newRequest(t, http.MethodPost, g.url+"/t", io.MultiReader(bytes.NewReader(payload)))
+	req := newRequest(t, http.MethodPost, g.URL+"/t", io.MultiReader(bytes.NewReader(payload)))
 	req.Trailer = http.Header{"X-Req-Sum": {sha(payload)}}
 	resp, body := do(t, newClient(t), req)
 	if resp.StatusCode != 200 || !bytes.Equal(body, payload) {
@@ -403,7 +403,7 @@ routes:
 			if tc.body != nil {
 				body = tc.body()
 			}
-			resp, got := do(t, c, newRequest(t, tc.method, g.url+tc.path, body))
+			resp, got := do(t, c, newRequest(t, tc.method, g.URL+tc.path, body))
 			if resp.StatusCode != 200 {
 				t.Fatalf("status %d: %.200s", resp.StatusCode, got)
 			}

@@ -10,19 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampart-gw/rampart/internal/app"
 	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // gw is a gateway running in-process on free ports, from a config file so
 // that tests can change it and reload.
-type gw struct {
-	gt    *gwtest.Gateway
-	app   *app.App
-	file  string
-	url   string
-	admin string
-}
+type gw struct{ *gwtest.Gateway }
 
 const head = gwtest.Head
 
@@ -30,14 +23,13 @@ const head = gwtest.Head
 // gwtest). It is drained and stopped when the test ends.
 func startGateway(t *testing.T, body string) *gw {
 	t.Helper()
-	g := gwtest.Start(t, head+body)
-	return &gw{gt: g, app: g.App, file: g.Path, url: g.URL, admin: g.Admin}
+	return &gw{gwtest.Start(t, head+body)}
 }
 
 // reload rewrites the config file with head+body and reloads it.
 func (g *gw) reload(t *testing.T, body string) {
 	t.Helper()
-	g.gt.Reload(t, head+body)
+	g.Reload(t, head+body)
 }
 
 // upstream is an echo server on 127.0.0.1 that counts its requests and
@@ -131,7 +123,7 @@ func checkError(t *testing.T, resp *http.Response, b []byte, status int, code st
 // prefix (name and labels), or "" when absent.
 func metric(t *testing.T, g *gw, prefix string) string {
 	t.Helper()
-	resp, b := send(t, newClient(t), "GET", g.admin+"/metrics")
+	resp, b := send(t, newClient(t), "GET", g.Admin+"/metrics")
 	if resp.StatusCode != 200 {
 		t.Fatalf("metrics: %d", resp.StatusCode)
 	}

@@ -61,7 +61,7 @@ func TestEtcdControlPlane(t *testing.T) {
 	// listeners use port 0 so that both can run on this machine.
 	type plane struct {
 		name, cache string
-		g           *gw
+		g           *gwtest.Gateway
 	}
 	planes := []*plane{{name: "a", cache: filepath.Join(dir, "cache-a")}, {name: "b", cache: filepath.Join(dir, "cache-b")}}
 	publishAll := func(up string) {
@@ -74,19 +74,19 @@ func TestEtcdControlPlane(t *testing.T) {
 	}
 	startPlane := func(p *plane) {
 		ec := source.EtcdConfig{Endpoints: []string{e.endpoint}, Prefix: prefix}
-		p.g = start(t, app.Options{Etcd: &ec, CacheDir: p.cache, EtcdStartTimeout: 2 * time.Second})
+		p.g = gwtest.Run(t, app.Options{Etcd: &ec, CacheDir: p.cache, EtcdStartTimeout: 2 * time.Second})
 	}
 
 	publishAll(v1)
 	for _, p := range planes {
 		startPlane(p)
-		answers(t, c, p.g.url+"/", "v1", "plane "+p.name+" serving v1")
+		answers(t, c, p.g.URL+"/", "v1", "plane "+p.name+" serving v1")
 	}
 
 	t.Run("publish applies everywhere", func(t *testing.T) {
 		publishAll(v2)
 		for _, p := range planes {
-			answers(t, c, p.g.url+"/", "v2", "plane "+p.name+" serving v2")
+			answers(t, c, p.g.URL+"/", "v2", "plane "+p.name+" serving v2")
 		}
 	})
 
@@ -94,10 +94,10 @@ func TestEtcdControlPlane(t *testing.T) {
 		e.publish(t, prefix, strings.Replace(etcdConfig("127.0.0.1:0", "127.0.0.1:0", v3), "upstream: one", "upstream: nowhere", 1))
 		for _, p := range planes {
 			gwtest.WaitFor(t, 10*time.Second, "refusal on "+p.name, func() bool {
-				st := getStatus(t, c, p.g.admin)
+				st := getStatus(t, c, p.g.Admin)
 				return st.LastError != nil && st.LastError.Source == app.SourceEtcd
 			})
-			if code, b, _ := get(c, p.g.url+"/"); code != 200 || b != "v2" {
+			if code, b, _ := get(c, p.g.URL+"/"); code != 200 || b != "v2" {
 				t.Errorf("plane %s after an invalid revision: %d %q, want v2", p.name, code, b)
 			}
 		}
@@ -107,29 +107,29 @@ func TestEtcdControlPlane(t *testing.T) {
 		e.Stop()
 		for _, p := range planes {
 			for range 20 {
-				if code, b, _ := get(c, p.g.url+"/"); code != 200 || b != "v2" {
+				if code, b, _ := get(c, p.g.URL+"/"); code != 200 || b != "v2" {
 					t.Fatalf("plane %s with etcd down: %d %q", p.name, code, b)
 				}
 			}
 		}
 		// Restart plane b while etcd is down: it must start from its cache.
 		b := planes[1]
-		b.g.stop()
+		b.g.Stop()
 		startPlane(b)
-		st := getStatus(t, c, b.g.admin)
+		st := getStatus(t, c, b.g.Admin)
 		if !st.Active.FromCache || st.Etcd == nil || !st.Etcd.StartedFromCache || st.Active.Source != app.SourceCache {
 			t.Errorf("restarted plane status %+v, want from_cache", st)
 		}
-		answers(t, c, b.g.url+"/", "v2", "restarted plane serving v2 from its cache")
+		answers(t, c, b.g.URL+"/", "v2", "restarted plane serving v2 from its cache")
 
 		e.Start()
 		gwtest.WaitFor(t, 15*time.Second, "restarted plane back in sync", func() bool {
-			st := getStatus(t, c, b.g.admin)
+			st := getStatus(t, c, b.g.Admin)
 			return !st.Active.FromCache && st.Etcd.Connected
 		})
 		publishAll(v3)
 		for _, p := range planes {
-			answers(t, c, p.g.url+"/", "v3", "plane "+p.name+" serving v3 after etcd returned")
+			answers(t, c, p.g.URL+"/", "v3", "plane "+p.name+" serving v3 after etcd returned")
 		}
 	})
 

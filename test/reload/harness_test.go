@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampart-gw/rampart/internal/app"
 	"github.com/rampart-gw/rampart/internal/source"
 	"github.com/rampart-gw/rampart/test/gwtest"
 )
@@ -26,26 +25,10 @@ var rampartBin string
 
 func TestMain(m *testing.M) { gwtest.MainWithBinary(m, &rampartBin) }
 
-// gw is a gateway running in-process.
-type gw struct {
-	app    *app.App
-	url    string
-	admin  string
-	reload chan struct{}
-	stop   func()
-}
-
 // head is the start of every test config: one listener and the admin API on
 // the given addresses.
 func head(listen, adminAddr string) string {
 	return fmt.Sprintf("listeners:\n  - {name: public, address: %q}\nadmin: {address: %q}\ndrain_timeout: 2s\nobservability: {access_log: {path: \"off\"}}\n", listen, adminAddr)
-}
-
-// start runs an App in-process until the test ends (or g.stop).
-func start(t *testing.T, opts app.Options) *gw {
-	t.Helper()
-	g := gwtest.Run(t, opts)
-	return &gw{app: g.App, url: g.URL, admin: g.Admin, reload: g.Reloads, stop: g.Stop}
 }
 
 func newClient(t *testing.T) *http.Client { return gwtest.Client(t, 10*time.Second) }

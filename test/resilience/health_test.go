@@ -20,7 +20,7 @@ func served(t *testing.T, g *gw, n int) map[string]int {
 	c := newClient(t)
 	got := map[string]int{}
 	for range n {
-		r := get(c, g.url+"/x")
+		r := get(c, g.URL+"/x")
 		if r.err != nil || r.status != 200 {
 			t.Fatalf("request failed: %v %d %s", r.err, r.status, r.body)
 		}
@@ -74,7 +74,7 @@ func TestPassiveEjection(t *testing.T) {
 			oneRoute(""))
 		c := newClient(t)
 		for range 60 {
-			if r := get(c, g.url+"/x"); r.err != nil {
+			if r := get(c, g.URL+"/x"); r.err != nil {
 				t.Fatal(r.err)
 			}
 		}
@@ -96,7 +96,7 @@ func TestPassiveEjection(t *testing.T) {
 		// The failing target that could not be ejected still takes traffic.
 		before := ss[0].hits.Load() + ss[1].hits.Load()
 		for range 30 {
-			get(c, g.url+"/x")
+			get(c, g.URL+"/x")
 		}
 		if ss[0].hits.Load()+ss[1].hits.Load() == before {
 			t.Error("the second failing target got no traffic although it cannot be ejected")
@@ -116,7 +116,7 @@ func TestPassiveEjection(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatal("a was not ejected after consecutive 5xx")
 			}
-			get(c, g.url+"/x")
+			get(c, g.URL+"/x")
 		}
 		hits := a.hits.Load()
 		// While ejected (and without traffic) a is re-admitted on its own.
@@ -149,7 +149,7 @@ routes:
 	c := newClient(t)
 	goesTo := func(name string) func() bool {
 		return func() bool {
-			r := get(c, g.url+"/x")
+			r := get(c, g.URL+"/x")
 			return r.err == nil && r.status == 200 && r.header.Get("X-Upstream") == name
 		}
 	}

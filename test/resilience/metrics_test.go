@@ -18,7 +18,7 @@ func TestMetrics(t *testing.T) {
 	gwtest.WaitFor(t, 5*time.Second, "b marked unhealthy", func() bool { return !g.target(t, "app", b.addr).Healthy })
 	c := newClient(t)
 	for range 5 {
-		if r := get(c, g.url+"/x"); r.status != 200 {
+		if r := get(c, g.URL+"/x"); r.status != 200 {
 			t.Fatalf("status %d %q", r.status, r.body)
 		}
 	}
