@@ -179,7 +179,8 @@ func (l *Listener) Serve() error {
 			defer close(done)
 			defer func() {
 				if p := recover(); p != nil {
-					l.log.Error("hand-over server panicked; connections the fast path hands over are no longer served", "listener", l.name, "panic", fmt.Sprint(p))
+					l.log.Error("hand-over server panicked; connections the fast path hands over (HTTP/2, upgrades) are closed from now on", "listener", l.name, "panic", fmt.Sprint(p))
+					l.hand.Close() // so the fast path does not block handing them over
 				}
 			}()
 			l.srv.Serve(l.hand)
