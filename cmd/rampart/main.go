@@ -137,6 +137,11 @@ func serve(a *app.App, log *slog.Logger) int {
 	defer signal.Stop(hup)
 	reload := make(chan struct{}, 1)
 	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("SIGHUP forwarder panicked; SIGHUP no longer reloads", "panic", fmt.Sprint(p))
+			}
+		}()
 		for {
 			select {
 			case <-ctx.Done():

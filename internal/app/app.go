@@ -241,6 +241,12 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				if p := recover(); p != nil {
+					a.log.Error("admin API panicked; stopping the gateway", "panic", fmt.Sprint(p))
+					errc <- fmt.Errorf("admin panicked: %v", p)
+				}
+			}()
 			if err := a.adminSrv.Serve(a.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("admin: %w", err)
 			}
@@ -297,6 +303,12 @@ func (a *App) drain() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				if p := recover(); p != nil {
+					a.log.Error("drain panicked; closing the listener's connections", "listener", l.Name(), "panic", fmt.Sprint(p))
+					l.Close()
+				}
+			}()
 			if err := l.Shutdown(ctx); err != nil {
 				a.log.Warn("drain timed out; closing remaining connections", "listener", l.Name())
 			}

@@ -26,6 +26,7 @@ func (a *App) startEtcd() error {
 	if err != nil {
 		return err
 	}
+	e.Log = a.log
 	a.etcd = e
 	ec := e.Config()
 	dir := a.opts.CacheDir
@@ -159,8 +160,24 @@ func (a *App) etcdSync(ctx context.Context) error {
 // etcdLoop keeps the data plane in step with etcd: read, then watch from
 // that revision on; when the watch ends (etcd lost, compaction) read again.
 // A probe every few seconds keeps the status current and catches anything
-// a stalled watch missed. Nothing here can stop the data plane.
+// a stalled watch missed. Nothing here can stop the data plane; a panic is
+// logged and the loop starts again a second later.
 func (a *App) etcdLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					a.log.Error("etcd watch panicked; restarting it", "panic", fmt.Sprint(p))
+					sleepCtx(ctx, time.Second)
+				}
+			}()
+			a.etcdWatch(ctx)
+		}()
+	}
+}
+
+// etcdWatch is etcdLoop without the recover.
+func (a *App) etcdWatch(ctx context.Context) {
 	const probeEvery = 2 * time.Second
 	backoff := 200 * time.Millisecond
 	for ctx.Err() == nil {

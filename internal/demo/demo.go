@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"sort"
@@ -57,6 +58,11 @@ func Start(cfg Config) (*Demo, error) {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
+			defer func() {
+				if p := recover(); p != nil {
+					slog.Error("demo upstream panicked", "service", s.name, "instance", s.instance, "panic", fmt.Sprint(p))
+				}
+			}()
 			srv.Serve(ln)
 		}()
 		addrs[s.name] = append(addrs[s.name], ln.Addr().String())

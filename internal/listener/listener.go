@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -176,6 +177,12 @@ func (l *Listener) Serve() error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
+			defer func() {
+				if p := recover(); p != nil {
+					l.log.Error("hand-over server panicked; connections the fast path hands over (HTTP/2, upgrades) are closed from now on", "listener", l.name, "panic", fmt.Sprint(p))
+					l.hand.Close() // so the fast path does not block handing them over
+				}
+			}()
 			l.srv.Serve(l.hand)
 		}()
 		err := l.fast.Serve(l.ln)
@@ -198,6 +205,12 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				if p := recover(); p != nil {
+					l.log.Error("fast path shutdown panicked", "listener", l.name, "panic", fmt.Sprint(p))
+					fastErr = fmt.Errorf("listener %s: fast path shutdown panicked: %v", l.name, p)
+				}
+			}()
 			fastErr = l.fast.Shutdown(ctx)
 		}()
 	}

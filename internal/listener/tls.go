@@ -166,7 +166,7 @@ const certPollInterval = 5 * time.Second
 func (c *Certs) Watch(ctx context.Context, every time.Duration, log *slog.Logger) {
 	defer func() {
 		if r := recover(); r != nil {
-			log.Error("certificate watcher panicked", "panic", r)
+			log.Error("certificate watcher panicked; certificates will not reload until restart", "panic", fmt.Sprint(r))
 		}
 	}()
 	last := c.stamp()
@@ -178,17 +178,31 @@ func (c *Certs) Watch(ctx context.Context, every time.Duration, log *slog.Logger
 			return
 		case <-t.C:
 		}
-		now := c.stamp()
-		if now == last {
-			continue
-		}
-		if err := c.Reload(); err != nil {
-			log.Error("certificate reload failed; the current certificates stay in use", "err", err.Error())
-		} else {
-			log.Info("certificates reloaded")
-		}
-		last = now
+		last = c.poll(last, log)
 	}
+}
+
+// poll reloads the certificates if their files changed since last, and
+// returns the files' new stamp. A panic is logged and the watcher goes on:
+// the current certificates stay in use until the files change again.
+func (c *Certs) poll(last string, log *slog.Logger) (next string) {
+	next = last
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("certificate reload panicked; the current certificates stay in use", "panic", fmt.Sprint(r))
+		}
+	}()
+	now := c.stamp()
+	if now == last {
+		return last
+	}
+	next = now
+	if err := c.Reload(); err != nil {
+		log.Error("certificate reload failed; the current certificates stay in use", "err", err.Error())
+	} else {
+		log.Info("certificates reloaded")
+	}
+	return now
 }
 
 // stamp summarises the files' sizes and modification times.

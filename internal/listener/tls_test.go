@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,10 +9,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -198,5 +201,110 @@ func TestCertsReload(t *testing.T) {
 	}
 	if _, err := handshake(t, sc, &tls.Config{ServerName: "two.example.com", RootCAs: roots}); err != nil {
 		t.Fatalf("broken reload replaced the working set: %v", err)
+	}
+}
+
+// panicOnce is a slog handler that records what it handles and panics the
+// first time it handles a record whose message is msg.
+type panicOnce struct {
+	msg      string
+	mu       sync.Mutex
+	panicked bool
+	records  []slog.Record
+}
+
+func (h *panicOnce) Enabled(context.Context, slog.Level) bool { return true }
+func (h *panicOnce) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *panicOnce) WithGroup(string) slog.Handler            { return h }
+func (h *panicOnce) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.records = append(h.records, r)
+	if r.Message == h.msg && !h.panicked {
+		h.panicked = true
+		panic("boom")
+	}
+	return nil
+}
+
+// find returns the first record with message msg.
+func (h *panicOnce) find(msg string) (slog.Record, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.records {
+		if r.Message == msg {
+			return r, true
+		}
+	}
+	return slog.Record{}, false
+}
+
+// count returns how many records have message msg.
+func (h *panicOnce) count(msg string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, r := range h.records {
+		if r.Message == msg {
+			n++
+		}
+	}
+	return n
+}
+
+// TestCertWatchRecoversPanic checks that a panic during a certificate
+// reload is logged at Error with the panic value and that the watcher keeps
+// going: the next rotation is still picked up.
+func TestCertWatchRecoversPanic(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	cp, kp := ca.issue(t, dir, "srv", false, "one.example.com")
+	certs, err := LoadCerts(config.ListenerTLS{Certificates: []config.Certificate{{CertFile: cp, KeyFile: kp}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &panicOnce{msg: "certificates reloaded"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); certs.Watch(ctx, 10*time.Millisecond, slog.New(h)) }()
+	defer func() { cancel(); <-done }()
+	served := func() string { return certs.set.Load().certs[0].Leaf.Subject.CommonName }
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+
+	// The first reload's log line panics.
+	ca.issue(t, dir, "srv", false, "two.example.com")
+	wait("the panic to be logged", func() bool {
+		_, ok := h.find("certificate reload panicked; the current certificates stay in use")
+		return ok
+	})
+	r, _ := h.find("certificate reload panicked; the current certificates stay in use")
+	var val string
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "panic" {
+			val = a.Value.String()
+		}
+		return true
+	})
+	if r.Level != slog.LevelError || val != "boom" {
+		t.Errorf("logged at %v with panic %q, want ERROR with \"boom\"", r.Level, val)
+	}
+
+	// The watcher survived: the next rotation is served.
+	ca.issue(t, dir, "srv", false, "three.example.com")
+	wait("the next rotation", func() bool {
+		return served() == "three.example.com" && h.count("certificates reloaded") == 2
+	})
+	sc, _ := certs.Config()
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	if got, err := handshake(t, sc, &tls.Config{ServerName: "three.example.com", RootCAs: roots}); err != nil || got.Subject.CommonName != "three.example.com" {
+		t.Fatalf("after the recovered panic got %v, %v", got, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -83,6 +84,8 @@ var ErrNotPublished = errors.New("no config published under the prefix")
 
 // Etcd reads, watches and publishes configs under one prefix.
 type Etcd struct {
+	// Log receives watch panics (default slog.Default()).
+	Log    *slog.Logger
 	cfg    EtcdConfig
 	client *clientv3.Client
 }
@@ -173,6 +176,15 @@ func (e *Etcd) Watch(ctx context.Context, from int64, format string) <-chan Revi
 	go func() {
 		defer close(out)
 		defer cancel()
+		defer func() {
+			if p := recover(); p != nil {
+				log := e.Log
+				if log == nil {
+					log = slog.Default()
+				}
+				log.Error("etcd watch panicked; the channel is closed so the caller reads and watches again", "panic", fmt.Sprint(p))
+			}
+		}()
 		for resp := range wch {
 			if resp.Err() != nil || resp.Canceled {
 				return

@@ -38,13 +38,6 @@ type gw struct {
 	ordersFailedSeen int    // 5xx answers the client saw
 }
 
-func upstream(t *testing.T, h http.HandlerFunc) string {
-	t.Helper()
-	s := httptest.NewServer(h)
-	t.Cleanup(s.Close)
-	return s.Listener.Addr().String()
-}
-
 // start runs the gateway on free ports of 127.0.0.1 and sends it traffic:
 // 20 requests to route users, 12 to orders (whose second target fails with
 // 503 until passive health checking ejects it) and 2 to the xss route.
@@ -56,9 +49,9 @@ func start(t *testing.T, adminExtra ...string) *gw {
 		io.WriteString(w, "ok\n")
 	}
 	g := &gw{
-		users:      upstream(t, ok),
-		ordersOK:   upstream(t, ok),
-		ordersFail: upstream(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusServiceUnavailable) }),
+		users:      gwtest.Upstream(t, http.HandlerFunc(ok)),
+		ordersOK:   gwtest.Upstream(t, http.HandlerFunc(ok)),
+		ordersFail: gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusServiceUnavailable) })),
 		usersN:     20,
 		ordersN:    12,
 	}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // TestAbortedResponseIsLoggedAndReset: an upstream that breaks off in the
@@ -43,7 +45,7 @@ routes:
 observability:
   access_log: {path: %q}
 `, ln.Addr().String(), path))
-	req := newRequest(t, http.MethodGet, g.url+"/", nil)
+	req := newRequest(t, http.MethodGet, g.URL+"/", nil)
 	req.Header.Set("X-Request-ID", "aborted-1")
 	resp, err := newClient(t).Do(req)
 	if err == nil {
@@ -54,7 +56,7 @@ observability:
 		t.Fatal("client read a complete response from a truncated upstream body")
 	}
 	var line map[string]any
-	waitFor(t, 5*time.Second, "the access log line", func() bool {
+	gwtest.WaitFor(t, 5*time.Second, "the access log line", func() bool {
 		b, _ := os.ReadFile(path)
 		for _, m := range jsonLines(t, b) {
 			if m["request_id"] == "aborted-1" {

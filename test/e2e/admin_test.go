@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // TestAdminAPI checks the admin endpoints against what the config has.
@@ -34,26 +36,26 @@ routes:
 	c := newClient(t)
 	// Traffic first, so that the metrics have series for the route.
 	for range 3 {
-		if resp, _ := get(t, c, g.url+"/users/1"); resp.StatusCode != 200 {
+		if resp, _ := get(t, c, g.URL+"/users/1"); resp.StatusCode != 200 {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
 	}
-	get(t, c, g.url+"/missing")
+	get(t, c, g.URL+"/missing")
 
 	t.Run("healthz", func(t *testing.T) {
-		resp, body := get(t, c, g.admin+"/healthz")
+		resp, body := get(t, c, g.Admin+"/healthz")
 		if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "ok" {
 			t.Errorf("got %d %q", resp.StatusCode, body)
 		}
 	})
 	t.Run("readyz", func(t *testing.T) {
-		resp, body := get(t, c, g.admin+"/readyz")
+		resp, body := get(t, c, g.Admin+"/readyz")
 		if resp.StatusCode != 200 {
 			t.Errorf("got %d %q", resp.StatusCode, body)
 		}
 	})
 	t.Run("metrics", func(t *testing.T) {
-		resp, body := get(t, c, g.admin+"/metrics")
+		resp, body := get(t, c, g.Admin+"/metrics")
 		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
 			t.Fatalf("got %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
@@ -72,7 +74,7 @@ routes:
 		}
 	})
 	t.Run("config", func(t *testing.T) {
-		resp, body := get(t, c, g.admin+"/api/v1/config")
+		resp, body := get(t, c, g.Admin+"/api/v1/config")
 		var v struct {
 			Version string         `json:"version"`
 			Config  map[string]any `json:"config"`
@@ -85,7 +87,7 @@ routes:
 		}
 	})
 	t.Run("routes", func(t *testing.T) {
-		_, body := get(t, c, g.admin+"/api/v1/routes")
+		_, body := get(t, c, g.Admin+"/api/v1/routes")
 		var v struct {
 			Routes []struct {
 				Name        string `json:"name"`
@@ -113,7 +115,7 @@ routes:
 		}
 	})
 	t.Run("upstreams", func(t *testing.T) {
-		_, body := get(t, c, g.admin+"/api/v1/upstreams")
+		_, body := get(t, c, g.Admin+"/api/v1/upstreams")
 		var v struct {
 			Upstreams []struct {
 				Name     string `json:"name"`
@@ -159,14 +161,14 @@ observability:
   access_log: {path: %q}
 `, up, path))
 	c := newClient(t)
-	req := newRequest(t, http.MethodGet, g.url+"/some/path?x=1", nil)
+	req := newRequest(t, http.MethodGet, g.URL+"/some/path?x=1", nil)
 	req.Header.Set("X-Request-ID", "access-log-test-1")
 	resp, body := do(t, c, req)
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	var line map[string]any
-	waitFor(t, 5*time.Second, "the access log line", func() bool {
+	gwtest.WaitFor(t, 5*time.Second, "the access log line", func() bool {
 		b, _ := os.ReadFile(path)
 		for _, m := range jsonLines(t, b) {
 			if m["request_id"] == "access-log-test-1" {

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // runBin runs the binary to completion (bounded) and returns its exit code
@@ -115,80 +117,12 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-// proc is a rampart process started by a test.
-type proc struct {
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	exited chan struct{}
-	err    error // set when exited is closed
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startProc starts the binary; stdout, if not nil, receives its standard
-// output. The process is killed at the end of the test if still running.
-func startProc(t *testing.T, stdout io.Writer, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(rampartBin, args...), stderr: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd.Stdout = stdout
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
-		if t.Failed() {
-			t.Logf("rampart stderr:\n%s", p.stderr.String())
-		}
-	})
-	return p
-}
-
-// waitExit waits up to d for the process to exit and returns its exit code.
-func (p *proc) waitExit(t *testing.T, d time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.exited:
-	case <-time.After(d):
-		t.Fatalf("rampart did not exit within %s", d)
-	}
-	var ee *exec.ExitError
-	if errors.As(p.err, &ee) {
-		return ee.ExitCode()
-	}
-	if p.err != nil {
-		t.Fatalf("wait: %v", p.err)
-	}
-	return 0
-}
-
 // TestGracefulShutdown runs the binary, sends SIGTERM while a slow request
 // is in flight and checks the drain: readyz turns 503, new connections are
 // refused, the in-flight request completes, and the process exits 0.
 func TestGracefulShutdown(t *testing.T) {
 	arrived := make(chan struct{}, 1)
-	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			arrived <- struct{}{}
 			select {
@@ -199,7 +133,7 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 		io.WriteString(w, "done "+r.URL.Path)
 	}))
-	gwAddr, adminAddr := freePort(t), freePort(t)
+	gwAddr, adminAddr := gwtest.FreeAddr(t), gwtest.FreeAddr(t)
 	cfgPath := filepath.Join(t.TempDir(), "rampart.yaml")
 	const drain = 5 * time.Second
 	cfg := fmt.Sprintf(`listeners:
@@ -214,7 +148,7 @@ routes:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := startProc(t, nil, "run", "-c", cfgPath)
+	p := gwtest.StartProc(t, rampartBin, nil, "run", "-c", cfgPath)
 	c := newClient(t)
 	admin := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 2 * time.Second}
 	readyz := func() (int, error) {
@@ -225,10 +159,10 @@ routes:
 		resp.Body.Close()
 		return resp.StatusCode, nil
 	}
-	waitFor(t, 10*time.Second, "readyz 200", func() bool {
+	gwtest.WaitFor(t, 10*time.Second, "readyz 200", func() bool {
 		select {
-		case <-p.exited:
-			t.Fatalf("rampart exited early: %v\n%s", p.err, p.stderr.String())
+		case <-p.Exited:
+			t.Fatalf("rampart exited early: %v\n%s", p.Err, p.Stderr())
 		default:
 		}
 		code, _ := readyz()
@@ -263,9 +197,7 @@ routes:
 		t.Fatal("slow request never reached the upstream")
 	}
 	sent := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(t, syscall.SIGTERM)
 
 	// While the request is in flight: readyz must turn 503 and new
 	// connections must be refused.
@@ -304,7 +236,7 @@ routes:
 	if !sawRefused {
 		t.Errorf("new connections were not refused while draining")
 	}
-	if code := p.waitExit(t, drain+3*time.Second); code != 0 {
+	if code := p.WaitExit(t, drain+3*time.Second); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
 	if took := time.Since(sent); took > drain+time.Second {
@@ -345,7 +277,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 // TestDemo runs `rampart demo` on free ports and checks that it answers.
 func TestDemo(t *testing.T) {
 	lw := &lineWriter{lines: make(chan string, 256)}
-	p := startProc(t, lw, "demo", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+	p := gwtest.StartProc(t, rampartBin, lw, "demo", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
 	var gwURL, adminURL string
 	addrRE := regexp.MustCompile(`^\s*(gateway|admin)\s+(http://127\.0\.0\.1:[0-9]+)\s*$`)
 	timeout := time.After(15 * time.Second)
@@ -359,8 +291,8 @@ func TestDemo(t *testing.T) {
 					adminURL = m[2]
 				}
 			}
-		case <-p.exited:
-			t.Fatalf("demo exited: %v\n%s", p.err, p.stderr.String())
+		case <-p.Exited:
+			t.Fatalf("demo exited: %v\n%s", p.Err, p.Stderr())
 		case <-timeout:
 			t.Fatal("demo did not print its addresses within 15s")
 		}
@@ -391,10 +323,8 @@ func TestDemo(t *testing.T) {
 		}
 	})
 	c.Transport.(*http.Transport).CloseIdleConnections()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.waitExit(t, 10*time.Second); code != 0 {
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.WaitExit(t, 10*time.Second); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
 }

@@ -14,24 +14,26 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // TestErrors checks every gateway-made error status and its JSON body.
 func TestErrors(t *testing.T) {
 	var hits atomic.Int64
-	counted := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	counted := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		io.Copy(io.Discard, r.Body)
 		w.Write([]byte("ok"))
 	}))
-	slow := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	slow := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 		case <-time.After(5 * time.Second):
 		}
 		w.Write([]byte("late"))
 	}))
-	closed := freePort(t) // nothing listens here
+	closed := gwtest.FreeAddr(t) // nothing listens here
 	g := startGateway(t, listenerYAML("{max_body_bytes: 1024, max_header_bytes: 4096}")+fmt.Sprintf(`
 upstreams:
   counted: {targets: [{address: %q}]}
@@ -45,11 +47,11 @@ routes:
 	c := newClient(t)
 
 	t.Run("404 route_not_found", func(t *testing.T) {
-		resp, body := get(t, c, g.url+"/nothing/here")
+		resp, body := get(t, c, g.URL+"/nothing/here")
 		checkError(t, resp, body, http.StatusNotFound, "route_not_found")
 	})
 	t.Run("404 keeps a sane client request id", func(t *testing.T) {
-		req := newRequest(t, http.MethodGet, g.url+"/nothing", nil)
+		req := newRequest(t, http.MethodGet, g.URL+"/nothing", nil)
 		req.Header.Set("X-Request-ID", "client-id-1")
 		resp, body := do(t, c, req)
 		checkError(t, resp, body, http.StatusNotFound, "route_not_found")
@@ -64,7 +66,7 @@ routes:
 			go func() {
 				defer wg.Done()
 				for range 20 {
-					resp, err := c.Get(g.url + "/nothing")
+					resp, err := c.Get(g.URL + "/nothing")
 					if err != nil {
 						t.Error(err)
 						return
@@ -80,12 +82,12 @@ routes:
 		wg.Wait()
 	})
 	t.Run("502 upstream_unreachable", func(t *testing.T) {
-		resp, body := get(t, c, g.url+"/closed")
+		resp, body := get(t, c, g.URL+"/closed")
 		checkError(t, resp, body, http.StatusBadGateway, "upstream_unreachable")
 	})
 	t.Run("504 upstream_timeout", func(t *testing.T) {
 		start := time.Now()
-		resp, body := get(t, c, g.url+"/slow")
+		resp, body := get(t, c, g.URL+"/slow")
 		took := time.Since(start)
 		checkError(t, resp, body, http.StatusGatewayTimeout, "upstream_timeout")
 		if took < 250*time.Millisecond || took > 3*time.Second {
@@ -94,7 +96,7 @@ routes:
 	})
 	t.Run("413 declared content-length", func(t *testing.T) {
 		before := hits.Load()
-		req := newRequest(t, http.MethodPost, g.url+"/counted", bytes.NewReader(make([]byte, 4096)))
+		req := newRequest(t, http.MethodPost, g.URL+"/counted", bytes.NewReader(make([]byte, 4096)))
 		resp, body := do(t, c, req)
 		checkError(t, resp, body, http.StatusRequestEntityTooLarge, "body_too_large")
 		if n := hits.Load() - before; n != 0 {
@@ -103,7 +105,7 @@ routes:
 	})
 	t.Run("413 chunked body over the limit", func(t *testing.T) {
 		// io.MultiReader hides the length, so the client sends chunks.
-		req := newRequest(t, http.MethodPost, g.url+"/counted", io.MultiReader(bytes.NewReader(make([]byte, 8192))))
+		req := newRequest(t, http.MethodPost, g.URL+"/counted", io.MultiReader(bytes.NewReader(make([]byte, 8192))))
 		resp, body := do(t, c, req)
 		if resp.StatusCode != http.StatusRequestEntityTooLarge {
 			t.Fatalf("status %d, want 413; body %s", resp.StatusCode, body)
@@ -111,14 +113,14 @@ routes:
 		checkError(t, resp, body, http.StatusRequestEntityTooLarge, "body_too_large")
 	})
 	t.Run("body at the limit passes", func(t *testing.T) {
-		resp, body := do(t, c, newRequest(t, http.MethodPost, g.url+"/counted", bytes.NewReader(make([]byte, 1024))))
+		resp, body := do(t, c, newRequest(t, http.MethodPost, g.URL+"/counted", bytes.NewReader(make([]byte, 1024))))
 		if resp.StatusCode != 200 || string(body) != "ok" {
 			t.Errorf("got %d %q, want 200 ok", resp.StatusCode, body)
 		}
 	})
 	t.Run("431 headers_too_large", func(t *testing.T) {
 		before := hits.Load()
-		req := newRequest(t, http.MethodGet, g.url+"/counted", nil)
+		req := newRequest(t, http.MethodGet, g.URL+"/counted", nil)
 		req.Header.Set("X-Big", strings.Repeat("x", 5000))
 		resp, body := do(t, c, req)
 		checkError(t, resp, body, http.StatusRequestHeaderFieldsTooLarge, "headers_too_large")
@@ -128,7 +130,7 @@ routes:
 	})
 	t.Run("431 grossly oversized head", func(t *testing.T) {
 		// Cut off by the HTTP server before the handler: status only.
-		raw := rawExchange(t, g.addr, "GET /counted HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("x", 64<<10)+"\r\n\r\n")
+		raw := rawExchange(t, g.Addr, "GET /counted HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("x", 64<<10)+"\r\n\r\n")
 		if got := statusOf(t, raw); got != http.StatusRequestHeaderFieldsTooLarge {
 			t.Errorf("status %d, want 431; response %.200q", got, raw)
 		}
@@ -142,7 +144,7 @@ routes:
 		{"400 bad content-length", "POST /counted HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			raw := rawExchange(t, g.addr, tc.req)
+			raw := rawExchange(t, g.Addr, tc.req)
 			if got := statusOf(t, raw); got != http.StatusBadRequest {
 				t.Errorf("status %d, want 400; response %.200q", got, raw)
 			}
@@ -182,7 +184,7 @@ routes:
 	}
 	var conns []conn
 	for range 2 {
-		c, err := net.DialTimeout("tcp", g.addr, 5*time.Second)
+		c, err := net.DialTimeout("tcp", g.Addr, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +196,7 @@ routes:
 
 	// The kernel completes the handshake and the gateway resets the
 	// connection; the reset may even arrive before the dial returns.
-	third, err := net.DialTimeout("tcp", g.addr, 5*time.Second)
+	third, err := net.DialTimeout("tcp", g.Addr, 5*time.Second)
 	switch {
 	case errors.Is(err, syscall.ECONNRESET):
 	case err != nil:
@@ -223,7 +225,7 @@ routes:
 		// connections until one is admitted.
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			c, err := net.DialTimeout("tcp", g.addr, time.Second)
+			c, err := net.DialTimeout("tcp", g.Addr, time.Second)
 			if err == nil {
 				c.SetDeadline(time.Now().Add(2 * time.Second))
 				io.WriteString(c, "GET /x HTTP/1.1\r\nHost: gw.test\r\n\r\n")

@@ -9,22 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rampart-gw/rampart/internal/app"
 	"github.com/rampart-gw/rampart/test/gwtest"
 )
-
-// gw is a gateway running in-process on free ports.
-type gw struct {
-	app   *app.App
-	addr  string // host:port of the "public" listener
-	url   string // http://addr
-	admin string // http://admin-addr
-}
 
 // listenerYAML is the head of every in-process test config: one listener
 // and the admin API on free ports. limits is a YAML flow map such as
@@ -39,33 +29,18 @@ func listenerYAML(limits string) string {
 
 // startGateway runs the config document y in-process (see gwtest). The
 // gateway is drained and stopped when the test ends.
-func startGateway(t *testing.T, y string) *gw {
+func startGateway(t *testing.T, y string) *gwtest.Gateway {
 	t.Helper()
 	if !strings.Contains(y, "\nobservability:") {
 		// The default access log is stdout, which would drown test output.
 		y += "observability:\n  access_log: {path: \"off\"}\n"
 	}
-	g := gwtest.Start(t, y)
-	return &gw{app: g.App, addr: g.Addr, url: g.URL, admin: g.Admin}
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	gwtest.WaitFor(t, d, what, cond)
+	return gwtest.Start(t, y)
 }
 
 // newClient returns an HTTP/1.1 client that never uses a proxy from the
 // environment and does not follow redirects.
 func newClient(t *testing.T) *http.Client { return gwtest.Client(t, 20*time.Second) }
-
-// upstream starts an HTTP/1.1 server on 127.0.0.1 and returns its address.
-func upstream(t *testing.T, h http.Handler) string {
-	t.Helper()
-	s := httptest.NewServer(h)
-	t.Cleanup(s.Close)
-	return s.Listener.Addr().String()
-}
 
 // seen is what the echo upstream reports about the request it received.
 type seen struct {
@@ -98,7 +73,7 @@ func echoHandler(name string) http.Handler {
 
 // echoUpstream starts an echo upstream and returns its address.
 func echoUpstream(t *testing.T, name string) string {
-	return upstream(t, echoHandler(name))
+	return gwtest.Upstream(t, echoHandler(name))
 }
 
 // do sends req and returns the response with its body read.
@@ -207,19 +182,6 @@ func statusOf(t *testing.T, raw string) int {
 		t.Fatalf("no status line in %q", raw)
 	}
 	return code
-}
-
-// freePort returns a 127.0.0.1 address that was free a moment ago (for the
-// binary, which must be given its ports up front).
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 func sha(b []byte) string {

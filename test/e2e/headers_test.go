@@ -79,7 +79,7 @@ routes:
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, body := rawRequest(t, g.addr, "GET /h HTTP/1.1\r\nHost: gw.test\r\n"+tc.headers+"\r\n")
+			resp, body := rawRequest(t, g.Addr, "GET /h HTTP/1.1\r\nHost: gw.test\r\n"+tc.headers+"\r\n")
 			s := decodeSeen(t, resp, body)
 			for _, k := range tc.gone {
 				if v, ok := s.Header[k]; ok {
@@ -156,7 +156,7 @@ upstreams:
 routes:
   - {name: all, match: {path: {prefix: /}}, upstream: raw}
 `, up))
-			resp, body := rawRequest(t, g.addr, "GET / HTTP/1.1\r\nHost: gw.test\r\n\r\n")
+			resp, body := rawRequest(t, g.Addr, "GET / HTTP/1.1\r\nHost: gw.test\r\n\r\n")
 			if resp.StatusCode != 200 || string(body) != "ok" {
 				t.Fatalf("got %d %q, want 200 ok", resp.StatusCode, body)
 			}
@@ -196,7 +196,7 @@ routes:
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req := newRequest(t, http.MethodGet, g.url+"/f", nil)
+			req := newRequest(t, http.MethodGet, g.URL+"/f", nil)
 			req.Host = tc.host
 			for _, p := range tc.prior {
 				req.Header.Add("X-Forwarded-For", p)
@@ -242,7 +242,7 @@ routes:
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req := newRequest(t, http.MethodGet, g.url+"/rid", nil)
+			req := newRequest(t, http.MethodGet, g.URL+"/rid", nil)
 			if tc.sent != "" {
 				req.Header.Set("X-Request-ID", tc.sent)
 			}
@@ -266,7 +266,7 @@ routes:
 	t.Run("generated IDs are unique", func(t *testing.T) {
 		ids := map[string]bool{}
 		for range 50 {
-			resp, _ := get(t, c, g.url+"/rid")
+			resp, _ := get(t, c, g.URL+"/rid")
 			ids[resp.Header.Get("X-Request-ID")] = true
 		}
 		if len(ids) != 50 {
@@ -307,7 +307,7 @@ routes:
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req := newRequest(t, http.MethodGet, g.url+"/t", nil)
+			req := newRequest(t, http.MethodGet, g.URL+"/t", nil)
 			if tc.traceparent != "" {
 				req.Header.Set("Traceparent", tc.traceparent)
 			}

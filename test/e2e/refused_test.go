@@ -15,11 +15,11 @@ upstreams:
 routes:
   - {name: all, match: {path: {prefix: /}}, upstream: echo}
 `, echoUpstream(t, "echo")))
-	raw := rawExchange(t, g.addr, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+	raw := rawExchange(t, g.Addr, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
 	if got := statusOf(t, raw); got != 400 {
 		t.Fatalf("status %d, want 400", got)
 	}
-	_, body := get(t, newClient(t), g.admin+"/metrics")
+	_, body := get(t, newClient(t), g.Admin+"/metrics")
 	want := `rampart_http_refused_total{code="400",listener="public",reason="bad_request"} 1`
 	if !strings.Contains(string(body), want) {
 		var lines []string

@@ -103,7 +103,7 @@ routes:
 			if method == "" {
 				method = http.MethodGet
 			}
-			req := newRequest(t, method, g.url+tc.path, nil)
+			req := newRequest(t, method, g.URL+tc.path, nil)
 			if tc.host != "" {
 				req.Host = tc.host
 			}
@@ -165,7 +165,7 @@ routes:
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := doSeen(t, c, newRequest(t, http.MethodGet, g.url+tc.path, nil))
+			s := doSeen(t, c, newRequest(t, http.MethodGet, g.URL+tc.path, nil))
 			if s.RequestURI != tc.want {
 				t.Errorf("upstream saw %q, want %q", s.RequestURI, tc.want)
 			}
@@ -197,7 +197,7 @@ routes:
 		go func() {
 			defer wg.Done()
 			for range work {
-				resp, err := c.Get(g.url + "/x")
+				resp, err := c.Get(g.URL + "/x")
 				if err != nil {
 					t.Error(err)
 					continue
@@ -242,7 +242,7 @@ routes:
 	const cycles = 25
 	var seq []string
 	for range cycles * 4 {
-		resp, _ := get(t, c, g.url+"/")
+		resp, _ := get(t, c, g.URL+"/")
 		seq = append(seq, resp.Header.Get("X-Upstream"))
 	}
 	for i := 0; i < len(seq); i += 4 {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // release is a signal a test gives an upstream handler; it is also given
@@ -93,7 +95,7 @@ func TestStreamedBody(t *testing.T) {
 
 func streamCase(t *testing.T, c *http.Client, path, ctype, first, second string) {
 	rel := newRelease(t)
-	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", ctype)
 		io.WriteString(w, first)
 		http.NewResponseController(w).Flush()
@@ -110,7 +112,7 @@ upstreams:
 routes:
   - {name: all, match: {path: {prefix: /}}, upstream: up}
 `, up))
-	resp, err := c.Get(g.url + path)
+	resp, err := c.Get(g.URL + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +138,7 @@ routes:
 // TestWebSocket checks a WebSocket echo through the gateway.
 func TestWebSocket(t *testing.T) {
 	closed := make(chan websocket.StatusCode, 1)
-	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return
@@ -165,7 +167,7 @@ routes:
 `, up))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, resp, err := websocket.Dial(ctx, "ws://"+g.addr+"/ws", &websocket.DialOptions{HTTPClient: newClient(t)})
+	c, resp, err := websocket.Dial(ctx, "ws://"+g.Addr+"/ws", &websocket.DialOptions{HTTPClient: newClient(t)})
 	if err != nil {
 		t.Fatalf("dial through gateway: %v", err)
 	}
@@ -281,7 +283,7 @@ routes:
 	}
 	for _, tc := range tests {
 		t.Run(tc.name+" to http/1.1 upstream", func(t *testing.T) {
-			resp, body := get(t, tc.client, g.url+"/plain")
+			resp, body := get(t, tc.client, g.URL+"/plain")
 			if resp.ProtoMajor != tc.proto {
 				t.Errorf("client got %s, want HTTP/%d", resp.Proto, tc.proto)
 			}
@@ -290,7 +292,7 @@ routes:
 			}
 		})
 		t.Run(tc.name+" to h2c upstream with trailers", func(t *testing.T) {
-			req := newRequest(t, http.MethodPost, g.url+"/pkg.Service/Call", strings.NewReader("ping"))
+			req := newRequest(t, http.MethodPost, g.URL+"/pkg.Service/Call", strings.NewReader("ping"))
 			req.Header.Set("Content-Type", "application/grpc")
 			req.Header.Set("TE", "trailers")
 			resp, body := do(t, tc.client, req)
@@ -318,7 +320,7 @@ routes:
 // TestTrailersHTTP1 checks request and response trailers over HTTP/1.1
 // chunked encoding.
 func TestTrailersHTTP1(t *testing.T) {
-	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("Trailer", "X-Resp-Sum")
 		w.Header().Set("X-Got-Req-Trailer", r.Trailer.Get("X-Req-Sum"))
@@ -335,7 +337,7 @@ routes:
 	payload := []byte(strings.Repeat("trailer test ", 100))
 	// A reader without a known length makes the client send chunks, and
 	// trailers need chunks.
-	req := newRequest(t, http.MethodPost, g.url+"/t", io.MultiReader(bytes.NewReader(payload)))
+	req := newRequest(t, http.MethodPost, g.URL+"/t", io.MultiReader(bytes.NewReader(payload)))
 	req.Trailer = http.Header{"X-Req-Sum": {sha(payload)}}
 	resp, body := do(t, newClient(t), req)
 	if resp.StatusCode != 200 || !bytes.Equal(body, payload) {
@@ -354,7 +356,7 @@ func TestLargeBodies(t *testing.T) {
 	const size = 10 << 20
 	download := make([]byte, size)
 	rand.Read(download)
-	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/echo":
 			// Read all, then answer: the gateway must not need full duplex.
@@ -401,7 +403,7 @@ routes:
 			if tc.body != nil {
 				body = tc.body()
 			}
-			resp, got := do(t, c, newRequest(t, tc.method, g.url+tc.path, body))
+			resp, got := do(t, c, newRequest(t, tc.method, g.URL+tc.path, body))
 			if resp.StatusCode != 200 {
 				t.Fatalf("status %d: %.200s", resp.StatusCode, got)
 			}

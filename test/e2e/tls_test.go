@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // pki issues test certificates signed by one CA.
@@ -71,7 +73,7 @@ func (p *pki) issue(name string, client bool, dns ...string) (string, string) {
 	return cp, kp
 }
 
-func tlsGateway(t *testing.T, p *pki, clientAuth string) *gw {
+func tlsGateway(t *testing.T, p *pki, clientAuth string) *gwtest.Gateway {
 	t.Helper()
 	apiC, apiK := p.issue("api", false, "api.example.com")
 	wC, wK := p.issue("wild", false, "*.example.org")
@@ -109,7 +111,7 @@ func tlsClient(t *testing.T, p *pki, sni string, h2 bool, certs ...tls.Certifica
 func TestTLSTermination(t *testing.T) {
 	p := newPKI(t)
 	g := tlsGateway(t, p, "")
-	url := "https://" + g.addr + "/hello"
+	url := "https://" + g.Addr + "/hello"
 	tests := []struct {
 		name      string
 		sni       string
@@ -153,7 +155,7 @@ func TestTLSTermination(t *testing.T) {
 func TestTLSGuard(t *testing.T) {
 	p := newPKI(t)
 	g := tlsGateway(t, p, "")
-	conn, err := tls.Dial("tcp", g.addr, &tls.Config{RootCAs: p.pool, ServerName: "api.example.com", NextProtos: []string{"http/1.1"}})
+	conn, err := tls.Dial("tcp", g.Addr, &tls.Config{RootCAs: p.pool, ServerName: "api.example.com", NextProtos: []string{"http/1.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +185,7 @@ func TestMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := "https://" + g.addr + "/"
+	url := "https://" + g.Addr + "/"
 	if resp, err := tlsClient(t, p, "api.example.com", false).Get(url); err == nil {
 		resp.Body.Close()
 		t.Fatalf("request without a client certificate got %d", resp.StatusCode)
@@ -204,7 +206,7 @@ func TestCertificateRotation(t *testing.T) {
 	p := newPKI(t)
 	g := tlsGateway(t, p, "")
 	old := tlsClient(t, p, "api.example.com", false)
-	resp, err := old.Get("https://" + g.addr + "/")
+	resp, err := old.Get("https://" + g.Addr + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,14 +215,14 @@ func TestCertificateRotation(t *testing.T) {
 	serial := resp.TLS.PeerCertificates[0].SerialNumber
 
 	p.issue("api", false, "api.example.com") // same files, new certificate
-	if err := g.app.Reload(); err == nil {
+	if err := g.App.Reload(); err == nil {
 		t.Log("reload without a config file applied") // in-process config: only certificates change
 	}
 	// The reload above may be refused (no config file); the file poll
 	// picks the change up within its interval either way.
-	waitFor(t, 15*time.Second, "new certificate served", func() bool {
+	gwtest.WaitFor(t, 15*time.Second, "new certificate served", func() bool {
 		c := tlsClient(t, p, "api.example.com", false)
-		r, err := c.Get("https://" + g.addr + "/")
+		r, err := c.Get("https://" + g.Addr + "/")
 		if err != nil {
 			return false
 		}
@@ -229,7 +231,7 @@ func TestCertificateRotation(t *testing.T) {
 		return r.TLS.PeerCertificates[0].SerialNumber.Cmp(serial) != 0
 	})
 	// The connection opened before the rotation still serves requests.
-	resp, err = old.Get("https://" + g.addr + "/again")
+	resp, err = old.Get("https://" + g.Addr + "/again")
 	if err != nil {
 		t.Fatalf("old connection broke: %v", err)
 	}

@@ -2,20 +2,26 @@
 // a config document (written to a file, so Reload and file watching work as
 // in production), on whatever addresses the document names (use
 // "127.0.0.1:0" for free ports), stopped and drained when the test ends.
-// Every test package under test/ starts its gateways through it.
+// Every test package under test/ starts its gateways through it. For tests
+// of the real binary, MainWithBinary builds it and StartProc runs it.
 package gwtest
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -150,9 +156,50 @@ func Client(t testing.TB, timeout time.Duration) *http.Client {
 	}
 }
 
-// BuildBinary builds cmd/rampart into dir and returns its path; for
-// TestMain functions of packages that run the real binary.
-func BuildBinary(dir string) (string, error) {
+// Upstream starts an HTTP/1.1 server for h on 127.0.0.1, closed when the
+// test ends, and returns its address.
+func Upstream(t testing.TB, h http.Handler) string {
+	t.Helper()
+	s := httptest.NewServer(h)
+	t.Cleanup(s.Close)
+	return s.Listener.Addr().String()
+}
+
+// FreeAddr returns a 127.0.0.1 address that was free a moment ago, for
+// processes that must be given their ports up front.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// MainWithBinary builds cmd/rampart into a temporary directory, stores its
+// path in *bin, runs the package's tests and exits; call it from TestMain
+// in packages that run the real binary (see StartProc).
+func MainWithBinary(m *testing.M, bin *string) {
+	os.Exit(mainWithBinary(m, bin))
+}
+
+func mainWithBinary(m *testing.M, bin *string) int {
+	dir, err := os.MkdirTemp("", "rampart-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gwtest: create temp dir:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *bin, err = buildBinary(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "gwtest:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// buildBinary builds cmd/rampart into dir and returns its path.
+func buildBinary(dir string) (string, error) {
 	bin := filepath.Join(dir, "rampart")
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(goBin); err != nil {
@@ -165,4 +212,95 @@ func BuildBinary(dir string) (string, error) {
 		return "", fmt.Errorf("build rampart: %v\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// Proc is the gateway binary running as a child process.
+type Proc struct {
+	Cmd *exec.Cmd
+	// Exited is closed when the process has exited; Err is then what
+	// Cmd.Wait returned.
+	Exited <-chan struct{}
+	Err    error
+	stderr syncBuffer
+}
+
+// StartProc starts bin with args. stdout, if not nil, receives its standard
+// output; its standard error is kept (see Stderr) and logged if the test
+// fails. A process still running when the test ends gets SIGTERM, and
+// SIGKILL 10s later.
+func StartProc(t testing.TB, bin string, stdout io.Writer, args ...string) *Proc {
+	t.Helper()
+	exited := make(chan struct{})
+	p := &Proc{Cmd: exec.Command(bin, args...), Exited: exited}
+	p.Cmd.Stdout = stdout
+	p.Cmd.Stderr = &p.stderr
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.Err = p.Cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.Exited:
+		default:
+			p.Cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.Exited:
+			case <-time.After(10 * time.Second):
+				p.Cmd.Process.Kill()
+				<-p.Exited
+			}
+		}
+		if t.Failed() {
+			t.Logf("rampart stderr:\n%s", p.Stderr())
+		}
+	})
+	return p
+}
+
+// Stderr returns what the process has written to its standard error (the
+// log) so far.
+func (p *Proc) Stderr() string { return p.stderr.String() }
+
+// Signal sends sig to the process, failing the test if it cannot.
+func (p *Proc) Signal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	if err := p.Cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WaitExit waits up to d for the process to exit and returns its exit code.
+func (p *Proc) WaitExit(t testing.TB, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.Exited:
+	case <-time.After(d):
+		t.Fatalf("rampart did not exit within %s", d)
+	}
+	var ee *exec.ExitError
+	if errors.As(p.Err, &ee) {
+		return ee.ExitCode()
+	}
+	if p.Err != nil {
+		t.Fatalf("wait: %v", p.Err)
+	}
+	return 0
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -5,25 +5,17 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/rampart-gw/rampart/internal/app"
 	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // gw is a gateway running in-process on free ports, from a config file so
 // that tests can change it and reload.
-type gw struct {
-	gt    *gwtest.Gateway
-	app   *app.App
-	file  string
-	url   string
-	admin string
-}
+type gw struct{ *gwtest.Gateway }
 
 const head = gwtest.Head
 
@@ -31,14 +23,13 @@ const head = gwtest.Head
 // gwtest). It is drained and stopped when the test ends.
 func startGateway(t *testing.T, body string) *gw {
 	t.Helper()
-	g := gwtest.Start(t, head+body)
-	return &gw{gt: g, app: g.App, file: g.Path, url: g.URL, admin: g.Admin}
+	return &gw{gwtest.Start(t, head+body)}
 }
 
 // reload rewrites the config file with head+body and reloads it.
 func (g *gw) reload(t *testing.T, body string) {
 	t.Helper()
-	g.gt.Reload(t, head+body)
+	g.Reload(t, head+body)
 }
 
 // upstream is an echo server on 127.0.0.1 that counts its requests and
@@ -50,15 +41,13 @@ type upstream struct {
 
 func newUpstream(t *testing.T) *upstream {
 	u := &upstream{}
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	u.addr = gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.calls.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Server", "echo/1.0")
 		w.Header().Set("X-Upstream", "echo")
 		json.NewEncoder(w).Encode(map[string]any{"header": r.Header, "query": r.URL.RawQuery, "host": r.Host})
 	}))
-	t.Cleanup(s.Close)
-	u.addr = s.Listener.Addr().String()
 	return u
 }
 
@@ -69,11 +58,7 @@ type seen struct {
 	Host   string      `json:"host"`
 }
 
-func newClient(t *testing.T) *http.Client {
-	tr := &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 64}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
-}
+func newClient(t *testing.T) *http.Client { return gwtest.Client(t, 20*time.Second) }
 
 // send makes a request with the given headers ("Name: value" pairs).
 func send(t *testing.T, c *http.Client, method, url string, headers ...string) (*http.Response, []byte) {
@@ -138,7 +123,7 @@ func checkError(t *testing.T, resp *http.Response, b []byte, status int, code st
 // prefix (name and labels), or "" when absent.
 func metric(t *testing.T, g *gw, prefix string) string {
 	t.Helper()
-	resp, b := send(t, newClient(t), "GET", g.admin+"/metrics")
+	resp, b := send(t, newClient(t), "GET", g.Admin+"/metrics")
 	if resp.StatusCode != 200 {
 		t.Fatalf("metrics: %d", resp.StatusCode)
 	}
@@ -148,12 +133,6 @@ func metric(t *testing.T, g *gw, prefix string) string {
 		}
 	}
 	return ""
-}
-
-func newHTTPServer(t *testing.T, h http.Handler) string {
-	s := httptest.NewServer(h)
-	t.Cleanup(s.Close)
-	return s.Listener.Addr().String()
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

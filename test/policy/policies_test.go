@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/app"
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 func TestHeaders(t *testing.T) {
@@ -30,7 +31,7 @@ policies:
     response: {set: {Strict-Transport-Security: max-age=31536000}, remove: [Server]}
 `, up.addr))
 	c := newClient(t)
-	resp, b := send(t, c, "GET", g.url+"/x", "X-Env: dev", "X-Debug: 1")
+	resp, b := send(t, c, "GET", g.URL+"/x", "X-Env: dev", "X-Debug: 1")
 	s := decodeSeen(t, resp, b)
 	if got := s.Header.Values("X-Env"); len(got) != 1 || got[0] != "prod" {
 		t.Errorf("upstream X-Env %q, want [prod]", got)
@@ -74,7 +75,7 @@ policies:
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
 			before := up.calls.Load()
-			resp, b := send(t, c, "GET", g.url+tc.path)
+			resp, b := send(t, c, "GET", g.URL+tc.path)
 			if tc.status == 403 {
 				checkError(t, resp, b, 403, "ip_denied")
 				if up.calls.Load() != before {
@@ -107,7 +108,7 @@ policies:
 	c := newClient(t)
 	t.Run("preflight answered by the gateway", func(t *testing.T) {
 		before := up.calls.Load()
-		resp, b := send(t, c, "OPTIONS", g.url+"/items/1", "Origin: https://app.example.com",
+		resp, b := send(t, c, "OPTIONS", g.URL+"/items/1", "Origin: https://app.example.com",
 			"Access-Control-Request-Method: DELETE", "Access-Control-Request-Headers: authorization")
 		if resp.StatusCode != 204 {
 			t.Fatalf("status %d; %s", resp.StatusCode, b)
@@ -133,7 +134,7 @@ policies:
 	})
 	t.Run("preflight from another origin", func(t *testing.T) {
 		before := up.calls.Load()
-		resp, b := send(t, c, "OPTIONS", g.url+"/items/1", "Origin: https://evil.example",
+		resp, b := send(t, c, "OPTIONS", g.URL+"/items/1", "Origin: https://evil.example",
 			"Access-Control-Request-Method: GET")
 		checkError(t, resp, b, 403, "forbidden")
 		if resp.Header.Get("Access-Control-Allow-Origin") != "" || up.calls.Load() != before {
@@ -141,7 +142,7 @@ policies:
 		}
 	})
 	t.Run("actual request", func(t *testing.T) {
-		resp, b := send(t, c, "GET", g.url+"/items/1", "Origin: https://app.example.com")
+		resp, b := send(t, c, "GET", g.URL+"/items/1", "Origin: https://app.example.com")
 		decodeSeen(t, resp, b)
 		if resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
 			resp.Header.Get("Access-Control-Expose-Headers") != "X-Request-Id" {
@@ -184,18 +185,18 @@ consumers:
 	c := newClient(t)
 
 	t.Run("missing key", func(t *testing.T) {
-		resp, b := send(t, c, "GET", g.url+"/api/x")
+		resp, b := send(t, c, "GET", g.URL+"/api/x")
 		checkError(t, resp, b, 401, "unauthenticated")
 		if got := resp.Header.Get("WWW-Authenticate"); got != `ApiKey realm="rampart"` {
 			t.Errorf("WWW-Authenticate %q", got)
 		}
 	})
 	t.Run("wrong key", func(t *testing.T) {
-		resp, b := send(t, c, "GET", g.url+"/api/x", "X-API-Key: nope")
+		resp, b := send(t, c, "GET", g.URL+"/api/x", "X-API-Key: nope")
 		checkError(t, resp, b, 401, "unauthenticated")
 	})
 	t.Run("key never forwarded, consumer is", func(t *testing.T) {
-		resp, b := send(t, c, "GET", g.url+"/admin/x?api_key=acme-secret&a=1", "X-Consumer-Name: forged")
+		resp, b := send(t, c, "GET", g.URL+"/admin/x?api_key=acme-secret&a=1", "X-Consumer-Name: forged")
 		s := decodeSeen(t, resp, b)
 		if s.Header.Get("X-Api-Key") != "" || strings.Contains(s.Query, "acme-secret") {
 			t.Fatalf("key forwarded: %v %q", s.Header, s.Query)
@@ -208,13 +209,13 @@ consumers:
 		}
 	})
 	t.Run("role missing", func(t *testing.T) {
-		resp, b := send(t, c, "GET", g.url+"/admin/x", "X-API-Key: free-key")
+		resp, b := send(t, c, "GET", g.URL+"/admin/x", "X-API-Key: free-key")
 		checkError(t, resp, b, 403, "forbidden")
 	})
 	t.Run("per role limits", func(t *testing.T) {
 		count := func(key string) (ok int, last *http.Response) {
 			for range 8 {
-				resp, _ := send(t, c, "GET", g.url+"/api/x", "X-API-Key: "+key)
+				resp, _ := send(t, c, "GET", g.URL+"/api/x", "X-API-Key: "+key)
 				if resp.StatusCode == 200 {
 					ok++
 				}
@@ -243,7 +244,7 @@ policies:
 `, up.addr))
 	c := newClient(t)
 	for i := range 3 {
-		resp, b := send(t, c, "GET", g.url+"/x")
+		resp, b := send(t, c, "GET", g.URL+"/x")
 		decodeSeen(t, resp, b)
 		if got := resp.Header.Get("RateLimit-Limit"); got != "3" {
 			t.Errorf("request %d: RateLimit-Limit %q", i, got)
@@ -256,7 +257,7 @@ policies:
 		}
 	}
 	before := up.calls.Load()
-	resp, b := send(t, c, "GET", g.url+"/x")
+	resp, b := send(t, c, "GET", g.URL+"/x")
 	checkError(t, resp, b, 429, "rate_limited")
 	if ra, _ := strconv.Atoi(resp.Header.Get("Retry-After")); ra < 1 || ra > 60 {
 		t.Errorf("Retry-After %q, want 1..60", resp.Header.Get("Retry-After"))
@@ -295,18 +296,18 @@ policies:
 	g := startGateway(t, cfg("", "1/h"))
 	c := newClient(t)
 	for range 2 {
-		resp, b := send(t, c, "GET", g.url+"/api/x")
+		resp, b := send(t, c, "GET", g.URL+"/api/x")
 		decodeSeen(t, resp, b)
 	}
 	g.reload(t, cfg("  - {name: other, match: {path: {prefix: /other/}}, upstream: echo}", "1/h"))
-	if resp, _ := send(t, c, "GET", g.url+"/other/x"); resp.StatusCode != 200 {
+	if resp, _ := send(t, c, "GET", g.URL+"/other/x"); resp.StatusCode != 200 {
 		t.Fatalf("reloaded config not active: %d", resp.StatusCode)
 	}
-	resp, b := send(t, c, "GET", g.url+"/api/x")
+	resp, b := send(t, c, "GET", g.URL+"/api/x")
 	checkError(t, resp, b, 429, "rate_limited")
 
 	g.reload(t, cfg("", "2/h"))
-	resp, b = send(t, c, "GET", g.url+"/api/x")
+	resp, b = send(t, c, "GET", g.URL+"/api/x")
 	decodeSeen(t, resp, b)
 }
 
@@ -330,7 +331,7 @@ policies:
 	codes := make(chan int, 2)
 	for range 2 {
 		wg.Go(func() {
-			resp, _ := send(t, c, "GET", g.url+"/x")
+			resp, _ := send(t, c, "GET", g.URL+"/x")
 			codes <- resp.StatusCode
 		})
 	}
@@ -343,7 +344,7 @@ policies:
 	}
 	// Both slots are taken: the next request queues for 100ms, then is shed.
 	start := time.Now()
-	resp, b := send(t, c, "GET", g.url+"/x")
+	resp, b := send(t, c, "GET", g.URL+"/x")
 	checkError(t, resp, b, 503, "overloaded")
 	if resp.Header.Get("Retry-After") != "1" {
 		t.Errorf("Retry-After %q", resp.Header.Get("Retry-After"))
@@ -360,7 +361,7 @@ policies:
 		}
 	}
 	// Slots were released: the route serves again.
-	resp, _ = send(t, c, "GET", g.url+"/x")
+	resp, _ = send(t, c, "GET", g.URL+"/x")
 	if resp.StatusCode != 200 {
 		t.Fatalf("after release: %d", resp.StatusCode)
 	}
@@ -369,7 +370,7 @@ policies:
 // newHangingUpstream answers only once release is closed; it reports each
 // request's arrival.
 func newHangingUpstream(t *testing.T, arrived chan<- struct{}, release <-chan struct{}) string {
-	u := newHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	u := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		arrived <- struct{}{}
 		select {
 		case <-release:

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/app"
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 func routeTo(listen, adminAddr, up string) string {
@@ -29,14 +30,14 @@ routes:
 // and the metrics, and promotes it.
 func TestCandidate(t *testing.T) {
 	stable, canary := named(t, "stable", 0), named(t, "canary", 0)
-	listen, adminAddr := freeAddr(t), freeAddr(t)
+	listen, adminAddr := gwtest.FreeAddr(t), gwtest.FreeAddr(t)
 	path := filepath.Join(t.TempDir(), "rampart.yaml")
 	os.WriteFile(path, []byte(routeTo(listen, adminAddr, stable)), 0o600)
-	g := start(t, app.Options{ConfigPath: path})
+	g := gwtest.Run(t, app.Options{ConfigPath: path})
 	c := newClient(t)
-	active := version(t, c, g.admin)
+	active := version(t, c, g.Admin)
 
-	code, body := send(t, c, "PUT", g.admin+"/api/v1/config/candidate?percent=20&hash=request_id", "application/yaml",
+	code, body := send(t, c, "PUT", g.Admin+"/api/v1/config/candidate?percent=20&hash=request_id", "application/yaml",
 		[]byte(routeTo(listen, adminAddr, canary)))
 	var staged struct {
 		Version string `json:"candidate_version"`
@@ -48,7 +49,7 @@ func TestCandidate(t *testing.T) {
 	const n = 2000
 	hits := 0
 	for i := range n {
-		code, b, _ := get(c, g.url+"/", "X-Request-ID", fmt.Sprintf("req-%d-%d", i, time.Now().UnixNano()))
+		code, b, _ := get(c, g.URL+"/", "X-Request-ID", fmt.Sprintf("req-%d-%d", i, time.Now().UnixNano()))
 		if code != 200 {
 			t.Fatalf("request %d: %d %q", i, code, b)
 		}
@@ -65,7 +66,7 @@ func TestCandidate(t *testing.T) {
 	// The same client (no request ID: hashed by IP) always lands on one side.
 	first := ""
 	for range 50 {
-		_, b, _ := get(c, g.url+"/")
+		_, b, _ := get(c, g.URL+"/")
 		if first == "" {
 			first = b
 		}
@@ -74,7 +75,7 @@ func TestCandidate(t *testing.T) {
 		}
 	}
 
-	_, cfgBody, _ := get(c, g.admin+"/api/v1/config")
+	_, cfgBody, _ := get(c, g.Admin+"/api/v1/config")
 	var cfgView struct {
 		Version   string `json:"version"`
 		Candidate struct {
@@ -86,13 +87,13 @@ func TestCandidate(t *testing.T) {
 	if cfgView.Version != active || cfgView.Candidate.Version != staged.Version || cfgView.Candidate.Percent != 20 {
 		t.Errorf("GET /api/v1/config = %+v, want both versions", cfgView)
 	}
-	_, cand, _ := get(c, g.admin+"/api/v1/config/candidate")
+	_, cand, _ := get(c, g.Admin+"/api/v1/config/candidate")
 	var cv app.CandidateView
 	json.Unmarshal([]byte(cand), &cv)
 	if cv.Compare.Candidate.Requests != int64(hits) || cv.Compare.Active.Requests < int64(n-hits) || cv.Compare.Candidate.P99ms <= 0 {
 		t.Errorf("comparison %+v, want %d candidate requests", cv.Compare, hits)
 	}
-	_, metrics, _ := get(c, g.admin+"/metrics")
+	_, metrics, _ := get(c, g.Admin+"/metrics")
 	for _, v := range []string{active, staged.Version} {
 		re := regexp.MustCompile(`rampart_config_version_requests_total\{class="2xx",version="` + v + `"\} [1-9]`)
 		if !re.MatchString(metrics) {
@@ -103,19 +104,19 @@ func TestCandidate(t *testing.T) {
 		t.Errorf("metrics lack rampart_config_candidate_percent")
 	}
 
-	code, body = send(t, c, "POST", g.admin+"/api/v1/config/candidate/promote", "", nil)
+	code, body = send(t, c, "POST", g.Admin+"/api/v1/config/candidate/promote", "", nil)
 	if code != 200 {
 		t.Fatalf("promote: %d %s", code, body)
 	}
-	if v := version(t, c, g.admin); v != staged.Version {
+	if v := version(t, c, g.Admin); v != staged.Version {
 		t.Errorf("active version after promote %s, want %s", v, staged.Version)
 	}
 	for range 20 {
-		if _, b, _ := get(c, g.url+"/", "X-Request-ID", fmt.Sprint(time.Now().UnixNano())); b != "canary" {
+		if _, b, _ := get(c, g.URL+"/", "X-Request-ID", fmt.Sprint(time.Now().UnixNano())); b != "canary" {
 			t.Fatalf("after promote got %q", b)
 		}
 	}
-	if code, _ := send(t, c, "POST", g.admin+"/api/v1/config/candidate/rollback", "", nil); code != 404 {
+	if code, _ := send(t, c, "POST", g.Admin+"/api/v1/config/candidate/rollback", "", nil); code != 404 {
 		t.Errorf("rollback without a candidate: %d, want 404", code)
 	}
 }
@@ -125,20 +126,20 @@ func TestCandidate(t *testing.T) {
 // config.
 func TestCandidateAutoRollback(t *testing.T) {
 	stable, broken := named(t, "stable", 0), named(t, "broken", 500)
-	listen, adminAddr := freeAddr(t), freeAddr(t)
+	listen, adminAddr := gwtest.FreeAddr(t), gwtest.FreeAddr(t)
 	path := filepath.Join(t.TempDir(), "rampart.yaml")
 	os.WriteFile(path, []byte(routeTo(listen, adminAddr, stable)), 0o600)
-	g := start(t, app.Options{ConfigPath: path, AutoRollbackInterval: 50 * time.Millisecond})
+	g := gwtest.Run(t, app.Options{ConfigPath: path, AutoRollbackInterval: 50 * time.Millisecond})
 	c := newClient(t)
 	env, _ := json.Marshal(map[string]any{"percent": 50, "hash": "request_id", "min_requests": 20,
 		"max_error_rate_increase": 0.1, "config": routeTo(listen, adminAddr, broken)})
-	if code, body := send(t, c, "PUT", g.admin+"/api/v1/config/candidate", "application/json", env); code != 200 {
+	if code, body := send(t, c, "PUT", g.Admin+"/api/v1/config/candidate", "application/json", env); code != 200 {
 		t.Fatalf("stage: %d %s", code, body)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	sent := 0
 	for {
-		st := getStatus(t, c, g.admin)
+		st := getStatus(t, c, g.Admin)
 		if st.LastCandidate != nil {
 			if !strings.Contains(st.LastCandidate.Outcome, "automatic") {
 				t.Fatalf("candidate ended with %q", st.LastCandidate.Outcome)
@@ -150,16 +151,16 @@ func TestCandidateAutoRollback(t *testing.T) {
 			t.Fatalf("no automatic rollback after %d requests", sent)
 		}
 		for range 10 {
-			get(c, g.url+"/", "X-Request-ID", fmt.Sprint(time.Now().UnixNano()))
+			get(c, g.URL+"/", "X-Request-ID", fmt.Sprint(time.Now().UnixNano()))
 			sent++
 		}
 	}
 	for range 50 {
-		if code, b, _ := get(c, g.url+"/", "X-Request-ID", fmt.Sprint(time.Now().UnixNano())); code != 200 || b != "stable" {
+		if code, b, _ := get(c, g.URL+"/", "X-Request-ID", fmt.Sprint(time.Now().UnixNano())); code != 200 || b != "stable" {
 			t.Fatalf("after rollback: %d %q", code, b)
 		}
 	}
-	if code, _, _ := get(c, g.admin+"/api/v1/config/candidate"); code != 404 {
+	if code, _, _ := get(c, g.Admin+"/api/v1/config/candidate"); code != 404 {
 		t.Errorf("GET candidate after rollback: %d, want 404", code)
 	}
 }
@@ -168,12 +169,12 @@ func TestCandidateAutoRollback(t *testing.T) {
 // client addresses spread over both sides and each stays on its side.
 func TestCandidateByClientIP(t *testing.T) {
 	stable, canary := named(t, "stable", 0), named(t, "canary", 0)
-	listen, adminAddr := freeAddr(t), freeAddr(t)
+	listen, adminAddr := gwtest.FreeAddr(t), gwtest.FreeAddr(t)
 	path := filepath.Join(t.TempDir(), "rampart.yaml")
 	os.WriteFile(path, []byte(routeTo(listen, adminAddr, stable)), 0o600)
-	g := start(t, app.Options{ConfigPath: path})
+	g := gwtest.Run(t, app.Options{ConfigPath: path})
 	c := newClient(t)
-	if code, body := send(t, c, "PUT", g.admin+"/api/v1/config/candidate?percent=50", "", []byte(routeTo(listen, adminAddr, canary))); code != 200 {
+	if code, body := send(t, c, "PUT", g.Admin+"/api/v1/config/candidate?percent=50", "", []byte(routeTo(listen, adminAddr, canary))); code != 200 {
 		t.Fatalf("stage: %d %s", code, body)
 	}
 	sides := map[string]int{}
@@ -181,10 +182,10 @@ func TestCandidateByClientIP(t *testing.T) {
 		ip := net.IPv4(127, 0, 0, byte(i))
 		tr := &http.Transport{Proxy: nil, DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}).DialContext}
 		cc := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-		_, first, _ := get(cc, g.url+"/")
+		_, first, _ := get(cc, g.URL+"/")
 		for range 3 {
 			tr.CloseIdleConnections() // a new connection, a new source port
-			if _, b, _ := get(cc, g.url+"/"); b != first {
+			if _, b, _ := get(cc, g.URL+"/"); b != first {
 				t.Fatalf("client %s got %q then %q", ip, first, b)
 			}
 		}

@@ -7,10 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampart-gw/rampart/internal/app"
 	"github.com/rampart-gw/rampart/internal/source"
 	"github.com/rampart-gw/rampart/test/gwtest"
 )
@@ -27,32 +23,7 @@ import (
 // and `config publish` tests.
 var rampartBin string
 
-func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "rampart-reload-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "reload: temp dir:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if rampartBin, err = gwtest.BuildBinary(dir); err != nil {
-		fmt.Fprintln(os.Stderr, "reload:", err)
-		return 1
-	}
-	return m.Run()
-}
-
-// gw is a gateway running in-process.
-type gw struct {
-	app    *app.App
-	url    string
-	admin  string
-	reload chan struct{}
-	stop   func()
-}
+func TestMain(m *testing.M) { gwtest.MainWithBinary(m, &rampartBin) }
 
 // head is the start of every test config: one listener and the admin API on
 // the given addresses.
@@ -60,41 +31,13 @@ func head(listen, adminAddr string) string {
 	return fmt.Sprintf("listeners:\n  - {name: public, address: %q}\nadmin: {address: %q}\ndrain_timeout: 2s\nobservability: {access_log: {path: \"off\"}}\n", listen, adminAddr)
 }
 
-// freeAddr returns a 127.0.0.1 address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// start runs an App in-process until the test ends (or g.stop).
-func start(t *testing.T, opts app.Options) *gw {
-	t.Helper()
-	g := gwtest.Run(t, opts)
-	return &gw{app: g.App, url: g.URL, admin: g.Admin, reload: g.Reloads, stop: g.Stop}
-}
-
-// waitFor polls cond every 10ms until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	gwtest.WaitFor(t, d, what, cond)
-}
-
-func newClient(t *testing.T) *http.Client {
-	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, DisableCompression: true}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
-}
+func newClient(t *testing.T) *http.Client { return gwtest.Client(t, 10*time.Second) }
 
 // named starts an upstream that answers every request with its name in the
 // body and X-Upstream, and status (200 if 0).
 func named(t *testing.T, name string, status int) string {
 	t.Helper()
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("X-Upstream", name)
 		if status != 0 {
@@ -102,8 +45,6 @@ func named(t *testing.T, name string, status int) string {
 		}
 		io.WriteString(w, name)
 	}))
-	t.Cleanup(s.Close)
-	return s.Listener.Addr().String()
 }
 
 // get returns the status and body of GET url ("" body and status 0 on a
@@ -208,7 +149,7 @@ func startEtcd(t *testing.T) *etcdServer {
 	if err != nil {
 		t.Fatalf("etcd is not installed (run scripts/test-deps.sh, which installs the Debian package etcd-server): %v", err)
 	}
-	client, peer := freeAddr(t), freeAddr(t)
+	client, peer := gwtest.FreeAddr(t), gwtest.FreeAddr(t)
 	e := &etcdServer{t: t, endpoint: client, args: []string{bin,
 		"--name", "reload-test", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
 		"--listen-client-urls", "http://" + client, "--advertise-client-urls", "http://" + client,

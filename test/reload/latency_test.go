@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/app"
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // bigConfig has n routes (prefix, exact and template paths, some with
@@ -47,22 +48,22 @@ func TestReloadLatency10kRoutes(t *testing.T) {
 		t.Skip("slow")
 	}
 	up := named(t, "up", 0)
-	listen, adminAddr := freeAddr(t), freeAddr(t)
+	listen, adminAddr := gwtest.FreeAddr(t), gwtest.FreeAddr(t)
 	path := filepath.Join(t.TempDir(), "rampart.yaml")
 	cfgs := [2]string{bigConfig(listen, adminAddr, up, 10_000, 0), bigConfig(listen, adminAddr, up, 10_000, 1)}
 	os.WriteFile(path, []byte(cfgs[0]), 0o600)
-	g := start(t, app.Options{ConfigPath: path})
+	g := gwtest.Run(t, app.Options{ConfigPath: path})
 	c := newClient(t)
 	var took []time.Duration
 	for i := range 4 {
 		os.WriteFile(path, []byte(cfgs[(i+1)%2]), 0o600)
 		t0 := time.Now()
-		if err := g.app.Reload(); err != nil {
+		if err := g.App.Reload(); err != nil {
 			t.Fatal(err)
 		}
 		took = append(took, time.Since(t0))
 	}
-	if code, b, _ := get(c, g.url+"/svc400/x"); code != 200 || b != "up" {
+	if code, b, _ := get(c, g.URL+"/svc400/x"); code != 200 || b != "up" {
 		t.Fatalf("after the reloads: %d %q", code, b)
 	}
 	slices.Sort(took)

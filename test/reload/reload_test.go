@@ -18,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/rampart-gw/rampart/internal/app"
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // wsEcho starts a WebSocket upstream that echoes every message.
@@ -93,7 +94,7 @@ func targetHealthy(t *testing.T, c *http.Client, admin, upstream, addr string) b
 // a target that active health checks marked unhealthy stays unhealthy.
 func TestReloadUnderLoad(t *testing.T) {
 	good, bad, ws := named(t, "good", 0), flaky(t), wsEcho(t)
-	listen, adminAddr := freeAddr(t), freeAddr(t)
+	listen, adminAddr := gwtest.FreeAddr(t), gwtest.FreeAddr(t)
 	// The pool upstream is the same in both configs; only routes differ.
 	common := head(listen, adminAddr) + fmt.Sprintf(`
 upstreams:
@@ -114,12 +115,12 @@ routes:
 	if err := os.WriteFile(path, []byte(configs[0]), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g := start(t, app.Options{ConfigPath: path})
+	g := gwtest.Run(t, app.Options{ConfigPath: path})
 	c := newClient(t)
 	// The first probe runs at once; after it the flaky target is unhealthy
 	// and, with a 30s interval, only a reset of its state could make it
 	// healthy again during the test.
-	waitFor(t, 5*time.Second, "flaky target unhealthy", func() bool { return !targetHealthy(t, c, g.admin, "pool", bad) })
+	gwtest.WaitFor(t, 5*time.Second, "flaky target unhealthy", func() bool { return !targetHealthy(t, c, g.Admin, "pool", bad) })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -158,7 +159,7 @@ routes:
 					return
 				default:
 				}
-				code, body, _ := get(wc, fmt.Sprintf("%s/api/%d/%d", g.url, w, i))
+				code, body, _ := get(wc, fmt.Sprintf("%s/api/%d/%d", g.URL, w, i))
 				total.Add(1)
 				if code != 200 {
 					failed.Add(1)
@@ -177,17 +178,17 @@ routes:
 			if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if err := g.app.Reload(); err != nil {
+			if err := g.App.Reload(); err != nil {
 				t.Fatalf("reload %d: %v", i, err)
 			}
 		} else {
-			code, body := send(t, c, "PUT", g.admin+"/api/v1/config", "application/yaml", []byte(y))
+			code, body := send(t, c, "PUT", g.Admin+"/api/v1/config", "application/yaml", []byte(y))
 			if code != 200 {
 				t.Fatalf("PUT %d: %d %s", i, code, body)
 			}
 		}
 		lat = append(lat, time.Since(t0))
-		if targetHealthy(t, c, g.admin, "pool", bad) {
+		if targetHealthy(t, c, g.Admin, "pool", bad) {
 			t.Fatalf("after reload %d the unhealthy target is healthy again: health state was reset", i)
 		}
 		time.Sleep(80 * time.Millisecond)
@@ -213,7 +214,7 @@ routes:
 	if n < 1000 {
 		t.Errorf("only %d requests were sent; the load is too light to mean anything", n)
 	}
-	st := getStatus(t, c, g.admin)
+	st := getStatus(t, c, g.Admin)
 	if st.Reloads["ok"] < 51 || st.Reloads["error"] != 0 {
 		t.Errorf("reload counts %v, want 51 ok and no error", st.Reloads)
 	}
@@ -224,7 +225,7 @@ routes:
 // old config keeps serving.
 func TestInvalidConfigRefused(t *testing.T) {
 	up := named(t, "one", 0)
-	listen, adminAddr := freeAddr(t), freeAddr(t)
+	listen, adminAddr := gwtest.FreeAddr(t), gwtest.FreeAddr(t)
 	valid := head(listen, adminAddr) + fmt.Sprintf(`
 upstreams:
   one: {targets: [{address: %q}]}
@@ -240,16 +241,16 @@ routes:
 	dir := t.TempDir()
 	path := filepath.Join(dir, "rampart.yaml")
 	os.WriteFile(path, []byte(valid), 0o600)
-	g := start(t, app.Options{ConfigPath: path, Watch: true})
+	g := gwtest.Run(t, app.Options{ConfigPath: path, Watch: true})
 	c := newClient(t)
-	v0 := version(t, c, g.admin)
+	v0 := version(t, c, g.Admin)
 
 	serving := func(when string) {
 		t.Helper()
-		if code, body, _ := get(c, g.url+"/x"); code != 200 || body != "one" {
+		if code, body, _ := get(c, g.URL+"/x"); code != 200 || body != "one" {
 			t.Fatalf("%s: old config not serving: %d %q", when, code, body)
 		}
-		if v := version(t, c, g.admin); v != v0 {
+		if v := version(t, c, g.Admin); v != v0 {
 			t.Fatalf("%s: version %s, want %s", when, v, v0)
 		}
 	}
@@ -272,25 +273,25 @@ routes:
 		if err := os.Rename(tmp, path); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 5*time.Second, "refusal of the file", func() bool {
-			st := getStatus(t, c, g.admin)
+		gwtest.WaitFor(t, 5*time.Second, "refusal of the file", func() bool {
+			st := getStatus(t, c, g.Admin)
 			return st.LastError != nil && st.LastError.Source == app.SourceFile
 		})
-		checkProblems("file", getStatus(t, c, g.admin))
+		checkProblems("file", getStatus(t, c, g.Admin))
 		serving("after the invalid file")
-		_, metrics, _ := get(c, g.admin+"/metrics")
+		_, metrics, _ := get(c, g.Admin+"/metrics")
 		if !strings.Contains(metrics, `rampart_config_reloads_total{result="error"} 1`) {
 			t.Errorf("metrics lack the refused reload")
 		}
 		// Fixing the file applies it.
 		fixed := strings.Replace(valid, "name: r,", "name: r2,", 1)
 		os.WriteFile(path, []byte(fixed), 0o600)
-		waitFor(t, 5*time.Second, "fixed file applied", func() bool { return version(t, c, g.admin) != v0 })
-		v0 = version(t, c, g.admin)
+		gwtest.WaitFor(t, 5*time.Second, "fixed file applied", func() bool { return version(t, c, g.Admin) != v0 })
+		v0 = version(t, c, g.Admin)
 	})
 
 	t.Run("PUT", func(t *testing.T) {
-		code, body := send(t, c, "PUT", g.admin+"/api/v1/config", "", []byte(invalid))
+		code, body := send(t, c, "PUT", g.Admin+"/api/v1/config", "", []byte(invalid))
 		var resp struct {
 			Error    struct{ Code string } `json:"error"`
 			Problems []struct {
@@ -308,19 +309,19 @@ routes:
 				t.Errorf("problem %+v lacks a position or path", p)
 			}
 		}
-		checkProblems("PUT", getStatus(t, c, g.admin))
+		checkProblems("PUT", getStatus(t, c, g.Admin))
 		serving("after PUT")
 
 		// JSON, sniffed without a Content-Type; with a stale If-Match.
 		var doc map[string]any
-		code, cfgBody, _ := get(c, g.admin+"/api/v1/config")
+		code, cfgBody, _ := get(c, g.Admin+"/api/v1/config")
 		json.Unmarshal([]byte(cfgBody), &doc)
 		cfgJSON, _ := json.Marshal(doc["config"])
-		code, body = send(t, c, "PUT", g.admin+"/api/v1/config", "", cfgJSON, "If-Match", `"000000000000"`)
+		code, body = send(t, c, "PUT", g.Admin+"/api/v1/config", "", cfgJSON, "If-Match", `"000000000000"`)
 		if code != http.StatusPreconditionFailed {
 			t.Fatalf("PUT with a stale If-Match: %d %s", code, body)
 		}
-		code, body = send(t, c, "PUT", g.admin+"/api/v1/config", "", cfgJSON, "If-Match", `"`+v0+`"`)
+		code, body = send(t, c, "PUT", g.Admin+"/api/v1/config", "", cfgJSON, "If-Match", `"`+v0+`"`)
 		if code != 200 {
 			t.Fatalf("PUT the same config as JSON with If-Match: %d %s", code, body)
 		}
@@ -334,7 +335,7 @@ func TestAdminToken(t *testing.T) {
 	dir := t.TempDir()
 	token := filepath.Join(dir, "admin.token")
 	os.WriteFile(token, []byte("s3cret\n"), 0o600)
-	y := head(freeAddr(t), freeAddr(t)) + fmt.Sprintf(`admin_token_placeholder: x
+	y := head(gwtest.FreeAddr(t), gwtest.FreeAddr(t)) + fmt.Sprintf(`admin_token_placeholder: x
 upstreams:
   one: {targets: [{address: %q}]}
 routes:
@@ -344,18 +345,18 @@ routes:
 	y = strings.Replace(y, "admin_token_placeholder: x\n", "", 1)
 	path := filepath.Join(dir, "rampart.yaml")
 	os.WriteFile(path, []byte(y), 0o600)
-	g := start(t, app.Options{ConfigPath: path})
+	g := gwtest.Run(t, app.Options{ConfigPath: path})
 	c := newClient(t)
-	if code, body := send(t, c, "PUT", g.admin+"/api/v1/config", "application/yaml", []byte(y)); code != 401 {
+	if code, body := send(t, c, "PUT", g.Admin+"/api/v1/config", "application/yaml", []byte(y)); code != 401 {
 		t.Errorf("PUT without a token: %d %s", code, body)
 	}
-	if code, body := send(t, c, "PUT", g.admin+"/api/v1/config", "application/yaml", []byte(y), "Authorization", "Bearer nope"); code != 401 {
+	if code, body := send(t, c, "PUT", g.Admin+"/api/v1/config", "application/yaml", []byte(y), "Authorization", "Bearer nope"); code != 401 {
 		t.Errorf("PUT with a wrong token: %d %s", code, body)
 	}
-	if code, body := send(t, c, "PUT", g.admin+"/api/v1/config", "application/yaml", []byte(y), "Authorization", "Bearer s3cret"); code != 200 {
+	if code, body := send(t, c, "PUT", g.Admin+"/api/v1/config", "application/yaml", []byte(y), "Authorization", "Bearer s3cret"); code != 200 {
 		t.Errorf("PUT with the token: %d %s", code, body)
 	}
-	if code, _, _ := get(c, g.admin+"/api/v1/config/status"); code != 200 {
+	if code, _, _ := get(c, g.Admin+"/api/v1/config/status"); code != 200 {
 		t.Errorf("GET status needs no token, got %d", code)
 	}
 }

@@ -1,14 +1,14 @@
 package reload
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // TestSIGHUP runs the real binary: an invalid config sent with SIGHUP is
@@ -16,39 +16,18 @@ import (
 // valid one is applied.
 func TestSIGHUP(t *testing.T) {
 	one, two := named(t, "one", 0), named(t, "two", 0)
-	listen, adminAddr := freeAddr(t), freeAddr(t)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "rampart.yaml")
+	listen, adminAddr := gwtest.FreeAddr(t), gwtest.FreeAddr(t)
+	path := filepath.Join(t.TempDir(), "rampart.yaml")
 	os.WriteFile(path, []byte(routeTo(listen, adminAddr, one)), 0o600)
-	cmd := exec.Command(rampartBin, "run", "-c", path, "-watch=false")
-	logs, err := os.Create(filepath.Join(dir, "rampart.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
+	p := gwtest.StartProc(t, rampartBin, nil, "run", "-c", path, "-watch=false")
 	c := newClient(t)
 	url, admin := "http://"+listen, "http://"+adminAddr
 	answers(t, c, url+"/", "one", "binary serving")
 	v0 := version(t, c, admin)
 
 	os.WriteFile(path, []byte(strings.Replace(routeTo(listen, adminAddr, two), "upstream: svc", "upstream: nope", 1)), 0o600)
-	cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, 5*time.Second, "SIGHUP refusal", func() bool {
+	p.Signal(t, syscall.SIGHUP)
+	gwtest.WaitFor(t, 5*time.Second, "SIGHUP refusal", func() bool {
 		st := getStatus(t, c, admin)
 		return st.LastError != nil && st.LastError.Source == "sighup"
 	})
@@ -61,9 +40,9 @@ func TestSIGHUP(t *testing.T) {
 	}
 
 	os.WriteFile(path, []byte(routeTo(listen, adminAddr, two)), 0o600)
-	cmd.Process.Signal(syscall.SIGHUP)
+	p.Signal(t, syscall.SIGHUP)
 	answers(t, c, url+"/", "two", "config applied on SIGHUP")
-	if b, _ := os.ReadFile(logs.Name()); !bytes.Contains(b, []byte("config refused")) {
+	if b := p.Stderr(); !strings.Contains(b, "config refused") {
 		t.Errorf("the log does not report the refusal:\n%s", b)
 	}
 }

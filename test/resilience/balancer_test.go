@@ -117,7 +117,7 @@ func TestBalancerDistribution(t *testing.T) {
 			}
 			g := start(t, "upstreams:\n  app:\n    balancer: "+tc.balancer+"\n"+targetsYAML(ss, tc.weights...)+oneRoute(""))
 			c := newClient(t)
-			got := counts(doFunc(func(int) reply { return get(c, g.url+"/x") }), tc.n, tc.workers)
+			got := counts(doFunc(func(int) reply { return get(c, g.URL+"/x") }), tc.n, tc.workers)
 			t.Logf("%s: %v", tc.balancer, got)
 			if got[""] > 0 {
 				t.Fatalf("%d requests failed", got[""])
@@ -160,7 +160,7 @@ func TestHashAffinity(t *testing.T) {
 				m := map[string]string{}
 				var mu sync.Mutex
 				got := counts(doFunc(func(i int) reply {
-					r := send(c, "GET", g.url+"/x", nil, map[string]string{"X-User-ID": "user-" + strconv.Itoa(i)})
+					r := send(c, "GET", g.URL+"/x", nil, map[string]string{"X-User-ID": "user-" + strconv.Itoa(i)})
 					mu.Lock()
 					m["user-"+strconv.Itoa(i)] = r.header.Get("X-Upstream")
 					mu.Unlock()

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampart-gw/rampart/internal/app"
 	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
@@ -199,13 +198,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // gw is a gateway running in-process from a config file.
-type gw struct {
-	gt    *gwtest.Gateway
-	app   *app.App
-	path  string
-	url   string
-	admin string
-}
+type gw struct{ *gwtest.Gateway }
 
 // head is the start of every test config: one listener and the admin API
 // on free ports, no access log.
@@ -215,33 +208,22 @@ const head = gwtest.Head
 // reload rewrites that file. The gateway stops when the test ends.
 func start(t *testing.T, body string) *gw {
 	t.Helper()
-	g := gwtest.Start(t, head+body)
-	return &gw{gt: g, app: g.App, path: g.Path, url: g.URL, admin: g.Admin}
+	return &gw{gwtest.Start(t, head+body)}
 }
 
 func (g *gw) write(t *testing.T, body string) {
 	t.Helper()
-	g.gt.Write(t, head+body)
+	g.Write(t, head+body)
 }
 
 // reload rewrites the config file and applies it.
 func (g *gw) reload(t *testing.T, body string) {
 	t.Helper()
-	g.gt.Reload(t, head+body)
-}
-
-// waitFor polls cond every 10ms until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	gwtest.WaitFor(t, d, what, cond)
+	g.Reload(t, head+body)
 }
 
 // newClient returns an HTTP/1.1 client with a bounded timeout.
-func newClient(t *testing.T) *http.Client {
-	tr := &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 64}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
-}
+func newClient(t *testing.T) *http.Client { return gwtest.Client(t, 20*time.Second) }
 
 // reply is a response with its body read.
 type reply struct {
@@ -307,7 +289,7 @@ type upstreamView struct {
 // upstreams reads the admin API's view of every upstream, by name.
 func (g *gw) upstreams(t *testing.T) map[string]upstreamView {
 	t.Helper()
-	resp, err := http.Get(g.admin + "/api/v1/upstreams")
+	resp, err := http.Get(g.Admin + "/api/v1/upstreams")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +323,7 @@ func (g *gw) target(t *testing.T, up, addr string) targetView {
 // `k="v"` pairs) match, and whether there is one.
 func (g *gw) metric(t *testing.T, name string, labels ...string) (float64, bool) {
 	t.Helper()
-	resp, err := http.Get(g.admin + "/metrics")
+	resp, err := http.Get(g.Admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

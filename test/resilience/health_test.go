@@ -3,6 +3,8 @@ package resilience
 import (
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // activeUpstream is upstream "app" over ss with fast active health checks.
@@ -18,7 +20,7 @@ func served(t *testing.T, g *gw, n int) map[string]int {
 	c := newClient(t)
 	got := map[string]int{}
 	for range n {
-		r := get(c, g.url+"/x")
+		r := get(c, g.URL+"/x")
 		if r.err != nil || r.status != 200 {
 			t.Fatalf("request failed: %v %d %s", r.err, r.status, r.body)
 		}
@@ -37,7 +39,7 @@ func TestActiveHealth(t *testing.T) {
 	healthy := func(s *server) bool { return g.target(t, "app", s.addr).Healthy }
 
 	b.healthy.Store(false)
-	waitFor(t, 5*time.Second, "b marked unhealthy", func() bool { return !healthy(b) })
+	gwtest.WaitFor(t, 5*time.Second, "b marked unhealthy", func() bool { return !healthy(b) })
 	if got := served(t, g, 20); got["b"] != 0 {
 		t.Errorf("unhealthy b served %d of 20 requests", got["b"])
 	}
@@ -53,7 +55,7 @@ func TestActiveHealth(t *testing.T) {
 	}
 
 	b.healthy.Store(true)
-	waitFor(t, 5*time.Second, "b re-admitted", func() bool { return healthy(b) })
+	gwtest.WaitFor(t, 5*time.Second, "b re-admitted", func() bool { return healthy(b) })
 	if got := served(t, g, 20); got["b"] == 0 {
 		t.Errorf("recovered b served none of 20 requests: %v", got)
 	}
@@ -72,7 +74,7 @@ func TestPassiveEjection(t *testing.T) {
 			oneRoute(""))
 		c := newClient(t)
 		for range 60 {
-			if r := get(c, g.url+"/x"); r.err != nil {
+			if r := get(c, g.URL+"/x"); r.err != nil {
 				t.Fatal(r.err)
 			}
 		}
@@ -94,7 +96,7 @@ func TestPassiveEjection(t *testing.T) {
 		// The failing target that could not be ejected still takes traffic.
 		before := ss[0].hits.Load() + ss[1].hits.Load()
 		for range 30 {
-			get(c, g.url+"/x")
+			get(c, g.URL+"/x")
 		}
 		if ss[0].hits.Load()+ss[1].hits.Load() == before {
 			t.Error("the second failing target got no traffic although it cannot be ejected")
@@ -114,11 +116,11 @@ func TestPassiveEjection(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatal("a was not ejected after consecutive 5xx")
 			}
-			get(c, g.url+"/x")
+			get(c, g.URL+"/x")
 		}
 		hits := a.hits.Load()
 		// While ejected (and without traffic) a is re-admitted on its own.
-		waitFor(t, 5*time.Second, "a re-admitted", func() bool { return !ejected() })
+		gwtest.WaitFor(t, 5*time.Second, "a re-admitted", func() bool { return !ejected() })
 		a.set(modeOK)
 		got := served(t, g, 20)
 		if got["a"] == 0 || a.hits.Load() == hits {
@@ -147,7 +149,7 @@ routes:
 	c := newClient(t)
 	goesTo := func(name string) func() bool {
 		return func() bool {
-			r := get(c, g.url+"/x")
+			r := get(c, g.URL+"/x")
 			return r.err == nil && r.status == 200 && r.header.Get("X-Upstream") == name
 		}
 	}
@@ -155,12 +157,12 @@ routes:
 		t.Fatal("a healthy primary does not serve")
 	}
 	p.healthy.Store(false)
-	waitFor(t, 5*time.Second, "traffic on dr", goesTo("dr"))
+	gwtest.WaitFor(t, 5*time.Second, "traffic on dr", goesTo("dr"))
 	if got := served(t, g, 10); got["dr"] != 10 {
 		t.Errorf("primary down: want all 10 on dr, got %v", got)
 	}
 	p.healthy.Store(true)
-	waitFor(t, 5*time.Second, "traffic back on primary", goesTo("primary"))
+	gwtest.WaitFor(t, 5*time.Second, "traffic back on primary", goesTo("primary"))
 	if got := served(t, g, 10); got["primary"] != 10 {
 		t.Errorf("primary recovered: want all 10 on primary, got %v", got)
 	}

@@ -3,6 +3,8 @@ package resilience
 import (
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // TestMetrics: the resilience metrics appear in /metrics with values that
@@ -13,10 +15,10 @@ func TestMetrics(t *testing.T) {
 	a.failNextN(1, modeFail)
 	g := start(t, activeUpstream([]*server{a, b}, "")+
 		oneRoute("    retry: {attempts: 2, on: [503], backoff: {base: 1ms, max: 2ms}}\n"))
-	waitFor(t, 5*time.Second, "b marked unhealthy", func() bool { return !g.target(t, "app", b.addr).Healthy })
+	gwtest.WaitFor(t, 5*time.Second, "b marked unhealthy", func() bool { return !g.target(t, "app", b.addr).Healthy })
 	c := newClient(t)
 	for range 5 {
-		if r := get(c, g.url+"/x"); r.status != 200 {
+		if r := get(c, g.URL+"/x"); r.status != 200 {
 			t.Fatalf("status %d %q", r.status, r.body)
 		}
 	}

@@ -48,7 +48,7 @@ func TestKillTargetUnderLoad(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for n := 0; n < 100_000 && time.Now().Before(stop); n++ {
-						r := get(c, g.url+"/x")
+						r := get(c, g.URL+"/x")
 						total.Add(1)
 						if r.err != nil || r.status != 200 {
 							failed.Add(1)
@@ -98,7 +98,7 @@ func TestRetryBudget(t *testing.T) {
 		oneRoute(fmt.Sprintf("    retry: {attempts: 5, on: [503], backoff: {base: 1ms, max: 2ms}, budget: {percent: %v, min_per_second: %v}}\n", percent, minPerS)))
 	c := newClient(t)
 	begin := time.Now()
-	got := counts(doFunc(func(int) reply { return get(c, g.url+"/x") }), requests, 8)
+	got := counts(doFunc(func(int) reply { return get(c, g.URL+"/x") }), requests, 8)
 	elapsed := time.Since(begin)
 	if got[""] != requests {
 		t.Fatalf("want every request to fail with the upstream's 503, got %v", got)
@@ -142,7 +142,7 @@ func TestRetryOtherTarget(t *testing.T) {
 	c := newClient(t)
 	const n = 20
 	for range n {
-		r := get(c, g.url+"/x")
+		r := get(c, g.URL+"/x")
 		if r.err != nil || r.status != 200 || r.header.Get("X-Upstream") != "b" {
 			t.Fatalf("want 200 from b, got %v %d %q", r.err, r.status, r.body)
 		}
@@ -206,7 +206,7 @@ func TestRetryNonIdempotent(t *testing.T) {
 			g := start(t, "upstreams:\n  app:\n"+targetsYAML(ss)+oneRoute(fmt.Sprintf(retryAll, ni)))
 			c := newClient(t)
 			// round_robin starts with the first target: the dead one, if any.
-			r := send(c, "POST", g.url+"/x", tc.body, nil)
+			r := send(c, "POST", g.URL+"/x", tc.body, nil)
 			if r.err != nil || r.status != tc.wantStatus {
 				t.Fatalf("got %v %d %q, want status %d", r.err, r.status, r.body, tc.wantStatus)
 			}
@@ -251,7 +251,7 @@ func TestRetryAfter(t *testing.T) {
 				oneRoute("    timeout: "+tc.timeout+"\n    retry: {attempts: 2, on: [503], backoff: {base: 1ms, max: 5ms}}\n"))
 			c := newClient(t)
 			begin := time.Now()
-			r := get(c, g.url+"/x")
+			r := get(c, g.URL+"/x")
 			took := time.Since(begin)
 			t.Logf("%s: status %d after %s", tc.name, r.status, took.Round(time.Millisecond))
 			if r.err != nil || r.status != tc.wantStatus {

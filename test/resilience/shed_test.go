@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // hung starts n GETs that hang at s and returns a channel that receives
@@ -13,9 +15,9 @@ func hung(t *testing.T, g *gw, s *server, n int) <-chan reply {
 	c := newClient(t)
 	out := make(chan reply, n)
 	for range n {
-		go func() { out <- get(c, g.url+"/x") }()
+		go func() { out <- get(c, g.URL+"/x") }()
 	}
-	waitFor(t, 5*time.Second, "requests hanging at the upstream", func() bool { return s.inflight.Load() == int64(n) })
+	gwtest.WaitFor(t, 5*time.Second, "requests hanging at the upstream", func() bool { return s.inflight.Load() == int64(n) })
 	return out
 }
 
@@ -29,7 +31,7 @@ func TestBreakerShedsFast(t *testing.T) {
 		"    circuit_breaker: {max_requests: 2}\n"+oneRoute(""))
 	stuck := hung(t, g, s, 2)
 	begin := time.Now()
-	r := get(newClient(t), g.url+"/x")
+	r := get(newClient(t), g.URL+"/x")
 	shedIn := time.Since(begin)
 	if r.err != nil || r.status != 503 || errorCode(r.body) != "circuit_open" {
 		t.Fatalf("third request: %v %d %q, want 503 circuit_open", r.err, r.status, r.body)
@@ -50,7 +52,7 @@ func TestBreakerShedsFast(t *testing.T) {
 	if u := g.upstreams(t)["app"]; u.Circuit != "open" {
 		t.Errorf("admin circuit %q while max_requests are in flight, want open", u.Circuit)
 	}
-	waitFor(t, 5*time.Second, "rampart_upstream_circuit_open 1", func() bool {
+	gwtest.WaitFor(t, 5*time.Second, "rampart_upstream_circuit_open 1", func() bool {
 		v, _ := g.metric(t, "rampart_upstream_circuit_open", lbl("upstream", "app"))
 		return v == 1
 	})
@@ -63,11 +65,11 @@ func TestBreakerShedsFast(t *testing.T) {
 		}
 	}
 	t.Logf("shed in %s while the stuck requests were held for %s", shedIn.Round(time.Microsecond), holdFor.Round(time.Millisecond))
-	waitFor(t, 5*time.Second, "rampart_upstream_circuit_open 0", func() bool {
+	gwtest.WaitFor(t, 5*time.Second, "rampart_upstream_circuit_open 0", func() bool {
 		v, _ := g.metric(t, "rampart_upstream_circuit_open", lbl("upstream", "app"))
 		return v == 0
 	})
-	if r := get(newClient(t), g.url+"/x"); r.status != 200 {
+	if r := get(newClient(t), g.URL+"/x"); r.status != 200 {
 		t.Errorf("after the release: %d %q, want 200", r.status, r.body)
 	}
 }
@@ -114,7 +116,7 @@ func TestFallback(t *testing.T) {
 				stuck := hung(t, g, s, 1)
 				defer func() { s.unblock(); <-stuck }()
 			}
-			r := get(newClient(t), g.url+"/x")
+			r := get(newClient(t), g.URL+"/x")
 			if r.err != nil {
 				t.Fatal(r.err)
 			}
@@ -143,8 +145,8 @@ func TestStaleIfError(t *testing.T) {
 			g := start(t, "upstreams:\n  app:\n"+targetsYAML([]*server{s})+
 				oneRoute("    cache: {ttl: 100ms, stale_if_error: 10s}\n"))
 			c := newClient(t)
-			first := get(c, g.url+"/doc")
-			second := get(c, g.url+"/doc")
+			first := get(c, g.URL+"/doc")
+			second := get(c, g.URL+"/doc")
 			if first.status != 200 || first.header.Get("X-Cache") != "MISS" {
 				t.Fatalf("first GET: %d X-Cache %q, want 200 MISS", first.status, first.header.Get("X-Cache"))
 			}
@@ -158,8 +160,8 @@ func TestStaleIfError(t *testing.T) {
 			// Poll until the ttl has passed: every answer must be the
 			// original body, fresh or stale.
 			var r reply
-			waitFor(t, 5*time.Second, "a stale copy", func() bool {
-				r = get(c, g.url+"/doc")
+			gwtest.WaitFor(t, 5*time.Second, "a stale copy", func() bool {
+				r = get(c, g.URL+"/doc")
 				if r.status != 200 || r.body != first.body {
 					t.Fatalf("got %d %q, want the cached copy", r.status, r.body)
 				}
