@@ -31,8 +31,8 @@ type state struct {
 	breaker    atomic.Pointer[breaker.Breaker]
 	// trip is the failure-tripped breaker (nil without circuit_breaker.trip)
 	// and tripFail the statuses that count as its failures.
-	trip     atomic.Pointer[breaker.Trip]
-	tripFail atomic.Pointer[breaker.StatusSet]
+	trip       atomic.Pointer[breaker.Trip]
+	tripFail   atomic.Pointer[breaker.StatusSet]
 	outlierKey string
 	outlier    atomic.Pointer[outlier.Detector]
 	healthKey  string
