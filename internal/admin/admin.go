@@ -165,6 +165,8 @@ type upstreamView struct {
 	Balancer string        `json:"balancer"`
 	Circuit  string        `json:"circuit"`
 	Breaker  breaker.Stats `json:"breaker"`
+	// Trip is the failure-tripped breaker (circuit_breaker.trip), when set.
+	Trip *breaker.TripStats `json:"trip,omitempty"`
 	Panic    bool          `json:"panic_mode"`
 	Failover string        `json:"failover,omitempty"`
 	Targets  []targetView  `json:"targets"`
@@ -188,6 +190,13 @@ func (a *api) upstreams(w http.ResponseWriter, r *http.Request) {
 			Panic: u.Panic(), Failover: s.Config.Upstreams[n].Failover, Targets: []targetView{}}
 		if stats.Open {
 			uv.Circuit = "open"
+		}
+		if tr := u.Trip(); tr != nil {
+			ts := tr.Stats(time.Now())
+			uv.Trip = &ts
+			if st, _ := tr.State(); st != breaker.StateClosed {
+				uv.Circuit = st.String()
+			}
 		}
 		for _, t := range u.Targets {
 			st := u.State(t.Addr)

@@ -136,6 +136,14 @@ func (u *Upstream) Panic() bool { return u.set().panic }
 // Breaker is the upstream's circuit breaker.
 func (u *Upstream) Breaker() *breaker.Breaker { return u.st.breaker.Load() }
 
+// Trip is the upstream's failure-tripped breaker, or nil without
+// circuit_breaker.trip. It is shared by every snapshot that has the
+// upstream and survives reloads.
+func (u *Upstream) Trip() *breaker.Trip { return u.st.trip.Load() }
+
+// tripFailures are the statuses that count as failures of Trip.
+func (u *Upstream) tripFailures() *breaker.StatusSet { return u.st.tripFail.Load() }
+
 // Report feeds the outcome of one attempt to outlier detection.
 func (u *Upstream) Report(addr string, r outlier.Result) {
 	if d := u.st.outlier.Load(); d != nil {
