@@ -60,6 +60,7 @@ type Upstream struct {
 	gauges []prometheus
 	cfg    *config.Upstream
 	addrs  []string
+	calls  callState // Do's per-upstream state (call.go)
 }
 
 // prometheus is the part of a gauge rebuild sets.
