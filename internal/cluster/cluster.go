@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -83,22 +84,21 @@ func (u *Upstream) Pick(r *http.Request) *balancer.Target {
 
 // PickOther chooses a target for r that is not in tried, if there is one;
 // otherwise it returns any target. Retries use it to move to another target.
+// It never asks the balancer, whose sequence (round robin) belongs to first
+// attempts (Envoy's previous_hosts): it starts at a random eligible target.
 func (u *Upstream) PickOther(r *http.Request, tried []*balancer.Target) *balancer.Target {
 	set := u.bal.Load()
-	var t *balancer.Target
-	for range 4 {
-		t = set.b.Pick(r)
-		if t == nil || !contains(tried, t) {
-			return t
+	if n := len(u.Targets); n > 0 {
+		for i, off := 0, rand.IntN(n); i < n; i++ {
+			if c := u.Targets[(i+off)%n]; !contains(tried, c) && (set.panic || u.available(c.Addr)) {
+				return c
+			}
 		}
 	}
-	// Hashing balancers keep answering the same target: walk the list.
-	for _, c := range u.Targets {
-		if !contains(tried, c) && u.available(c.Addr) {
-			return c
-		}
+	if len(tried) == 0 || (set.healthy == 0 && !set.panic) {
+		return set.b.Pick(r) // nil when no target is left
 	}
-	return t
+	return tried[len(tried)-1]
 }
 
 func contains(ts []*balancer.Target, t *balancer.Target) bool {
