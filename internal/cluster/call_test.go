@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -195,4 +197,28 @@ func TestDoErrors(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 	})
+}
+
+// TestTLSVerificationLoggedOnce checks that a target failing TLS
+// verification is answered as unreachable, naming the verification error,
+// and logged once until it changes (issue 15 bug 5).
+func TestTLSVerificationLoggedOnce(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler()) // its CA is not trusted
+	defer srv.Close()
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	u := buildUp(t, &config.Upstream{TLS: &config.UpstreamTLS{ServerName: "example.com"},
+		Targets: []config.Target{{Address: srv.Listener.Addr().String(), Weight: 1}}})
+	p := &Policy{Log: log}
+	for range 3 {
+		_, err := get(t, u, p, "/")
+		var e *Error
+		if !errors.As(err, &e) || e.Kind != Unreachable || e.Code != "upstream_unreachable" ||
+			!strings.Contains(e.Msg, "TLS verification") || !strings.Contains(e.Msg, "unknown authority") {
+			t.Fatalf("got %v", err)
+		}
+	}
+	if n := strings.Count(logs.String(), "upstream TLS verification failed"); n != 1 {
+		t.Fatalf("logged %d times, want once:\n%s", n, logs.String())
+	}
 }
