@@ -166,10 +166,10 @@ type upstreamView struct {
 	Circuit  string        `json:"circuit"`
 	Breaker  breaker.Stats `json:"breaker"`
 	// Trip is the failure-tripped breaker (circuit_breaker.trip), when set.
-	Trip *breaker.TripStats `json:"trip,omitempty"`
-	Panic    bool          `json:"panic_mode"`
-	Failover string        `json:"failover,omitempty"`
-	Targets  []targetView  `json:"targets"`
+	Trip     *breaker.TripStats `json:"trip,omitempty"`
+	Panic    bool               `json:"panic_mode"`
+	Failover string             `json:"failover,omitempty"`
+	Targets  []targetView       `json:"targets"`
 }
 
 func (a *api) upstreams(w http.ResponseWriter, r *http.Request) {

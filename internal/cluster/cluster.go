@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -65,6 +66,7 @@ type Upstream struct {
 	st     *state
 	cfg    *config.Upstream
 	addrs  []string
+	calls  callState // Do's per-upstream state (call.go)
 }
 
 // lbSet is a balancer over the targets eligible for traffic at one
@@ -99,22 +101,21 @@ func (u *Upstream) Pick(r *http.Request) *balancer.Target {
 
 // PickOther chooses a target for r that is not in tried, if there is one;
 // otherwise it returns any target. Retries use it to move to another target.
+// It never asks the balancer, whose sequence (round robin) belongs to first
+// attempts (Envoy's previous_hosts): it starts at a random eligible target.
 func (u *Upstream) PickOther(r *http.Request, tried []*balancer.Target) *balancer.Target {
 	set := u.set()
-	var t *balancer.Target
-	for range 4 {
-		t = set.b.Pick(r)
-		if t == nil || !contains(tried, t) {
-			return t
+	if n := len(u.Targets); n > 0 {
+		for i, off := 0, rand.IntN(n); i < n; i++ {
+			if c := u.Targets[(i+off)%n]; !contains(tried, c) && (set.panic || u.st.available(c.Addr)) {
+				return c
+			}
 		}
 	}
-	// Hashing balancers keep answering the same target: walk the list.
-	for _, c := range u.Targets {
-		if !contains(tried, c) && u.st.available(c.Addr) {
-			return c
-		}
+	if len(tried) == 0 || (set.healthy == 0 && !set.panic) {
+		return set.b.Pick(r) // nil when no target is left
 	}
-	return t
+	return tried[len(tried)-1]
 }
 
 func contains(ts []*balancer.Target, t *balancer.Target) bool {
@@ -140,6 +141,18 @@ func (u *Upstream) Breaker() *breaker.Breaker { return u.st.breaker.Load() }
 // circuit_breaker.trip. It is shared by every snapshot that has the
 // upstream and survives reloads.
 func (u *Upstream) Trip() *breaker.Trip { return u.st.trip.Load() }
+
+// CircuitOpen reports whether the failure-tripped circuit is open now
+// (not half-open, and not past its open period, which the next call's
+// admission turns into half-open).
+func (u *Upstream) CircuitOpen() bool {
+	t := u.Trip()
+	if t == nil {
+		return false
+	}
+	st, until := t.State()
+	return st == breaker.StateOpen && time.Now().Before(until)
+}
 
 // tripFailures are the statuses that count as failures of Trip.
 func (u *Upstream) tripFailures() *breaker.StatusSet { return u.st.tripFail.Load() }

@@ -25,6 +25,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/policy"
 	"github.com/rampart-gw/rampart/internal/proxy"
 	"github.com/rampart-gw/rampart/internal/registry"
+	"github.com/rampart-gw/rampart/internal/route"
 	"github.com/rampart-gw/rampart/internal/router"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
@@ -135,13 +136,16 @@ func Build(cfg *config.Config, deps Deps) (*gateway.Snapshot, error) {
 	return snap, nil
 }
 
+// buildRoute composes a route's handler: its policies around
+// route.Errors, the cache, the split between upstreams and each upstream's
+// failover chain, with a proxy per upstream at the core.
 func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, policies map[string]policy.Policy, deps Deps, claims *registry.Claims) (http.Handler, error) {
 	pc := proxy.Config{
 		Route:           rc.Name,
 		Prefix:          rc.Match.Path.Prefix,
 		StripPrefix:     rc.StripPrefix,
-		Timeout:         rc.Timeout.D(),
 		RequestIDHeader: snap.RequestIDHeader,
+		Policy:          cluster.Policy{Route: rc.Name, Timeout: rc.Timeout.D(), Metrics: deps.Metrics, Log: deps.Log},
 	}
 	if rc.Rewrite != nil {
 		pc.Rewrite, pc.HasRewrite = rc.Rewrite.Prefix, true
@@ -155,7 +159,7 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 		if err != nil {
 			return nil, fmt.Errorf("retry.on: %w", err)
 		}
-		pr := &proxy.Retry{Attempts: max(rr.Attempts, 1), PerTryTimeout: rr.PerTryTimeout.D(), On: conds,
+		pr := &cluster.Retry{Attempts: max(rr.Attempts, 1), PerTryTimeout: rr.PerTryTimeout.D(), On: conds,
 			BackoffBase: rr.Backoff.Base.D(), BackoffMax: rr.Backoff.Max.D(), NonIdempotent: rr.NonIdempotent}
 		if pr.BackoffBase == 0 && rr.Backoff.Max == 0 {
 			pr.BackoffBase, pr.BackoffMax = defaultBackoffBase, defaultBackoffMax
@@ -164,43 +168,74 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 			key := fmt.Sprintf("%s|%v|%v", rc.Name, b.Percent, b.MinPerSecond)
 			cluster.ClaimBudget(claims, key, b.Percent, b.MinPerSecond, func(b *retry.Budget) { pr.Budget = b })
 		}
-		pc.Retry = pr
+		pc.Policy.Retry = pr
 	}
-	if rc.Fallback != nil {
-		fb := *rc.Fallback
-		pc.Fallback = &fb
+	pdeps := proxy.Deps{Log: deps.Log, Upgraded: deps.Upgraded}
+	// upstream returns the handler for one upstream: its proxy, behind
+	// its failover chain (at most 4 hops, in case of a cycle).
+	var upstream func(u *cluster.Upstream, hops int) (http.Handler, error)
+	upstream = func(u *cluster.Upstream, hops int) (http.Handler, error) {
+		c := pc
+		c.Upstream = u
+		p, err := proxy.New(c, pdeps)
+		if err != nil || u.Failover == nil || hops >= 4 {
+			return p, err
+		}
+		next, err := upstream(u.Failover, hops+1)
+		if err != nil {
+			return nil, err
+		}
+		return &route.Failover{Upstream: u, Primary: p, Next: next}, nil
 	}
-	if c := rc.Cache; c != nil && c.TTL > 0 {
-		pcache := &proxy.Cache{TTL: c.TTL.D(), StaleIfError: c.StaleIfError.D()}
-		cluster.ClaimCache(claims, func(c *cache.Cache) { pcache.Store = c })
-		pc.Cache = pcache
-	}
+	var h http.Handler
 	switch {
 	case rc.Upstream != "":
 		u := snap.Upstreams[rc.Upstream]
 		if u == nil {
 			return nil, fmt.Errorf("unknown upstream %q", rc.Upstream)
 		}
-		pc.Backends = []proxy.Backend{{Upstream: u, Weight: 1}}
+		var err error
+		if h, err = upstream(u, 0); err != nil {
+			return nil, err
+		}
 	case len(rc.Split) > 0:
+		branches := make([]route.Branch, 0, len(rc.Split))
 		for _, s := range rc.Split {
 			u := snap.Upstreams[s.Upstream]
 			if u == nil {
 				return nil, fmt.Errorf("unknown upstream %q", s.Upstream)
 			}
-			pc.Backends = append(pc.Backends, proxy.Backend{Upstream: u, Weight: s.Weight})
+			bh, err := upstream(u, 0)
+			if err != nil {
+				return nil, err
+			}
+			if s.Weight <= 0 {
+				return nil, fmt.Errorf("upstream %s: weight must be positive", s.Upstream)
+			}
+			branches = append(branches, route.Branch{Handler: bh, Weight: s.Weight})
 		}
+		sp, err := route.NewSplit(branches)
+		if err != nil {
+			return nil, err
+		}
+		h = sp
 	case rc.Aggregate != nil:
 		return nil, errors.New("aggregate routes are not available in this release")
 	default:
 		return nil, errors.New("route needs upstream or split")
 	}
-	var h http.Handler
-	p, err := proxy.New(pc, proxy.Deps{Metrics: deps.Metrics, Log: deps.Log, Upgraded: deps.Upgraded})
-	if err != nil {
-		return nil, err
+	errs := &route.Errors{}
+	if c := rc.Cache; c != nil && c.TTL > 0 {
+		ch := &route.Cache{Next: h, Route: rc.Name, TTL: c.TTL.D(), StaleIfError: c.StaleIfError.D()}
+		cluster.ClaimCache(claims, func(s *cache.Cache) { ch.Store = s })
+		h, errs.Cache = ch, ch
 	}
-	h = p
+	if rc.Fallback != nil {
+		fb := *rc.Fallback
+		errs.Fallback = &fb
+	}
+	errs.Next = h
+	h = errs
 	for i := len(rc.Policies) - 1; i >= 0; i-- {
 		pol := policies[rc.Policies[i]]
 		if pol == nil {

@@ -9,13 +9,6 @@ import (
 	"time"
 )
 
-// TripAvailable says whether upstreams.NAME.circuit_breaker.trip is built.
-// While it is false, Validate refuses the key with "not available in this
-// release", positioned, so that a config using it is never silently
-// accepted. The commit that wires the failure-tripped breaker into the
-// upstream call flips it to true.
-var TripAvailable = false
-
 // Defaults of a circuit_breaker.trip key left out.
 const (
 	DefaultTripConsecutiveFailures = 5
@@ -131,8 +124,7 @@ func (c *Config) applyTripDefaults() {
 	}
 }
 
-// trips checks every circuit_breaker.trip; while TripAvailable is false it
-// refuses the key instead.
+// trips checks every circuit_breaker.trip.
 func (v *validator) trips() {
 	for _, name := range slices.Sorted(maps.Keys(v.c.Upstreams)) {
 		u := v.c.Upstreams[name]
@@ -140,10 +132,6 @@ func (v *validator) trips() {
 			continue
 		}
 		p := "upstreams." + name + ".circuit_breaker.trip"
-		if !TripAvailable {
-			v.errorf(p, "circuit_breaker.trip is not available in this release")
-			continue
-		}
 		v.trip(p, u.CircuitBreaker.Trip)
 	}
 }

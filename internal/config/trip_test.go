@@ -8,41 +8,13 @@ import (
 	"time"
 )
 
-// withTrip sets TripAvailable for the rest of the test, so that the tests
-// pass whichever value the package ships with.
-func withTrip(t *testing.T, on bool) {
-	t.Helper()
-	old := TripAvailable
-	TripAvailable = on
-	t.Cleanup(func() { TripAvailable = old })
-}
-
 // tripDoc is base with a trip block on upstream app: line 5 is
 // "    circuit_breaker:", line 6 "      trip: " + trip.
 func tripDoc(trip string) string {
 	return strings.Replace(base, "  app:\n", "  app:\n    circuit_breaker:\n      trip: "+trip+"\n", 1)
 }
 
-func TestTripRefusedWhenUnavailable(t *testing.T) {
-	withTrip(t, false)
-	_, err := LoadBytes("t.yaml", []byte(tripDoc("{consecutive_failures: 0, failure_ratio: 2}")))
-	if err == nil {
-		t.Fatal("trip accepted while TripAvailable is false")
-	}
-	// Only the refusal: the values of a key that is not built are not
-	// checked.
-	want := "t.yaml:6:13: upstreams.app.circuit_breaker.trip: circuit_breaker.trip is not available in this release"
-	if err.Error() != want {
-		t.Errorf("got:\n%v\nwant:\n%s", err, want)
-	}
-	// Without trip the same upstream still validates.
-	if _, err := LoadBytes("t.yaml", []byte(strings.Replace(base, "  app:\n", "  app:\n    circuit_breaker: {max_requests: 10}\n", 1))); err != nil {
-		t.Errorf("circuit_breaker without trip: %v", err)
-	}
-}
-
 func TestTripDefaults(t *testing.T) {
-	withTrip(t, true)
 	for _, tt := range []struct {
 		name string
 		trip string
@@ -105,7 +77,6 @@ func TestTripDefaults(t *testing.T) {
 }
 
 func TestTripRules(t *testing.T) {
-	withTrip(t, true)
 	tests := []struct {
 		name, trip, want string
 	}{
@@ -150,7 +121,6 @@ func TestTripRules(t *testing.T) {
 // TestTripAllErrors checks that every problem of a trip block is reported
 // at once, positioned and in document order.
 func TestTripAllErrors(t *testing.T) {
-	withTrip(t, true)
 	doc := strings.Replace(base, "  app:\n", `  app:
     circuit_breaker:
       trip:

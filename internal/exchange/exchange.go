@@ -6,6 +6,7 @@ package exchange
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -34,9 +35,25 @@ type Exchange struct {
 	// Roles are the authenticated client's roles (read-only; shared with
 	// the compiled policy, never modify).
 	Roles []string
-	// BodyTooLarge is set when the request body ran over the listener's
-	// max_body_bytes while being read.
-	BodyTooLarge bool
+	// Err is a failure a route handler gave up with, waiting for the
+	// route's render (route.Fail sets it, route.Errors takes it).
+	Err error
+	// Unanswered, when not 0, is the status logged for a request the
+	// gateway deliberately answered with nothing: 499 when the client went
+	// away (nginx's code). It is never sent.
+	Unanswered int
+}
+
+// ErrBodyTooLarge is the error a request body over the listener's
+// max_body_bytes fails its reads with.
+var ErrBodyTooLarge = errors.New("request body too large")
+
+// BodyTooLarge reports whether r's body ran over the listener's
+// max_body_bytes while being read: whether its body is one that says so
+// (the gateway's limited body).
+func BodyTooLarge(r *http.Request) bool {
+	b, ok := r.Body.(interface{ TooLarge() bool })
+	return ok && b.TooLarge()
 }
 
 type ctxKey struct{}

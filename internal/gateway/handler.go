@@ -8,11 +8,13 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/exchange"
 	"github.com/rampart-gw/rampart/internal/pathnorm"
+	rt "github.com/rampart-gw/rampart/internal/route"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
 
@@ -143,14 +145,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route = snap.Routes[idx]
 		ex.Route = route.Name
 		if h.limits.MaxBodyBytes > 0 && r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
-			r.Body = &limitedBody{rc: r.Body, left: h.limits.MaxBodyBytes, ex: ex}
+			r.Body = &limitedBody{rc: r.Body, left: h.limits.MaxBodyBytes}
 		}
 		h.serveRoute(rw, r, ex, route, snap)
-		if ex.BodyTooLarge && !rw.wroteHeader {
-			exchange.Error(rw, r, http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds the limit")
+		if ex.Err != nil {
+			// A route composed without route.Errors (compile always adds
+			// it): render the failure plainly.
+			err := ex.Err
+			ex.Err = nil
+			rt.Render(rw, r, err, nil, nil)
 		}
 	}
-	if !rw.wroteHeader {
+	switch {
+	case rw.wroteHeader:
+	case ex.Unanswered != 0:
+		// Deliberately unanswered (the client went away): logged, and
+		// nothing is sent.
+		rw.wroteHeader, rw.status = true, ex.Unanswered
+	default:
 		rw.WriteHeader(http.StatusOK)
 	}
 	h.finish(r, rw, ex, route, snap)
@@ -230,16 +242,17 @@ func headerBytes(r *http.Request) int {
 	return n
 }
 
-// limitedBody fails reads once more than left bytes were read.
+// limitedBody fails reads with exchange.ErrBodyTooLarge once more than
+// left bytes were read; TooLarge then reports true (exchange.BodyTooLarge).
 type limitedBody struct {
 	rc   io.ReadCloser
 	left int64
-	ex   *exchange.Exchange
+	over atomic.Bool // read by the render, maybe while a transport reads
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.left < 0 {
-		return 0, errBodyTooLarge
+		return 0, exchange.ErrBodyTooLarge
 	}
 	if int64(len(p)) > b.left+1 {
 		p = p[:b.left+1]
@@ -247,19 +260,16 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.left -= int64(n)
 	if b.left < 0 {
-		b.ex.BodyTooLarge = true
-		return 0, errBodyTooLarge
+		b.over.Store(true)
+		return 0, exchange.ErrBodyTooLarge
 	}
 	return n, err
 }
 
+// TooLarge reports whether the body ran over the limit.
+func (b *limitedBody) TooLarge() bool { return b.over.Load() }
+
 func (b *limitedBody) Close() error { return b.rc.Close() }
-
-type bodyErr string
-
-func (e bodyErr) Error() string { return string(e) }
-
-const errBodyTooLarge = bodyErr("request body too large")
 
 // writer records the status and body size of a response. It forwards
 // Flush, Hijack and the rest through Unwrap (http.ResponseController).
@@ -280,9 +290,6 @@ func (w *writer) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	w.status = code
-	if code == 499 {
-		return // client is gone; nothing is sent
-	}
 	w.ResponseWriter.WriteHeader(code)
 }
 

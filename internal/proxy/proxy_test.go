@@ -1,15 +1,11 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"testing"
-	"testing/iotest"
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/cluster"
@@ -57,7 +53,11 @@ func TestOutURL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			u := p.outURL(in, "http", "10.0.0.1:80")
+			u := *in
+			u.Host = "10.0.0.1:80" // as Do sets it
+			if p.cfg.StripPrefix || p.cfg.HasRewrite {
+				p.rewrite(&u)
+			}
 			if u.Path != tc.wantPath || u.RawPath != tc.wantRaw || u.RawQuery != in.RawQuery || u.Host != "10.0.0.1:80" {
 				t.Fatalf("got path %q raw %q query %q host %q", u.Path, u.RawPath, u.RawQuery, u.Host)
 			}
@@ -111,69 +111,6 @@ func TestUpgradeType(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := upgradeType(tc.h); got != tc.want {
 				t.Fatalf("got %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestReplay(t *testing.T) {
-	body := strings.Repeat("0123456789", 1000) // 10 000 bytes
-	t.Run("replays a body within the limit", func(t *testing.T) {
-		r := &replay{src: io.NopCloser(iotest.HalfReader(strings.NewReader(body))), limit: 64 << 10}
-		for attempt := 0; attempt < 3; attempt++ {
-			got, err := io.ReadAll(r.reader())
-			if err != nil || string(got) != body {
-				t.Fatalf("attempt %d: %d bytes, %v", attempt, len(got), err)
-			}
-		}
-		if !r.replayable() {
-			t.Fatal("not replayable")
-		}
-	})
-	t.Run("a partly read body is completed on the retry", func(t *testing.T) {
-		r := &replay{src: io.NopCloser(strings.NewReader(body)), limit: 64 << 10}
-		first := r.reader()
-		io.ReadFull(first, make([]byte, 1234))
-		got, err := io.ReadAll(r.reader())
-		if err != nil || string(got) != body {
-			t.Fatalf("retry read %d bytes, %v", len(got), err)
-		}
-		if _, err := first.Read(make([]byte, 10)); err != errStaleAttempt {
-			t.Fatalf("stale reader returned %v", err)
-		}
-	})
-	t.Run("over the limit it cannot be replayed", func(t *testing.T) {
-		r := &replay{src: io.NopCloser(bytes.NewReader([]byte(body))), limit: 4096}
-		got, err := io.ReadAll(r.reader())
-		if err != nil || string(got) != body {
-			t.Fatalf("first attempt read %d bytes, %v", len(got), err)
-		}
-		if r.replayable() {
-			t.Fatal("replayable after overflow")
-		}
-	})
-}
-
-func TestCacheable(t *testing.T) {
-	get := &http.Request{Method: http.MethodGet}
-	tests := []struct {
-		name string
-		r    *http.Request
-		resp *http.Response
-		want bool
-	}{
-		{"plain 200", get, &http.Response{StatusCode: 200, Header: http.Header{}}, true},
-		{"post", &http.Request{Method: http.MethodPost}, &http.Response{StatusCode: 200, Header: http.Header{}}, false},
-		{"404", get, &http.Response{StatusCode: 404, Header: http.Header{}}, false},
-		{"set-cookie", get, &http.Response{StatusCode: 200, Header: http.Header{"Set-Cookie": {"a=b"}}}, false},
-		{"vary", get, &http.Response{StatusCode: 200, Header: http.Header{"Vary": {"Accept"}}}, false},
-		{"no-store", get, &http.Response{StatusCode: 200, Header: http.Header{"Cache-Control": {"max-age=5, no-store"}}}, false},
-		{"private", get, &http.Response{StatusCode: 200, Header: http.Header{"Cache-Control": {"private"}}}, false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := cacheable(tc.r, tc.resp); got != tc.want {
-				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
 	}
@@ -245,7 +182,7 @@ func TestTimeoutNotCarriedOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(Config{Route: "r", Timeout: 20 * time.Millisecond, Backends: []Backend{{Upstream: up, Weight: 1}}}, Deps{})
+	p, err := New(Config{Route: "r", Upstream: up, Policy: cluster.Policy{Timeout: 20 * time.Millisecond}}, Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}

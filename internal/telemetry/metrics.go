@@ -71,7 +71,7 @@ func NewMetrics() *Metrics {
 		Name: "rampart_upstream_target_healthy", Help: "1 when the target is considered healthy.",
 	}, []string{"upstream", "target"})
 	m.CircuitOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "rampart_upstream_circuit_open", Help: "1 while a circuit breaker limit of the upstream is saturated.",
+		Name: "rampart_upstream_circuit_open", Help: "1 while the upstream's circuit is open or half-open (circuit_breaker.trip) or a circuit breaker limit is saturated.",
 	}, []string{"upstream"})
 	m.Retries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_retries_total", Help: "Upstream retries, by route and upstream.",

@@ -266,3 +266,25 @@ func TestRetryAfter(t *testing.T) {
 		})
 	}
 }
+
+// TestRetryFirstAttemptsAlternate is issue 15 bug 6 end to end: two
+// targets, one answering 503, retry {attempts: 3, on: [503]}. A retry must
+// not advance the round-robin position, so first attempts still alternate:
+// the failing target gets half of them, not all.
+func TestRetryFirstAttemptsAlternate(t *testing.T) {
+	a, b := newServer(t, "a"), newServer(t, "b")
+	a.set(modeFail)
+	g := start(t, "upstreams:\n  app:\n"+targetsYAML([]*server{a, b})+
+		oneRoute("    retry: {attempts: 3, on: [503], backoff: {base: 1ms, max: 1ms}}\n"))
+	c := newClient(t)
+	const n = 20
+	for range n {
+		if r := get(c, g.URL+"/x"); r.err != nil || r.status != 200 {
+			t.Fatalf("want 200, got %v %d %q", r.err, r.status, r.body)
+		}
+	}
+	// a's hits are all first attempts (a retry never returns to it).
+	if got := a.hits.Load(); got != n/2 {
+		t.Fatalf("failing target got %d of %d first attempts, want %d (b served %d)", got, n, n/2, b.hits.Load())
+	}
+}

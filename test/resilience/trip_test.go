@@ -181,7 +181,8 @@ func TestTripAnswersWhileOpen(t *testing.T) {
 func TestTripShedsUnderLoad(t *testing.T) {
 	s := newServer(t, "s")
 	s.set(modeFail)
-	s.delay.Store(int64(50 * time.Millisecond))
+	const delay = 200 * time.Millisecond
+	s.delay.Store(int64(delay))
 	g := start(t, tripUpstream(s, "{consecutive_failures: 10, open_for: 1m}")+oneRoute(""))
 	c := newClient(t)
 	run := func(n int) []time.Duration {
@@ -209,11 +210,13 @@ func TestTripShedsUnderLoad(t *testing.T) {
 	before := run(16) // trips it: every one waits for the failing upstream
 	hits := s.hits.Load()
 	after := run(400)
-	t.Logf("p99 while failing %s, after the circuit opened %s (%d upstream requests)", p99(before), p99(after), s.hits.Load()-hits)
+	t.Logf("p99 while failing %s, after the circuit opened %s (p50 %s, max %s; %d upstream requests)", p99(before), p99(after), after[len(after)/2], after[len(after)-1], s.hits.Load()-hits)
 	if s.hits.Load()-hits > 8 { // at most the requests in flight when it opened
 		t.Errorf("the upstream got %d requests after the circuit opened", s.hits.Load()-hits)
 	}
-	if p99(after) >= p99(before)/2 {
-		t.Errorf("p99 after opening %s is not well under the failing p99 %s", p99(after), p99(before))
+	// Not a timing target (the machine is shared): shed requests must not
+	// wait for the upstream at all, which answers only after delay.
+	if p99(after) >= delay {
+		t.Errorf("p99 after opening %s: shed requests still wait for the upstream (%s)", p99(after), delay)
 	}
 }

@@ -86,7 +86,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.next.ServeHTTP(gw, r)
 	if !gw.wrote && !gw.hijacked && g.failed.Load() {
 		// The handler gave up on the failed body without answering (a
-		// client-gone 499 writes nothing).
+		// client that went away is answered with nothing: route.Render).
 		h.refuse(w, rChunked)
 	}
 	if hadUpgrade && !gw.hijacked {

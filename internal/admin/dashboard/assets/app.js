@@ -208,7 +208,7 @@
   function renderUpstreams(ups) {
     const rows = [];
     for (const u of ups.upstreams || []) {
-      const open = u.circuit === 'open';
+      const open = u.circuit === 'open' || u.circuit === 'half_open';
       const circuit = el('td', null, el('span', { className: 'pill ' + (open ? 'warn' : 'good') }, 'circuit ' + (u.circuit || '?')));
       if (u.panic_mode) circuit.append(' ', el('span', { className: 'pill warn', title: 'Too few healthy targets: traffic goes to all of them' }, 'panic mode'));
       const head = el('td', { className: 'name' }, u.name);

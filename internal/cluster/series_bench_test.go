@@ -1,9 +1,8 @@
-package proxy
+package cluster
 
 import (
 	"testing"
 
-	"github.com/rampart-gw/rampart/internal/cluster"
 	"github.com/rampart-gw/rampart/internal/cluster/balancer"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
@@ -13,13 +12,13 @@ import (
 // through label lookups as before.
 func BenchmarkUpstreamSeries(b *testing.B) {
 	m := telemetry.NewMetrics()
-	up := &cluster.Upstream{Name: "backend"}
+	up := &Upstream{Name: "backend"}
 	target := &balancer.Target{Addr: "10.0.0.1:8080"}
 	b.Run("cached", func(b *testing.B) {
-		p := &Proxy{deps: Deps{Metrics: m}}
+		cs := up.caller()
 		b.ReportAllocs()
 		for b.Loop() {
-			ts := p.targetSeries(up, target)
+			ts := cs.targetSeries(m, up.Name, target)
 			ts.duration.Observe(0.001)
 			ts.count(200, "")
 		}
