@@ -59,9 +59,10 @@ type pair struct{ name, value string }
 
 // table holds the rules of one host bucket, indexed by path.
 type table struct {
-	exact map[string][]*route
-	root  *node // prefix rules by prefix
-	pat   *node // regex and template rules by literal prefix
+	exact  map[string][]*route
+	root   *node // prefix rules by prefix
+	pat    *node // regex and template rules by literal prefix
+	patMax int   // longest literal prefix in pat
 
 	prefixes map[string][]*route // only while building
 	patterns map[string][]*route // only while building
@@ -323,6 +324,7 @@ func (t *table) add(r *route, p config.PathMatch) {
 			t.patterns = map[string][]*route{}
 		}
 		t.patterns[r.lit] = append(t.patterns[r.lit], r)
+		t.patMax = max(t.patMax, len(r.lit))
 	default:
 		prefix := p.Prefix
 		if prefix == "" {
@@ -437,10 +439,16 @@ func (t *table) search(q *request, min int) (int, int) {
 	if t.root != nil {
 		pn = t.root.longest(q.path)
 	}
-	if t.pat != nil {
-		tn = t.pat.longest(q.path)
-	}
-	for pn != nil || tn != nil {
+	// The pattern tree is walked only once a pattern could outrank the
+	// prefix candidate at hand and the rank already found.
+	walked := t.pat == nil || rankPattern(t.patMax) <= min
+	for {
+		if !walked && (pn == nil || pn.depth < t.patMax) {
+			tn, walked = t.pat.longest(q.path), true
+		}
+		if pn == nil && tn == nil {
+			break
+		}
 		if pn != nil && (tn == nil || pn.depth >= tn.depth) {
 			rank := rankPrefix(pn.depth)
 			if rank <= min {
