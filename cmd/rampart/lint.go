@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/router"
 )
 
 // warning is a semantic problem that does not stop a config from running.
@@ -20,8 +21,9 @@ type warning struct {
 func (w warning) String() string { return w.pos.String() + ": warning: " + w.msg }
 
 // lint finds semantic problems in a valid config: routes that can never
-// match because an earlier route matches every request they would, and
-// upstreams that nothing uses.
+// match because an earlier route matches every request they would, regex
+// and template routes that a prefix as long as their literal always
+// outranks, and upstreams that nothing uses.
 func lint(cfg *config.Config) []warning {
 	var out []warning
 	keys := make([]matchKey, len(cfg.Routes))
@@ -29,13 +31,21 @@ func lint(cfg *config.Config) []warning {
 		keys[i] = keyOf(&cfg.Routes[i].Match)
 	}
 	for j := range cfg.Routes {
-		for i := 0; i < j; i++ {
-			if shadows(keys[i], keys[j]) {
+		shadowed := false
+		for i := 0; i < j && !shadowed; i++ {
+			if shadowed = shadows(keys[i], keys[j]); shadowed {
 				p := fmt.Sprintf("routes[%d]", j)
 				out = append(out, warning{cfg.Pos(p), fmt.Sprintf("%s: route %q can never match: route %q (routes[%d]) matches every request it would, and wins by config order",
 					p, cfg.Routes[j].Name, cfg.Routes[i].Name, i)})
-				break
 			}
+		}
+		if shadowed {
+			continue
+		}
+		if i, ok := outranked(cfg, keys, j); ok {
+			p := fmt.Sprintf("routes[%d]", j)
+			out = append(out, warning{cfg.Pos(p), fmt.Sprintf("%s: route %q can never win: route %q (routes[%d]) matches every request it would, and its prefix %q is as long as this route's literal prefix, so it ranks higher",
+				p, cfg.Routes[j].Name, cfg.Routes[i].Name, i, strings.TrimPrefix(keys[i].path, "prefix "))})
 		}
 	}
 	used := map[string]bool{}
@@ -142,6 +152,56 @@ func shadows(a, b matchKey) bool {
 	}
 	for _, m := range b.methods {
 		if _, ok := slices.BinarySearch(a.methods, m); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// outranked finds a route that wins every request the regex or template
+// route j matches, in any config order: a prefix route whose prefix equals
+// j's literal prefix (it matches every path j does and ranks higher on
+// path), whose hosts are none or the same as j's, whose methods are none or
+// include j's, and whose headers and query are a subset of j's.
+func outranked(cfg *config.Config, keys []matchKey, j int) (int, bool) {
+	lit, ok := router.Literal(cfg.Routes[j].Match.Path)
+	if !ok {
+		return 0, false
+	}
+	b := keys[j]
+	for i := range cfg.Routes {
+		a := keys[i]
+		if i == j || a.path != "prefix "+lit || (a.hosts != "" && a.hosts != b.hosts) ||
+			!subset(a.headers, b.headers) || !subset(a.query, b.query) {
+			continue
+		}
+		if len(a.methods) > 0 {
+			if len(b.methods) == 0 {
+				continue
+			}
+			all := true
+			for _, m := range b.methods {
+				if _, ok := slices.BinarySearch(a.methods, m); !ok {
+					all = false
+				}
+			}
+			if !all {
+				continue
+			}
+		}
+		return i, true
+	}
+	return 0, false
+}
+
+// subset reports whether every "\x00"-joined item of a is in b.
+func subset(a, b string) bool {
+	if a == "" {
+		return true
+	}
+	items := strings.Split(b, "\x00")
+	for _, x := range strings.Split(a, "\x00") {
+		if !slices.Contains(items, x) {
 			return false
 		}
 	}

@@ -47,6 +47,42 @@ routes:
 				`:11:5: warning: routes[5]: route "hosts2" can never match: route "hosts" (routes[4])`,
 			},
 		},
+		{
+			name: "catch-all with regex and template routes is clean",
+			yaml: `
+upstreams:
+  a: {targets: [{address: "127.0.0.1:1"}]}
+routes:
+  - {name: all, match: {path: {prefix: /}}, upstream: a}
+  - {name: item, match: {path: {regex: "^/items/[0-9]+$"}}, upstream: a}
+  - {name: user, match: {path: {template: "/u/{id}"}}, upstream: a}
+  - {name: shorter, match: {path: {prefix: /items}}, upstream: a}
+  - {name: post-only, match: {path: {prefix: /u/}, methods: [POST]}, upstream: a}
+  - {name: on-host, match: {path: {prefix: /v/}, hosts: [a.example.com]}, upstream: a}
+  - {name: v, match: {path: {regex: "/v/.*"}}, upstream: a}
+  - {name: header, match: {path: {prefix: /w/}, headers: {X-A: "1"}}, upstream: a}
+  - {name: w, match: {path: {template: "/w/{x}"}}, upstream: a}
+`,
+		},
+		{
+			name: "outranked by a prefix as long as the literal",
+			yaml: `
+upstreams:
+  a: {targets: [{address: "127.0.0.1:1"}]}
+routes:
+  - {name: item, match: {path: {regex: "^/items/[0-9]+$"}, methods: [GET]}, upstream: a}
+  - {name: items, match: {path: {prefix: /items/}}, upstream: a}
+  - {name: any, match: {path: {regex: "/.*"}, hosts: [a.example.com]}, upstream: a}
+  - {name: all, match: {headers: {X-A: "1"}}, upstream: a}
+  - {name: all-a, match: {path: {template: "/{*rest}"}, headers: {X-A: "1", X-B: "2"}}, upstream: a}
+  - {name: user, match: {path: {template: "/u/{id}"}, hosts: [b.example.com]}, upstream: a}
+  - {name: users, match: {path: {prefix: /u/}, hosts: [B.example.com], methods: [GET]}, upstream: a}
+`,
+			want: []string{
+				`:5:5: warning: routes[0]: route "item" can never win: route "items" (routes[1]) matches every request it would, and its prefix "/items/" is as long as this route's literal prefix`,
+				`:9:5: warning: routes[4]: route "all-a" can never win: route "all" (routes[3])`,
+			},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -34,15 +34,28 @@
 //
 // When several routes match, the winner is decided by these keys in order:
 //
-//  1. Path rank: an exact path beats any prefix, a longer prefix beats a
-//     shorter one, and any prefix beats a regex or template (regexes and
-//     templates rank equally).
+//  1. Path rank: an exact path beats everything else. A prefix ranks by its
+//     length and a regex or template by the length of its literal prefix
+//     (below); the longer wins, and on equal lengths the prefix wins. So a
+//     regex or template beats a prefix shorter than its literal (a catch-all
+//     "/" included) and loses to one of equal or greater length, and a
+//     longer literal beats a shorter one. Regexes and templates of equal
+//     literal length rank equally, whatever their literal text.
 //  2. Host rank: an exact host beats a wildcard, a longer wildcard suffix beats
 //     a shorter one, and a wildcard beats a route without hosts. A route with
 //     several hosts ranks by the best entry that matches the request.
 //  3. More conditions: one each for hosts, path and methods when given, plus
 //     one per header and per query key.
 //  4. Earlier in config order.
+//
+// The literal prefix of a template is its text before the first variable
+// ("/u/" for "/u/{id}"; the whole template if it has none). That of a regex
+// is the text every match must start with as Go's regexp/syntax parser sees
+// it: the leading case-sensitive literal characters after an optional ^,
+// ending at the first character class, repetition (which takes its
+// character along: "/items?" has "/item"), alternation the parser cannot
+// factor, capture group, case-insensitive part or other anchor. Escaped
+// characters are literal (`/a\.json` has "/a.json"). Literal returns it.
 //
 // A route whose path matches but whose other conditions fail is skipped and
 // the next-best candidate is tried, so a GET to /users/1 falls back from a
@@ -56,7 +69,7 @@
 // request path (each node links to the nearest shorter prefix, giving the
 // candidates longest first), and a second radix tree of regexes and templates
 // keyed by their literal prefix, so that only those whose literal text starts
-// the path are run. Buckets are searched from the best host rank to the
+// the path are run. The two walks are merged by rank, longest first. Buckets are searched from the best host rank to the
 // worst, and a later bucket only needs to beat the path rank already found,
 // so most lookups touch a few map entries and one tree walk.
 package router

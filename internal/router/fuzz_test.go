@@ -34,11 +34,16 @@ func (s *byteSource) Uint64() uint64 {
 
 // FuzzMatch builds rules from the fuzz input, adds one rule whose host, path
 // pattern and query come straight from fuzzed strings, and checks that Match
-// neither panics nor disagrees with the reference.
+// neither panics nor disagrees with the reference, which ranks regexes and
+// templates by the length of their literal prefix as the Router does.
 func FuzzMatch(f *testing.F) {
 	f.Add([]byte("seed-one-\x00\x01\x02\x03\x04\x05\x06\x07"), "api.Example.com:80", "/u/{id}/{*rest}", "^/u/[0-9]+$", "/u/12/x", "a=1&b=a+b")
 	f.Add([]byte{}, "[::1]:8080", "/a", "/a|/b", "/b", "%zz=1;")
 	f.Add([]byte("\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8\x10\x20\x30"), "*.a.com", "/{x}", "^{2}a", "/", "k%20y=a%26b")
+	// Regex and template literals against a catch-all and equal-length
+	// prefixes, under the literal-length rank.
+	f.Add([]byte("catch-all"), "a.com", "/items/{id}", "^/items/[0-9]+$", "/items/42", "")
+	f.Add([]byte("literals\x03\x01"), "b.a.com", "/a/{*r}", `/a\.json|/a\.js(?i)x`, "/a.json", "a=1")
 	f.Fuzz(func(t *testing.T, seed []byte, host, tpl, re, path, query string) {
 		if len(re) > 64 || len(tpl) > 64 {
 			return // large regexes only slow the fuzzer down

@@ -4,7 +4,9 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"regexp/syntax"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/rampart-gw/rampart/internal/config"
 )
@@ -122,22 +124,65 @@ func refHosts(hosts []string, host string) (class, n int, ok bool) {
 	return class, n, ok
 }
 
-// refPath returns the path rank: 1<<40 for exact, the length for a prefix, 0
-// for a regex or template.
+// refPath returns the path rank: 1<<40 for exact, 2n+1 for a prefix of n
+// bytes, and 2n for a regex or template whose literal prefix has n bytes, so
+// that a prefix wins a tie of lengths.
 func refPath(p config.PathMatch, path string) (int, bool) {
 	switch {
 	case p.Exact != "":
 		return 1 << 40, path == p.Exact
 	case p.Regex != "":
-		return 0, regexp.MustCompile("^(?:" + p.Regex + ")$").MatchString(path)
+		return 2 * len(refRegexLiteral(p.Regex)), regexp.MustCompile("^(?:" + p.Regex + ")$").MatchString(path)
 	case p.Template != "":
-		return 0, refTemplateMatch(p.Template, path)
+		lit, _, _ := strings.Cut(p.Template, "{")
+		return 2 * len(lit), refTemplateMatch(p.Template, path)
 	}
 	prefix := p.Prefix
 	if prefix == "" {
 		prefix = "/"
 	}
-	return len(prefix), strings.HasPrefix(path, prefix)
+	return 2*len(prefix) + 1, strings.HasPrefix(path, prefix)
+}
+
+// refRegexLiteral is the documented literal prefix: the case-sensitive
+// literal characters at the start of the parsed expression, after any
+// leading ^, up to the first other node. It flattens the parse tree into a
+// list of leaves first, unlike the Router's recursive walk.
+func refRegexLiteral(expr string) string {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		panic(err)
+	}
+	var leaves []*syntax.Regexp
+	var flatten func(*syntax.Regexp)
+	flatten = func(re *syntax.Regexp) {
+		if re.Op == syntax.OpConcat {
+			for _, s := range re.Sub {
+				flatten(s)
+			}
+			return
+		}
+		leaves = append(leaves, re)
+	}
+	flatten(re)
+	for len(leaves) > 0 && leaves[0].Op == syntax.OpBeginText {
+		leaves = leaves[1:]
+	}
+	var lit []rune
+	for _, l := range leaves {
+		if l.Op != syntax.OpLiteral || l.Flags&syntax.FoldCase != 0 {
+			break
+		}
+		i := 0
+		for i < len(l.Rune) && l.Rune[i] != utf8.RuneError {
+			i++
+		}
+		lit = append(lit, l.Rune[:i]...)
+		if i < len(l.Rune) {
+			break
+		}
+	}
+	return string(lit)
 }
 
 // refTemplateMatch compares path with a template segment by segment. A

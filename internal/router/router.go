@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"net/textproto"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/rampart-gw/rampart/internal/config"
 )
@@ -26,9 +28,14 @@ type Router struct {
 	any   *table            // rules without hosts
 }
 
-// rankExact is the path rank of an exact path; a prefix ranks by its length
-// and a regex or template ranks 0.
+// Path ranks: an exact path ranks rankExact, a prefix of n bytes 2n+1 and a
+// regex or template whose literal prefix has n bytes 2n, so that a regex or
+// template beats a prefix shorter than its literal and loses to one of equal
+// or greater length.
 const rankExact = math.MaxInt
+
+func rankPrefix(n int) int  { return 2*n + 1 }
+func rankPattern(n int) int { return 2 * n }
 
 // maxStackHost bounds the hosts lower-cased on the stack; DNS names are at
 // most 253 bytes, so longer ones only come from broken or hostile clients.
@@ -52,9 +59,10 @@ type pair struct{ name, value string }
 
 // table holds the rules of one host bucket, indexed by path.
 type table struct {
-	exact map[string][]*route
-	root  *node // prefix rules by prefix
-	pat   *node // regex and template rules by literal prefix
+	exact  map[string][]*route
+	root   *node // prefix rules by prefix
+	pat    *node // regex and template rules by literal prefix
+	patMax int   // longest literal prefix in pat
 
 	prefixes map[string][]*route // only while building
 	patterns map[string][]*route // only while building
@@ -162,7 +170,7 @@ func compile(i int, m config.Match) (*route, error) {
 			return nil, fmt.Errorf("path regex %q: %w", p.Regex, err)
 		}
 		r.re = re
-		r.lit, _ = re.LiteralPrefix()
+		r.lit = regexLiteral(re.String())
 	case p.Template != "":
 		tpl, err := parseTemplate(p.Template)
 		if err != nil {
@@ -233,6 +241,76 @@ func compileRegex(expr string) (*regexp.Regexp, error) {
 	return regexp.Compile("^(?:" + expr + ")$")
 }
 
+// regexLiteral returns the literal prefix of an anchored regex, the text
+// every match starts with as far as Go's regexp parser sees it: the leading
+// case-sensitive literal characters after an optional ^. It ends at the first
+// character class, repetition (which takes its character along, "/ab+" has
+// "/a"), alternation the parser could not factor, capture group,
+// case-insensitive part or other anchor. It is both the path rank of the
+// route and its key in the pattern tree, so it must be a true prefix of
+// every path the regex matches; U+FFFD ends it, since the regexp engine reads
+// a byte that is not UTF-8 as U+FFFD.
+func regexLiteral(expr string) string {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	literalPrefix(&b, re)
+	return b.String()
+}
+
+// literalPrefix appends the literal text that starts re to b and reports
+// whether re is all literal, so that the caller may go on after it.
+func literalPrefix(b *strings.Builder, re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpConcat:
+		for _, sub := range re.Sub {
+			if !literalPrefix(b, sub) {
+				return false
+			}
+		}
+		return true
+	case syntax.OpBeginText:
+		return b.Len() == 0
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase != 0 {
+			return false
+		}
+		for _, r := range re.Rune {
+			if r == utf8.RuneError {
+				return false
+			}
+			b.WriteRune(r)
+		}
+		return true
+	}
+	return false
+}
+
+// Literal returns the literal prefix a regex or template path ranks by (see
+// the package documentation), and false for other paths or ones that do not
+// compile.
+func Literal(p config.PathMatch) (string, bool) {
+	switch {
+	case p.Exact != "" || p.Prefix != "":
+		return "", false
+	case p.Regex != "":
+		re, err := compileRegex(p.Regex)
+		if err != nil {
+			return "", false
+		}
+		return regexLiteral(re.String()), true
+	case p.Template != "":
+		tpl, err := parseTemplate(p.Template)
+		if err != nil {
+			return "", false
+		}
+		return tpl.lit, true
+	}
+	return "", false
+}
+
 // add files r under its path in t.
 func (t *table) add(r *route, p config.PathMatch) {
 	switch {
@@ -246,6 +324,7 @@ func (t *table) add(r *route, p config.PathMatch) {
 			t.patterns = map[string][]*route{}
 		}
 		t.patterns[r.lit] = append(t.patterns[r.lit], r)
+		t.patMax = max(t.patMax, len(r.lit))
 	default:
 		prefix := p.Prefix
 		if prefix == "" {
@@ -346,7 +425,8 @@ func (n *node) longest(path string) *node {
 }
 
 // search returns the best rule in t whose path rank is above min, with its
-// rank, or -1 and min.
+// rank, or -1 and min. Prefix and pattern candidates come out of their trees
+// longest first; they are merged by rank, a prefix first on equal length.
 func (t *table) search(q *request, min int) (int, int) {
 	if rs, ok := t.exact[q.path]; ok {
 		for _, r := range rs {
@@ -355,33 +435,45 @@ func (t *table) search(q *request, min int) (int, int) {
 			}
 		}
 	}
+	var pn, tn *node
 	if t.root != nil {
-		for n := t.root.longest(q.path); n != nil && n.depth > min; n = n.up {
-			for _, r := range n.routes {
-				if r.accepts(q) {
-					return r.index, n.depth
-				}
-			}
-		}
+		pn = t.root.longest(q.path)
 	}
-	if min < 0 && t.pat != nil {
-		// Regexes and templates rank equally whatever their literal
-		// prefix, so take the best of each node's first match.
-		var best *route
-		for n := t.pat.longest(q.path); n != nil; n = n.up {
-			for _, r := range n.routes {
-				if best != nil && better(r, best) > 0 {
-					break // this and the rest of the list lose to best
-				}
-				if r.accepts(q) && r.matchPath(q.path) {
-					best = r
-					break
+	// The pattern tree is walked only once a pattern could outrank the
+	// prefix candidate at hand and the rank already found.
+	walked := t.pat == nil || rankPattern(t.patMax) <= min
+	for {
+		if !walked && (pn == nil || pn.depth < t.patMax) {
+			tn, walked = t.pat.longest(q.path), true
+		}
+		if pn == nil && tn == nil {
+			break
+		}
+		if pn != nil && (tn == nil || pn.depth >= tn.depth) {
+			rank := rankPrefix(pn.depth)
+			if rank <= min {
+				break // and every pattern left ranks lower still
+			}
+			for _, r := range pn.routes {
+				if r.accepts(q) {
+					return r.index, rank
 				}
 			}
+			pn = pn.up
+			continue
 		}
-		if best != nil {
-			return best.index, 0
+		rank := rankPattern(tn.depth)
+		if rank <= min {
+			break
 		}
+		// Every route in the node has this rank and the routes are
+		// sorted best first, so the first that matches wins.
+		for _, r := range tn.routes {
+			if r.accepts(q) && r.matchPath(q.path) {
+				return r.index, rank
+			}
+		}
+		tn = tn.up
 	}
 	return -1, min
 }

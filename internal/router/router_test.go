@@ -56,8 +56,29 @@ func TestMatch(t *testing.T) {
 		{"exact beats prefix", []config.Match{{Path: prefix("/a")}, {Path: exact("/a/b")}}, req{path: "/a/b"}, 1},
 		{"exact beats longer prefix", []config.Match{{Path: prefix("/a/b/c")}, {Path: exact("/a/b/c")}}, req{path: "/a/b/c"}, 1},
 		{"longer prefix wins", []config.Match{{Path: prefix("/a")}, {Path: prefix("/a/b")}, {Path: prefix("/a/")}}, req{path: "/a/b/c"}, 1},
-		{"prefix beats regex", []config.Match{{Path: config.PathMatch{Regex: "/a/.*"}}, {Path: prefix("/")}}, req{path: "/a/b"}, 1},
-		{"prefix beats template", []config.Match{{Path: config.PathMatch{Template: "/a/{x}"}}, {Path: prefix("/")}}, req{path: "/a/b"}, 1},
+		{"catch-all prefix loses to regex", []config.Match{{Path: prefix("/")}, {Path: config.PathMatch{Regex: "^/items/[0-9]+$"}}}, req{path: "/items/42"}, 1},
+		{"catch-all prefix loses to regex before it", []config.Match{{Path: config.PathMatch{Regex: "^/items/[0-9]+$"}}, {Path: prefix("/")}}, req{path: "/items/42"}, 0},
+		{"catch-all still catches what the regex does not", []config.Match{{Path: prefix("/")}, {Path: config.PathMatch{Regex: "^/items/[0-9]+$"}}}, req{path: "/items/x"}, 0},
+		{"catch-all prefix loses to template", []config.Match{{Path: prefix("/")}, {Path: config.PathMatch{Template: "/a/{x}"}}}, req{path: "/a/b"}, 1},
+		{"no path is a catch-all that loses to template", []config.Match{{}, {Path: config.PathMatch{Template: "/u/{id}/{*rest}"}}}, req{path: "/u/1/x"}, 1},
+		{"prefix as long as the regex literal wins", []config.Match{{Path: config.PathMatch{Regex: "^/items/[0-9]+$"}}, {Path: prefix("/items/")}}, req{path: "/items/42"}, 1},
+		{"prefix as long as the template literal wins", []config.Match{{Path: config.PathMatch{Template: "/a/{x}"}}, {Path: prefix("/a/")}}, req{path: "/a/b"}, 1},
+		{"prefix one byte shorter than the literal loses", []config.Match{{Path: prefix("/items")}, {Path: config.PathMatch{Regex: "^/items/[0-9]+$"}}}, req{path: "/items/42"}, 1},
+		{"longer prefix beats regex", []config.Match{{Path: config.PathMatch{Regex: "^/items/.*$"}}, {Path: prefix("/items/4")}}, req{path: "/items/42"}, 1},
+		{"longer prefix beats template", []config.Match{{Path: config.PathMatch{Template: "/a/{x}"}}, {Path: prefix("/a/b")}}, req{path: "/a/b"}, 1},
+		{"regex literal stops at a repetition", []config.Match{{Path: config.PathMatch{Regex: "/items?/1"}}, {Path: prefix("/item")}}, req{path: "/items/1"}, 1},
+		{"regex literal stops at case folding", []config.Match{{Path: config.PathMatch{Regex: "(?i)/items/1"}}, {Path: prefix("/")}}, req{path: "/items/1"}, 1},
+		{"regex literal goes through escapes", []config.Match{{Path: prefix("/a.j")}, {Path: config.PathMatch{Regex: `/a\.json`}}}, req{path: "/a.json"}, 1},
+		{"exact beats a longer-literal regex", []config.Match{{Path: config.PathMatch{Regex: "^/items/42$"}}, {Path: exact("/items/42")}, {Path: prefix("/")}}, req{path: "/items/42"}, 1},
+		{"exact beats everything", []config.Match{{Path: prefix("/items/42")}, {Path: config.PathMatch{Template: "/items/{id}"}}, {Path: exact("/items/42")}, {Path: config.PathMatch{Regex: "/items/42"}}}, req{path: "/items/42"}, 2},
+		{"longer regex literal beats shorter", []config.Match{{Path: config.PathMatch{Regex: "/.*"}}, {Path: config.PathMatch{Regex: "/a/.*"}}}, req{path: "/a/b"}, 1},
+		{"longer template literal beats regex", []config.Match{{Path: config.PathMatch{Regex: "/a.*"}}, {Path: config.PathMatch{Template: "/a/{x}"}}}, req{path: "/a/b"}, 1},
+		{"equal literals: host rank", []config.Match{{Path: config.PathMatch{Regex: "/a/.*"}}, {Hosts: []string{"a.com"}, Path: config.PathMatch{Template: "/a/{x}"}}}, req{host: "a.com", path: "/a/b"}, 1},
+		{"equal literals: more conditions", []config.Match{{Path: config.PathMatch{Template: "/a/{x}"}}, {Path: config.PathMatch{Regex: "/a/.*"}, Methods: []string{"GET"}}}, req{path: "/a/b"}, 1},
+		{"equal literals: config order", []config.Match{{Path: config.PathMatch{Regex: "/a/.*"}}, {Path: config.PathMatch{Template: "/a/{x}"}}}, req{path: "/a/b"}, 0},
+		{"longer literal beats host rank", []config.Match{{Hosts: []string{"a.com"}, Path: config.PathMatch{Regex: "/a.*"}}, {Path: config.PathMatch{Regex: "/a/.*"}}}, req{host: "a.com", path: "/a/b"}, 1},
+		{"regex beats shorter prefix on an exact host", []config.Match{{Hosts: []string{"a.com"}, Path: prefix("/")}, {Path: config.PathMatch{Regex: "/a/.*"}}}, req{host: "a.com", path: "/a/b"}, 1},
+		{"regex falls back to the catch-all on method", []config.Match{{Path: prefix("/")}, {Path: config.PathMatch{Regex: "/a/.*"}, Methods: []string{"POST"}}}, req{path: "/a/b"}, 0},
 		{"regex is anchored", []config.Match{{Path: config.PathMatch{Regex: "/a"}}}, req{path: "/ab"}, -1},
 		{"regex full match", []config.Match{{Path: config.PathMatch{Regex: "^/u/[0-9]+$"}}}, req{path: "/u/42"}, 0},
 		{"regex alternation is anchored", []config.Match{{Path: config.PathMatch{Regex: "/a|/b"}}}, req{path: "/bx"}, -1},
@@ -86,6 +107,7 @@ func TestMatch(t *testing.T) {
 		{"path rank beats host rank", []config.Match{{Hosts: []string{"a.com"}, Path: prefix("/")}, {Path: prefix("/x")}}, req{host: "a.com", path: "/x"}, 1},
 		{"exact path any host beats prefix exact host", []config.Match{{Hosts: []string{"a.com"}, Path: prefix("/x/y")}, {Path: exact("/x/y")}}, req{host: "a.com", path: "/x/y"}, 1},
 		{"wildcard prefix beats any-host regex", []config.Match{{Path: config.PathMatch{Regex: "/.*"}}, {Hosts: []string{"*.a.com"}}}, req{host: "b.a.com", path: "/q"}, 1},
+		{"any-host regex beats shorter wildcard prefix", []config.Match{{Path: config.PathMatch{Regex: "/q.*"}}, {Hosts: []string{"*.a.com"}}}, req{host: "b.a.com", path: "/q"}, 0},
 
 		{"method", []config.Match{{Methods: []string{"post"}}}, req{method: "POST", path: "/"}, 0},
 		{"method exact compare", []config.Match{{Methods: []string{"POST"}}}, req{method: "post", path: "/"}, -1},
@@ -240,9 +262,9 @@ func (g gen) rule() Rule {
 	case 1, 2:
 		m.Path.Prefix = g.path()
 	case 3:
-		m.Path.Regex = g.pick("/a.*", "/[ab]+", "^/a/?b?$", "/(a|b)/1", "/.*1", "a", "/a|/b/.*")
+		m.Path.Regex = g.pick("/a.*", "/[ab]+", "^/a/?b?$", "/(a|b)/1", "/.*1", "a", "/a|/b/.*", "/a/b.*", "/ab+", "/a/1")
 	case 4:
-		m.Path.Template = g.pick("/{x}", "/a/{x}", "/a/{x}/{*r}", "/{*r}", "/{x}/b", "/a/{*r}", "/a/b")
+		m.Path.Template = g.pick("/{x}", "/a/{x}", "/a/{x}/{*r}", "/{*r}", "/{x}/b", "/a/{*r}", "/a/b", "/ab/{x}")
 	}
 	for range g.r.IntN(3) / 2 * (1 + g.r.IntN(2)) {
 		m.Methods = append(m.Methods, g.pick(genMethods...))
@@ -333,5 +355,49 @@ func TestMatchConcurrent(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestLiteral(t *testing.T) {
+	tests := []struct {
+		p    config.PathMatch
+		want string
+	}{
+		{config.PathMatch{Regex: "^/items/[0-9]+$"}, "/items/"},
+		{config.PathMatch{Regex: "/items/[0-9]+"}, "/items/"},
+		{config.PathMatch{Regex: "/a.*1"}, "/a"}, // not one-pass; regexp.LiteralPrefix says ""
+		{config.PathMatch{Regex: "/items?"}, "/item"},
+		{config.PathMatch{Regex: "/ab+"}, "/a"},
+		{config.PathMatch{Regex: "/a{2}"}, "/"},
+		{config.PathMatch{Regex: `/a\.json`}, "/a.json"},
+		{config.PathMatch{Regex: "/x"}, "/x"},
+		{config.PathMatch{Regex: "/a|/b"}, "/"}, // the parser factors out "/"
+		{config.PathMatch{Regex: "a|b"}, ""},
+		{config.PathMatch{Regex: "/(?P<id>v1)/x"}, "/"},
+		{config.PathMatch{Regex: "(?:/v1)/x"}, "/v1/x"},
+		{config.PathMatch{Regex: "(?i)/items"}, ""},
+		{config.PathMatch{Regex: "/é/(?i)x"}, "/é/"},
+		{config.PathMatch{Regex: "/a\ufffdb"}, "/a"},
+		{config.PathMatch{Regex: "^{2}a"}, ""},
+		{config.PathMatch{Regex: "(?m)^/a"}, ""},
+		{config.PathMatch{Template: "/u/{id}/{*rest}"}, "/u/"},
+		{config.PathMatch{Template: "/{*rest}"}, "/"},
+		{config.PathMatch{Template: "/a/b"}, "/a/b"},
+	}
+	for _, tt := range tests {
+		got, ok := Literal(tt.p)
+		if !ok || got != tt.want {
+			t.Errorf("Literal(%+v) = %q, %v; want %q", tt.p, got, ok, tt.want)
+		}
+		if tt.p.Regex != "" {
+			if ref := refRegexLiteral(tt.p.Regex); ref != tt.want {
+				t.Errorf("refRegexLiteral(%q) = %q, want %q", tt.p.Regex, ref, tt.want)
+			}
+		}
+	}
+	for _, p := range []config.PathMatch{{}, {Prefix: "/a"}, {Exact: "/a"}, {Regex: "("}, {Template: "x"}} {
+		if _, ok := Literal(p); ok {
+			t.Errorf("Literal(%+v) ok, want false", p)
+		}
 	}
 }

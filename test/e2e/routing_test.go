@@ -9,8 +9,8 @@ import (
 )
 
 // TestRouting checks every match condition and the documented precedence:
-// exact path > longest prefix > regex; among equals more conditions win;
-// then config order.
+// exact path > longest prefix or regex literal (a prefix on a tie); among
+// equals more conditions win, then config order.
 func TestRouting(t *testing.T) {
 	names := []string{"host-exact", "host-wild", "exact", "prefix-short", "prefix-long", "regex", "regex-only",
 		"method-get", "method-post", "c-plain", "c-header", "c-query", "order-first", "order-second"}
@@ -266,5 +266,61 @@ routes:
 		if s == "b" && run > 1 || run > 3 {
 			t.Fatalf("not smooth at %d: %v", i, seq)
 		}
+	}
+}
+
+// TestRoutingCatchAll checks the most common config: specific regex and
+// template routes next to a catch-all prefix "/", which they beat when their
+// literal prefix is longer, while a prefix as long as the literal, or an
+// exact path, still wins.
+func TestRoutingCatchAll(t *testing.T) {
+	names := []string{"all", "item", "user", "items-long", "exact", "v-prefix", "v-regex"}
+	var ups strings.Builder
+	ups.WriteString("upstreams:\n")
+	for _, n := range names {
+		fmt.Fprintf(&ups, "  %s:\n    targets: [{address: %q}]\n", n, echoUpstream(t, n))
+	}
+	g := startGateway(t, listenerYAML("")+ups.String()+`
+routes:
+  - name: all
+    match: {path: {prefix: /}}
+    upstream: all
+  - name: item
+    match: {path: {regex: "^/items/[0-9]+$"}}
+    upstream: item
+  - name: user
+    match: {path: {template: "/users/{id}/{*rest}"}}
+    upstream: user
+  - name: items-long
+    match: {path: {prefix: /items/9}}
+    upstream: items-long
+  - name: exact
+    match: {path: {exact: /items/42}}
+    upstream: exact
+  - name: v-regex
+    match: {path: {regex: "^/v/[0-9]+$"}}
+    upstream: v-regex
+  - name: v-prefix
+    match: {path: {prefix: /v/}}
+    upstream: v-prefix
+`)
+	c := newClient(t)
+	tests := []struct{ path, want string }{
+		{"/items/7", "item"},        // regex literal /items/ beats the catch-all
+		{"/items/x", "all"},         // the regex does not match
+		{"/users/1/orders", "user"}, // template literal /users/ beats the catch-all
+		{"/users/1", "all"},         // {*rest} needs its slash
+		{"/items/99", "items-long"}, // a longer prefix beats the regex
+		{"/items/42", "exact"},      // exact beats everything
+		{"/v/1", "v-prefix"},        // a prefix as long as the literal wins
+		{"/elsewhere", "all"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			resp, body := do(t, c, newRequest(t, http.MethodGet, g.url+tc.path, nil))
+			if got := decodeSeen(t, resp, body).Name; got != tc.want {
+				t.Errorf("routed to %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
