@@ -317,7 +317,7 @@ routes:
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
-			resp, body := do(t, c, newRequest(t, http.MethodGet, g.url+tc.path, nil))
+			resp, body := do(t, c, newRequest(t, http.MethodGet, g.URL+tc.path, nil))
 			if got := decodeSeen(t, resp, body).Name; got != tc.want {
 				t.Errorf("routed to %q, want %q", got, tc.want)
 			}
