@@ -9,7 +9,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 )
 
@@ -58,17 +57,6 @@ func BodyTooLarge(r *http.Request) bool {
 
 type ctxKey struct{}
 
-var pool = sync.Pool{New: func() any { return new(Exchange) }}
-
-// New returns a zeroed Exchange from a pool. Release returns it.
-func New() *Exchange { return pool.Get().(*Exchange) }
-
-// Release clears e and returns it to the pool. e must not be used after.
-func Release(e *Exchange) {
-	*e = Exchange{}
-	pool.Put(e)
-}
-
 // With returns ctx carrying e.
 func With(ctx context.Context, e *Exchange) context.Context {
 	return context.WithValue(ctx, ctxKey{}, e)
@@ -88,7 +76,10 @@ type Context struct {
 	// Forwarded is room for the values of the X-Forwarded-For, -Proto and
 	// -Host headers the proxy adds, so that they need no allocation of
 	// their own; the proxy takes it while Forwarded[1] (the protocol,
-	// never empty once set) is "".
+	// never empty once set) is "". It lives here, in the request's one
+	// allocation, because the values must live as long as the request's
+	// header map: without it every proxied request pays one allocation
+	// more (BenchmarkGatewayOnly 5 -> 6 allocs/op).
 	Forwarded [3]string
 }
 
