@@ -142,7 +142,7 @@ func Build(cfg *config.Config, deps Deps) (*gateway.Snapshot, error) {
 func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, policies map[string]policy.Policy, deps Deps, claims *registry.Claims) (http.Handler, error) {
 	pc := proxy.Config{
 		Route:           rc.Name,
-		Prefix:          rc.Match.Path.Prefix,
+		Prefix:          rewritePrefix(rc.Match.Path),
 		StripPrefix:     rc.StripPrefix,
 		RequestIDHeader: snap.RequestIDHeader,
 		Policy:          cluster.Policy{Route: rc.Name, Timeout: rc.Timeout.D(), Metrics: deps.Metrics, Log: deps.Log},
@@ -291,3 +291,17 @@ func buildPolicies(cfg *config.Config, deps Deps, claims *registry.Claims) (map[
 // naming it are not also reported as naming an unknown policy. A config
 // with a failed policy is refused, so it never serves.
 var failed = policy.Func(func(next http.Handler) http.Handler { return next })
+
+// rewritePrefix is the part of the request path that strip_prefix removes
+// and rewrite.prefix replaces: a prefix route's prefix, or a template
+// route's literal prefix, the text before its first variable ("/t/" of
+// "/t/{id}/{*rest}"). Validate allows the two keys only on those routes.
+func rewritePrefix(p config.PathMatch) string {
+	if t := p.Template; t != "" && p.Prefix == "" {
+		if i := strings.IndexByte(t, '{'); i >= 0 {
+			return t[:i]
+		}
+		return t
+	}
+	return p.Prefix
+}

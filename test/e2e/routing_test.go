@@ -143,6 +143,14 @@ routes:
     strip_prefix: true
     rewrite: {prefix: /v2/}
     upstream: echo
+  - name: template-strip
+    match: {path: {template: "/t/{id}/{*rest}"}}
+    strip_prefix: true
+    upstream: echo
+  - name: template-rewrite
+    match: {path: {template: "/r/{id}"}}
+    rewrite: {prefix: /v1/}
+    upstream: echo
   - name: plain
     match: {path: {prefix: /}}
     upstream: echo
@@ -161,6 +169,10 @@ routes:
 		{"rewrite keeps query", "/old/x?q=1", "/v1/new/x?q=1"},
 		{"rewrite keeps encoded slash", "/old/a%2Fb?x=1", "/v1/new/a%2Fb?x=1"},
 		{"strip with rewrite", "/both/x/y", "/v2/x/y"},
+		// Issue 15 bug 2: a template route applies strip_prefix and
+		// rewrite to its literal prefix (the text before the first "{").
+		{"template strip", "/t/42/a/b", "/42/a/b"},
+		{"template rewrite", "/r/42", "/v1/42"},
 		{"no rewrite keeps encoded path", "/a%2Fb/c%20d?x=%2F", "/a%2Fb/c%20d?x=%2F"},
 	}
 	for _, tc := range tests {
