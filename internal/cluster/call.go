@@ -169,18 +169,12 @@ func (u *Upstream) Do(req *http.Request, p *Policy) (*http.Response, error) {
 		if err == nil {
 			u.tripDone(tk, u.tripResult(resp.StatusCode))
 			if n+1 < attempts && retryable(req, rt, retry.Response, resp.StatusCode, body) {
-				if wait, ok := backoff(rt, n, resp, deadline); ok && acquireRetry(rt, b) {
-					if next, e := u.admit(); e == nil {
-						tk = next
-						c.discard()
-						u.countRetry(p)
-						if !sleep(req.Context(), wait) {
-							u.tripDone(tk, breaker.Ignored)
-							b.ReleaseRequest()
-							return nil, errCanceled(u.Name, req.Context().Err())
-						}
-						continue
+				if next, wait, ok := u.retryPermit(rt, b, n, resp, deadline); ok {
+					c.discard()
+					if tk = next; !u.retryWait(req, p, b, tk, wait) {
+						return nil, errCanceled(u.Name, req.Context().Err())
 					}
+					continue
 				}
 			}
 			c.slot = b // released when the body closes
@@ -200,22 +194,46 @@ func (u *Upstream) Do(req *http.Request, p *Policy) (*http.Response, error) {
 			return nil, e
 		}
 		if n+1 < attempts && kind != failOverflow && retryable(req, rt, retryKind(kind), 0, body) {
-			if wait, ok := backoff(rt, n, nil, deadline); ok && acquireRetry(rt, b) {
-				if next, oe := u.admit(); oe == nil {
-					tk = next
-					u.countRetry(p)
-					if !sleep(req.Context(), wait) {
-						u.tripDone(tk, breaker.Ignored)
-						b.ReleaseRequest()
-						return nil, errCanceled(u.Name, req.Context().Err())
-					}
-					continue
+			if next, wait, ok := u.retryPermit(rt, b, n, nil, deadline); ok {
+				if tk = next; !u.retryWait(req, p, b, tk, wait) {
+					return nil, errCanceled(u.Name, req.Context().Err())
 				}
+				continue
 			}
 		}
 		b.ReleaseRequest()
 		return nil, e
 	}
+}
+
+// retryPermit decides whether attempt n may be followed by a retry: the
+// backoff leaves time before the deadline, the budget and the breaker
+// have a retry slot, and the failure-tripped circuit admits it (its permit
+// is returned, with the backoff to wait). Otherwise the current answer
+// stands.
+func (u *Upstream) retryPermit(rt *Retry, b *breaker.Breaker, n int, resp *http.Response, deadline time.Time) (breaker.Ticket, time.Duration, bool) {
+	wait, ok := backoff(rt, n, resp, deadline)
+	if !ok || !acquireRetry(rt, b) {
+		return breaker.Ticket{}, 0, false
+	}
+	tk, e := u.admit()
+	if e != nil {
+		return tk, 0, false
+	}
+	return tk, wait, true
+}
+
+// retryWait counts the retry and waits its backoff. When the client goes
+// away meanwhile it gives back the retry's permit and the request slot and
+// returns false.
+func (u *Upstream) retryWait(req *http.Request, p *Policy, b *breaker.Breaker, tk breaker.Ticket, wait time.Duration) bool {
+	u.countRetry(p)
+	if sleep(req.Context(), wait) {
+		return true
+	}
+	u.tripDone(tk, breaker.Ignored)
+	b.ReleaseRequest()
+	return false
 }
 
 // admit asks the upstream's failure-tripped circuit breaker, before each
