@@ -30,13 +30,6 @@ import (
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
 
-// Retry defaults when a route has `retry:` without `on:` or `backoff:`.
-var (
-	defaultRetryOn     = []string{"connect_failure", "reset", "gateway_error"}
-	defaultBackoffBase = 25 * time.Millisecond
-	defaultBackoffMax  = 250 * time.Millisecond
-)
-
 // Deps are the long-lived services a snapshot is built against. Every field
 // may be nil (as in `rampart validate`). None of them is changed by Build.
 type Deps struct {
@@ -151,22 +144,20 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 		pc.Rewrite, pc.HasRewrite = rc.Rewrite.Prefix, true
 	}
 	if rr := rc.Retry; rr != nil {
-		on := rr.On
-		if len(on) == 0 {
-			on = defaultRetryOn
-		}
-		conds, err := retry.ParseConditions(on)
+		// config applied the default of on (only where the key was
+		// absent): an explicit `on: []` retries nothing.
+		conds, err := retry.ParseConditions(rr.On)
 		if err != nil {
 			return nil, fmt.Errorf("retry.on: %w", err)
 		}
 		pr := &cluster.Retry{Attempts: max(rr.Attempts, 1), PerTryTimeout: rr.PerTryTimeout.D(), On: conds,
 			BackoffBase: rr.Backoff.Base.D(), BackoffMax: rr.Backoff.Max.D(), NonIdempotent: rr.NonIdempotent}
-		if pr.BackoffBase == 0 && rr.Backoff.Max == 0 {
-			pr.BackoffBase, pr.BackoffMax = defaultBackoffBase, defaultBackoffMax
-		}
 		if b := rr.Budget; b != nil {
 			key := fmt.Sprintf("%s|%v|%v", rc.Name, b.Percent, b.MinPerSecond)
 			cluster.ClaimBudget(claims, key, b.Percent, b.MinPerSecond, func(b *retry.Budget) { pr.Budget = b })
+		}
+		if pr.BackoffBase == 0 && rr.Backoff.Max == 0 {
+			pr.BackoffBase, pr.BackoffMax = 25*time.Millisecond, 250*time.Millisecond
 		}
 		pc.Policy.Retry = pr
 	}
