@@ -144,8 +144,9 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 		pc.Rewrite, pc.HasRewrite = rc.Rewrite.Prefix, true
 	}
 	if rr := rc.Retry; rr != nil {
-		// config applied the default of on (only where the key was
-		// absent): an explicit `on: []` retries nothing.
+		// config applied the defaults of on and backoff (only where the
+		// keys were absent): an explicit `on: []` retries nothing and an
+		// explicit zero backoff does not wait.
 		conds, err := retry.ParseConditions(rr.On)
 		if err != nil {
 			return nil, fmt.Errorf("retry.on: %w", err)
@@ -155,9 +156,6 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 		if b := rr.Budget; b != nil {
 			key := fmt.Sprintf("%s|%v|%v", rc.Name, b.Percent, b.MinPerSecond)
 			cluster.ClaimBudget(claims, key, b.Percent, b.MinPerSecond, func(b *retry.Budget) { pr.Budget = b })
-		}
-		if pr.BackoffBase == 0 && rr.Backoff.Max == 0 {
-			pr.BackoffBase, pr.BackoffMax = 25*time.Millisecond, 250*time.Millisecond
 		}
 		pc.Policy.Retry = pr
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func mustLoad(t *testing.T, doc string) *Config {
@@ -25,5 +26,17 @@ func TestRetryOnDefaultOnlyWhenAbsent(t *testing.T) {
 	empty := mustLoad(t, strings.Replace(base, "upstream: app", "upstream: app\n    retry: {attempts: 3, on: []}", 1))
 	if got := empty.Routes[0].Retry.On; len(got) != 0 {
 		t.Errorf("retry.on: []: got %v, want it kept empty", got)
+	}
+}
+
+// retry.backoff defaults only when absent; an explicit zero is kept.
+func TestRetryBackoffZeroKept(t *testing.T) {
+	absent := mustLoad(t, strings.Replace(base, "upstream: app", "upstream: app\n    retry: {attempts: 3}", 1))
+	if b := absent.Routes[0].Retry.Backoff; b.Base.D() != 25*time.Millisecond || b.Max.D() != 250*time.Millisecond {
+		t.Errorf("backoff absent: got %v/%v, want 25ms/250ms", b.Base, b.Max)
+	}
+	zero := mustLoad(t, strings.Replace(base, "upstream: app", "upstream: app\n    retry: {attempts: 3, backoff: {base: 0s, max: 0s}}", 1))
+	if b := zero.Routes[0].Retry.Backoff; b.Base != 0 || b.Max != 0 {
+		t.Errorf("backoff {0s, 0s}: got %v/%v, want both kept 0", b.Base, b.Max)
 	}
 }
