@@ -274,6 +274,8 @@ func Build(name string, cfg *config.Upstream, opts BuildOptions, claims *registr
 	if hc := cfg.HealthCheck; hc != nil && hc.PanicThreshold != nil {
 		u.panicT = *hc.PanicThreshold
 	}
+	// config.Validate reports these at the field; this is a backstop
+	// for a config built in Go that skipped it.
 	if u.panicT < 0 || u.panicT > 100 {
 		return nil, fmt.Errorf("health_check.panic_threshold must be between 0 and 100")
 	}

@@ -40,3 +40,34 @@ func TestRetryBackoffZeroKept(t *testing.T) {
 		t.Errorf("backoff {0s, 0s}: got %v/%v, want both kept 0", b.Base, b.Max)
 	}
 }
+
+// validateErr loads doc and returns its one error, or fails.
+func validateErr(t *testing.T, doc string) string {
+	t.Helper()
+	_, err := LoadBytes("t.yaml", []byte(doc))
+	if err == nil {
+		t.Fatal("config accepted")
+	}
+	return err.Error()
+}
+
+// health_check.panic_threshold and bounded_load are checked by Validate,
+// positioned at the field itself (they were only found by cluster.Build,
+// positioned at the upstream).
+func TestUpstreamFieldPositions(t *testing.T) {
+	tests := []struct{ name, doc, want string }{
+		{"panic threshold", strings.Replace(base, `targets: [{address: "127.0.0.1:9001"}]`, "targets: [{address: \"127.0.0.1:9001\"}]\n    health_check:\n      panic_threshold: 101", 1),
+			"t.yaml:7:24: upstreams.app.health_check.panic_threshold: 101 out of range 0-100"},
+		{"panic threshold negative", strings.Replace(base, `targets: [{address: "127.0.0.1:9001"}]`, "targets: [{address: \"127.0.0.1:9001\"}]\n    health_check: {panic_threshold: -1}", 1),
+			"t.yaml:6:37: upstreams.app.health_check.panic_threshold: -1 out of range 0-100"},
+		{"bounded load", strings.Replace(base, `targets: [{address: "127.0.0.1:9001"}]`, "targets: [{address: \"127.0.0.1:9001\"}]\n    balancer: ring_hash\n    bounded_load: 0.5", 1),
+			"t.yaml:7:19: upstreams.app.bounded_load: bounded load factor must be 0 (off) or at least 1, got 0.5"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := validateErr(t, tc.doc); got != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}

@@ -324,6 +324,9 @@ func (v *validator) upstreams() {
 		}
 		hashed := u.Balancer == "ring_hash" || u.Balancer == "maglev"
 		v.oneOf(p+".balancer", "balancer", u.Balancer, balancers)
+		if u.BoundedLoad != 0 && !(u.BoundedLoad >= 1) {
+			v.errorf(p+".bounded_load", "bounded load factor must be 0 (off) or at least 1, got %v", u.BoundedLoad)
+		}
 		switch {
 		case u.HashKey != "" && !hashed:
 			v.errorf(p+".hash_key", "hash_key is only for balancer ring_hash or maglev")
@@ -367,6 +370,9 @@ func (v *validator) upstreams() {
 }
 
 func (v *validator) health(p string, h *HealthCheck) {
+	if t := h.PanicThreshold; t != nil && (*t < 0 || *t > 100) {
+		v.errorf(p+".panic_threshold", "%d out of range 0-100", *t)
+	}
 	if a := h.Active; a != nil {
 		ap := p + ".active"
 		if !strings.HasPrefix(a.Path, "/") {
