@@ -161,7 +161,8 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 	}
 	pdeps := proxy.Deps{Log: deps.Log, Upgraded: deps.Upgraded}
 	// upstream returns the handler for one upstream: its proxy, behind
-	// its failover chain (at most 4 hops, in case of a cycle).
+	// its failover chain. config.Validate refuses failover cycles; the
+	// 4-hop cut is only a backstop for a config that skipped it.
 	var upstream func(u *cluster.Upstream, hops int) (http.Handler, error)
 	upstream = func(u *cluster.Upstream, hops int) (http.Handler, error) {
 		c := pc

@@ -71,3 +71,39 @@ func TestUpstreamFieldPositions(t *testing.T) {
 		})
 	}
 }
+
+// A failover cycle is refused by Validate at the failover key that closes
+// it, naming the cycle (it was cut at run time by a 4-hop guard).
+func TestFailoverCycle(t *testing.T) {
+	doc := `listeners:
+  - address: "127.0.0.1:8080"
+upstreams:
+  a:
+    targets: [{address: "127.0.0.1:9001"}]
+    failover: b
+  b:
+    targets: [{address: "127.0.0.1:9002"}]
+    failover: c
+  c:
+    targets: [{address: "127.0.0.1:9003"}]
+    failover: a
+  d:
+    targets: [{address: "127.0.0.1:9004"}]
+    failover: a
+routes:
+  - upstream: d
+`
+	want := "t.yaml:6:15: upstreams.a.failover: failover cycle a -> b -> c -> a"
+	if got := validateErr(t, doc); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	two := strings.Replace(strings.Replace(doc, "failover: c", "failover: a", 1), "    failover: a\n  d:", "  d:", 1)
+	want = "t.yaml:6:15: upstreams.a.failover: failover cycle a -> b -> a"
+	if got := validateErr(t, two); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	chain := strings.Replace(doc, "    failover: a\n  d:", "  d:", 1)
+	if _, err := LoadBytes("t.yaml", []byte(chain)); err != nil {
+		t.Errorf("a failover chain without a cycle was refused: %v", err)
+	}
+}
