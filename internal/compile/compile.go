@@ -65,7 +65,9 @@ func Build(cfg *config.Config, deps Deps) (*gateway.Snapshot, error) {
 		Created:         time.Now(),
 	}
 	if snap.RequestIDHeader == "" {
-		snap.RequestIDHeader = "X-Request-Id"
+		// Only a config built in Go that skipped ApplyDefaults; config
+		// holds the default.
+		snap.RequestIDHeader = http.CanonicalHeaderKey(config.DefaultRequestIDHeader)
 	}
 
 	names := make([]string, 0, len(cfg.Upstreams))
