@@ -404,14 +404,17 @@ func poolKey(name string, cfg *config.Upstream) (string, error) {
 // newTransport builds an upstream's pooled transport. With st set, new
 // connections and requests waiting for one count against st's breaker.
 func newTransport(cfg *config.Upstream, st *state) (roundTripper, error) {
+	// config applies the defaults; a zero value (a config built in Go
+	// without them, or written as 0) takes config's default, as documented
+	// on the fields.
 	connectTimeout := cfg.ConnectTimeout.D()
 	if connectTimeout <= 0 {
-		connectTimeout = 5 * time.Second
+		connectTimeout = config.DefaultConnectTimeout.D()
 	}
 	dialer := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
 	maxIdle := cfg.Keepalive.MaxIdlePerTarget
 	if maxIdle <= 0 {
-		maxIdle = 64
+		maxIdle = config.DefaultMaxIdlePerTarget
 	}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var b *breaker.Breaker

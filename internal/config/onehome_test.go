@@ -41,3 +41,10 @@ func noLiteralDefaults(t *testing.T, re *regexp.Regexp, dirs ...string) {
 func TestRequestIDHeaderDefaultOneHome(t *testing.T) {
 	noLiteralDefaults(t, regexp.MustCompile(`(?i)"x-request-id"`), "compile", "gateway", "app", "proxy")
 }
+
+// Drain timeout, connect timeout and idle-pool defaults live in
+// DefaultDrainTimeout, DefaultConnectTimeout and DefaultMaxIdlePerTarget.
+func TestTimeoutAndIdleDefaultsOneHome(t *testing.T) {
+	noLiteralDefaults(t, regexp.MustCompile(`(?i)(drain\w*|timeout)\s*:?=\s*30\s*\*\s*time\.Second`), "app")
+	noLiteralDefaults(t, regexp.MustCompile(`(?i)connect\w*\s*:?=\s*5\s*\*\s*time\.Second|maxidle\w*\s*:?=\s*64\b`), "app", "cluster")
+}
