@@ -34,8 +34,8 @@ import (
 )
 
 // DefaultPanicThreshold is the share of healthy targets (percent) under
-// which an upstream balances over all its targets.
-const DefaultPanicThreshold = 50
+// which an upstream balances over all its targets: config's default.
+const DefaultPanicThreshold = config.DefaultPanicThreshold
 
 // Upstream is one compiled upstream of one snapshot: its targets, how to
 // pick one, and the pooled transport that reaches them. Build makes it
