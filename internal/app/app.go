@@ -291,7 +291,9 @@ loop:
 
 func (a *App) drain() {
 	a.draining.Store(true)
-	timeout := 30 * time.Second
+	// The active config's drain_timeout; config's default while none is
+	// active (and for a zero value, as before).
+	timeout := config.DefaultDrainTimeout.D()
 	if s := a.store.Load(); s != nil && s.Config.DrainTimeout > 0 {
 		timeout = s.Config.DrainTimeout.D()
 	}

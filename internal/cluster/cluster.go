@@ -34,8 +34,8 @@ import (
 )
 
 // DefaultPanicThreshold is the share of healthy targets (percent) under
-// which an upstream balances over all its targets.
-const DefaultPanicThreshold = 50
+// which an upstream balances over all its targets: config's default.
+const DefaultPanicThreshold = config.DefaultPanicThreshold
 
 // Upstream is one compiled upstream of one snapshot: its targets, how to
 // pick one, and the pooled transport that reaches them. Build makes it
@@ -274,6 +274,8 @@ func Build(name string, cfg *config.Upstream, opts BuildOptions, claims *registr
 	if hc := cfg.HealthCheck; hc != nil && hc.PanicThreshold != nil {
 		u.panicT = *hc.PanicThreshold
 	}
+	// config.Validate reports these at the field; this is a backstop
+	// for a config built in Go that skipped it.
 	if u.panicT < 0 || u.panicT > 100 {
 		return nil, fmt.Errorf("health_check.panic_threshold must be between 0 and 100")
 	}
@@ -402,14 +404,17 @@ func poolKey(name string, cfg *config.Upstream) (string, error) {
 // newTransport builds an upstream's pooled transport. With st set, new
 // connections and requests waiting for one count against st's breaker.
 func newTransport(cfg *config.Upstream, st *state) (roundTripper, error) {
+	// config applies the defaults; a zero value (a config built in Go
+	// without them, or written as 0) takes config's default, as documented
+	// on the fields.
 	connectTimeout := cfg.ConnectTimeout.D()
 	if connectTimeout <= 0 {
-		connectTimeout = 5 * time.Second
+		connectTimeout = config.DefaultConnectTimeout.D()
 	}
 	dialer := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
 	maxIdle := cfg.Keepalive.MaxIdlePerTarget
 	if maxIdle <= 0 {
-		maxIdle = 64
+		maxIdle = config.DefaultMaxIdlePerTarget
 	}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var b *breaker.Breaker

@@ -30,13 +30,6 @@ import (
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
 
-// Retry defaults when a route has `retry:` without `on:` or `backoff:`.
-var (
-	defaultRetryOn     = []string{"connect_failure", "reset", "gateway_error"}
-	defaultBackoffBase = 25 * time.Millisecond
-	defaultBackoffMax  = 250 * time.Millisecond
-)
-
 // Deps are the long-lived services a snapshot is built against. Every field
 // may be nil (as in `rampart validate`). None of them is changed by Build.
 type Deps struct {
@@ -72,7 +65,9 @@ func Build(cfg *config.Config, deps Deps) (*gateway.Snapshot, error) {
 		Created:         time.Now(),
 	}
 	if snap.RequestIDHeader == "" {
-		snap.RequestIDHeader = "X-Request-Id"
+		// Only a config built in Go that skipped ApplyDefaults; config
+		// holds the default.
+		snap.RequestIDHeader = http.CanonicalHeaderKey(config.DefaultRequestIDHeader)
 	}
 
 	names := make([]string, 0, len(cfg.Upstreams))
@@ -151,19 +146,15 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 		pc.Rewrite, pc.HasRewrite = rc.Rewrite.Prefix, true
 	}
 	if rr := rc.Retry; rr != nil {
-		on := rr.On
-		if len(on) == 0 {
-			on = defaultRetryOn
-		}
-		conds, err := retry.ParseConditions(on)
+		// config applied the defaults of on and backoff (only where the
+		// keys were absent): an explicit `on: []` retries nothing and an
+		// explicit zero backoff does not wait.
+		conds, err := retry.ParseConditions(rr.On)
 		if err != nil {
 			return nil, fmt.Errorf("retry.on: %w", err)
 		}
 		pr := &cluster.Retry{Attempts: max(rr.Attempts, 1), PerTryTimeout: rr.PerTryTimeout.D(), On: conds,
 			BackoffBase: rr.Backoff.Base.D(), BackoffMax: rr.Backoff.Max.D(), NonIdempotent: rr.NonIdempotent}
-		if pr.BackoffBase == 0 && rr.Backoff.Max == 0 {
-			pr.BackoffBase, pr.BackoffMax = defaultBackoffBase, defaultBackoffMax
-		}
 		if b := rr.Budget; b != nil {
 			key := fmt.Sprintf("%s|%v|%v", rc.Name, b.Percent, b.MinPerSecond)
 			cluster.ClaimBudget(claims, key, b.Percent, b.MinPerSecond, func(b *retry.Budget) { pr.Budget = b })
@@ -172,7 +163,8 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 	}
 	pdeps := proxy.Deps{Log: deps.Log, Upgraded: deps.Upgraded}
 	// upstream returns the handler for one upstream: its proxy, behind
-	// its failover chain (at most 4 hops, in case of a cycle).
+	// its failover chain. config.Validate refuses failover cycles; the
+	// 4-hop cut is only a backstop for a config that skipped it.
 	var upstream func(u *cluster.Upstream, hops int) (http.Handler, error)
 	upstream = func(u *cluster.Upstream, hops int) (http.Handler, error) {
 		c := pc

@@ -25,6 +25,20 @@ const (
 	DefaultMaxIdlePerTarget   = 64
 	DefaultRouteTimeout       = Duration(15 * time.Second)
 	DefaultRequestIDHeader    = "X-Request-ID"
+
+	// Active health checks (health_check.active).
+	DefaultHealthInterval     = Duration(5 * time.Second)
+	DefaultHealthTimeout      = Duration(time.Second)
+	DefaultHealthyThreshold   = 2
+	DefaultUnhealthyThreshold = 3
+	// Passive health, outlier detection (health_check.passive).
+	DefaultConsecutive5xx     = 5
+	DefaultOutlierInterval    = Duration(10 * time.Second)
+	DefaultBaseEjectionTime   = Duration(30 * time.Second)
+	DefaultMaxEjectionTime    = Duration(300 * time.Second)
+	DefaultMaxEjectionPercent = 50
+	// DefaultPanicThreshold is health_check.panic_threshold, a percentage.
+	DefaultPanicThreshold = 50
 )
 
 // Default returns the config of a document that sets nothing: no
@@ -89,17 +103,17 @@ func (c *Config) ApplyDefaults() {
 		if h := u.HealthCheck; h != nil {
 			if a := h.Active; a != nil {
 				q := p + ".health_check.active"
-				def(c, q+".interval", &a.Interval, Duration(5*time.Second))
-				def(c, q+".timeout", &a.Timeout, Duration(time.Second))
-				def(c, q+".healthy_threshold", &a.HealthyThreshold, 2)
-				def(c, q+".unhealthy_threshold", &a.UnhealthyThreshold, 3)
+				def(c, q+".interval", &a.Interval, DefaultHealthInterval)
+				def(c, q+".timeout", &a.Timeout, DefaultHealthTimeout)
+				def(c, q+".healthy_threshold", &a.HealthyThreshold, DefaultHealthyThreshold)
+				def(c, q+".unhealthy_threshold", &a.UnhealthyThreshold, DefaultUnhealthyThreshold)
 			}
 			if ps := h.Passive; ps != nil {
 				q := p + ".health_check.passive"
-				def(c, q+".consecutive_5xx", &ps.Consecutive5xx, 5)
-				def(c, q+".interval", &ps.Interval, Duration(10*time.Second))
-				def(c, q+".base_ejection_time", &ps.BaseEjectionTime, Duration(30*time.Second))
-				def(c, q+".max_ejection_percent", &ps.MaxEjectionPercent, 50)
+				def(c, q+".consecutive_5xx", &ps.Consecutive5xx, DefaultConsecutive5xx)
+				def(c, q+".interval", &ps.Interval, DefaultOutlierInterval)
+				def(c, q+".base_ejection_time", &ps.BaseEjectionTime, DefaultBaseEjectionTime)
+				def(c, q+".max_ejection_percent", &ps.MaxEjectionPercent, DefaultMaxEjectionPercent)
 			}
 		}
 		if b := u.CircuitBreaker; b != nil {

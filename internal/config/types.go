@@ -16,7 +16,7 @@ type Config struct {
 	// Admin is the admin API listener (health, metrics, config).
 	Admin Admin `yaml:"admin" json:"admin"`
 	// DrainTimeout bounds how long in-flight requests may run after SIGTERM.
-	// Default 30s.
+	// Default 30s (DefaultDrainTimeout); 0 also means the default.
 	DrainTimeout Duration `yaml:"drain_timeout" json:"drain_timeout"`
 	// Upstreams are the named groups of targets routes forward to.
 	Upstreams map[string]*Upstream `yaml:"upstreams" json:"upstreams"`
@@ -127,7 +127,8 @@ type Upstream struct {
 	BoundedLoad float64 `yaml:"bounded_load" json:"bounded_load,omitempty"`
 	// Protocol spoken to targets: http1 (default) or h2c.
 	Protocol string `yaml:"protocol" json:"protocol,omitempty"`
-	// ConnectTimeout bounds dialing a target. Default 5s.
+	// ConnectTimeout bounds dialing a target. Default 5s
+	// (DefaultConnectTimeout); 0 also means the default.
 	ConnectTimeout Duration        `yaml:"connect_timeout" json:"connect_timeout"`
 	Keepalive      Keepalive       `yaml:"keepalive" json:"keepalive"`
 	TLS            *UpstreamTLS    `yaml:"tls" json:"tls,omitempty"`
@@ -156,7 +157,7 @@ type Discovery struct {
 // Keepalive configures pooled connections to targets.
 type Keepalive struct {
 	// MaxIdlePerTarget is the number of idle connections kept per target.
-	// Default 64.
+	// Default 64 (DefaultMaxIdlePerTarget); 0 also means the default.
 	MaxIdlePerTarget int `yaml:"max_idle_per_target" json:"max_idle_per_target"`
 	// IdleTimeout closes pooled connections unused for this long. Default 60s.
 	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout"`

@@ -324,6 +324,9 @@ func (v *validator) upstreams() {
 		}
 		hashed := u.Balancer == "ring_hash" || u.Balancer == "maglev"
 		v.oneOf(p+".balancer", "balancer", u.Balancer, balancers)
+		if u.BoundedLoad != 0 && !(u.BoundedLoad >= 1) {
+			v.errorf(p+".bounded_load", "bounded load factor must be 0 (off) or at least 1, got %v", u.BoundedLoad)
+		}
 		switch {
 		case u.HashKey != "" && !hashed:
 			v.errorf(p+".hash_key", "hash_key is only for balancer ring_hash or maglev")
@@ -364,9 +367,53 @@ func (v *validator) upstreams() {
 			v.upstreamRef(p+".failover", u.Failover)
 		}
 	}
+	v.failoverCycles()
+}
+
+// failoverCycles reports each cycle of failover references once, at the
+// failover key of its first member by name, naming the cycle. (A
+// self-reference is reported by upstreams.)
+func (v *validator) failoverCycles() {
+	done := map[string]bool{}
+	for _, name := range slices.Sorted(maps.Keys(v.c.Upstreams)) {
+		var path []string
+		at := map[string]int{}
+		for n := name; n != "" && !done[n]; {
+			u := v.c.Upstreams[n]
+			if u == nil {
+				break
+			}
+			if i, seen := at[n]; seen {
+				cycle := path[i:]
+				if len(cycle) > 1 {
+					// Start at the first member by name, so a cycle reads
+					// the same whichever upstream led into it.
+					first := 0
+					for j, m := range cycle {
+						if m < cycle[first] {
+							first = j
+						}
+					}
+					cycle = append(slices.Clone(cycle[first:]), cycle[:first]...)
+					cycle = append(cycle, cycle[0])
+					v.errorf("upstreams."+cycle[0]+".failover", "failover cycle %s", strings.Join(cycle, " -> "))
+				}
+				break
+			}
+			at[n] = len(path)
+			path = append(path, n)
+			n = u.Failover
+		}
+		for _, n := range path {
+			done[n] = true
+		}
+	}
 }
 
 func (v *validator) health(p string, h *HealthCheck) {
+	if t := h.PanicThreshold; t != nil && (*t < 0 || *t > 100) {
+		v.errorf(p+".panic_threshold", "%d out of range 0-100", *t)
+	}
 	if a := h.Active; a != nil {
 		ap := p + ".active"
 		if !strings.HasPrefix(a.Path, "/") {

@@ -64,6 +64,10 @@ func NewHandler(cfg HandlerConfig, deps HandlerDeps) *Handler {
 	return h
 }
 
+// defaultRequestIDHeader is the request ID header while no snapshot is
+// active: config's default, in canonical form.
+var defaultRequestIDHeader = http.CanonicalHeaderKey(config.DefaultRequestIDHeader)
+
 // ServeHTTP handles one client request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.tls != nil && r.TLS == nil {
@@ -75,7 +79,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := &st.ctx.Exchange
 	ex.Start = time.Now()
 
-	ridHeader := "X-Request-Id"
+	ridHeader := defaultRequestIDHeader
 	if snap != nil {
 		ridHeader = snap.RequestIDHeader
 	}

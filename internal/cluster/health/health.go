@@ -1,6 +1,8 @@
 package health
 
 import (
+	"github.com/rampart-gw/rampart/internal/config"
+
 	"context"
 	"errors"
 	"fmt"
@@ -18,11 +20,13 @@ import (
 
 // Defaults for a zero Config field.
 const (
-	DefaultPath               = "/"
-	DefaultInterval           = 10 * time.Second
-	DefaultTimeout            = time.Second
-	DefaultHealthyThreshold   = 2
-	DefaultUnhealthyThreshold = 3
+	DefaultPath = "/"
+	// The others are config's (package config is their home), for a
+	// zero Config field.
+	DefaultInterval           = time.Duration(config.DefaultHealthInterval)
+	DefaultTimeout            = time.Duration(config.DefaultHealthTimeout)
+	DefaultHealthyThreshold   = config.DefaultHealthyThreshold
+	DefaultUnhealthyThreshold = config.DefaultUnhealthyThreshold
 )
 
 // Config is the active health check of one upstream.
@@ -35,7 +39,7 @@ type Config struct {
 	// the upstream's TLS settings.
 	Scheme string
 	// Interval is the time between probes of one target, ±10 % jitter.
-	// Default 10 s.
+	// Default 5 s (config.DefaultHealthInterval).
 	Interval time.Duration
 	// Timeout bounds one probe. Default 1 s, and never more than Interval.
 	Timeout time.Duration
