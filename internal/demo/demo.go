@@ -141,16 +141,19 @@ upstreams:
 		}
 	}
 	b.WriteString(`routes:
+  # users-beta has one condition more than users (path, methods and a
+  # header against path and methods), so it wins whenever X-Beta: 1 is sent
+  # (the more specific route wins, whatever the order).
+  - name: users-beta
+    match: {path: {prefix: /users/}, methods: [GET], headers: {X-Beta: "1"}}
+    strip_prefix: true
+    upstream: users-v2
   - name: users
     match: {path: {prefix: /users/}, methods: [GET]}
     strip_prefix: true
     split:
       - {upstream: users-v1, weight: 90}
       - {upstream: users-v2, weight: 10}
-  - name: users-beta
-    match: {path: {prefix: /users/}, headers: {X-Beta: "1"}}
-    strip_prefix: true
-    upstream: users-v2
   - name: echo
     match: {path: {prefix: /echo/}}
     rewrite: {prefix: /v1/echo/}
