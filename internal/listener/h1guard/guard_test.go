@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/internal/http1"
 )
 
 // pipeConn is a net.Conn that reads from a fixed input, in pieces of at most
@@ -117,7 +119,8 @@ func FuzzHead(f *testing.F) {
 	lim := &limits{maxURI: 8192, maxHeaders: 100}
 	f.Fuzz(func(t *testing.T, s string) {
 		b := []byte(s)
-		n := headEnd(b)
+		var from int
+		n := http1.HeadEnd(b, &from)
 		if n < 0 {
 			return
 		}
@@ -158,8 +161,8 @@ func TestChunker(t *testing.T) {
 		{"5\nhello\r\n", false, false}, // bare LF
 		{"11111111111111111\r\n", false, false},
 		{"0\r\nX-T: 1\r\n\r\n", true, true},
-		{"1;" + strings.Repeat("a", maxChunkLine-2) + "\r\nx\r\n0\r\n\r\n", true, true}, // the longest line
-		{"1;" + strings.Repeat("a", maxChunkLine-1) + "\r\nx\r\n0\r\n\r\n", false, false},
+		{"1;" + strings.Repeat("a", http1.MaxChunkLine-2) + "\r\nx\r\n0\r\n\r\n", true, true}, // the longest line
+		{"1;" + strings.Repeat("a", http1.MaxChunkLine-1) + "\r\nx\r\n0\r\n\r\n", false, false},
 		{"0\r\nContent-Length: 1\r\n\r\n", false, false},
 	} {
 		k := chunker{maxTrailer: 1 << 16}

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/rampart-gw/rampart/internal/http1"
 )
 
 // Server is the guard's own HTTP/1.1 server: the fast path for plain
@@ -449,7 +451,8 @@ func (c *srvConn) readHead() (int, bool) {
 		if c.buf != nil {
 			b = c.buf[c.r:c.w]
 		}
-		if n := headEnd(b); n >= 0 {
+		var from int
+		if n := http1.HeadEnd(b, &from); n >= 0 {
 			c.headDL = false
 			return n, true
 		}
@@ -885,7 +888,7 @@ func (c *srvConn) newRequest(b []byte, length int64) (*reqState, bool) {
 			break
 		}
 		colon := strings.IndexByte(line, ':')
-		name, value := line[:colon], trimOWSString(line[colon+1:])
+		name, value := line[:colon], http1.TrimOWS(line[colon+1:])
 		if strings.IndexByte(name, '_') >= 0 {
 			continue // dropped, as Handler does (NGINX's underscores_in_headers off)
 		}
@@ -897,7 +900,7 @@ func (c *srvConn) newRequest(b []byte, length int64) (*reqState, bool) {
 		case "Expect":
 			return nil, false // 100-continue: net/http answers it
 		case "Connection":
-			if hasToken(value, "close") {
+			if http1.HasToken(value, "close") {
 				r.Close = true
 			}
 		}
@@ -959,29 +962,6 @@ func parseTarget(u *url.URL, target string) bool {
 	u.RawQuery = query
 	u.ForceQuery = hasQuery && query == ""
 	return true
-}
-
-func trimOWSString(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-// hasToken reports whether the comma-separated list v holds token
-// (case-insensitively).
-func hasToken(v, token string) bool {
-	for v != "" {
-		var el string
-		el, v, _ = strings.Cut(v, ",")
-		if strings.EqualFold(trimOWSString(el), token) {
-			return true
-		}
-	}
-	return false
 }
 
 // commonKeys interns the canonical form of frequent field names.
@@ -1256,7 +1236,7 @@ func (w *response) WriteHeader(code int) {
 	}
 	_, w.hasDate = h["Date"]
 	w.hasConn = len(h["Connection"]) > 0
-	if w.c.s.closing.Load() || (w.hasConn && hasToken(strings.Join(h["Connection"], ","), "close")) {
+	if w.c.s.closing.Load() || (w.hasConn && http1.HasTokenIn(h["Connection"], "close")) {
 		w.closeAfter = true // shutting down: tell the client not to reuse it
 	}
 	c := w.c
@@ -1428,7 +1408,7 @@ func (w *response) appendFields(b []byte, head, informational bool) []byte {
 	slices.Sort(keys)
 	c.keys = keys
 	for _, k := range keys {
-		if !validFieldName(k) {
+		if !http1.ValidToken(k) {
 			continue
 		}
 		for _, v := range w.hdr[k] {
@@ -1441,22 +1421,10 @@ func (w *response) appendFields(b []byte, head, informational bool) []byte {
 	return b
 }
 
-func validFieldName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if !is(k[i], cTchar) {
-			return false
-		}
-	}
-	return true
-}
-
 // appendFieldValue appends v trimmed, with CR and LF replaced by spaces
 // (net/http's headerNewlineToSpace).
 func appendFieldValue(b []byte, v string) []byte {
-	v = trimOWSString(v)
+	v = http1.TrimOWS(v)
 	if strings.IndexByte(v, '\r') < 0 && strings.IndexByte(v, '\n') < 0 {
 		return append(b, v...)
 	}
@@ -1490,7 +1458,7 @@ func (w *response) finish() {
 			}
 		}
 		for k, vv := range w.hdr {
-			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && validFieldName(name) {
+			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && http1.ValidToken(name) {
 				for _, v := range vv {
 					c.wb = append(c.wb, name...)
 					c.wb = append(c.wb, ": "...)
