@@ -237,7 +237,7 @@ func declaredTrailers(h http.Header) (http.Header, error) {
 		for v != "" {
 			var k string
 			k, v, _ = strings.Cut(v, ",")
-			k = strings.Trim(k, " \t")
+			k = http1.TrimOWS(k)
 			if k == "" {
 				continue
 			}
