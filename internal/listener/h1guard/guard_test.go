@@ -235,3 +235,23 @@ func BenchmarkConn(b *testing.B) {
 		}
 	}
 }
+
+// TestHeadContentLength pins the guard to net/http's Content-Length rule
+// (http1.ParseLength): what net/http reads as a length, the guard reads as
+// the same length; what it refuses, the guard refuses.
+func TestHeadContentLength(t *testing.T) {
+	lim := &limits{maxURI: 8192, maxHeaders: 100}
+	for _, v := range []string{"0", "5", "0005", "00000000000000000000005", "1234567890123456789",
+		"9223372036854775807", "9223372036854775808", "18446744073709551621", "", "+5", "-5", "5,5", "0x5"} {
+		b := []byte("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + v + "\r\n\r\n")
+		h, why := parseHead(b, true, lim)
+		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b)))
+		if (why == rNone) != (err == nil) {
+			t.Errorf("Content-Length %q: guard %v, net/http %v", v, why, err)
+			continue
+		}
+		if err == nil && h.length != req.ContentLength {
+			t.Errorf("Content-Length %q: guard %d, net/http %d", v, h.length, req.ContentLength)
+		}
+	}
+}
