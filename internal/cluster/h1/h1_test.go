@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/internal/http1"
 )
 
 // rawServer accepts connections on 127.0.0.1 and hands each to handle,
@@ -1137,7 +1139,7 @@ func TestCheckKey(t *testing.T) {
 	for _, k := range []string{"", "Content-Type", "content-type", "CONTENT-TYPE", "Content-type", "X-A", "x-a",
 		"X--A", "-A", "A-", "0a", "0A", "Www-Authenticate", "WWW-Authenticate", "A_b", "A b", "A:b", "Ä", "Te", "TE"} {
 		valid, canonical := checkKey(k)
-		if valid != validToken(k) {
+		if valid != http1.ValidToken(k) {
 			t.Errorf("checkKey(%q) valid = %v, validToken %v", k, valid, !valid)
 		}
 		if valid && canonical != (textproto.CanonicalMIMEHeaderKey(k) == k) {
@@ -1145,7 +1147,7 @@ func TestCheckKey(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct{ in, want string }{{"", ""}, {" \t", ""}, {" a b\t", "a b"}, {"a", "a"}, {"\ta \t", "a"}} {
-		if got := trimOWS(tc.in); got != tc.want {
+		if got := http1.TrimOWS(tc.in); got != tc.want {
 			t.Errorf("trimOWS(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}

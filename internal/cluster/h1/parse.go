@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+
+	"github.com/rampart-gw/rampart/internal/http1"
 )
 
 // ErrMalformed marks a response that does not parse as HTTP/1.1 (or
@@ -23,35 +25,6 @@ func malformed(what string, v string) error {
 	return fmt.Errorf("%w: %s %q", ErrMalformed, what, v)
 }
 
-// headEnd returns the length of the head at the start of b, through the
-// empty line that ends it, or -1 when b does not hold all of it yet. Lines
-// end in CRLF or LF (RFC 9112 section 2.2 lets a recipient accept a bare
-// LF, and net/http does); *from keeps where to resume the scan when more
-// bytes arrive.
-func headEnd(b []byte, from *int) int {
-	i := *from
-	for {
-		j := indexLF(b[i:])
-		if j < 0 {
-			*from = i
-			return -1
-		}
-		if i > 0 && (j == 0 || (j == 1 && b[i] == '\r')) {
-			return i + j + 1
-		}
-		i += j + 1
-	}
-}
-
-func indexLF(b []byte) int {
-	for i, c := range b {
-		if c == '\n' {
-			return i
-		}
-	}
-	return -1
-}
-
 // cutLine splits s after its first line, dropping the line's CRLF or LF.
 func cutLine(s string) (line, rest string) {
 	i := strings.IndexByte(s, '\n')
@@ -65,7 +38,7 @@ func cutLine(s string) (line, rest string) {
 	return line, rest
 }
 
-// parseHead parses a response head (as cut by headEnd) into resp's status
+// parseHead parses a response head (as cut by http1.HeadEnd) into resp's status
 // and Header. Header keys are canonical; values are substrings of head, so
 // the whole head costs one string.
 func parseHead(head string, resp *http.Response, maxHeaders int, mem *headMem) error {
@@ -154,7 +127,7 @@ func parseFields(s string, h http.Header, n int, mem *headMem) error {
 		if !valid {
 			return malformed("header line", line)
 		}
-		v := trimOWS(line[colon+1:])
+		v := http1.TrimOWS(line[colon+1:])
 		if !validValue(v) {
 			return malformed("header value for", k)
 		}
@@ -173,27 +146,13 @@ func parseFields(s string, h http.Header, n int, mem *headMem) error {
 	}
 }
 
-// tokenChars are the bytes of an RFC 9110 token.
-var tokenChars = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
 // checkKey reports whether s is a token and whether it is in canonical
 // form (textproto.CanonicalMIMEHeaderKey(s) == s), in one pass.
 func checkKey(s string) (valid, canonical bool) {
 	canonical, upper := true, true
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !tokenChars[c] {
+		if !http1.IsTchar(c) {
 			return false, false
 		}
 		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
@@ -202,28 +161,6 @@ func checkKey(s string) (valid, canonical bool) {
 		upper = c == '-'
 	}
 	return s != "", canonical
-}
-
-// trimOWS removes the optional whitespace (SP and HTAB) around a field
-// value (RFC 9110 section 5.5), as strings.Trim(s, " \t") without its
-// cutset set-up.
-func trimOWS(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-func validToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !tokenChars[s[i]] {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // validValue reports whether s may be a field value: no control bytes but

@@ -6,6 +6,8 @@ import (
 	"net/textproto"
 	"strings"
 	"testing"
+
+	"github.com/rampart-gw/rampart/internal/http1"
 )
 
 // FuzzParseHead checks that the response-head parser never panics, that
@@ -27,7 +29,7 @@ func FuzzParseHead(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in string) {
 		from := 0
-		n := headEnd([]byte(in), &from)
+		n := http1.HeadEnd([]byte(in), &from)
 		if n < 0 {
 			return
 		}
@@ -40,7 +42,7 @@ func FuzzParseHead(f *testing.F) {
 		req := &http.Request{Method: http.MethodGet}
 		ferr := (&Client{}).frame(x, req)
 		for k, vv := range resp.Header {
-			if !validToken(k) || textproto.CanonicalMIMEHeaderKey(k) != k {
+			if !http1.ValidToken(k) || textproto.CanonicalMIMEHeaderKey(k) != k {
 				t.Fatalf("key %q", k)
 			}
 			for _, v := range vv {

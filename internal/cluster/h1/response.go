@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/rampart-gw/rampart/internal/http1"
 )
 
 // max1xx bounds the informational responses skipped before the final one.
@@ -20,9 +22,6 @@ const max1xx = 16
 // maxDrain is the most of an unread body Close discards to keep the
 // connection, and only when those bytes are already buffered.
 const maxDrain = 4 << 10
-
-// maxChunkLine bounds a chunk-size line with its extensions, as net/http.
-const maxChunkLine = 4096
 
 // readResponse reads the final response to req from cn. got reports that
 // some response bytes arrived (so the request reached a live server). The
@@ -161,7 +160,7 @@ func (c *Client) frame(x *exchangeState, req *http.Request) error {
 	resp, b := &x.resp, &x.body
 	h := resp.Header
 	conn := h["Connection"]
-	resp.Close = hasToken(conn, "close") || (resp.ProtoMinor == 0 && !hasToken(conn, "keep-alive"))
+	resp.Close = http1.HasTokenIn(conn, "close") || (resp.ProtoMinor == 0 && !http1.HasTokenIn(conn, "keep-alive"))
 
 	cl := int64(-1)
 	if vv := h["Content-Length"]; len(vv) > 0 {
@@ -174,7 +173,7 @@ func (c *Client) frame(x *exchangeState, req *http.Request) error {
 			h["Content-Length"] = vv[:1]
 		}
 		var ok bool
-		if cl, ok = parseLength(vv[0]); !ok {
+		if cl, ok = http1.ParseLength(vv[0]); !ok {
 			return malformed("Content-Length", vv[0])
 		}
 	}
@@ -238,7 +237,7 @@ func declaredTrailers(h http.Header) (http.Header, error) {
 		for v != "" {
 			var k string
 			k, v, _ = strings.Cut(v, ",")
-			k = strings.Trim(k, " \t")
+			k = http1.TrimOWS(k)
 			if k == "" {
 				continue
 			}
@@ -256,29 +255,13 @@ func declaredTrailers(h http.Header) (http.Header, error) {
 	return tr, nil
 }
 
-// parseLength parses a Content-Length value: decimal digits only.
-func parseLength(s string) (int64, bool) {
-	if s == "" || len(s) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
-}
-
 // readHead reads one response head from br, up to max bytes, and returns
 // it as a string. got reports that at least one byte arrived.
 func readHead(br *bufio.Reader, max int, mem *headMem) (_ string, got bool, _ error) {
 	from := 0
 	for {
 		buf, _ := br.Peek(br.Buffered())
-		if n := headEnd(buf, &from); n > 0 {
+		if n := http1.HeadEnd(buf, &from); n > 0 {
 			if n > max {
 				return "", true, errHeadTooLarge
 			}
@@ -316,7 +299,7 @@ func readLongHead(br *bufio.Reader, max, from int) (string, bool, error) {
 		chunk, _ := br.Peek(br.Buffered())
 		old := len(acc)
 		acc = append(acc, chunk...)
-		if n := headEnd(acc, &from); n > 0 {
+		if n := http1.HeadEnd(acc, &from); n > 0 {
 			if n > max {
 				return "", true, errHeadTooLarge
 			}
@@ -484,13 +467,13 @@ func (b *respBody) nextChunk() error {
 		b.crlf = false
 	}
 	line, err := br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull || len(line) > maxChunkLine {
+	if err == bufio.ErrBufferFull || len(line) > http1.MaxChunkLine+2 {
 		return fmt.Errorf("%w: chunk size line too long", ErrMalformed)
 	}
 	if err != nil {
 		return unexpected(err)
 	}
-	size, ok := parseChunkSize(line)
+	size, ok := http1.ParseChunkSize(line)
 	if !ok {
 		return malformed("chunk size line", string(line))
 	}
@@ -502,51 +485,6 @@ func (b *respBody) nextChunk() error {
 		return err
 	}
 	return io.EOF
-}
-
-// parseChunkSize parses "hex[;ext]CRLF". Like net/http it rejects a bare
-// LF and ignores extensions.
-func parseChunkSize(line []byte) (int64, bool) {
-	n := len(line)
-	if n < 3 || line[n-2] != '\r' {
-		return 0, false
-	}
-	line = line[:n-2]
-	for _, c := range line {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return 0, false
-		}
-	}
-	for i, c := range line {
-		if c == ';' {
-			line = line[:i]
-			break
-		}
-	}
-	for len(line) > 0 && (line[len(line)-1] == ' ' || line[len(line)-1] == '\t') {
-		line = line[:len(line)-1]
-	}
-	if len(line) == 0 || len(line) > 16 {
-		return 0, false
-	}
-	var size uint64
-	for _, c := range line {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c -= 'a' - 10
-		case c >= 'A' && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		size = size<<4 | uint64(c)
-	}
-	if size > 1<<62 {
-		return 0, false
-	}
-	return int64(size), true
 }
 
 // readTrailers reads the trailer section after the last chunk into

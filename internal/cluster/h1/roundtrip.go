@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rampart-gw/rampart/internal/http1"
 )
 
 // smallBody is the largest request body sent in the same write as the head.
@@ -321,7 +323,7 @@ func appendHead(b []byte, req *http.Request, body io.ReadCloser) (_ []byte, chun
 	if method == "" {
 		method = http.MethodGet
 	}
-	if !validToken(method) {
+	if !http1.ValidToken(method) {
 		return b, false, fmt.Errorf("send request: invalid method %q", method)
 	}
 	b = append(b, method...)
@@ -373,7 +375,7 @@ func appendHead(b []byte, req *http.Request, body io.ReadCloser) (_ []byte, chun
 			b = append(b, "Trailer: "...)
 			first := true
 			for k := range req.Trailer {
-				if !validToken(k) {
+				if !http1.ValidToken(k) {
 					return b, false, fmt.Errorf("send request: invalid trailer name %q", k)
 				}
 				if !first {
@@ -385,7 +387,7 @@ func appendHead(b []byte, req *http.Request, body io.ReadCloser) (_ []byte, chun
 			b = append(b, '\r', '\n')
 		}
 	}
-	if req.Close && !hasToken(req.Header["Connection"], "close") {
+	if req.Close && !http1.HasTokenIn(req.Header["Connection"], "close") {
 		b = append(b, "Connection: close\r\n"...)
 	}
 	b = append(b, '\r', '\n')
@@ -415,7 +417,7 @@ func appendFields(b []byte, h http.Header, exclude func(string) bool) ([]byte, e
 		if exclude != nil && exclude(k) {
 			continue
 		}
-		if !validToken(k) {
+		if !http1.ValidToken(k) {
 			return b, fmt.Errorf("send request: invalid header field name %q", k)
 		}
 		for _, v := range vv {
@@ -424,7 +426,7 @@ func appendFields(b []byte, h http.Header, exclude func(string) bool) ([]byte, e
 			}
 			b = append(b, k...)
 			b = append(b, ':', ' ')
-			b = append(b, trimOWS(v)...)
+			b = append(b, http1.TrimOWS(v)...)
 			b = append(b, '\r', '\n')
 		}
 	}
@@ -440,19 +442,4 @@ func validTarget(b []byte) bool {
 		}
 	}
 	return len(b) > 0
-}
-
-// hasToken reports whether the comma-separated values contain token,
-// case-insensitively.
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for v != "" {
-			var tok string
-			tok, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(strings.Trim(tok, " \t"), token) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -1,6 +1,10 @@
 package h1guard
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/rampart-gw/rampart/internal/http1"
+)
 
 // chunker follows a chunked request body as it streams (RFC 9112 §7.1)
 // without copying it: only chunk-size lines and trailer fields are looked
@@ -29,11 +33,6 @@ const (
 	csEndLF
 )
 
-// maxChunkLine bounds a chunk-size line with its extensions, CRLF not
-// counted. net/http reads the line whole, CRLF included, into its 4096-byte
-// bufio.Reader, so 4094 is the longest line it takes.
-const maxChunkLine = 4094
-
 func (k *chunker) reset() {
 	k.st, k.digits, k.left, k.seen = csSize, 0, 0, 0
 	k.line = k.line[:0]
@@ -53,7 +52,7 @@ func (k *chunker) feed(b []byte) (n int, done bool, why reason) {
 				if k.digits > 16 || k.left > (1<<59)-1 {
 					return i, false, rChunked // beyond int64
 				}
-				k.left = k.left<<4 | int64(unhex(c))
+				k.left = k.left<<4 | int64(http1.Unhex(c))
 				i++
 				continue
 			}
@@ -77,7 +76,7 @@ func (k *chunker) feed(b []byte) (n int, done bool, why reason) {
 				}
 				k.st = csSizeLF
 			} else {
-				if k.digits+len(k.line) >= maxChunkLine {
+				if k.digits+len(k.line) >= http1.MaxChunkLine {
 					return i, false, rChunked
 				}
 				k.line = append(k.line, c)
@@ -164,17 +163,6 @@ func (k *chunker) feed(b []byte) (n int, done bool, why reason) {
 // net/http fail in the middle of the body.
 func wsOnlyIfLed(b []byte) bool {
 	return len(b) == 0 || (b[0] != ' ' && b[0] != '\t') || len(bytes.TrimLeft(b, " \t")) == 0
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c >= 'a':
-		return c - 'a' + 10
-	default:
-		return c - 'A' + 10
-	}
 }
 
 // validExt checks chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] )
@@ -264,7 +252,7 @@ func checkTrailer(line []byte) reason {
 			low[i] = c
 		}
 	}
-	for _, c := range trimOWS(line[colon+1:]) {
+	for _, c := range http1.TrimOWS(line[colon+1:]) {
 		if !is(c, cVchar) && c != ' ' && c != '\t' {
 			return rTrailer
 		}

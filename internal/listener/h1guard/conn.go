@@ -25,6 +25,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rampart-gw/rampart/internal/http1"
 )
 
 // Config bounds what a connection may send. Zero fields take the defaults
@@ -251,7 +253,8 @@ func (c *Conn) head() (bool, error) {
 		c.r += 2
 	}
 	b := c.buf[c.r:c.w]
-	n := headEnd(b)
+	var from int
+	n := http1.HeadEnd(b, &from)
 	if n < 0 {
 		if len(b) > 0 && !c.firstLineFits(b) {
 			c.refuse(rURITooLong)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/internal/http1"
 )
 
 // pipeConn is a net.Conn that reads from a fixed input, in pieces of at most
@@ -117,7 +119,8 @@ func FuzzHead(f *testing.F) {
 	lim := &limits{maxURI: 8192, maxHeaders: 100}
 	f.Fuzz(func(t *testing.T, s string) {
 		b := []byte(s)
-		n := headEnd(b)
+		var from int
+		n := http1.HeadEnd(b, &from)
 		if n < 0 {
 			return
 		}
@@ -158,8 +161,8 @@ func TestChunker(t *testing.T) {
 		{"5\nhello\r\n", false, false}, // bare LF
 		{"11111111111111111\r\n", false, false},
 		{"0\r\nX-T: 1\r\n\r\n", true, true},
-		{"1;" + strings.Repeat("a", maxChunkLine-2) + "\r\nx\r\n0\r\n\r\n", true, true}, // the longest line
-		{"1;" + strings.Repeat("a", maxChunkLine-1) + "\r\nx\r\n0\r\n\r\n", false, false},
+		{"1;" + strings.Repeat("a", http1.MaxChunkLine-2) + "\r\nx\r\n0\r\n\r\n", true, true}, // the longest line
+		{"1;" + strings.Repeat("a", http1.MaxChunkLine-1) + "\r\nx\r\n0\r\n\r\n", false, false},
 		{"0\r\nContent-Length: 1\r\n\r\n", false, false},
 	} {
 		k := chunker{maxTrailer: 1 << 16}
@@ -229,6 +232,26 @@ func BenchmarkConn(b *testing.B) {
 			if _, err := g.Read(buf); err != nil {
 				b.Fatal(err)
 			}
+		}
+	}
+}
+
+// TestHeadContentLength pins the guard to net/http's Content-Length rule
+// (http1.ParseLength): what net/http reads as a length, the guard reads as
+// the same length; what it refuses, the guard refuses.
+func TestHeadContentLength(t *testing.T) {
+	lim := &limits{maxURI: 8192, maxHeaders: 100}
+	for _, v := range []string{"0", "5", "0005", "00000000000000000000005", "1234567890123456789",
+		"9223372036854775807", "9223372036854775808", "18446744073709551621", "", "+5", "-5", "5,5", "0x5"} {
+		b := []byte("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + v + "\r\n\r\n")
+		h, why := parseHead(b, true, lim)
+		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b)))
+		if (why == rNone) != (err == nil) {
+			t.Errorf("Content-Length %q: guard %v, net/http %v", v, why, err)
+			continue
+		}
+		if err == nil && h.length != req.ContentLength {
+			t.Errorf("Content-Length %q: guard %d, net/http %d", v, h.length, req.ContentLength)
 		}
 	}
 }

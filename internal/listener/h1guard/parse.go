@@ -2,6 +2,8 @@ package h1guard
 
 import (
 	"bytes"
+
+	"github.com/rampart-gw/rampart/internal/http1"
 )
 
 // Character classes (RFC 9110 §5.6.2, RFC 3986 §2-3).
@@ -23,7 +25,14 @@ func init() {
 		}
 	}
 	const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	set(alnum+"!#$%&'*+-.^_`|~", cTchar)
+	for c := range 256 {
+		if http1.IsTchar(byte(c)) {
+			class[c] |= cTchar
+		}
+		if http1.IsHex(byte(c)) {
+			class[c] |= cHex
+		}
+	}
 	const unreserved = alnum + "-._~"
 	const subDelims = "!$&'()*+,;="
 	set(unreserved+subDelims+":@/%", cPath|cQuery)
@@ -39,7 +48,6 @@ func init() {
 	for c := 0x80; c <= 0xff; c++ {
 		class[c] |= cVchar // obs-text (RFC 9110 §5.5)
 	}
-	set("0123456789abcdefABCDEF", cHex)
 }
 
 func is(c byte, k uint8) bool { return class[c]&k != 0 }
@@ -69,16 +77,6 @@ func equalFold(b []byte, s string) bool {
 		}
 	}
 	return true
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // limits are the bounds parseHead enforces.
@@ -199,7 +197,7 @@ func parseHead(b []byte, first bool, lim *limits) (h head, why reason) {
 				return h, rFieldName
 			}
 		}
-		value := trimOWS(line[colon+1:])
+		value := http1.TrimOWS(line[colon+1:])
 		for _, c := range value {
 			if !is(c, cVchar) && c != ' ' && c != '\t' {
 				return h, rFieldValue // CR, LF, NUL and other controls (RFC 9110 §5.5)
@@ -230,7 +228,7 @@ func parseHead(b []byte, first bool, lim *limits) (h head, why reason) {
 				if lengths > 1 {
 					return h, rManyContentLengths
 				}
-				n, ok := parseLength(value)
+				n, ok := http1.ParseLength(value)
 				if !ok {
 					return h, rContentLength
 				}
@@ -249,10 +247,10 @@ func parseHead(b []byte, first bool, lim *limits) (h head, why reason) {
 					k := bytes.IndexByte(value, ',')
 					var el []byte
 					if k < 0 {
-						el, value = trimOWS(value), nil
+						el, value = http1.TrimOWS(value), nil
 					} else {
-						el, value = trimOWS(value[:k]), value[k+1:]
-						if len(trimOWS(value)) == 0 {
+						el, value = http1.TrimOWS(value[:k]), value[k+1:]
+						if len(http1.TrimOWS(value)) == 0 {
 							return h, rTE // trailing comma
 						}
 					}
@@ -422,47 +420,4 @@ func validPort(p []byte) bool {
 		}
 	}
 	return true
-}
-
-// parseLength parses Content-Length = 1*DIGIT (RFC 9110 §8.6), refusing
-// signs, spaces, lists and values beyond int64.
-func parseLength(v []byte) (int64, bool) {
-	if len(v) == 0 || len(v) > 19 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	if n < 0 {
-		return 0, false
-	}
-	return n, true
-}
-
-// headEnd returns the length of the head at the start of b (through the
-// empty line), or -1 when b holds no complete head yet. An empty line is
-// LF LF or LF CR LF; parseHead then refuses bare LFs.
-func headEnd(b []byte) int {
-	off := 0
-	for {
-		i := bytes.IndexByte(b[off:], '\n')
-		if i < 0 {
-			return -1
-		}
-		i += off
-		if i+1 < len(b) && b[i+1] == '\n' {
-			return i + 2
-		}
-		if i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n' {
-			return i + 3
-		}
-		if i+2 >= len(b) {
-			return -1 // may still become an empty line
-		}
-		off = i + 1
-	}
 }

@@ -1,0 +1,585 @@
+package h1guard
+
+// The connection loop of the fast server: a connection's goroutine, its
+// read buffer, reading heads, parking in the poller and resuming, handing
+// over to net/http, serving one request and watching for the client going
+// away.
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rampart-gw/rampart/internal/http1"
+)
+
+// Connection states.
+const (
+	csActive = iota // reading a head or serving a request
+	csIdle          // waiting (goroutine held) for the next request
+	csParked        // waiting in the poller, no goroutine
+	csClosed
+)
+
+// A connection keeps its goroutine and read buffer for a while after a
+// response (hot) before it is parked. How long adapts to the client: a
+// client that sent its last request g after the previous response is
+// waited for 16·g, within [hotMin, hotMax]. A busy keep-alive client so
+// never pays for parking and waking, and one that sent a single request
+// (or is idle) gives its goroutine and buffers back within a millisecond.
+const (
+	hotMin   = time.Millisecond
+	hotMax   = 250 * time.Millisecond
+	hotFirst = 5 * time.Millisecond // for the first request and after a wake-up
+)
+
+// watchDelay is how long a request may run before the server starts
+// watching its connection for the client going away (see watch).
+const watchDelay = 50 * time.Millisecond
+
+// srvConn is one client connection of the fast path.
+type srvConn struct {
+	s        *Server
+	nc       net.Conn
+	tcp      *net.TCPConn // for writev; nil when nc is not plain TCP
+	tlsState *tls.ConnectionState
+	remote   string
+	accepted time.Time
+	state    atomic.Int32
+
+	// Poller bookkeeping (guarded by poller.mu while parked).
+	fd         int
+	registered bool
+	gen        uint32
+	expires    time.Time
+	prev, next *srvConn
+	hot        time.Duration // see hotMin
+	idleFrom   time.Time     // when the current hot wait began
+
+	buf    []byte // read buffer, nil while parked
+	r, w   int
+	rdl    time.Time // read deadline in force
+	headDL bool      // the head-read deadline is set
+	wb     []byte    // response head and small bodies, nil while parked
+	iov    net.Buffers
+	nreq   int   // heads taken from this connection
+	served int64 // requests handed to the handler
+	broken bool  // a read or write failed: close after the response
+	unread bool  // the request body was left unread: linger on close
+	werr   error // a write failed: nothing more is sent
+	resp   response
+	keys   []string
+
+	// watch: see (*srvConn).watch.
+	wmu       sync.Mutex
+	timer     *time.Timer
+	inHandler bool
+	bgRunning bool
+	bgDone    chan struct{}
+	bgByte    [1]byte
+	bgN       int
+	bgErr     error
+	ctx       *reqContext // of the request being served
+	body      *body
+}
+
+// bufPool holds the 4 KiB buffers of active connections: the read buffer,
+// the write buffer and the held body (see response.pend). Arrays, not
+// slices, so that a Put does not allocate.
+var bufPool = sync.Pool{New: func() any { return new([4096]byte) }}
+
+func getBuf() []byte { return bufPool.Get().(*[4096]byte)[:] }
+
+func putBuf(b []byte) {
+	if cap(b) == 4096 {
+		bufPool.Put((*[4096]byte)(b[:4096]))
+	}
+}
+
+func (c *srvConn) serve() {
+	defer func() {
+		if p := recover(); p != nil {
+			c.resp.pend = nil
+			if p != http.ErrAbortHandler {
+				buf := make([]byte, 16<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.s.Log.Error("h1 server: panic serving request", "remote", c.remote, "panic", p, "stack", string(buf))
+			}
+			c.close()
+		}
+	}()
+	if c.remote == "" && !c.setup() {
+		return
+	}
+	for {
+		n, ok := c.readHead()
+		if !ok {
+			return
+		}
+		if !c.serveOne(n) {
+			return
+		}
+	}
+}
+
+func (c *srvConn) setup() bool {
+	c.remote = c.nc.RemoteAddr().String()
+	var raw *net.TCPConn
+	encrypted := false
+	inner := c.nc
+	for inner != nil {
+		if tc, ok := inner.(*net.TCPConn); ok {
+			raw = tc
+			break
+		}
+		if tc, ok := inner.(*tls.Conn); ok {
+			encrypted = true
+			inner = tc.NetConn()
+			continue
+		}
+		u, ok := inner.(interface{ Unwrap() net.Conn })
+		if !ok {
+			break
+		}
+		inner = u.Unwrap()
+	}
+	if !encrypted {
+		c.tcp = raw // response bodies may go out with writev
+	}
+	if raw != nil && c.s.poll != nil {
+		// Parking watches the socket. Under TLS that is sound too: a
+		// connection parks only after a read timed out, which tls.Conn
+		// returns only with no complete record buffered.
+		if rc, err := raw.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) { c.fd = int(fd) })
+		}
+	}
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		return c.handshake(tc)
+	}
+	return true
+}
+
+// handshake runs the TLS handshake within the head timeout. A connection
+// that negotiated h2 through ALPN is handed to net/http, which serves it as
+// HTTP/2 behind the guard.
+func (c *srvConn) handshake(tc *tls.Conn) bool {
+	dl := c.accepted.Add(c.s.headerTimeout())
+	tc.SetDeadline(dl)
+	ctx, cancel := context.WithDeadline(context.Background(), dl)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	tc.SetWriteDeadline(time.Time{})
+	c.rdl = dl
+	if err != nil {
+		c.s.Log.Debug("h1 server: TLS handshake", "remote", c.remote, "error", err)
+		c.close()
+		return false
+	}
+	st := tc.ConnectionState()
+	c.tlsState = &st
+	if st.NegotiatedProtocol == "h2" {
+		c.handOver()
+		return false
+	}
+	return true
+}
+
+// close closes the connection for good. A request body still open (the
+// handler panicked, or an upstream transport's goroutine still reads it) is
+// closed first, after the socket, so that no reader blocks on the socket
+// or touches the read buffer once it is back in the pool.
+func (c *srvConn) close() {
+	c.state.Store(csClosed)
+	c.nc.Close()
+	if b := c.body; b != nil {
+		c.body = nil
+		b.mu.Lock()
+		b.closed = true
+		b.mu.Unlock()
+	}
+	c.releaseBuffers()
+	c.s.untrack(c)
+}
+
+func (c *srvConn) releaseBuffers() {
+	if len(c.buf) == 4096 {
+		putBuf(c.buf)
+	}
+	c.buf, c.r, c.w = nil, 0, 0
+	c.releaseWrite()
+}
+
+func (c *srvConn) releaseWrite() {
+	putBuf(c.wb)
+	c.wb = nil
+	if p := c.resp.pend; p != nil {
+		c.resp.pend = nil
+		putBuf(p)
+	}
+}
+
+func (c *srvConn) setReadDeadline(t time.Time) {
+	if t.Equal(c.rdl) {
+		return
+	}
+	c.rdl = t
+	c.nc.SetReadDeadline(t)
+}
+
+// readHead returns the length of the next complete head at buf[r:]. false:
+// the connection was closed, parked or handed over.
+func (c *srvConn) readHead() (int, bool) {
+	for {
+		for c.w-c.r >= 2 && c.buf[c.r] == '\r' && c.buf[c.r+1] == '\n' {
+			c.r += 2 // RFC 9112 §2.2: empty lines before a request line
+		}
+		var b []byte
+		if c.buf != nil {
+			b = c.buf[c.r:c.w]
+		}
+		var from int
+		if n := http1.HeadEnd(b, &from); n >= 0 {
+			c.headDL = false
+			return n, true
+		}
+		if len(b) > 0 && (!firstLineFits(b, c.s.lim.maxURI) || len(b) >= c.s.Config.maxHead()) {
+			c.handOver() // the guard refuses it
+			return 0, false
+		}
+		if !c.fill(len(b) == 0) {
+			return 0, false
+		}
+	}
+}
+
+// fill reads more of a head. idle: nothing of it has arrived yet.
+func (c *srvConn) fill(idle bool) bool {
+	if c.buf == nil {
+		c.buf = getBuf()
+		c.r, c.w = 0, 0
+	}
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+	} else if c.w == len(c.buf) {
+		if c.r > 0 {
+			c.w = copy(c.buf, c.buf[c.r:c.w])
+			c.r = 0
+		} else {
+			limit := c.s.Config.maxHead() + c.s.lim.maxURI + 64
+			if len(c.buf) >= limit {
+				c.handOver()
+				return false
+			}
+			nb := make([]byte, min(2*len(c.buf), limit))
+			c.w = copy(nb, c.buf[c.r:c.w])
+			c.r = 0
+			if len(c.buf) == 4096 {
+				putBuf(c.buf)
+			}
+			c.buf = nb
+		}
+	}
+	var parkAt time.Time // when a timeout means "park", not "close"
+	if idle {
+		if c.s.closing.Load() {
+			c.close()
+			return false
+		}
+		c.state.Store(csIdle)
+		if c.s.closing.Load() && c.state.CompareAndSwap(csIdle, csClosed) {
+			c.close()
+			return false
+		}
+		now := time.Now()
+		var end time.Time
+		if c.nreq == 0 {
+			end = c.accepted.Add(c.s.headerTimeout())
+		} else {
+			end = now.Add(c.s.idleTimeout())
+		}
+		dl := end
+		if c.s.poll != nil && c.fd >= 0 {
+			if c.hot == 0 {
+				c.hot = hotFirst
+			}
+			if hot := now.Add(c.hot); hot.Before(end) {
+				dl, parkAt = hot, end
+			}
+		}
+		c.idleFrom = now
+		c.setReadDeadline(dl)
+	} else if !c.headDL {
+		c.headDL = true
+		c.setReadDeadline(time.Now().Add(c.s.headerTimeout()))
+	}
+	n, err := c.nc.Read(c.buf[c.w:])
+	c.w += n
+	if idle && !c.state.CompareAndSwap(csIdle, csActive) {
+		c.close() // shut down while waiting
+		return false
+	}
+	if n > 0 {
+		if idle && !parkAt.IsZero() {
+			c.hot = min(max(16*time.Since(c.idleFrom), hotMin), hotMax)
+		}
+		return true
+	}
+	if idle && !parkAt.IsZero() && isTimeout(err) && c.w == c.r {
+		c.park(parkAt)
+		return false
+	}
+	c.close()
+	return false
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// park hands the connection to the poller and ends its goroutine.
+func (c *srvConn) park(expires time.Time) {
+	c.releaseBuffers()
+	c.hot = hotFirst
+	c.resp.hdr = nil
+	c.resp.trailers = nil
+	c.keys = nil
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	c.state.Store(csParked)
+	if !c.s.poll.park(c, expires) {
+		c.close()
+	}
+}
+
+// resume runs when a parked connection has bytes (or was closed by the
+// peer): a new goroutine serves it.
+func (c *srvConn) resume() {
+	if !c.state.CompareAndSwap(csParked, csActive) {
+		return
+	}
+	c.serve()
+}
+
+// handOver passes the connection, with the bytes read so far, to net/http
+// behind the guard.
+func (c *srvConn) handOver() {
+	c.state.Store(csClosed)
+	c.s.untrack(c)
+	c.setReadDeadline(time.Time{})
+	g := New(c.nc, c.s.Config)
+	if c.w > c.r {
+		g.buf = make([]byte, max(4096, c.w-c.r))
+		g.w = copy(g.buf, c.buf[c.r:c.w])
+	}
+	g.nreq = c.nreq
+	g.served.Store(c.served)
+	c.releaseBuffers()
+	if c.s.HandOver == nil || c.s.closing.Load() {
+		g.Close()
+		return
+	}
+	c.s.HandOver(g)
+}
+
+// serveOne parses the head of length n at buf[r:] and serves the request.
+// false: the connection is done (closed or handed over).
+func (c *srvConn) serveOne(n int) bool {
+	b := c.buf[c.r : c.r+n]
+	if n > c.s.Config.maxHead()+2 {
+		c.handOver()
+		return false
+	}
+	h, why := parseHead(b, c.nreq == 0, &c.s.lim)
+	if why != rNone || h.h2 || h.upgrade || h.chunked || h.http10 || h.absolute {
+		c.handOver()
+		return false
+	}
+	rs, ok := c.newRequest(b, h.length)
+	if !ok {
+		c.handOver()
+		return false
+	}
+	c.nreq++
+	c.r += n
+	c.served++
+	r := &rs.req
+	w := &c.resp
+	w.reset(c, r)
+	if m := c.s.Config.MaxRequests; m > 0 && c.served >= int64(m) {
+		w.hdr.Set("Connection", "close")
+	}
+	c.body = nil
+	if r.ContentLength > 0 {
+		rs.body.c, rs.body.left = c, r.ContentLength
+		r.Body = &rs.body
+		c.body = &rs.body
+		c.setReadDeadline(time.Time{})
+	}
+	// WithContext is inlined and its copy does not escape: the context is
+	// set in place without a second request allocation.
+	rs.req = *r.WithContext(&rs.ctx)
+	w.req = r
+	c.handle(w, r, &rs.ctx)
+	w.finish()
+	// The response goes out before the rest of the request body is
+	// discarded (as net/http): a reader of the body still blocked on the
+	// socket must not hold the response back.
+	flushErr := c.flush()
+	c.finishBody()
+	keep := flushErr == nil && !w.closeAfter && !c.broken && !c.s.closing.Load()
+	c.releaseWrite()
+	// Nothing of the request may stay reachable from the connection: the
+	// response header holds values the handler made (and through them its
+	// request state), and an idle connection should cost only itself.
+	w.req = nil
+	clear(w.hdr)
+	clear(w.trailers)
+	clear(c.keys)
+	if !keep {
+		if c.unread {
+			c.linger()
+		}
+		c.close()
+		return false
+	}
+	return true
+}
+
+// linger half-closes a connection whose request body was left unread and
+// discards what the client still sends, briefly, so that the response is
+// not lost to the TCP reset a close with unread input causes (net/http's
+// closeWriteAndWait, NGINX's lingering close).
+func (c *srvConn) linger() {
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.nc.SetReadDeadline(time.Now().Add(lingerTime))
+	if c.buf == nil {
+		c.buf = getBuf()
+	}
+	for total := 0; total < lingerBytes; {
+		n, err := c.nc.Read(c.buf)
+		total += n
+		if err != nil {
+			return
+		}
+	}
+}
+
+// handle runs the handler; a panic (http.ErrAbortHandler included)
+// propagates to serve, which closes the connection.
+func (c *srvConn) handle(w *response, r *http.Request, ctx *reqContext) {
+	defer func() {
+		c.stopWatch()
+		ctx.cancel()
+	}()
+	c.startWatch(ctx)
+	c.s.Handler.ServeHTTP(w, r)
+}
+
+// startWatch arms the watch for the request being served: a request still
+// running after watchDelay gets a background read on its connection, which
+// cancels the request when the client goes away (as net/http does for every
+// request; here only slow ones pay for it).
+func (c *srvConn) startWatch(ctx *reqContext) {
+	c.wmu.Lock()
+	c.inHandler = true
+	c.ctx = ctx
+	c.wmu.Unlock()
+	if c.r != c.w {
+		return // a pipelined request is waiting: the client is there
+	}
+	if c.timer == nil {
+		c.timer = time.AfterFunc(watchDelay, c.watch)
+	} else {
+		c.timer.Reset(watchDelay)
+	}
+}
+
+func (c *srvConn) watch() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.inHandler || c.bgRunning {
+		return
+	}
+	if b := c.body; b != nil && !b.done.Load() {
+		c.timer.Reset(watchDelay) // the handler still reads the body
+		return
+	}
+	c.bgRunning = true
+	c.bgDone = make(chan struct{})
+	c.nc.SetReadDeadline(time.Time{})
+	c.rdl = time.Time{}
+	ctx := c.ctx
+	go func() {
+		defer close(c.bgDone)
+		n, err := c.nc.Read(c.bgByte[:])
+		c.bgN, c.bgErr = n, err
+		if n == 0 && err != nil && !isTimeout(err) {
+			ctx.cancel() // the client is gone
+		}
+	}()
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (c *srvConn) stopWatch() {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.wmu.Lock()
+	c.inHandler = false
+	c.ctx = nil
+	running := c.bgRunning
+	if running {
+		c.nc.SetReadDeadline(aLongTimeAgo)
+		c.rdl = aLongTimeAgo
+	}
+	c.wmu.Unlock()
+	if !running {
+		return
+	}
+	<-c.bgDone
+	c.bgRunning = false
+	if c.bgN == 1 {
+		if c.buf == nil {
+			c.buf = getBuf()
+			c.r, c.w = 0, 0
+		}
+		if c.w == len(c.buf) {
+			c.w = copy(c.buf, c.buf[c.r:c.w])
+			c.r = 0
+		}
+		c.buf[c.w] = c.bgByte[0]
+		c.w++
+	} else if !isTimeout(c.bgErr) {
+		c.broken = true
+	}
+}
+
+// firstLineFits reports whether the request line can still be within the
+// URI limit (a method, two spaces and the version besides the target).
+func firstLineFits(b []byte, maxURI int) bool {
+	const slack = 64
+	lim := maxURI + slack
+	if len(b) <= lim {
+		return true
+	}
+	for _, x := range b[:lim] {
+		if x == '\n' {
+			return true
+		}
+	}
+	return false
+}
