@@ -149,10 +149,9 @@ func (a *App) startFile() error {
 }
 
 func (a *App) bind(cfg *config.Config) error {
+	// Keys that are not built (protocol tcp among them) were refused by
+	// config validation, positioned, before anything was applied.
 	for _, lc := range cfg.Listeners {
-		if lc.Protocol != "" && lc.Protocol != "http" {
-			return fmt.Errorf("listener %s: protocol %q is not available in this release", lc.Name, lc.Protocol)
-		}
 		hc := gateway.HandlerConfig{Listener: lc.Name, Limits: lc.Limits}
 		if lc.TLS != nil {
 			hc.TLSState = listener.TLSState
