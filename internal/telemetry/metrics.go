@@ -53,7 +53,7 @@ func NewMetrics() *Metrics {
 		Buckets: latencyBuckets,
 	}, []string{"route"})
 	m.RequestSize = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "rampart_http_request_size_bytes", Help: "Request body sizes (declared Content-Length), by route.",
+		Name: "rampart_http_request_size_bytes", Help: "Request body bytes read from the client (chunked bodies included), by route.",
 		Buckets: sizeBuckets,
 	}, []string{"route"})
 	m.ResponseSize = prometheus.NewHistogramVec(prometheus.HistogramOpts{
