@@ -81,7 +81,8 @@ type App struct {
 	status   statusBook
 	versions versionBook
 	cand     *candidate // guarded by reloadMu
-	// candGauge is rampart_config_candidate_percent; guarded by reloadMu.
+	// candGauge is rampart_config_candidate_percent; its series are
+	// guarded by reloadMu.
 	candGauge *prometheus.GaugeVec
 	// fileSum is the SHA-256 of the config file content last applied, so
 	// that watch events that do not change the content do nothing.
@@ -103,6 +104,7 @@ func New(opts Options) (*App, error) {
 	}
 	a := &App{opts: opts, log: opts.Log, metrics: telemetry.NewMetrics(), registry: registry.New()}
 	a.versions.init(a.metrics)
+	a.candGauge = newCandidateGauge(a.metrics)
 	a.store.SetObserver(&a.versions)
 	var err error
 	switch {
