@@ -94,7 +94,7 @@ func NewMetrics() *Metrics {
 		Name: "rampart_active_connections", Help: "Open client connections, by listener.",
 	}, []string{"listener"})
 	m.RejectedConns = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "rampart_rejected_connections_total", Help: "Client connections closed at accept because the listener was at max_connections.",
+		Name: "rampart_rejected_connections_total", Help: "Client connections closed at accept because the listener was at max_connections or the client IP at max_connections_per_ip.",
 	}, []string{"listener"})
 	m.Refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_http_refused_total", Help: "Requests the HTTP/1.1 framing guard answered itself (malformed or ambiguous framing, limits), by listener, status code and error code.",
