@@ -81,7 +81,8 @@ type App struct {
 	status   statusBook
 	versions versionBook
 	cand     *candidate // guarded by reloadMu
-	// candGauge is rampart_config_candidate_percent; guarded by reloadMu.
+	// candGauge is rampart_config_candidate_percent; its series are
+	// guarded by reloadMu.
 	candGauge *prometheus.GaugeVec
 	// fileSum is the SHA-256 of the config file content last applied, so
 	// that watch events that do not change the content do nothing.
@@ -103,6 +104,7 @@ func New(opts Options) (*App, error) {
 	}
 	a := &App{opts: opts, log: opts.Log, metrics: telemetry.NewMetrics(), registry: registry.New()}
 	a.versions.init(a.metrics)
+	a.candGauge = newCandidateGauge(a.metrics)
 	a.store.SetObserver(&a.versions)
 	var err error
 	switch {
@@ -149,10 +151,9 @@ func (a *App) startFile() error {
 }
 
 func (a *App) bind(cfg *config.Config) error {
+	// Keys that are not built (protocol tcp among them) were refused by
+	// config validation, positioned, before anything was applied.
 	for _, lc := range cfg.Listeners {
-		if lc.Protocol != "" && lc.Protocol != "http" {
-			return fmt.Errorf("listener %s: protocol %q is not available in this release", lc.Name, lc.Protocol)
-		}
 		hc := gateway.HandlerConfig{Listener: lc.Name, Limits: lc.Limits}
 		if lc.TLS != nil {
 			hc.TLSState = listener.TLSState

@@ -211,8 +211,6 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 			return nil, err
 		}
 		h = sp
-	case rc.Aggregate != nil:
-		return nil, errors.New("aggregate routes are not available in this release")
 	default:
 		return nil, errors.New("route needs upstream or split")
 	}

@@ -31,7 +31,8 @@ var (
 // position; it returns nil when the config is valid. It checks values and
 // references between them (routes to upstreams and policies, listeners to
 // upstreams); the keys specific to each policy type are checked by the
-// policy packages. Validate does not modify c.
+// policy packages. Keys that are not built yet (Reserved) are refused.
+// Validate does not modify c.
 func (c *Config) Validate() error {
 	v := &validator{c: c}
 	v.listeners()
@@ -43,6 +44,7 @@ func (c *Config) Validate() error {
 	v.consumers()
 	v.cluster()
 	v.observability()
+	v.reserved()
 	return v.errs.err()
 }
 

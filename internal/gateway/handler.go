@@ -151,6 +151,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if h.limits.MaxBodyBytes > 0 && r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
 			r.Body = &limitedBody{rc: r.Body, left: h.limits.MaxBodyBytes}
 		}
+		if r.Body != nil && r.Body != http.NoBody {
+			// Counts what is read of the body, chunked or not, for the
+			// request size histogram and the access log.
+			st.body.rc = r.Body
+			r.Body = &st.body
+		}
 		h.serveRoute(rw, r, ex, route, snap)
 		if ex.Err != nil {
 			// A route composed without route.Errors (compile always adds
@@ -194,6 +200,10 @@ func (h *Handler) serveRoute(rw *writer, r *http.Request, ex *exchange.Exchange,
 
 func (h *Handler) finish(r *http.Request, rw *writer, ex *exchange.Exchange, route *Route, snap *Snapshot) {
 	d := time.Since(ex.Start)
+	var in int64 // request body bytes read
+	if b, ok := r.Body.(*countedBody); ok {
+		in = b.n.Load()
+	}
 	if o := h.store.observer(); o != nil && snap != nil {
 		o.Observe(snap, rw.status, d)
 	}
@@ -207,8 +217,8 @@ func (h *Handler) finish(r *http.Request, rw *writer, ex *exchange.Exchange, rou
 		}
 		rm.Count(r.Method, rw.status)
 		rm.Duration.Observe(d.Seconds())
-		if r.ContentLength > 0 {
-			rm.RequestSize.Observe(float64(r.ContentLength))
+		if in > 0 {
+			rm.RequestSize.Observe(float64(in))
 		}
 		rm.ResponseSize.Observe(float64(rw.bytes))
 	}
@@ -224,7 +234,7 @@ func (h *Handler) finish(r *http.Request, rw *writer, ex *exchange.Exchange, rou
 			Proto:      r.Proto,
 			RemoteAddr: r.RemoteAddr,
 			Status:     rw.status,
-			BytesIn:    max(r.ContentLength, 0),
+			BytesIn:    in,
 			BytesOut:   rw.bytes,
 			Duration:   d,
 			Code:       ex.Code,
@@ -274,6 +284,28 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 func (b *limitedBody) TooLarge() bool { return b.over.Load() }
 
 func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// countedBody counts the bytes read of a request body. It passes
+// TooLarge through, so that exchange.BodyTooLarge still sees the limited
+// body beneath.
+type countedBody struct {
+	rc io.ReadCloser
+	n  atomic.Int64 // read after the handler, maybe while a transport reads
+}
+
+func (b *countedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+func (b *countedBody) Close() error { return b.rc.Close() }
+
+// TooLarge reports whether the body beneath ran over the listener's limit.
+func (b *countedBody) TooLarge() bool {
+	l, ok := b.rc.(interface{ TooLarge() bool })
+	return ok && l.TooLarge()
+}
 
 // writer records the status and body size of a response. It forwards
 // Flush, Hijack and the rest through Unwrap (http.ResponseController).
@@ -336,6 +368,7 @@ type state struct {
 	ctx  exchange.Context
 	req  http.Request
 	rw   writer
+	body countedBody
 	vals [3]string
 	ids  idBuf
 }
