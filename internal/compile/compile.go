@@ -289,11 +289,10 @@ var failed = policy.Func(func(next http.Handler) http.Handler { return next })
 // route's literal prefix, the text before its first variable ("/t/" of
 // "/t/{id}/{*rest}"). Validate allows the two keys only on those routes.
 func rewritePrefix(p config.PathMatch) string {
-	if t := p.Template; t != "" && p.Prefix == "" {
-		if i := strings.IndexByte(t, '{'); i >= 0 {
-			return t[:i]
+	if p.Template != "" && p.Prefix == "" {
+		if t, err := config.ParseTemplate(p.Template); err == nil {
+			return t.Literal
 		}
-		return t
 	}
 	return p.Prefix
 }
