@@ -149,10 +149,11 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 		// config applied the defaults of on and backoff (only where the
 		// keys were absent): an explicit `on: []` retries nothing and an
 		// explicit zero backoff does not wait.
-		conds, err := retry.ParseConditions(rr.On)
+		on, err := config.ParseRetryOn(rr.On)
 		if err != nil {
 			return nil, fmt.Errorf("retry.on: %w", err)
 		}
+		conds := retry.New(on)
 		pr := &cluster.Retry{Attempts: max(rr.Attempts, 1), PerTryTimeout: rr.PerTryTimeout.D(), On: conds,
 			BackoffBase: rr.Backoff.Base.D(), BackoffMax: rr.Backoff.Max.D(), NonIdempotent: rr.NonIdempotent}
 		if b := rr.Budget; b != nil {

@@ -18,7 +18,6 @@ var (
 	discoveryTypes    = []string{"static", "dns", "srv", "etcd"}
 	balancers         = []string{"round_robin", "random", "least_request", "ring_hash", "maglev", "ewma"}
 	upstreamProtocols = []string{"http1", "h2c"}
-	retryConditions   = []string{"connect_failure", "reset", "timeout", "5xx", "gateway_error", "retriable_4xx"}
 	redisFailureModes = []string{"local", "allow", "deny"}
 	logFormats        = []string{"json"}
 
@@ -581,16 +580,9 @@ func (v *validator) retry(p string, rt *Retry) {
 		v.errorf(p+".per_try_timeout", "must not be negative")
 	}
 	for j, on := range rt.On {
-		if slices.Contains(retryConditions, on) {
-			continue
+		if _, err := ParseRetryCondition(on); err != nil {
+			v.errorf(idx(p+".on", j), "%v", err)
 		}
-		if code, err := strconv.Atoi(on); err == nil {
-			if code < 100 || code > 599 {
-				v.errorf(idx(p+".on", j), "status %d out of range 100-599", code)
-			}
-			continue
-		}
-		v.errorf(idx(p+".on", j), "invalid retry condition %q (want %s, or a status code)%s", on, orList(retryConditions), suggest(on, retryConditions))
 	}
 	if rt.Backoff.Base < 0 {
 		v.errorf(p+".backoff.base", "must not be negative")
