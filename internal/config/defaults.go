@@ -31,12 +31,15 @@ const (
 	DefaultHealthTimeout      = Duration(time.Second)
 	DefaultHealthyThreshold   = 2
 	DefaultUnhealthyThreshold = 3
-	// Passive health, outlier detection (health_check.passive).
-	DefaultConsecutive5xx     = 5
-	DefaultOutlierInterval    = Duration(10 * time.Second)
-	DefaultBaseEjectionTime   = Duration(30 * time.Second)
-	DefaultMaxEjectionTime    = Duration(300 * time.Second)
-	DefaultMaxEjectionPercent = 50
+	// Passive health, outlier detection (health_check.passive). The
+	// default max_ejection_time is DefaultMaxEjectionTime or
+	// base_ejection_time, whichever is longer (Envoy's rule).
+	DefaultConsecutive5xx             = 5
+	DefaultConsecutiveConnectFailures = 5
+	DefaultOutlierInterval            = Duration(10 * time.Second)
+	DefaultBaseEjectionTime           = Duration(30 * time.Second)
+	DefaultMaxEjectionTime            = Duration(300 * time.Second)
+	DefaultMaxEjectionPercent         = 50
 	// DefaultPanicThreshold is health_check.panic_threshold, a percentage.
 	DefaultPanicThreshold = 50
 )
@@ -111,8 +114,13 @@ func (c *Config) ApplyDefaults() {
 			if ps := h.Passive; ps != nil {
 				q := p + ".health_check.passive"
 				def(c, q+".consecutive_5xx", &ps.Consecutive5xx, DefaultConsecutive5xx)
+				// 0 also means the default (documented on the field).
+				if ps.ConsecutiveConnectFailures == 0 {
+					ps.ConsecutiveConnectFailures = DefaultConsecutiveConnectFailures
+				}
 				def(c, q+".interval", &ps.Interval, DefaultOutlierInterval)
 				def(c, q+".base_ejection_time", &ps.BaseEjectionTime, DefaultBaseEjectionTime)
+				def(c, q+".max_ejection_time", &ps.MaxEjectionTime, max(DefaultMaxEjectionTime, ps.BaseEjectionTime))
 				def(c, q+".max_ejection_percent", &ps.MaxEjectionPercent, DefaultMaxEjectionPercent)
 			}
 		}

@@ -439,8 +439,14 @@ func (v *validator) health(p string, h *HealthCheck) {
 		if s.Interval <= 0 {
 			v.errorf(sp+".interval", "must be positive")
 		}
+		if s.ConsecutiveConnectFailures < 0 {
+			v.errorf(sp+".consecutive_connect_failures", "must not be negative")
+		}
 		if s.BaseEjectionTime <= 0 {
 			v.errorf(sp+".base_ejection_time", "must be positive")
+		}
+		if s.MaxEjectionTime < 0 {
+			v.errorf(sp+".max_ejection_time", "must not be negative")
 		}
 		if s.MaxEjectionPercent < 0 || s.MaxEjectionPercent > 100 {
 			v.errorf(sp+".max_ejection_percent", "%d out of range 0-100", s.MaxEjectionPercent)
