@@ -42,6 +42,13 @@ const (
 	DefaultMaxEjectionPercent         = 50
 	// DefaultPanicThreshold is health_check.panic_threshold, a percentage.
 	DefaultPanicThreshold = 50
+
+	// Circuit breaker limits (circuit_breaker); Envoy's, but for
+	// max_retries, which is far above Envoy's 3 (docs/resilience.md).
+	DefaultBreakerMaxConnections     = 1024
+	DefaultBreakerMaxPendingRequests = 1024
+	DefaultBreakerMaxRequests        = 1024
+	DefaultBreakerMaxRetries         = 64
 )
 
 // Default returns the config of a document that sets nothing: no
@@ -126,10 +133,10 @@ func (c *Config) ApplyDefaults() {
 		}
 		if b := u.CircuitBreaker; b != nil {
 			q := p + ".circuit_breaker"
-			def(c, q+".max_connections", &b.MaxConnections, 1024)
-			def(c, q+".max_pending_requests", &b.MaxPendingRequests, 1024)
-			def(c, q+".max_requests", &b.MaxRequests, 1024)
-			def(c, q+".max_retries", &b.MaxRetries, 64)
+			def(c, q+".max_connections", &b.MaxConnections, DefaultBreakerMaxConnections)
+			def(c, q+".max_pending_requests", &b.MaxPendingRequests, DefaultBreakerMaxPendingRequests)
+			def(c, q+".max_requests", &b.MaxRequests, DefaultBreakerMaxRequests)
+			def(c, q+".max_retries", &b.MaxRetries, DefaultBreakerMaxRetries)
 		}
 	}
 

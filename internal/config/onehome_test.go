@@ -49,8 +49,9 @@ func TestTimeoutAndIdleDefaultsOneHome(t *testing.T) {
 	noLiteralDefaults(t, regexp.MustCompile(`(?i)connect\w*\s*:?=\s*5\s*\*\s*time\.Second|maxidle\w*\s*:?=\s*64\b`), "app", "cluster")
 }
 
-// Outlier-detection (passive health) defaults live in this package's
-// constants; the outlier package aliases them for its zero-value guard.
+// Outlier-detection (passive health), active health and circuit
+// breaker defaults live in this package's constants; those packages alias
+// them for their zero-value guards.
 func TestOutlierDefaultsOneHome(t *testing.T) {
-	noLiteralDefaults(t, regexp.MustCompile(`Default\w*\s*=\s*[0-9]`), "cluster/outlier", "cluster/health")
+	noLiteralDefaults(t, regexp.MustCompile(`Default\w*\s*=\s*[0-9]`), "cluster/outlier", "cluster/health", "cluster/breaker")
 }
