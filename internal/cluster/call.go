@@ -20,6 +20,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/cluster/outlier"
 	"github.com/rampart-gw/rampart/internal/cluster/retry"
 	"github.com/rampart-gw/rampart/internal/exchange"
+	"github.com/rampart-gw/rampart/internal/http1"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
 
@@ -53,7 +54,9 @@ type Retry struct {
 	BackoffMax    time.Duration
 	// Budget, when set, caps retries as a share of requests.
 	Budget *retry.Budget
-	// NonIdempotent allows retrying POST/PATCH after the request was sent.
+	// NonIdempotent allows retrying POST/PATCH after the request was sent;
+	// without it only requests http1.Idempotent accepts are (idempotent
+	// methods and requests with an Idempotency-Key).
 	NonIdempotent bool
 	// MaxReplayBytes bounds the request body kept for replay. Default 64 KiB.
 	MaxReplayBytes int64
@@ -309,7 +312,7 @@ func retryable(r *http.Request, rt *Retry, kind retry.ErrorKind, status int, bod
 	if !rt.On.ShouldRetry(kind, status) {
 		return false
 	}
-	if kind != retry.ConnectFailure && !rt.NonIdempotent && !idempotent(r.Method) {
+	if kind != retry.ConnectFailure && !rt.NonIdempotent && !http1.Idempotent(r.Method, r.Header) {
 		return false // the request may have had its effect
 	}
 	if body != nil && !body.replayable() {
@@ -319,14 +322,6 @@ func retryable(r *http.Request, rt *Retry, kind retry.ErrorKind, status int, bod
 		return false
 	}
 	return true
-}
-
-func idempotent(method string) bool {
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
-		return true
-	}
-	return false
 }
 
 // backoff returns how long to wait before the next attempt: exponential

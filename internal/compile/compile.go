@@ -149,10 +149,11 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 		// config applied the defaults of on and backoff (only where the
 		// keys were absent): an explicit `on: []` retries nothing and an
 		// explicit zero backoff does not wait.
-		conds, err := retry.ParseConditions(rr.On)
+		on, err := config.ParseRetryOn(rr.On)
 		if err != nil {
 			return nil, fmt.Errorf("retry.on: %w", err)
 		}
+		conds := retry.New(on)
 		pr := &cluster.Retry{Attempts: max(rr.Attempts, 1), PerTryTimeout: rr.PerTryTimeout.D(), On: conds,
 			BackoffBase: rr.Backoff.Base.D(), BackoffMax: rr.Backoff.Max.D(), NonIdempotent: rr.NonIdempotent}
 		if b := rr.Budget; b != nil {
@@ -287,11 +288,10 @@ var failed = policy.Func(func(next http.Handler) http.Handler { return next })
 // route's literal prefix, the text before its first variable ("/t/" of
 // "/t/{id}/{*rest}"). Validate allows the two keys only on those routes.
 func rewritePrefix(p config.PathMatch) string {
-	if t := p.Template; t != "" && p.Prefix == "" {
-		if i := strings.IndexByte(t, '{'); i >= 0 {
-			return t[:i]
+	if p.Template != "" && p.Prefix == "" {
+		if t, err := config.ParseTemplate(p.Template); err == nil {
+			return t.Literal
 		}
-		return t
 	}
 	return p.Prefix
 }

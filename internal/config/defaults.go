@@ -31,14 +31,24 @@ const (
 	DefaultHealthTimeout      = Duration(time.Second)
 	DefaultHealthyThreshold   = 2
 	DefaultUnhealthyThreshold = 3
-	// Passive health, outlier detection (health_check.passive).
-	DefaultConsecutive5xx     = 5
-	DefaultOutlierInterval    = Duration(10 * time.Second)
-	DefaultBaseEjectionTime   = Duration(30 * time.Second)
-	DefaultMaxEjectionTime    = Duration(300 * time.Second)
-	DefaultMaxEjectionPercent = 50
+	// Passive health, outlier detection (health_check.passive). The
+	// default max_ejection_time is DefaultMaxEjectionTime or
+	// base_ejection_time, whichever is longer (Envoy's rule).
+	DefaultConsecutive5xx             = 5
+	DefaultConsecutiveConnectFailures = 5
+	DefaultOutlierInterval            = Duration(10 * time.Second)
+	DefaultBaseEjectionTime           = Duration(30 * time.Second)
+	DefaultMaxEjectionTime            = Duration(300 * time.Second)
+	DefaultMaxEjectionPercent         = 50
 	// DefaultPanicThreshold is health_check.panic_threshold, a percentage.
 	DefaultPanicThreshold = 50
+
+	// Circuit breaker limits (circuit_breaker); Envoy's, but for
+	// max_retries, which is far above Envoy's 3 (docs/resilience.md).
+	DefaultBreakerMaxConnections     = 1024
+	DefaultBreakerMaxPendingRequests = 1024
+	DefaultBreakerMaxRequests        = 1024
+	DefaultBreakerMaxRetries         = 64
 )
 
 // Default returns the config of a document that sets nothing: no
@@ -111,17 +121,22 @@ func (c *Config) ApplyDefaults() {
 			if ps := h.Passive; ps != nil {
 				q := p + ".health_check.passive"
 				def(c, q+".consecutive_5xx", &ps.Consecutive5xx, DefaultConsecutive5xx)
+				// 0 also means the default (documented on the field).
+				if ps.ConsecutiveConnectFailures == 0 {
+					ps.ConsecutiveConnectFailures = DefaultConsecutiveConnectFailures
+				}
 				def(c, q+".interval", &ps.Interval, DefaultOutlierInterval)
 				def(c, q+".base_ejection_time", &ps.BaseEjectionTime, DefaultBaseEjectionTime)
+				def(c, q+".max_ejection_time", &ps.MaxEjectionTime, max(DefaultMaxEjectionTime, ps.BaseEjectionTime))
 				def(c, q+".max_ejection_percent", &ps.MaxEjectionPercent, DefaultMaxEjectionPercent)
 			}
 		}
 		if b := u.CircuitBreaker; b != nil {
 			q := p + ".circuit_breaker"
-			def(c, q+".max_connections", &b.MaxConnections, 1024)
-			def(c, q+".max_pending_requests", &b.MaxPendingRequests, 1024)
-			def(c, q+".max_requests", &b.MaxRequests, 1024)
-			def(c, q+".max_retries", &b.MaxRetries, 64)
+			def(c, q+".max_connections", &b.MaxConnections, DefaultBreakerMaxConnections)
+			def(c, q+".max_pending_requests", &b.MaxPendingRequests, DefaultBreakerMaxPendingRequests)
+			def(c, q+".max_requests", &b.MaxRequests, DefaultBreakerMaxRequests)
+			def(c, q+".max_retries", &b.MaxRetries, DefaultBreakerMaxRetries)
 		}
 	}
 
