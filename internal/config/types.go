@@ -104,6 +104,21 @@ type Limits struct {
 	// MaxConcurrentStreams bounds concurrent HTTP/2 streams per connection.
 	// Default 100.
 	MaxConcurrentStreams int `yaml:"max_concurrent_streams" json:"max_concurrent_streams"`
+	// BodyBufferBytes is how much of one request body a route's
+	// request_buffering keeps in memory, in bytes: auto buffers a body of
+	// unknown length up to it before forwarding, on spills the rest to a
+	// temporary file. Default 65536 (64 KiB, DefaultBodyBufferBytes); 0 =
+	// nothing in memory.
+	BodyBufferBytes int64 `yaml:"body_buffer_bytes" json:"body_buffer_bytes"`
+	// BufferMemoryBytes bounds the memory all request bodies being buffered
+	// on this listener hold together, in bytes. When it is used up, auto
+	// streams and on spills to a file. Default 67108864 (64 MiB,
+	// DefaultBufferMemoryBytes); at least BodyBufferBytes.
+	BufferMemoryBytes int64 `yaml:"buffer_memory_bytes" json:"buffer_memory_bytes"`
+	// BufferDir is the directory of the temporary files request_buffering:
+	// on spills bodies to; each is removed when its request ends. Default
+	// "" = the system's temporary directory ($TMPDIR, else /tmp).
+	BufferDir string `yaml:"buffer_dir" json:"buffer_dir,omitempty"`
 }
 
 // Admin is the admin API listener.
@@ -227,12 +242,19 @@ type Route struct {
 	Mirror   *Mirror     `yaml:"mirror" json:"mirror,omitempty"`
 	// Timeout bounds the whole upstream exchange up to the response
 	// headers; 0 means none. Default 15s.
-	Timeout   Duration   `yaml:"timeout" json:"timeout"`
-	Retry     *Retry     `yaml:"retry" json:"retry,omitempty"`
-	Policies  []string   `yaml:"policies" json:"policies,omitempty"`
-	Fallback  *Fallback  `yaml:"fallback" json:"fallback,omitempty"`
-	Cache     *Cache     `yaml:"cache" json:"cache,omitempty"`
-	Aggregate *Aggregate `yaml:"aggregate" json:"aggregate,omitempty"`
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// RequestBuffering is how the request body reaches the upstream (NGINX's
+	// proxy_request_buffering): auto buffers a body of unknown length up to
+	// the listener's limits.body_buffer_bytes before forwarding, and streams
+	// a longer one; on buffers every body whole (memory, then a temporary
+	// file) up to max_body_bytes, which also makes it replayable on every
+	// retry; off streams every body. Default auto.
+	RequestBuffering string     `yaml:"request_buffering" json:"request_buffering"`
+	Retry            *Retry     `yaml:"retry" json:"retry,omitempty"`
+	Policies         []string   `yaml:"policies" json:"policies,omitempty"`
+	Fallback         *Fallback  `yaml:"fallback" json:"fallback,omitempty"`
+	Cache            *Cache     `yaml:"cache" json:"cache,omitempty"`
+	Aggregate        *Aggregate `yaml:"aggregate" json:"aggregate,omitempty"`
 }
 
 // Match is the set of conditions a request must meet, all of them.
