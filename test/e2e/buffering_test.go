@@ -418,3 +418,71 @@ routes:
 		})
 	}
 }
+
+// TestRequestBufferingMalformed: a chunked body that breaks its framing
+// while it is buffered is answered 400 with the JSON error and the
+// connection closed; the upstream sees nothing. Both HTTP/1.1 servers
+// (the fast path and net/http behind the guard) answer alike.
+func TestRequestBufferingMalformed(t *testing.T) {
+	for _, server := range []string{"fast", "net/http"} {
+		t.Run(server, func(t *testing.T) {
+			if server == "net/http" {
+				t.Setenv("RAMPART_HTTP1_SERVER", "net/http")
+			}
+			rec := &recorder{}
+			g := startGateway(t, listenerYAML("")+fmt.Sprintf(`
+upstreams:
+  up: {targets: [{address: %q}]}
+routes:
+  - {name: auto, match: {path: {prefix: /auto}}, upstream: up}
+  - {name: on, match: {path: {prefix: /on}}, upstream: up, request_buffering: on}
+`, gwtest.Upstream(t, rec)))
+			for _, path := range []string{"/auto", "/on"} {
+				raw := rawExchange(t, g.Addr, "POST "+path+" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nmore\r\n0\r\n\r\n")
+				if got := statusOf(t, raw); got != http.StatusBadRequest || !strings.Contains(raw, `"code":"bad_request"`) {
+					t.Errorf("%s: got %.300q, want 400 bad_request", path, raw)
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+			if n := len(rec.seen()); n != 0 {
+				t.Errorf("upstream received %d requests, want 0", n)
+			}
+		})
+	}
+}
+
+// TestBufferDirRefused: a buffer_dir that is not a directory is refused
+// at start, positioned, rather than on the first large body.
+func TestBufferDirRefused(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "plain")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing")
+	tests := []struct{ name, dir, want string }{
+		{"missing", missing, "no such file or directory"},
+		{"a file", file, "is not a directory"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "rampart.yaml")
+			doc := listenerYAML(fmt.Sprintf("{buffer_dir: %q}", tc.dir)) + `
+upstreams:
+  up: {targets: [{address: "127.0.0.1:9"}]}
+routes:
+  - {name: all, match: {path: {prefix: /}}, upstream: up}
+`
+			if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			p := gwtest.StartProc(t, rampartBin, io.Discard, "run", "-c", path)
+			if code := p.WaitExit(t, 10*time.Second); code == 0 {
+				t.Fatalf("run exited 0, want a refusal")
+			}
+			want := path + ":4:26: listeners[0].limits.buffer_dir: "
+			if out := p.Stderr(); !strings.Contains(out, want) || !strings.Contains(out, tc.want) {
+				t.Errorf("stderr %q, want %q ... %q", out, want, tc.want)
+			}
+		})
+	}
+}
