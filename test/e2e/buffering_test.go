@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -482,6 +483,43 @@ routes:
 			want := path + ":4:26: listeners[0].limits.buffer_dir: "
 			if out := p.Stderr(); !strings.Contains(out, want) || !strings.Contains(out, tc.want) {
 				t.Errorf("stderr %q, want %q ... %q", out, want, tc.want)
+			}
+		})
+	}
+}
+
+// TestRequestBufferingClientGone: a client that closes its connection
+// before its body ends, while the body is buffered, is logged as 499 (in
+// rampart_http_requests_total) and the upstream sees nothing.
+func TestRequestBufferingClientGone(t *testing.T) {
+	for _, server := range []string{"fast", "net/http"} {
+		t.Run(server, func(t *testing.T) {
+			if server == "net/http" {
+				t.Setenv("RAMPART_HTTP1_SERVER", "net/http")
+			}
+			rec := &recorder{}
+			g := startGateway(t, listenerYAML("")+fmt.Sprintf(`
+upstreams:
+  up: {targets: [{address: %q}]}
+routes:
+  - {name: on, match: {path: {prefix: /on}}, upstream: up, request_buffering: on}
+`, gwtest.Upstream(t, rec)))
+			c, err := net.Dial("tcp", g.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(c, "POST /on HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\npartial")
+			c.(*net.TCPConn).CloseWrite()
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			io.Copy(io.Discard, c)
+			c.Close()
+			want := `rampart_http_requests_total{code="499",method="POST",route="on"} 1`
+			gwtest.WaitFor(t, 2*time.Second, "the 499 in the metrics", func() bool {
+				_, body := get(t, newClient(t), g.Admin+"/metrics")
+				return strings.Contains(string(body), want)
+			})
+			if n := len(rec.seen()); n != 0 {
+				t.Errorf("upstream received %d requests, want 0", n)
 			}
 		})
 	}
