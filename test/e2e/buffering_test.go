@@ -524,3 +524,48 @@ routes:
 		})
 	}
 }
+
+// TestRequestBufferingSpillFails: when the temporary file cannot be created
+// (the directory went away after start), a body that needs one is answered
+// 503 overloaded and the upstream sees nothing; a body that fits in memory
+// is still forwarded.
+func TestRequestBufferingSpillFails(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	g := startGateway(t, listenerYAML(fmt.Sprintf("{body_buffer_bytes: 1024, buffer_dir: %q}", dir))+fmt.Sprintf(`
+upstreams:
+  up: {targets: [{address: %q}]}
+routes:
+  - {name: on, match: {path: {prefix: /}}, upstream: up, request_buffering: on}
+`, gwtest.Upstream(t, rec)))
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t)
+	tests := []struct {
+		name     string
+		size     int
+		status   int
+		requests int
+	}{
+		{"needs a file", 4096, http.StatusServiceUnavailable, 0},
+		{"fits in memory", 512, http.StatusOK, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec.reset()
+			resp, body := do(t, c, newRequest(t, http.MethodPost, g.URL+"/", chunkedBody(randomBody(tc.size))))
+			if tc.status != http.StatusOK {
+				checkError(t, resp, body, tc.status, "overloaded")
+			} else if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d; body %s", resp.StatusCode, tc.status, body)
+			}
+			if n := len(rec.seen()); n != tc.requests {
+				t.Errorf("upstream received %d requests, want %d", n, tc.requests)
+			}
+		})
+	}
+}
