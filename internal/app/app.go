@@ -153,6 +153,9 @@ func (a *App) startFile() error {
 func (a *App) bind(cfg *config.Config) error {
 	// Keys that are not built (protocol tcp among them) were refused by
 	// config validation, positioned, before anything was applied.
+	if err := checkBufferDirs(cfg); err != nil {
+		return err
+	}
 	for _, lc := range cfg.Listeners {
 		hc := gateway.HandlerConfig{Listener: lc.Name, Limits: lc.Limits}
 		if lc.TLS != nil {
@@ -177,6 +180,31 @@ func (a *App) bind(cfg *config.Config) error {
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 		}
+	}
+	return nil
+}
+
+// checkBufferDirs refuses, with its position, a listener's
+// limits.buffer_dir that is not a directory: request_buffering would
+// otherwise find out on the first large body. (Validate does no I/O, so
+// that a config can be checked away from the machine that runs it.)
+func checkBufferDirs(cfg *config.Config) error {
+	var errs config.Errors
+	for i, lc := range cfg.Listeners {
+		dir := lc.Limits.BufferDir
+		if dir == "" {
+			continue
+		}
+		path := fmt.Sprintf("listeners[%d].limits.buffer_dir", i)
+		switch fi, err := os.Stat(dir); {
+		case err != nil:
+			errs = append(errs, cfg.Errorf(path, "%v", err))
+		case !fi.IsDir():
+			errs = append(errs, cfg.Errorf(path, "%s is not a directory", dir))
+		}
+	}
+	if len(errs) > 0 {
+		return errs
 	}
 	return nil
 }

@@ -87,7 +87,9 @@ func (u *Upstream) caller() *callState {
 // the path and query of its URL, which p.Path may rewrite. Do sends them
 // to the chosen target on its own copy, with the upstream's scheme and the
 // target's address. Do neither modifies nor retains req; it reads
-// req.Body, replaying it on a retry.
+// req.Body, replaying it on a retry. A body that req.GetBody can open
+// afresh (a buffered one: request_buffering) is not replayed: every retry
+// sends a new copy from GetBody, whatever its size.
 //
 // Do owns the whole call: the target pick (another target on a retry), the
 // circuit breaker's request and retry slots, the target's in-flight count
@@ -122,7 +124,7 @@ func (u *Upstream) Do(req *http.Request, p *Policy) (*http.Response, error) {
 		deadline = now.Add(p.Timeout)
 	}
 	var body *replay
-	if attempts > 1 && req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
+	if attempts > 1 && req.GetBody == nil && req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
 		limit := rt.MaxReplayBytes
 		if limit <= 0 {
 			limit = DefaultMaxReplayBytes
@@ -318,7 +320,7 @@ func retryable(r *http.Request, rt *Retry, kind retry.ErrorKind, status int, bod
 	if body != nil && !body.replayable() {
 		return false
 	}
-	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 && body == nil {
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 && body == nil && r.GetBody == nil {
 		return false
 	}
 	return true
@@ -399,6 +401,15 @@ func (u *Upstream) attempt(cs *callState, c *call, req *http.Request, p *Policy,
 		out.Body = nil // lets the transport retry on a stale pooled connection
 	case body != nil:
 		out.Body = body.reader()
+	case n > 0 && req.GetBody != nil:
+		// A buffered body: the first attempt read req.Body, each retry
+		// reads its own copy from the start.
+		rc, err := req.GetBody()
+		if err != nil {
+			c.finish()
+			return nil, failReset, err
+		}
+		out.Body = rc
 	}
 	if n > 0 {
 		// Each attempt's request must own its header map: the transport

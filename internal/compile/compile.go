@@ -145,6 +145,11 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 	if rc.Rewrite != nil {
 		pc.Rewrite, pc.HasRewrite = rc.Rewrite.Prefix, true
 	}
+	buffering, err := proxy.ParseBuffering(rc.RequestBuffering)
+	if err != nil {
+		return nil, err
+	}
+	pc.Buffering = buffering
 	if rr := rc.Retry; rr != nil {
 		// config applied the defaults of on and backoff (only where the
 		// keys were absent): an explicit `on: []` retries nothing and an

@@ -25,6 +25,9 @@ const (
 	DefaultMaxIdlePerTarget   = 64
 	DefaultRouteTimeout       = Duration(15 * time.Second)
 	DefaultRequestIDHeader    = "X-Request-ID"
+	DefaultBodyBufferBytes    = 64 << 10
+	DefaultBufferMemoryBytes  = 64 << 20
+	DefaultRequestBuffering   = "auto"
 
 	// Active health checks (health_check.active).
 	DefaultHealthInterval     = Duration(5 * time.Second)
@@ -80,6 +83,8 @@ func (c *Config) ApplyDefaults() {
 		def(c, p+".limits.max_uri_bytes", &l.Limits.MaxURIBytes, DefaultMaxURIBytes)
 		def(c, p+".limits.max_requests_per_connection", &l.Limits.MaxRequestsPerConnection, DefaultMaxRequestsPerConn)
 		def(c, p+".limits.max_concurrent_streams", &l.Limits.MaxConcurrentStreams, DefaultMaxStreams)
+		def(c, p+".limits.body_buffer_bytes", &l.Limits.BodyBufferBytes, DefaultBodyBufferBytes)
+		def(c, p+".limits.buffer_memory_bytes", &l.Limits.BufferMemoryBytes, DefaultBufferMemoryBytes)
 		if t := l.TLS; t != nil {
 			def(c, p+".tls.min_version", &t.MinVersion, "1.2")
 			def(c, p+".tls.client_auth.mode", &t.ClientAuth.Mode, "none")
@@ -145,6 +150,7 @@ func (c *Config) ApplyDefaults() {
 		p := "routes[" + strconv.Itoa(i) + "]"
 		def(c, p+".name", &r.Name, fmt.Sprintf("route-%d", i))
 		def(c, p+".timeout", &r.Timeout, DefaultRouteTimeout)
+		def(c, p+".request_buffering", &r.RequestBuffering, DefaultRequestBuffering)
 		if m := r.Mirror; m != nil {
 			def(c, p+".mirror.percent", &m.Percent, 100)
 		}

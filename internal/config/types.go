@@ -133,6 +133,21 @@ type Limits struct {
 	// MaxConcurrentStreams bounds concurrent HTTP/2 streams per connection.
 	// Default 100.
 	MaxConcurrentStreams int `yaml:"max_concurrent_streams" json:"max_concurrent_streams"`
+	// BodyBufferBytes is how much of one request body a route's
+	// request_buffering keeps in memory, in bytes: auto buffers a body of
+	// unknown length up to it before forwarding, on spills the rest to a
+	// temporary file. Default 65536 (64 KiB, DefaultBodyBufferBytes); 0 =
+	// nothing in memory.
+	BodyBufferBytes int64 `yaml:"body_buffer_bytes" json:"body_buffer_bytes"`
+	// BufferMemoryBytes bounds the memory all request bodies being buffered
+	// on this listener hold together, in bytes. When it is used up, auto
+	// streams and on spills to a file. Default 67108864 (64 MiB,
+	// DefaultBufferMemoryBytes); at least BodyBufferBytes.
+	BufferMemoryBytes int64 `yaml:"buffer_memory_bytes" json:"buffer_memory_bytes"`
+	// BufferDir is the directory of the temporary files request_buffering:
+	// on spills bodies to; each is removed when its request ends. Default
+	// "" = the system's temporary directory ($TMPDIR, else /tmp).
+	BufferDir string `yaml:"buffer_dir" json:"buffer_dir,omitempty"`
 }
 
 // Admin is the admin API listener.
@@ -351,6 +366,13 @@ type Route struct {
 	// headers, retries and backoff included; 0 means none. Default 15s
 	// (DefaultRouteTimeout).
 	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// RequestBuffering is how the request body reaches the upstream (NGINX's
+	// proxy_request_buffering): auto buffers a body of unknown length up to
+	// the listener's limits.body_buffer_bytes before forwarding, and streams
+	// a longer one; on buffers every body whole (memory, then a temporary
+	// file) up to max_body_bytes, which also makes it replayable on every
+	// retry; off streams every body. Default auto.
+	RequestBuffering string `yaml:"request_buffering" json:"request_buffering"`
 	// Retry retries failed attempts on another target. No default: no
 	// retries.
 	Retry *Retry `yaml:"retry" json:"retry,omitempty"`

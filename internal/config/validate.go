@@ -20,6 +20,7 @@ var (
 	upstreamProtocols = []string{"http1", "h2c"}
 	redisFailureModes = []string{"local", "allow", "deny"}
 	logFormats        = []string{"json"}
+	bufferingModes    = []string{"auto", "on", "off"}
 
 	// PolicyTypes are the policy types a config may name.
 	PolicyTypes = []string{"jwt", "api_key", "rate_limit", "ip_filter", "waf", "sanitize", "concurrency_limit", "require_role", "cors", "headers"}
@@ -219,6 +220,16 @@ func (v *validator) listeners() {
 			if f.n < 0 {
 				v.errorf(lp+"."+f.key, "must not be negative")
 			}
+		}
+		switch {
+		case l.Limits.BodyBufferBytes < 0:
+			v.errorf(lp+".body_buffer_bytes", "must not be negative")
+		case l.Limits.BufferMemoryBytes < 0:
+			v.errorf(lp+".buffer_memory_bytes", "must not be negative")
+		case l.Limits.BodyBufferBytes > l.Limits.BufferMemoryBytes:
+			// One request could never hold what body_buffer_bytes
+			// promises: the listener's whole budget is smaller.
+			v.errorf(lp+".body_buffer_bytes", "%d exceeds buffer_memory_bytes (%d)", l.Limits.BodyBufferBytes, l.Limits.BufferMemoryBytes)
 		}
 		if t := l.TLS; t != nil {
 			tp := p + ".tls"
@@ -532,6 +543,7 @@ func (v *validator) routes() {
 		if r.Timeout < 0 {
 			v.errorf(p+".timeout", "must not be negative")
 		}
+		v.oneOf(p+".request_buffering", "request_buffering", r.RequestBuffering, bufferingModes)
 		if rt := r.Retry; rt != nil {
 			v.retry(p+".retry", rt)
 		}

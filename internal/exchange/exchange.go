@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/rampart-gw/rampart/internal/spool"
 )
 
 // Exchange is the state of one request passing through the gateway. It is
@@ -41,6 +43,10 @@ type Exchange struct {
 	// gateway deliberately answered with nothing: 499 when the client went
 	// away (nginx's code). It is never sent.
 	Unanswered int
+	// Spool is the listener's request body spool, which a route's
+	// request_buffering reads the body into (nil outside a listener: the
+	// body streams).
+	Spool *spool.Spool
 }
 
 // ErrBodyTooLarge is the error a request body over the listener's

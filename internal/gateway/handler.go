@@ -15,6 +15,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/exchange"
 	"github.com/rampart-gw/rampart/internal/pathnorm"
 	rt "github.com/rampart-gw/rampart/internal/route"
+	"github.com/rampart-gw/rampart/internal/spool"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
 
@@ -30,6 +31,9 @@ type Handler struct {
 	limits   config.Limits
 	metrics  *telemetry.Metrics
 	log      func() *telemetry.AccessLog
+	// spool buffers the request bodies of routes with request_buffering
+	// within the listener's memory budget.
+	spool *spool.Spool
 
 	// unmatched holds the series for requests that matched no route
 	// (route label ""), created on the first such request.
@@ -58,6 +62,8 @@ type HandlerDeps struct {
 // NewHandler returns the handler for one listener.
 func NewHandler(cfg HandlerConfig, deps HandlerDeps) *Handler {
 	h := &Handler{store: deps.Store, listener: cfg.Listener, limits: cfg.Limits, metrics: deps.Metrics, log: deps.AccessLog, tls: cfg.TLSState}
+	lim := cfg.Limits
+	h.spool = spool.New(spool.Config{Memory: lim.BodyBufferBytes, Budget: lim.BufferMemoryBytes, Dir: lim.BufferDir})
 	if h.log == nil {
 		h.log = func() *telemetry.AccessLog { return nil }
 	}
@@ -78,6 +84,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.ctx.Context = r.Context()
 	ex := &st.ctx.Exchange
 	ex.Start = time.Now()
+	ex.Spool = h.spool
 
 	ridHeader := defaultRequestIDHeader
 	if snap != nil {
