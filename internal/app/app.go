@@ -77,6 +77,10 @@ type App struct {
 	reloadMu sync.Mutex
 	draining atomic.Bool
 	serving  atomic.Bool
+	// drainReq is closed (once) by POST /api/v1/drain: Run then drains as
+	// on SIGTERM.
+	drainReq  chan struct{}
+	drainOnce sync.Once
 
 	status   statusBook
 	versions versionBook
@@ -101,7 +105,7 @@ func New(opts Options) (*App, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	a := &App{opts: opts, log: opts.Log, metrics: telemetry.NewMetrics(), registry: registry.New()}
+	a := &App{opts: opts, log: opts.Log, metrics: telemetry.NewMetrics(), registry: registry.New(), drainReq: make(chan struct{})}
 	a.versions.init(a.metrics)
 	a.store.SetObserver(&a.versions)
 	var err error
@@ -172,7 +176,7 @@ func (a *App) bind(cfg *config.Config) error {
 		}
 		a.adminLn = ln
 		a.adminSrv = &http.Server{
-			Handler:           admin.New(admin.Deps{Store: &a.store, Metrics: a.metrics, Ready: a.Ready, Control: a}),
+			Handler:           admin.New(admin.Deps{Store: &a.store, Metrics: a.metrics, Ready: a.Ready, Control: a, Drain: a.RequestDrain}),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 		}
@@ -266,6 +270,9 @@ loop:
 		select {
 		case <-ctx.Done():
 			break loop
+		case <-a.drainReq:
+			a.log.Info("drain requested through the admin API")
+			break loop
 		case err := <-errc:
 			runErr = err
 			break loop
@@ -289,15 +296,37 @@ loop:
 	return runErr
 }
 
+// RequestDrain starts a drain, as SIGTERM does: Run drains and returns.
+// Readiness turns 503 at once.
+func (a *App) RequestDrain() {
+	a.draining.Store(true)
+	a.drainOnce.Do(func() { close(a.drainReq) })
+}
+
+// drain runs the shutdown sequence: readiness 503 at once; after
+// drain_delay the listeners stop accepting, idle keep-alive connections
+// close, busy ones get "Connection: close" on their next response and
+// HTTP/2 connections a GOAWAY; in-flight requests get until drain_timeout.
+// Upgraded connections get a clean goodbye shortly before drain_timeout
+// (a WebSocket close frame, 1001 going away, each way) and are closed at
+// drain_timeout.
 func (a *App) drain() {
 	a.draining.Store(true)
 	// The active config's drain_timeout; config's default while none is
 	// active (and for a zero value, as before).
-	timeout := config.DefaultDrainTimeout.D()
-	if s := a.store.Load(); s != nil && s.Config.DrainTimeout > 0 {
-		timeout = s.Config.DrainTimeout.D()
+	timeout, delay := config.DefaultDrainTimeout.D(), time.Duration(0)
+	if s := a.store.Load(); s != nil {
+		if s.Config.DrainTimeout > 0 {
+			timeout = s.Config.DrainTimeout.D()
+		}
+		delay = s.Config.DrainDelay.D()
+	}
+	if delay > 0 {
+		a.log.Info("draining: readiness is 503; listeners close after the drain delay", "delay", delay.String())
+		time.Sleep(delay)
 	}
 	a.log.Info("draining", "timeout", timeout.String())
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -316,20 +345,52 @@ func (a *App) drain() {
 			}
 		}()
 	}
-	wg.Wait()
-	// Upgraded connections are not tracked by http.Server: give them the
-	// rest of the drain window, then close them.
-	for a.upgraded.Len() > 0 && ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-time.After(50 * time.Millisecond):
+	// Upgraded connections are not tracked by the HTTP servers. They get
+	// the drain window to end by themselves; then, a moment before it
+	// ends, a goodbye; at its end, whatever remains is closed.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() {
+			if p := recover(); p != nil {
+				a.log.Error("drain of upgraded connections panicked; closing them", "panic", fmt.Sprint(p))
+				a.upgraded.CloseAll()
+			}
+		}()
+		goodbyeAt := start.Add(timeout - goodbyeLead(timeout))
+		waitUntil(ctx, goodbyeAt, func() bool { return a.upgraded.Len() == 0 })
+		if n := a.upgraded.GoingAway(); n > 0 {
+			a.log.Info("draining: closing upgraded connections (WebSocket close 1001)", "connections", n)
 		}
-	}
-	a.upgraded.CloseAll()
+		waitUntil(ctx, start.Add(timeout), func() bool { return a.upgraded.Len() == 0 })
+		a.upgraded.CloseAll()
+	}()
+	wg.Wait()
 	if a.adminSrv != nil {
 		actx, acancel := context.WithTimeout(context.Background(), time.Second)
 		a.adminSrv.Shutdown(actx)
 		acancel()
 	}
 	a.log.Info("drained")
+}
+
+// goodbyeLead is how long before drain_timeout upgraded connections are
+// asked to close: long enough for a close handshake, at most a quarter of
+// the window.
+func goodbyeLead(timeout time.Duration) time.Duration {
+	return min(time.Second, timeout/4)
+}
+
+// waitUntil polls done until it is true, t passes or ctx ends.
+func waitUntil(ctx context.Context, t time.Time, done func() bool) {
+	for !done() && ctx.Err() == nil {
+		d := time.Until(t)
+		if d <= 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(d, 50*time.Millisecond)):
+		}
+	}
 }

@@ -18,6 +18,11 @@ type Config struct {
 	// DrainTimeout bounds how long in-flight requests may run after SIGTERM.
 	// Default 30s (DefaultDrainTimeout); 0 also means the default.
 	DrainTimeout Duration `yaml:"drain_timeout" json:"drain_timeout"`
+	// DrainDelay is how long a draining gateway keeps accepting after
+	// readyz turns 503, so that an external load balancer notices before
+	// listeners close. It comes before drain_timeout, not out of it.
+	// Default 0 (no delay).
+	DrainDelay Duration `yaml:"drain_delay" json:"drain_delay,omitempty"`
 	// Upstreams are the named groups of targets routes forward to.
 	Upstreams map[string]*Upstream `yaml:"upstreams" json:"upstreams"`
 	// Routes are matched against each request; see docs/configuration.md for
