@@ -27,6 +27,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/registry"
 	"github.com/rampart-gw/rampart/internal/source"
 	"github.com/rampart-gw/rampart/internal/telemetry"
+	"github.com/rampart-gw/rampart/internal/upgrade"
 )
 
 // Options configure an App.
@@ -51,6 +52,12 @@ type Options struct {
 	AutoRollbackInterval time.Duration
 	// Log is the process logger (default slog.Default()).
 	Log *slog.Logger
+	// Inherited holds the listening sockets handed over by the process
+	// this one upgrades; nil binds everything afresh.
+	Inherited *upgrade.Inherited
+	// Args are the command-line arguments a binary upgrade starts the new
+	// binary with. Default os.Args[1:].
+	Args []string
 }
 
 // App is a running gateway.
@@ -81,6 +88,16 @@ type App struct {
 	// on SIGTERM.
 	drainReq  chan struct{}
 	drainOnce sync.Once
+	// upgradeMu allows one binary upgrade at a time; handedOver is set once
+	// a new process serves, so that the drain is a hand-over (no drain
+	// delay, no systemd STOPPING, the pid file left to the new process).
+	upgradeMu  sync.Mutex
+	handedOver atomic.Bool
+	// pidFile is the pid file this process wrote, if any.
+	pidFile string
+	// boundAddr is the configured address each listener (and adminKey)
+	// was bound with: a hand-over names sockets by it.
+	boundAddr map[string]string
 
 	status   statusBook
 	versions versionBook
@@ -153,6 +170,7 @@ func (a *App) startFile() error {
 }
 
 func (a *App) bind(cfg *config.Config) error {
+	a.boundAddr = map[string]string{}
 	for _, lc := range cfg.Listeners {
 		if lc.Protocol != "" && lc.Protocol != "http" {
 			return fmt.Errorf("listener %s: protocol %q is not available in this release", lc.Name, lc.Protocol)
@@ -162,21 +180,25 @@ func (a *App) bind(cfg *config.Config) error {
 			hc.TLSState = listener.TLSState
 		}
 		h := gateway.NewHandler(hc, gateway.HandlerDeps{Store: &a.store, Metrics: a.metrics, AccessLog: a.access.Load})
-		l, err := listener.Listen(listener.Config{Name: lc.Name, Address: lc.Address, Limits: lc.Limits, TLS: lc.TLS}, h,
-			listener.Deps{Metrics: a.metrics, Log: a.log})
+		l, err := listener.Listen(listener.Config{Name: lc.Name, Address: lc.Address, Limits: lc.Limits, TLS: lc.TLS, ReusePort: lc.ReusePort}, h,
+			listener.Deps{Metrics: a.metrics, Log: a.log, Bind: func(c listener.Config) (net.Listener, error) {
+				return a.opts.Inherited.Listen(upgrade.Key(c.Name, c.Address), c.Address, c.ReusePort)
+			}})
 		if err != nil {
 			return fmt.Errorf("listener %s: %w", lc.Name, err)
 		}
 		a.listeners = append(a.listeners, l)
+		a.boundAddr[lc.Name] = lc.Address
 	}
 	if addr := cfg.Admin.Address; addr != "" && addr != "off" {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := a.opts.Inherited.Listen(upgrade.Key(adminKey, addr), addr, false)
 		if err != nil {
 			return fmt.Errorf("admin: %w", err)
 		}
 		a.adminLn = ln
+		a.boundAddr[adminKey] = addr
 		a.adminSrv = &http.Server{
-			Handler:           admin.New(admin.Deps{Store: &a.store, Metrics: a.metrics, Ready: a.Ready, Control: a, Drain: a.RequestDrain}),
+			Handler:           admin.New(admin.Deps{Store: &a.store, Metrics: a.metrics, Ready: a.Ready, Control: a, Drain: a.RequestDrain, Upgrade: a.Upgrade}),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 		}
@@ -258,6 +280,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		a.log.Info("admin API listening", "address", a.adminLn.Addr().String())
 	}
 	a.serving.Store(true)
+	a.ready()
 
 	// Config sources and the candidate judge run until Run returns.
 	bgCtx, bgCancel := context.WithCancel(ctx)
@@ -293,6 +316,9 @@ loop:
 	for _, al := range a.retiredLogs {
 		al.Close()
 	}
+	if a.pidFile != "" && !a.handedOver.Load() {
+		upgrade.RemovePID(a.pidFile, os.Getpid())
+	}
 	return runErr
 }
 
@@ -320,6 +346,12 @@ func (a *App) drain() {
 			timeout = s.Config.DrainTimeout.D()
 		}
 		delay = s.Config.DrainDelay.D()
+	}
+	if a.handedOver.Load() {
+		// The new process already accepts on the same sockets.
+		delay = 0
+	} else if err := upgrade.Notify("STOPPING=1"); err != nil {
+		a.log.Warn("systemd notification failed", "err", err.Error())
 	}
 	if delay > 0 {
 		a.log.Info("draining: readiness is 503; listeners close after the drain delay", "delay", delay.String())
