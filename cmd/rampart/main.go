@@ -26,6 +26,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/demo"
 	"github.com/rampart-gw/rampart/internal/source"
+	"github.com/rampart-gw/rampart/internal/upgrade"
 )
 
 // Set by the Makefile through -ldflags.
@@ -112,7 +113,13 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log := newLogger(stderr, *level)
 	slog.SetDefault(log)
-	opts := app.Options{ConfigPath: *path, Watch: *watch, CacheDir: *cacheDir, Log: log}
+	inherited, err := upgrade.FromEnv()
+	if err != nil {
+		printErr(stderr, err)
+		return 2
+	}
+	defer inherited.Close()
+	opts := app.Options{ConfigPath: *path, Watch: *watch, CacheDir: *cacheDir, Log: log, Inherited: inherited, Args: args0(args)}
 	if strings.HasPrefix(*path, "etcd://") {
 		ec, err := source.ParseEtcdURL(*path)
 		if err != nil {
@@ -129,12 +136,34 @@ func cmdRun(args []string, stderr io.Writer) int {
 	return serve(a, log)
 }
 
+// args0 are the arguments a binary upgrade passes on: "run" and the flags.
+func args0(args []string) []string { return append([]string{"run"}, args...) }
+
 func serve(a *app.App, log *slog.Logger) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("SIGUSR2 handler panicked; SIGUSR2 no longer upgrades", "panic", fmt.Sprint(p))
+			}
+		}()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-usr2:
+				// Upgrade logs its own outcome.
+				a.Upgrade()
+			}
+		}
+	}()
 	reload := make(chan struct{}, 1)
 	go func() {
 		defer func() {

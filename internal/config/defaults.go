@@ -11,6 +11,7 @@ import (
 const (
 	DefaultAdminAddress       = "127.0.0.1:9901"
 	DefaultDrainTimeout       = Duration(30 * time.Second)
+	DefaultUpgradeTimeout     = Duration(30 * time.Second)
 	DefaultMaxHeaderBytes     = 61440
 	DefaultMaxBodyBytes       = 10 << 20
 	DefaultReadHeaderTimeout  = Duration(10 * time.Second)
@@ -92,6 +93,7 @@ func (c *Config) ApplyDefaults() {
 	}
 	def(c, "admin.address", &c.Admin.Address, DefaultAdminAddress)
 	def(c, "drain_timeout", &c.DrainTimeout, DefaultDrainTimeout)
+	def(c, "upgrade.timeout", &c.Upgrade.Timeout, DefaultUpgradeTimeout)
 
 	for name, u := range c.Upstreams {
 		if u == nil {

@@ -20,6 +20,19 @@ type Config struct {
 	// DrainTimeout bounds how long in-flight requests may run after SIGTERM.
 	// Default 30s (DefaultDrainTimeout); 0 also means the default.
 	DrainTimeout Duration `yaml:"drain_timeout" json:"drain_timeout"`
+	// DrainDelay is how long a draining gateway keeps accepting after
+	// readyz turns 503, so that an external load balancer notices before
+	// listeners close. It comes before drain_timeout, not out of it.
+	// Default 0s (no delay).
+	DrainDelay Duration `yaml:"drain_delay" json:"drain_delay,omitempty"`
+	// PIDFile, if set, is where the process writes its pid once it serves;
+	// a binary upgrade rewrites it with the new pid. Read at start-up (a
+	// reload that changes it takes effect at the next restart or
+	// upgrade). Default "" (none).
+	PIDFile string `yaml:"pid_file" json:"pid_file,omitempty"`
+	// Upgrade configures the zero-downtime binary upgrade (SIGUSR2,
+	// POST /api/v1/upgrade). Default: the running binary, 30s timeout.
+	Upgrade Upgrade `yaml:"upgrade" json:"upgrade,omitempty"`
 	// Upstreams are the named groups of targets routes forward to. No
 	// default: none.
 	Upstreams map[string]*Upstream `yaml:"upstreams" json:"upstreams"`
@@ -68,6 +81,23 @@ type Listener struct {
 	// Upstream is the target group of a tcp listener: required for tcp,
 	// refused for http. No default.
 	Upstream string `yaml:"upstream" json:"upstream,omitempty"`
+	// ReusePort sets SO_REUSEPORT on the socket, so that several processes
+	// can bind the same address and the kernel spreads connections over
+	// them. Default false.
+	ReusePort bool `yaml:"reuse_port" json:"reuse_port,omitempty"`
+}
+
+// Upgrade configures the binary upgrade: the running process starts
+// Binary with the same arguments, hands it the listening sockets, and
+// drains once it reports ready.
+type Upgrade struct {
+	// Binary is the new executable. Default "": the path the running
+	// process was started from (a binary replaced on disk is picked up).
+	Binary string `yaml:"binary" json:"binary,omitempty"`
+	// Timeout bounds how long the new process may take to become ready;
+	// past it, it is killed and the old process keeps serving. Default 30s
+	// (DefaultUpgradeTimeout).
+	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
 }
 
 // ListenerTLS terminates TLS on a listener.

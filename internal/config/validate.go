@@ -37,6 +37,7 @@ func (c *Config) Validate() error {
 	v := &validator{c: c}
 	v.listeners()
 	v.admin()
+	v.process()
 	v.upstreams()
 	v.trips()
 	v.routes()
@@ -266,6 +267,16 @@ func (v *validator) admin() {
 	}
 	if err := hostPort(a, true, true); err != nil {
 		v.errorf("admin.address", "%v; or \"off\" to disable the admin API", err)
+	}
+}
+
+// process checks the process-level keys: drain, pid file, upgrade.
+func (v *validator) process() {
+	if _, written := v.c.pos["upgrade.timeout"]; written && v.c.Upgrade.Timeout == 0 {
+		v.errorf("upgrade.timeout", "must be positive (default %s)", DefaultUpgradeTimeout.D())
+	}
+	if v.c.PIDFile != "" && strings.HasSuffix(v.c.PIDFile, "/") {
+		v.errorf("pid_file", "%q names a directory; want a file path", v.c.PIDFile)
 	}
 }
 
