@@ -40,7 +40,7 @@ consumers:
 		`t.yaml:12:12: policies.rl.store: store redis is not available in this release (use local)`,
 		`t.yaml:15:13: policies.keys.header: invalid header name "bad header"`,
 		`t.yaml:18:21: policies.c.allow_origins[0]: invalid origin "https://a.example/": an origin has no path, query or user (want scheme://host[:port])`,
-		`t.yaml:20:16: policies.auth.type: policy type "jwt" is not available in this release`,
+		`t.yaml:20:16: policies.auth.type: jwt needs a key source: jwks_url, jwks_file, keys, secret or secret_file`,
 		`t.yaml:22:26: consumers[0].api_keys[0]: sha256 key must be 64 hex digits, got 2 characters`,
 	}
 	cfg, err := config.LoadBytes("t.yaml", []byte(doc))

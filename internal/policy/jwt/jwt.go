@@ -34,6 +34,7 @@ type JWT struct {
 	now      func() time.Time
 	leeway   time.Duration
 	required []string
+	issuer   bool // issuer is set
 
 	header   string // canonical
 	bearer   bool   // header is Authorization: the Bearer scheme is required
@@ -165,6 +166,7 @@ func New(s policy.Spec) (policy.Policy, error) {
 		gojwt.WithTimeFunc(func() time.Time { return p.now() }),
 	}
 	if c.Issuer != "" {
+		p.issuer = true
 		opts = append(opts, gojwt.WithIssuer(c.Issuer))
 	}
 	if len(c.Audiences) > 0 {
@@ -422,7 +424,7 @@ func (p *JWT) verify(ctx context.Context, tok string) (*verified, *failure) {
 		return nil, errKeyAlg
 	})
 	if err != nil {
-		f := p.classify(t, err)
+		f := p.classify(t, claims, err)
 		p.count(f.result)
 		return nil, f
 	}
@@ -470,7 +472,7 @@ func (p *JWT) count(result string) {
 }
 
 // classify turns a parse error into the failure reported to the client.
-func (p *JWT) classify(t *gojwt.Token, err error) *failure {
+func (p *JWT) classify(t *gojwt.Token, claims gojwt.MapClaims, err error) *failure {
 	switch {
 	case errors.Is(err, errNoKeys):
 		return failNoKeys
@@ -498,7 +500,15 @@ func (p *JWT) classify(t *gojwt.Token, err error) *failure {
 	case errors.Is(err, gojwt.ErrTokenInvalidAudience):
 		return failAudience
 	case errors.Is(err, gojwt.ErrTokenRequiredClaimMissing):
-		return missingClaim("exp")
+		// exp is required; iss and aud are when issuer and audiences
+		// are set, and then reported as not accepted.
+		switch {
+		case claims["exp"] == nil:
+			return missingClaim("exp")
+		case claims["iss"] == nil && p.issuer:
+			return failIssuer
+		}
+		return failAudience
 	}
 	return failClaims
 }

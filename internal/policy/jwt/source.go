@@ -32,7 +32,7 @@ type keySource interface {
 // static is a key set that never changes (keys, secret, secret_file).
 type static struct{ set *keySet }
 
-func (s static) current() *keySet                         { return s.set }
+func (s static) current() *keySet                       { return s.set }
 func (s static) demand(context.Context, string) *keySet { return s.set }
 
 // clock is the time source of a Keys, replaced in tests to drive refresh
@@ -43,6 +43,9 @@ type clock interface {
 }
 
 type realClock struct{}
+
+// newClock makes the clock of a new Keys (tests replace it).
+var newClock = func() clock { return realClock{} }
 
 func (realClock) Now() time.Time                         { return time.Now() }
 func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
@@ -91,7 +94,7 @@ func newKeys(name string, load loader, interval func(time.Duration) time.Duratio
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	k := &Keys{name: name, load: load, interval: interval, clock: realClock{}, log: log, loads: loads, kick: make(chan struct{}, 1)}
+	k := &Keys{name: name, load: load, interval: interval, clock: newClock(), log: log, loads: loads, kick: make(chan struct{}, 1)}
 	if seed != nil {
 		k.set.Store(seed)
 	}
