@@ -52,7 +52,8 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 
 // loader reads a key set once. It returns set nil and err nil when the
 // set is unchanged (HTTP 304, a file with the same size and time), and
-// maxAge > 0 when the source says how long its answer stays fresh.
+// maxAge != 0 when the source says how long its answer stays fresh (see
+// maxAge).
 type loader func(ctx context.Context) (set *keySet, maxAge time.Duration, skipped []string, err error)
 
 // Keys is a key set read from a JWKS URL or file and kept fresh: loaded
@@ -159,9 +160,7 @@ func (k *Keys) run(ctx context.Context) {
 			next = min(next, 5*time.Second<<min(fails-1, 6))
 		} else {
 			fails = 0
-			if ma > 0 {
-				maxAge = ma
-			}
+			maxAge = ma
 			next = k.interval(maxAge)
 		}
 		select {
@@ -282,7 +281,7 @@ func urlInterval(refresh time.Duration) func(time.Duration) time.Duration {
 		switch {
 		case refresh > 0:
 			return refresh
-		case maxAge > 0:
+		case maxAge != 0: // negative: no-cache or no-store
 			return min(max(maxAge, MinMaxAge), MaxMaxAge)
 		}
 		return DefaultURLRefresh
@@ -298,7 +297,7 @@ func fileInterval(refresh time.Duration) func(time.Duration) time.Duration {
 }
 
 // maxAge returns the max-age of a Cache-Control value (RFC 9111, section
-// 5.2.2.1), or 0 when absent; no-cache and no-store count as 0 too (the
+// 5.2.2.1), 0 when absent or invalid, and -1 for no-cache or no-store (the
 // refresh is then clamped up to MinMaxAge).
 func maxAge(cc string) time.Duration {
 	var age time.Duration
@@ -306,7 +305,7 @@ func maxAge(cc string) time.Duration {
 		name, val, _ := strings.Cut(strings.TrimSpace(part), "=")
 		switch strings.ToLower(name) {
 		case "no-cache", "no-store":
-			return 0
+			return -1
 		case "max-age":
 			n, err := strconv.ParseInt(strings.Trim(val, `"`), 10, 64)
 			if err != nil || n <= 0 {
