@@ -7,9 +7,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -140,3 +142,20 @@ func claimsFor(iss, aud string, extra gojwt.MapClaims) gojwt.MapClaims {
 	}
 	return c
 }
+
+func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+// writeFile writes b to path with a modification time that differs from
+// the previous write's, so that a change is seen even within the file
+// system's time granularity.
+func writeFile(t testing.TB, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writes++
+	mt := time.Now().Add(time.Duration(writes) * time.Minute)
+	os.Chtimes(path, mt, mt)
+}
+
+var writes int

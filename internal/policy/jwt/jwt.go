@@ -51,7 +51,14 @@ type JWT struct {
 	closer  func() // stops keys started without a registry (tests)
 }
 
-var _ policy.Policy = (*JWT)(nil)
+var (
+	_ policy.Policy      = (*JWT)(nil)
+	_ policy.ClaimWriter = (*JWT)(nil)
+)
+
+// WritesClaims marks the policy as the source of verified claims for the
+// policies after it (see policy.ClaimWriter).
+func (p *JWT) WritesClaims() {}
 
 // New compiles a `jwt` policy. Key material given inline or in files is
 // read and checked now, so that `rampart validate` reports a bad key with

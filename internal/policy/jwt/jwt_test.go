@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -299,4 +300,182 @@ func tamper(t testing.TB, tok string) string {
 	c["sub"] = "admin"
 	nb, _ := json.Marshal(c)
 	return parts[0] + "." + base64.RawURLEncoding.EncodeToString(nb) + "." + parts[2]
+}
+
+// TestForwardClaims: claims reach the upstream in the configured headers,
+// client-sent copies are removed (even when the token lacks the claim),
+// and the claims, consumer and roles are recorded for later policies.
+func TestForwardClaims(t *testing.T) {
+	s := newSigner(t, "ES256", "k")
+	srv := newJWKSServer(t, jwks(t, s))
+	p := build(t, "jwks_url: "+srv.URL+"\nforward_claims: {sub: X-User-ID, role: X-User-Role, n: X-N, groups: X-Groups, bad: X-Bad}\nroles_claim: groups")
+	spoof := func(r *http.Request) {
+		r.Header.Set("X-User-ID", "admin")
+		r.Header.Add("x-user-role", "root")
+		r.Header.Set("X-Groups", "admins")
+	}
+	tests := []struct {
+		name   string
+		extra  gojwt.MapClaims
+		want   map[string]string
+		roles  []string
+		sender string
+	}{
+		{"all claims", gojwt.MapClaims{"role": "editor", "n": 12345678901234567, "groups": []string{"a", "b"}, "bad": "x\ny"},
+			map[string]string{"X-User-Id": "user-1", "X-User-Role": "editor", "X-N": "12345678901234567", "X-Groups": "a,b", "X-Bad": ""}, []string{"a", "b"}, "user-1"},
+		{"claims absent", gojwt.MapClaims{"sub": nil},
+			map[string]string{"X-User-Id": "", "X-User-Role": "", "X-Groups": ""}, nil, ""},
+		{"space-separated roles", gojwt.MapClaims{"groups": "ops  dev"},
+			map[string]string{"X-Groups": "ops  dev"}, []string{"ops", "dev"}, "user-1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := call(p, s.sign(t, claimsFor(testIss, testAud, tc.extra)), spoof)
+			if !res.passed() {
+				t.Fatalf("refused: %s", res.rec.Body)
+			}
+			for h, v := range tc.want {
+				if got := res.up.Last.Header.Values(h); (v == "" && len(got) != 0) || (v != "" && (len(got) != 1 || got[0] != v)) {
+					t.Errorf("%s = %q, want %q", h, got, v)
+				}
+			}
+			if strings.Join(res.ex.Roles, ",") != strings.Join(tc.roles, ",") || res.ex.Consumer != tc.sender {
+				t.Errorf("roles %q consumer %q", res.ex.Roles, res.ex.Consumer)
+			}
+		})
+	}
+	t.Run("refused request", func(t *testing.T) {
+		res := call(p, "", spoof)
+		if res.passed() || res.rec.Code != 401 {
+			t.Fatal("passed without a token")
+		}
+	})
+	t.Run("cached entry shares no writable header slice", func(t *testing.T) {
+		tok := s.sign(t, claimsFor(testIss, testAud, nil))
+		a := call(p, tok)
+		a.up.Last.Header.Add("X-User-Id", "appended")
+		b := call(p, tok)
+		if got := b.up.Last.Header.Values("X-User-Id"); len(got) != 1 || got[0] != "user-1" {
+			t.Fatalf("second request saw %q", got)
+		}
+	})
+}
+
+// TestTokenLocations: header (Bearer or bare), cookie and query, each
+// removed from the upstream request unless forward_token is set.
+func TestTokenLocations(t *testing.T) {
+	s := newSigner(t, "RS256", "k")
+	tok := s.sign(t, claimsFor(testIss, testAud, nil))
+	srv := newJWKSServer(t, jwks(t, s))
+	loc := build(t, "jwks_url: "+srv.URL+"\ncookie: session\nquery: access_token")
+	bare := build(t, "jwks_url: "+srv.URL+"\nheader: X-Token")
+	keep := build(t, "jwks_url: "+srv.URL+"\nforward_token: true")
+	tests := []struct {
+		name  string
+		p     *JWT
+		mod   func(*http.Request)
+		ok    bool
+		check func(r *http.Request) string
+	}{
+		{"bearer lower case", loc, func(r *http.Request) { r.Header.Set("Authorization", "bearer "+tok) }, true,
+			func(r *http.Request) string { return r.Header.Get("Authorization") }},
+		{"cookie", loc, func(r *http.Request) { r.Header.Set("Cookie", "a=1; session="+tok+"; b=2") }, true,
+			func(r *http.Request) string {
+				if r.Header.Get("Cookie") != "a=1; b=2" {
+					return "cookie header " + r.Header.Get("Cookie")
+				}
+				return ""
+			}},
+		{"two cookies", loc, func(r *http.Request) { r.Header.Set("Cookie", "session="+tok+"; session=x") }, false, nil},
+		{"query", loc, func(r *http.Request) { r.URL.RawQuery = "a=1&access_token=" + tok }, true,
+			func(r *http.Request) string {
+				if r.URL.RawQuery != "a=1" {
+					return "query " + r.URL.RawQuery
+				}
+				return ""
+			}},
+		{"header wins over query", loc, func(r *http.Request) {
+			r.Header.Set("Authorization", "Bearer "+tok)
+			r.URL.RawQuery = "access_token=garbage"
+		}, true, func(r *http.Request) string {
+			if r.URL.RawQuery != "access_token=garbage" {
+				return "query changed"
+			}
+			return ""
+		}},
+		{"query not configured", bare, func(r *http.Request) { r.URL.RawQuery = "access_token=" + tok }, false, nil},
+		{"bare header", bare, func(r *http.Request) { r.Header.Set("X-Token", tok) }, true,
+			func(r *http.Request) string { return r.Header.Get("X-Token") }},
+		{"bearer in other header", bare, func(r *http.Request) { r.Header.Set("X-Token", "Bearer "+tok) }, true, nil},
+		{"authorization ignored", bare, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }, false, nil},
+		{"forward_token", keep, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }, true,
+			func(r *http.Request) string {
+				if r.Header.Get("Authorization") != "Bearer "+tok {
+					return "token removed"
+				}
+				return ""
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := call(tc.p, "", tc.mod)
+			if res.passed() != tc.ok {
+				t.Fatalf("passed %v, want %v: %s", res.passed(), tc.ok, res.rec.Body)
+			}
+			if tc.check != nil {
+				if msg := tc.check(res.up.Last); msg != "" {
+					t.Errorf("upstream request: %s", msg)
+				}
+			}
+		})
+	}
+}
+
+// TestTokenCache: a reused token is answered from the cache (no signature
+// check), until its exp (plus leeway) or until the key set changes.
+func TestTokenCache(t *testing.T) {
+	s := newSigner(t, "ES256", "k")
+	path := t.TempDir() + "/jwks.json"
+	writeFile(t, path, jwks(t, s))
+	p := build(t, "jwks_file: "+path+"\nleeway: 5s\ncache_size: 2")
+	now := time.Now()
+	p.now = func() time.Time { return now }
+	exp := now.Add(time.Minute)
+	tok := s.sign(t, claimsFor(testIss, testAud, gojwt.MapClaims{"exp": exp.Unix()}))
+	h := sha256Sum(tok)
+	first := call(p, tok)
+	v := p.cache.get(h, now, p.keys.current())
+	if !first.passed() || v == nil {
+		t.Fatal("first use not cached")
+	}
+	// The second request gets the cached entry's claims map itself: no
+	// parse, no signature check.
+	hit := call(p, tok)
+	if !hit.passed() || reflect.ValueOf(hit.ex.Claims).UnsafePointer() != reflect.ValueOf(v.claims).UnsafePointer() {
+		t.Fatalf("second use not answered from the cache: %s", hit.rec.Body)
+	}
+	// Past exp but within leeway: still good; past exp+leeway: expired.
+	p.now = func() time.Time { return exp.Add(4 * time.Second) }
+	if res := call(p, tok); !res.passed() {
+		t.Fatalf("within leeway refused: %s", res.rec.Body)
+	}
+	p.now = func() time.Time { return exp.Add(6 * time.Second) }
+	if res := call(p, tok); res.passed() || message(t, res.rec) != "token expired" {
+		t.Fatalf("expired token served from the cache: %d", res.rec.Code)
+	}
+	p.now = func() time.Time { return now }
+	// Bounded: three tokens in a cache of two.
+	for i := range 3 {
+		call(p, s.sign(t, claimsFor(testIss, testAud, gojwt.MapClaims{"jti": i})))
+	}
+	if n := p.cache.len(); n != 2 {
+		t.Fatalf("cache holds %d entries, want 2", n)
+	}
+	// A new key set (the key was removed) stops cached tokens.
+	other := newSigner(t, "ES384", "other")
+	writeFile(t, path, jwks(t, other))
+	call(p, other.sign(t, claimsFor(testIss, testAud, nil))) // unknown kid: re-read
+	if res := call(p, tok); res.passed() {
+		t.Fatal("cached token of a removed key still passes")
+	}
 }
