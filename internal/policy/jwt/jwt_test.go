@@ -90,7 +90,7 @@ func message(t testing.TB, rec *httptest.ResponseRecorder) string {
 // changes.
 type jwksServer struct {
 	*httptest.Server
-	hits chan struct{} // one value per request answered
+	hits chan struct{} // one value per request received
 	doc  chan func(w http.ResponseWriter)
 	cur  func(w http.ResponseWriter)
 }
@@ -104,8 +104,8 @@ func newJWKSServer(t testing.TB, doc []byte, header ...string) *jwksServer {
 			s.cur = f
 		default:
 		}
-		s.cur(w)
 		s.hits <- struct{}{}
+		s.cur(w)
 	}))
 	t.Cleanup(s.Close)
 	return s

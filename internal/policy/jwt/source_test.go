@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	gojwt "github.com/golang-jwt/jwt/v5"
+
 	"github.com/rampart-gw/rampart/internal/policy/policytest"
 	"github.com/rampart-gw/rampart/internal/registry"
 )
@@ -84,7 +86,7 @@ func waitArmed(t *testing.T, c *fakeClock) time.Duration {
 	}
 }
 
-// waitHits waits until the JWKS server has answered n requests in all.
+// waitHits waits until the JWKS server has received n requests in all.
 func waitHits(t *testing.T, s *jwksServer, n int) {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
@@ -374,5 +376,28 @@ func TestKeysOutliveReload(t *testing.T) {
 	}
 	if keys := reg.Keys(); len(keys) != 0 {
 		t.Fatalf("registry still holds %v", keys)
+	}
+}
+
+// TestIdPHangs: a key set read that hangs (the IdP accepts and never
+// answers) delays no request whose key is known.
+func TestIdPHangs(t *testing.T) {
+	clk := useFakeClock(t)
+	s := newSigner(t, "ES256", "k")
+	srv := newJWKSServer(t, jwks(t, s))
+	release := make(chan struct{})
+	defer close(release)
+	p := build(t, "jwks_url: "+srv.URL+"\nrefresh: 1m\ncache_size: 0")
+	waitArmed(t, clk)
+	srv.set(func(w http.ResponseWriter) { <-release })
+	clk.advance(time.Minute) // the background read starts and hangs
+	waitHits(t, srv, 2)
+	for i := range 20 {
+		if res := call(p, s.sign(t, claimsFor(testIss, testAud, gojwt.MapClaims{"jti": i}))); !res.passed() {
+			t.Fatalf("request %d refused while the IdP hangs: %s", i, res.rec.Body)
+		}
+	}
+	if n := p.keys.(*Keys).demands.Load(); n != 0 {
+		t.Fatalf("%d requests waited for the hanging read", n)
 	}
 }
