@@ -151,7 +151,9 @@ func New(s policy.Spec) (policy.Policy, error) {
 					}
 					return nil
 				}}
-			return newKeys(url, httpLoader(url, client), urlInterval(refresh), nil, s.Log, jwksMetric(s))
+			k := newKeys(url, httpLoader(url, client), urlInterval(refresh), nil, s.Log, jwksMetric(s))
+			k.closeIdle = client.CloseIdleConnections
+			return k
 		})
 	}
 	p.algs = keyAlgs

@@ -70,6 +70,8 @@ type Keys struct {
 	clock    clock
 	log      *slog.Logger
 	loads    *prometheus.CounterVec // jwks, result; nil in tests
+	// closeIdle, when set, closes the fetch client's idle connections.
+	closeIdle func()
 
 	set atomic.Pointer[keySet]
 
@@ -132,6 +134,9 @@ func (k *Keys) Close() {
 	if cancel != nil {
 		cancel()
 		<-done
+	}
+	if k.closeIdle != nil {
+		k.closeIdle()
 	}
 }
 
