@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -34,6 +35,10 @@ type keySet struct {
 	byKID map[string][]*key
 	noKID []*key // keys without a kid: candidates for any token
 	all   []*key
+	// digest is the SHA-256 of the document the set was read from (zero
+	// for configured keys): a re-read that finds the same document keeps
+	// the set in use, and with it the verified-token cache.
+	digest [32]byte
 }
 
 func newSet(keys []*key) *keySet {
@@ -273,7 +278,9 @@ func parseJWKS(b []byte) (set *keySet, skipped []string, err error) {
 		}
 		return nil, skipped, errors.New(msg)
 	}
-	return newSet(keys), skipped, nil
+	set = newSet(keys)
+	set.digest = sha256.Sum256(b)
+	return set, skipped, nil
 }
 
 // kidSuffix names a raw JWK's kid for messages.

@@ -206,7 +206,7 @@ func (k *Keys) read(ctx context.Context) (maxAge time.Duration, err error) {
 			}
 		}
 		return 0, err
-	case set == nil:
+	case set == nil, k.set.Load() != nil && k.set.Load().digest == set.digest:
 		k.count("unchanged")
 	default:
 		k.count("ok")

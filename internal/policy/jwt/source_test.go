@@ -401,3 +401,26 @@ func TestIdPHangs(t *testing.T) {
 		t.Fatalf("%d requests waited for the hanging read", n)
 	}
 }
+
+// TestSameSetKept: a background read that finds the same document keeps
+// the set in use (and so the verified-token cache); a changed one
+// replaces it.
+func TestSameSetKept(t *testing.T) {
+	clk := useFakeClock(t)
+	s := newSigner(t, "ES256", "k")
+	srv := newJWKSServer(t, jwks(t, s)) // no ETag: every read is a 200
+	p := build(t, "jwks_url: "+srv.URL+"\nrefresh: 1m")
+	waitArmed(t, clk)
+	before := p.keys.current()
+	clk.advance(time.Minute)
+	waitArmed(t, clk)
+	if srv.count() != 2 || p.keys.current() != before {
+		t.Fatalf("reads %d; set replaced by an identical document: %v", srv.count(), p.keys.current() != before)
+	}
+	srv.set(serveDoc(jwks(t, s, newSigner(t, "ES384", "k2"))))
+	clk.advance(time.Minute)
+	waitArmed(t, clk)
+	if p.keys.current() == before || !p.keys.current().known("k2") {
+		t.Fatal("a changed document did not replace the set")
+	}
+}
