@@ -31,7 +31,7 @@ type Config struct {
 	// bytes. HMAC is only ever used with an explicitly configured secret.
 	Secret string `yaml:"secret" json:"secret,omitempty"`
 	// SecretFile holds the secret (a trailing newline is dropped); read
-	// when the config is loaded.
+	// when the config is compiled: at start and on every reload.
 	SecretFile string `yaml:"secret_file" json:"secret_file,omitempty"`
 
 	// Issuer, when set, must equal the token's iss claim.
