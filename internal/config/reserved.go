@@ -14,7 +14,7 @@ import (
 // it deletes the key's line here and its entry in the "Not available in
 // this release" list of docs/configuration.md.
 //
-// Policy types without an implementation (jwt, waf, sanitize) are not
+// Policy types without an implementation (waf, sanitize) are not
 // listed here: compile refuses them, positioned, from the list of
 // registered policy factories.
 var Reserved = []ReservedKey{

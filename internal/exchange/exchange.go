@@ -31,11 +31,15 @@ type Exchange struct {
 	// Attempts counts upstream attempts (more than 1 with retries).
 	Attempts int
 	// Consumer is the authenticated client's name, set by an
-	// authentication policy (api_key); "" when none authenticated.
+	// authentication policy (api_key, jwt); "" when none authenticated.
 	Consumer string
 	// Roles are the authenticated client's roles (read-only; shared with
 	// the compiled policy, never modify).
 	Roles []string
+	// Claims are the verified claims of the request's token, set by the
+	// jwt policy (nil without one); read-only, shared with the policy's
+	// verified-token cache: never modify.
+	Claims map[string]any
 	// Err is a failure a route handler gave up with, waiting for the
 	// route's render (route.Fail sets it, route.Errors takes it).
 	Err error

@@ -31,6 +31,8 @@ type Metrics struct {
 	RejectedConns      *prometheus.CounterVec   // listener
 	Refused            *prometheus.CounterVec   // listener, code, reason
 	ConfigInfo         *prometheus.GaugeVec     // version
+	JWTVerifications   *prometheus.CounterVec   // policy, result
+	JWKSReads          *prometheus.CounterVec   // jwks, result
 
 	// collectors are the gateway's own collectors, registered through
 	// MustRegister, for Describe.
@@ -102,10 +104,16 @@ func NewMetrics() *Metrics {
 	m.ConfigInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "rampart_config_info", Help: "1 for the active config version.",
 	}, []string{"version"})
+	m.JWTVerifications = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_jwt_verifications_total", Help: "Token checks of jwt policies, by policy and result (ok, cached, or why the token was refused).",
+	}, []string{"policy", "result"})
+	m.JWKSReads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_jwks_reads_total", Help: "Reads of JWKS key sets (URL or file), by key set and result (ok, unchanged, error).",
+	}, []string{"jwks", "result"})
 	m.MustRegister(m.Requests, m.Duration, m.RequestSize, m.ResponseSize,
 		m.UpstreamRequests, m.UpstreamDuration, m.TargetHealthy, m.CircuitOpen, m.Retries,
 		m.RateLimitDecisions, m.WAFBlocked, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.Refused,
-		m.ConfigInfo)
+		m.ConfigInfo, m.JWTVerifications, m.JWKSReads)
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.ConfigReloads.WithLabelValues("ok")
 	m.ConfigReloads.WithLabelValues("error")
