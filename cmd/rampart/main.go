@@ -4,6 +4,7 @@
 //	rampart validate -c rampart.yaml   check a config: "ok" or FILE:LINE:COL lines
 //	rampart config publish -c FILE --etcd HOST:PORT[,..] [--prefix P]
 //	rampart demo                       run with built-in demo upstreams
+//	rampart drain [--admin ADDR]       drain a running gateway (preStop hook)
 //	rampart version                    print version, commit and Go version
 package main
 
@@ -45,9 +46,13 @@ Usage:
   rampart config publish -c FILE --etcd HOST:PORT[,..] [--prefix P]
                                validate a config, then publish it to etcd for every data plane
   rampart demo                 run with built-in demo upstreams (gateway :8080, admin :9901)
+  rampart drain [--admin ADDR] [--wait 60s]
+                               ask the gateway on ADDR (default 127.0.0.1:9901) to drain, and wait
+                               until it has stopped (for a Kubernetes preStop hook)
   rampart version              print version, commit and Go version
 
-Signals: SIGHUP reloads the config file (or re-reads etcd); SIGTERM/SIGINT drain and exit.
+Signals: SIGHUP reloads the config file (or re-reads etcd); SIGTERM/SIGINT drain and exit;
+SIGUSR2 upgrades the binary (hands the listening sockets to a new process).
 `
 
 func main() {
@@ -66,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
+	case "drain":
+		return cmdDrain(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "rampart %s (commit %s, %s %s/%s)\n", version, revision(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0

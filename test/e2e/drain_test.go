@@ -297,3 +297,21 @@ func TestDrainAPIAndDelay(t *testing.T) {
 		t.Errorf("exit code %d, want 0\n%s", code, p.Stderr())
 	}
 }
+
+// TestDrainCommand: `rampart drain` (the preStop hook) drains a running
+// gateway over loopback and returns once it has stopped.
+func TestDrainCommand(t *testing.T) {
+	up := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	p, _, adminAddr := drainGateway(t, "drain_timeout: 2s", up)
+	code, stdout, stderr := runBin(t, "drain", "--admin", adminAddr, "--wait", "10s")
+	if code != 0 || stdout != "draining\nstopped\n" {
+		t.Errorf("rampart drain: exit %d, stdout %q, stderr %q; want 0, \"draining\\nstopped\\n\"", code, stdout, stderr)
+	}
+	if code := p.WaitExit(t, 5*time.Second); code != 0 {
+		t.Errorf("gateway exit code %d, want 0", code)
+	}
+	// Nothing left to drain.
+	if code, stdout, _ := runBin(t, "drain", "--admin", adminAddr); code != 0 || stdout != "not running\n" {
+		t.Errorf("rampart drain on a stopped gateway: exit %d, %q; want 0, \"not running\"", code, stdout)
+	}
+}
