@@ -126,7 +126,7 @@ func TestEtcdControlPlane(t *testing.T) {
 
 		e.Start()
 		back := time.Now()
-		gwtest.WaitFor(t, 15*time.Second, "restarted plane back in sync", func() bool {
+		gwtest.WaitFor(t, 5*time.Second, "restarted plane back in sync", func() bool {
 			st := getStatus(t, c, b.g.Admin)
 			return !st.Active.FromCache && st.Etcd.Connected
 		})
