@@ -191,11 +191,11 @@ func (e *Etcd) Publish(ctx context.Context, data []byte, format, version string)
 
 // Watch sends each config published after revision from on out, until ctx
 // is done or the watch fails (the channel is then closed; call Get and Watch
-// again). Revisions of one publish arrive as one Revision.
+// again). Revisions of one publish arrive as one Revision. It returns at
+// once, even when etcd cannot be reached.
 func (e *Etcd) Watch(ctx context.Context, from int64, format string) <-chan Revision {
 	out := make(chan Revision)
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	wch := e.client.Watch(ctx, e.cfg.Prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(from+1))
 	go func() {
 		defer close(out)
 		defer cancel()
@@ -208,6 +208,10 @@ func (e *Etcd) Watch(ctx context.Context, from int64, format string) <-chan Revi
 				log.Error("etcd watch panicked; the channel is closed so the caller reads and watches again", "panic", fmt.Sprint(p))
 			}
 		}()
+		// clientv3's Watch blocks until its stream is open, that is until
+		// etcd answers (or ctx ends): call it here, so that the caller keeps
+		// probing and reporting etcd's state meanwhile.
+		wch := e.client.Watch(ctx, e.cfg.Prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(from+1))
 		for resp := range wch {
 			if resp.Err() != nil || resp.Canceled {
 				return
