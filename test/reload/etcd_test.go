@@ -276,7 +276,7 @@ func TestEtcdReconnectAfterLongOutage(t *testing.T) {
 
 	e.Stop()
 	down := time.Now()
-	gwtest.WaitFor(t, 10*time.Second, "etcd reported unreachable", func() bool {
+	gwtest.WaitFor(t, 5*time.Second, "etcd reported unreachable", func() bool {
 		return !getStatus(t, c, g.Admin).Etcd.Connected
 	})
 	for time.Since(down) < outage { // bounded by outage
