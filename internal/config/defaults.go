@@ -39,6 +39,12 @@ const (
 	DefaultMaxEjectionPercent = 50
 	// DefaultPanicThreshold is health_check.panic_threshold, a percentage.
 	DefaultPanicThreshold = 50
+
+	// Cluster-wide rate limits (cluster.redis, cluster.instances).
+	DefaultRedisTimeout   = Duration(50 * time.Millisecond)
+	DefaultRedisOnFailure = "local"
+	DefaultRedisPrefix    = "rampart:rl:"
+	DefaultInstances      = 1
 )
 
 // Default returns the config of a document that sets nothing: no
@@ -155,8 +161,10 @@ func (c *Config) ApplyDefaults() {
 	}
 
 	if rd := c.Cluster.Redis; rd != nil {
-		def(c, "cluster.redis.timeout", &rd.Timeout, Duration(50*time.Millisecond))
-		def(c, "cluster.redis.on_failure", &rd.OnFailure, "local")
+		def(c, "cluster.redis.timeout", &rd.Timeout, DefaultRedisTimeout)
+		def(c, "cluster.redis.on_failure", &rd.OnFailure, DefaultRedisOnFailure)
+		def(c, "cluster.redis.prefix", &rd.Prefix, DefaultRedisPrefix)
+		def(c, "cluster.instances", &c.Cluster.Instances, DefaultInstances)
 	}
 	o := &c.Observability
 	def(c, "observability.request_id_header", &o.RequestIDHeader, DefaultRequestIDHeader)

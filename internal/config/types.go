@@ -342,15 +342,61 @@ type Consumer struct {
 type Cluster struct {
 	// Zone is this gateway's own zone: balancers prefer targets of the
 	// same zone and spill over to others when it has no healthy target.
-	Zone  string `yaml:"zone" json:"zone,omitempty"`
-	Redis *Redis `yaml:"redis" json:"redis,omitempty"`
+	Zone string `yaml:"zone" json:"zone,omitempty"`
+	// Instances is how many gateway instances share the cluster-wide rate
+	// limits: while Redis is unavailable, on_failure local gives each
+	// instance rate ÷ instances. Default 1 (DefaultInstances) when redis is
+	// set.
+	Instances int    `yaml:"instances" json:"instances,omitempty"`
+	Redis     *Redis `yaml:"redis" json:"redis,omitempty"`
 }
 
-// Redis is the shared store for cluster-wide rate limits.
+// Redis is the shared store for cluster-wide rate limits (rate_limit
+// store: redis). Exactly one of Address (one server), Addresses (Redis
+// Cluster) and Sentinel says where it is.
 type Redis struct {
-	Address   string   `yaml:"address" json:"address"`
-	Timeout   Duration `yaml:"timeout" json:"timeout,omitempty"`
-	OnFailure string   `yaml:"on_failure" json:"on_failure,omitempty"`
+	// Address is one Redis server, host:port.
+	Address string `yaml:"address" json:"address,omitempty"`
+	// Addresses are seed nodes of a Redis Cluster, host:port each.
+	Addresses []string `yaml:"addresses" json:"addresses,omitempty"`
+	// Sentinel finds the master of a Sentinel-managed group.
+	Sentinel *Sentinel `yaml:"sentinel" json:"sentinel,omitempty"`
+	// Username is the ACL user (AUTH username password); empty: the
+	// default user.
+	Username string `yaml:"username" json:"username,omitempty"`
+	// PasswordFile holds the password (surrounding whitespace trimmed),
+	// read when the config is compiled.
+	PasswordFile string `yaml:"password_file" json:"password_file,omitempty"`
+	// TLS makes the gateway speak TLS to Redis.
+	TLS *RedisTLS `yaml:"tls" json:"tls,omitempty"`
+	// Timeout bounds one rate-limit decision in Redis. Default 50ms
+	// (DefaultRedisTimeout).
+	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
+	// OnFailure is what a rate limit does while Redis is down, slow past
+	// timeout or answering errors: local (a per-instance limit of rate ÷
+	// cluster.instances), allow or deny. Default local
+	// (DefaultRedisOnFailure).
+	OnFailure string `yaml:"on_failure" json:"on_failure,omitempty"`
+	// Prefix starts every key Rampart writes. Default "rampart:rl:"
+	// (DefaultRedisPrefix).
+	Prefix string `yaml:"prefix" json:"prefix,omitempty"`
+}
+
+// Sentinel names a Sentinel-managed master and the sentinels to ask.
+type Sentinel struct {
+	Master    string   `yaml:"master" json:"master"`
+	Addresses []string `yaml:"addresses" json:"addresses"`
+}
+
+// RedisTLS configures TLS to Redis: verification against ca_file (or the
+// system roots) and an optional client certificate (Redis's
+// tls-auth-clients).
+type RedisTLS struct {
+	ServerName         string `yaml:"server_name" json:"server_name,omitempty"`
+	CAFile             string `yaml:"ca_file" json:"ca_file,omitempty"`
+	CertFile           string `yaml:"cert_file" json:"cert_file,omitempty"`
+	KeyFile            string `yaml:"key_file" json:"key_file,omitempty"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify" json:"insecure_skip_verify,omitempty"`
 }
 
 // Observability configures logs, request IDs and tracing.

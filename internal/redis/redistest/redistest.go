@@ -1,0 +1,181 @@
+// Package redistest runs a real redis-server for tests: on a free port of
+// 127.0.0.1, without persistence, stopped when the test ends. Tests that
+// need it skip, saying why, only when no redis-server binary is installed
+// (scripts/test-deps.sh installs it).
+package redistest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Server is one redis-server process.
+type Server struct {
+	t    testing.TB
+	bin  string
+	port int
+	args []string
+	cmd  *exec.Cmd
+	out  *bytes.Buffer
+}
+
+// Binary returns the redis-server path, or skips t when there is none.
+func Binary(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		for _, p := range []string{"/usr/bin/redis-server", "/usr/local/bin/redis-server"} {
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+		}
+		t.Skip("redis-server not found: install it (apt-get install redis-server, or make test-deps) to run the Redis tests")
+	}
+	return bin
+}
+
+// Start runs a redis-server on a free port with extra arguments (for
+// example "--requirepass", "secret") and stops it when t ends.
+func Start(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	s := &Server{t: t, bin: Binary(t), args: extra}
+	var err error
+	for range 5 { // a free port may be taken between finding and binding it
+		s.port = freePort(t)
+		if err = s.start(); err == nil {
+			t.Cleanup(s.Stop)
+			return s
+		}
+	}
+	t.Fatalf("start redis-server: %v", err)
+	return nil
+}
+
+// Addr is host:port of the server.
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+func (s *Server) start() error {
+	args := append([]string{
+		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--protected-mode", "no",
+		"--enable-debug-command", "yes", "--loglevel", "warning",
+	}, s.args...)
+	cmd := exec.Command(s.bin, args...)
+	s.out = &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	cmd.Dir = s.t.TempDir()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	s.cmd = cmd
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			s.cmd = nil
+			return fmt.Errorf("redis-server exited: %s", s.out.String())
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", s.Addr(), 100*time.Millisecond); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	<-exited
+	s.cmd = nil
+	return fmt.Errorf("redis-server did not listen on %s within 10s: %s", s.Addr(), s.out.String())
+}
+
+// Kill stops the server with SIGKILL, as a crash would.
+func (s *Server) Kill() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	for i := 0; i < 500; i++ { // until the port is free (bounded: 5s)
+		if c, err := net.DialTimeout("tcp", s.Addr(), 50*time.Millisecond); err != nil {
+			break
+		} else {
+			c.Close()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.cmd = nil
+}
+
+// Restart starts the server again on the same port (empty: no
+// persistence).
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Kill()
+	var err error
+	for range 50 { // the port may linger a moment after the kill
+		if err = s.start(); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatalf("restart redis-server: %v", err)
+}
+
+// Stop kills the server (cleanup).
+func (s *Server) Stop() { s.Kill() }
+
+// Do runs one command on the server and returns its reply as a string
+// (integers and arrays formatted), failing the test on a connection error.
+func (s *Server) Do(args ...string) (string, error) {
+	s.t.Helper()
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.Addr()}, ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	res := c.Do(ctx, c.B().Arbitrary(args[0]).Args(args[1:]...).Build())
+	if err := res.Error(); err != nil {
+		return "", err
+	}
+	m, _ := res.ToMessage()
+	return format(m), nil
+}
+
+func format(m rueidis.RedisMessage) string {
+	if arr, err := m.ToArray(); err == nil {
+		parts := make([]string, len(arr))
+		for i := range arr {
+			parts[i] = format(arr[i])
+		}
+		return "[" + strings.Join(parts, " ") + "]"
+	}
+	if n, err := m.AsInt64(); err == nil {
+		return strconv.FormatInt(n, 10)
+	}
+	str, _ := m.ToString()
+	return str
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
