@@ -28,12 +28,12 @@ type Metrics struct {
 	RateLimitStoreErrs *prometheus.CounterVec   // policy, reason
 	RateLimitStoreTime *prometheus.HistogramVec // policy
 	RedisUp            prometheus.Gauge
-	WAFBlocked         *prometheus.CounterVec   // route
-	ConfigReloads      *prometheus.CounterVec   // result
-	ActiveConnections  *prometheus.GaugeVec     // listener
-	RejectedConns      *prometheus.CounterVec   // listener
-	Refused            *prometheus.CounterVec   // listener, code, reason
-	ConfigInfo         *prometheus.GaugeVec     // version
+	WAFBlocked         *prometheus.CounterVec // route
+	ConfigReloads      *prometheus.CounterVec // result
+	ActiveConnections  *prometheus.GaugeVec   // listener
+	RejectedConns      *prometheus.CounterVec // listener
+	Refused            *prometheus.CounterVec // listener, code, reason
+	ConfigInfo         *prometheus.GaugeVec   // version
 
 	// codes caches status code label strings.
 	codes sync.Map
@@ -42,6 +42,7 @@ type Metrics struct {
 }
 
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
 // storeBuckets cover one Redis round trip: 50µs to the 50ms default timeout and beyond.
 var storeBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25}
 var sizeBuckets = prometheus.ExponentialBuckets(64, 4, 10) // 64 B .. 16 MiB
