@@ -70,6 +70,10 @@ func Load(cfg *config.Config) (*Settings, config.Errors) {
 		// A connection that has not answered for this long is dropped
 		// and dialed again (rueidis sends PINGs on idle connections).
 		ConnWriteTimeout: max(2*time.Second, 20*st.Timeout),
+		// One pipelined connection per node: the prober's PING then
+		// tests the very connection decisions use, so a Redis restart is
+		// not met again by a decision on another, stale connection.
+		PipelineMultiplex: -1,
 	}
 	switch {
 	case rd.Sentinel != nil:

@@ -37,7 +37,7 @@ consumers:
 `
 	want := []string{
 		`t.yaml:10:15: policies.rl.key[1]: key "claim:sub" needs the jwt policy, which is not available in this release`,
-		`t.yaml:12:12: policies.rl.store: store redis is not available in this release (use local)`,
+		`t.yaml:12:12: policies.rl.store: store redis needs cluster.redis (where Redis is)`,
 		`t.yaml:15:13: policies.keys.header: invalid header name "bad header"`,
 		`t.yaml:18:21: policies.c.allow_origins[0]: invalid origin "https://a.example/": an origin has no path, query or user (want scheme://host[:port])`,
 		`t.yaml:20:16: policies.auth.type: policy type "jwt" is not available in this release`,
