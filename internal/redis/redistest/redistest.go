@@ -46,7 +46,9 @@ func Binary(t testing.TB) string {
 }
 
 // Start runs a redis-server on a free port with extra arguments (for
-// example "--requirepass", "secret") and stops it when t ends.
+// example "--requirepass", "secret"; "{port}" in an argument stands for the
+// port, as in "--port", "0", "--tls-port", "{port}") and stops it when t
+// ends.
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
 	s := &Server{t: t, bin: Binary(t), args: extra}
@@ -66,11 +68,14 @@ func Start(t testing.TB, extra ...string) *Server {
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
 func (s *Server) start() error {
-	args := append([]string{
+	args := []string{
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--protected-mode", "no",
 		"--enable-debug-command", "yes", "--loglevel", "warning",
-	}, s.args...)
+	}
+	for _, a := range s.args {
+		args = append(args, strings.ReplaceAll(a, "{port}", strconv.Itoa(s.port)))
+	}
 	cmd := exec.Command(s.bin, args...)
 	s.out = &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = s.out, s.out
