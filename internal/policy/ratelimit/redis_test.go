@@ -538,3 +538,67 @@ func TestRedisConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// On a three-node Redis Cluster, two instances admit each key's burst
+// exactly; the keys spread over the nodes (one key per decision, so no
+// cross-slot script).
+func TestRedisClusterShared(t *testing.T) {
+	rc := redistest.StartCluster(t, 3)
+	addrs := make([]string, 0, 3)
+	for _, a := range rc.Addrs() {
+		addrs = append(addrs, strconv.Quote(a))
+	}
+	doc := "cluster:\n  redis: {addresses: [" + strings.Join(addrs, ", ") + "], timeout: 2s}\npolicies:\n  l:\n    type: rate_limit\n    store: redis\n    " + keyed + "rate: 1/h\n    burst: 10\n"
+	a, b := start(t, doc), start(t, doc)
+	a.waitUp(t, true)
+	b.waitUp(t, true)
+	const tenants = 12
+	var ok [tenants]atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := []*gateway{a, b}[w%2]
+			for i := range tenants * 4 {
+				tenant := (i + w) % tenants
+				req, _ := http.NewRequest("GET", g.srv.URL, nil)
+				req.Header.Set("X-Key", "tenant-"+strconv.Itoa(tenant))
+				resp, err := g.srv.Client().Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					ok[tenant].Add(1)
+				} else if resp.StatusCode != 429 {
+					t.Errorf("status %d", resp.StatusCode)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// 6 workers × 4 rounds: 24 requests per tenant against a burst of 10.
+	for i := range ok {
+		if n := ok[i].Load(); n < 9 || n > 11 {
+			t.Errorf("tenant %d: admitted %d of 24, want 10 ± 1", i, n)
+		}
+	}
+	nodes := 0
+	for _, n := range rc.Nodes {
+		if out, _ := n.Do("DBSIZE"); out != "0" {
+			nodes++
+		}
+	}
+	if nodes < 2 {
+		t.Errorf("keys on %d of 3 nodes, want them spread", nodes)
+	}
+	for _, g := range []*gateway{a, b} {
+		for _, reason := range []string{"timeout", "down", "error"} {
+			if n := g.storeErrors(reason); n != 0 {
+				t.Errorf("store errors{reason=%s} = %v, want 0", reason, n)
+			}
+		}
+	}
+}

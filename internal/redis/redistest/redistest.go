@@ -184,3 +184,89 @@ func freePort(t testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// Cluster is a Redis Cluster of real redis-server processes, one primary
+// per node and no replicas, the slots spread by redis-cli --cluster create.
+type Cluster struct {
+	Nodes []*Server
+}
+
+// Addrs are the nodes' addresses.
+func (c *Cluster) Addrs() []string {
+	out := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		out[i] = n.Addr()
+	}
+	return out
+}
+
+// StartCluster runs an n-node Redis Cluster and waits until every node
+// reports cluster_state:ok. It skips t when redis-cli is missing too.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	bin := Binary(t)
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Skip("redis-cli not found: install redis-tools (or make test-deps) to run the Redis Cluster tests")
+	}
+	c := &Cluster{}
+	for range n {
+		s := &Server{t: t, bin: bin, args: []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"}}
+		for try := 0; ; try++ {
+			// The cluster bus listens on port + 10000.
+			s.port = freeBusPort(t)
+			if err = s.start(); err == nil {
+				break
+			}
+			if try == 4 {
+				t.Fatalf("start cluster node: %v", err)
+			}
+		}
+		t.Cleanup(s.Stop)
+		c.Nodes = append(c.Nodes, s)
+	}
+	args := append([]string{"--cluster", "create"}, c.Addrs()...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for _, s := range c.Nodes {
+		ok := false
+		for range 500 { // bounded: 10s
+			if info, err := s.Do("CLUSTER", "INFO"); err == nil && strings.Contains(info, "cluster_state:ok") {
+				ok = true
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !ok {
+			t.Fatalf("cluster node %s did not reach cluster_state:ok within 10s", s.Addr())
+		}
+	}
+	return c
+}
+
+// freeBusPort returns a free port p below 55536 whose p + 10000 is free
+// too (the cluster bus).
+func freeBusPort(t testing.TB) int {
+	t.Helper()
+	for range 100 {
+		p := freePort(t)
+		if p+10000 > 65535 {
+			p -= 20000
+		}
+		l1, err1 := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		l2, err2 := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
+		if l1 != nil {
+			l1.Close()
+		}
+		if l2 != nil {
+			l2.Close()
+		}
+		if err1 == nil && err2 == nil {
+			return p
+		}
+	}
+	t.Fatal("no free port pair for a cluster node")
+	return 0
+}
