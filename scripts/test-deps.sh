@@ -6,6 +6,8 @@ need=()
 # for pkg in ...; do command -v ... >/dev/null || need+=(pkg); done
 # The store redis rate-limit tests run real redis-server processes.
 command -v redis-server >/dev/null || need+=(redis-server)
+# redis-cli --cluster create builds the Redis Cluster of the accuracy tests.
+command -v redis-cli >/dev/null || need+=(redis-tools)
 # test/reload runs a real etcd server (the control-plane tests).
 command -v etcd >/dev/null || need+=(etcd-server)
 # test/dashboard renders the admin dashboard in headless Chromium.

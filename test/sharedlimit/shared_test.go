@@ -32,7 +32,12 @@ type instance struct {
 	admin string
 }
 
-func startInstances(t *testing.T, n int, redisAddr, upstream string) []*instance {
+// single is the cluster.redis location of one server.
+func single(addr string) string { return fmt.Sprintf("address: %q", addr) }
+
+// startInstances runs n gateways with where (the keys saying where Redis
+// is) in cluster.redis.
+func startInstances(t *testing.T, n int, where, upstream string) []*instance {
 	t.Helper()
 	var out []*instance
 	for i := range n {
@@ -50,8 +55,8 @@ policies:
   shared: {type: rate_limit, key: "header:X-Tenant", rate: 600/m, burst: 600, store: redis}
 cluster:
   instances: %d
-  redis: {address: %q, timeout: 1s, on_failure: local}
-`, addr, admin, upstream, n, redisAddr)
+  redis: {%s, timeout: 1s, on_failure: local}
+`, addr, admin, upstream, n, where)
 		file := filepath.Join(t.TempDir(), fmt.Sprintf("rampart-%d.yaml", i))
 		if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
 			t.Fatal(err)
@@ -158,27 +163,44 @@ func load(t *testing.T, ins []*instance, tenant string, total, workers int, duri
 // concurrent load spread over all three: together they admit the burst
 // plus what refilled during the load (10/s), within 2 %.
 func TestThreeGatewaysShareOneLimit(t *testing.T) {
-	rs := redistest.Start(t)
-	up := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
-	ins := startInstances(t, 3, rs.Addr(), up)
-
-	ta, elapsed := load(t, ins, "accuracy", 1800, 12, nil)
-	admitted := ta.codes[200]
-	// Refill during the load: 10 tokens a second.
-	want := 600 + int(elapsed.Seconds()*10)
-	if admitted < 600 || float64(admitted) > float64(want)*1.02+1 {
-		t.Errorf("admitted %d of 1800 in %v across 3 instances, want %d (600 + refill) within 2%%", admitted, elapsed, want)
-	}
-	if ta.errs != 0 || ta.codes[200]+ta.codes[429] != 1800 {
-		t.Errorf("answers %v, %d transport errors; want only 200 and 429", ta.codes, ta.errs)
-	}
-	t.Logf("admitted %d of 1800 in %v (600 + %.1f refilled); p99 %v", admitted, elapsed, elapsed.Seconds()*10, ta.p99())
-	for _, in := range ins {
-		for _, reason := range []string{"timeout", "down", "error"} {
-			if v := in.metric(gwtest.Client(t, 5*time.Second), `rampart_rate_limit_store_errors_total{policy="shared",reason="`+reason+`"}`); v != "" && v != "0" {
-				t.Errorf("store errors %s = %s, want 0", reason, v)
+	tests := []struct {
+		name  string
+		where func(t *testing.T) string
+	}{
+		{"one server", func(t *testing.T) string { return single(redistest.Start(t).Addr()) }},
+		{"redis cluster", func(t *testing.T) string {
+			var q []string
+			for _, a := range redistest.StartCluster(t, 3).Addrs() {
+				q = append(q, fmt.Sprintf("%q", a))
 			}
-		}
+			return "addresses: [" + strings.Join(q, ", ") + "]"
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			up := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+			ins := startInstances(t, 3, tc.where(t), up)
+
+			ta, elapsed := load(t, ins, "accuracy", 1800, 12, nil)
+			admitted := ta.codes[200]
+			// Refill during the load: 10 tokens a second.
+			want := 600 + int(elapsed.Seconds()*10)
+			if admitted < 600 || float64(admitted) > float64(want)*1.02+1 {
+				t.Errorf("admitted %d of 1800 in %v across 3 instances, want %d (600 + refill) within 2%%", admitted, elapsed, want)
+			}
+			if ta.errs != 0 || ta.codes[200]+ta.codes[429] != 1800 {
+				t.Errorf("answers %v, %d transport errors; want only 200 and 429", ta.codes, ta.errs)
+			}
+			t.Logf("admitted %d of 1800 in %v (600 + %.1f refilled); p99 %v", admitted, elapsed, elapsed.Seconds()*10, ta.p99())
+			c := gwtest.Client(t, 5*time.Second)
+			for _, in := range ins {
+				for _, reason := range []string{"timeout", "down", "error"} {
+					if v := in.metric(c, `rampart_rate_limit_store_errors_total{policy="shared",reason="`+reason+`"}`); v != "" && v != "0" {
+						t.Errorf("store errors %s = %s, want 0", reason, v)
+					}
+				}
+			}
+		})
 	}
 }
 
@@ -189,7 +211,7 @@ func TestThreeGatewaysShareOneLimit(t *testing.T) {
 func TestRedisKilledMidLoad(t *testing.T) {
 	rs := redistest.Start(t)
 	up := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
-	ins := startInstances(t, 3, rs.Addr(), up)
+	ins := startInstances(t, 3, single(rs.Addr()), up)
 
 	var killed atomic.Bool
 	ta, _ := load(t, ins, "outage", 1500, 12, func(sent int64) {
