@@ -160,6 +160,24 @@ func TestTLS(t *testing.T) {
 	}
 }
 
+// Through Sentinel: the client asks the sentinels for the master and
+// decides there.
+func TestSentinel(t *testing.T) {
+	master := redistest.Start(t)
+	sen := redistest.StartSentinel(t, "mymaster", master)
+	c, log := client(t, &config.Redis{Sentinel: &config.Sentinel{Master: "mymaster", Addresses: []string{sen.Addr()}}})
+	if !waitUp(t, c) {
+		t.Fatalf("not up through the sentinel; log:\n%s", log)
+	}
+	script := rueidis.NewLuaScript(`redis.call('SET', KEYS[1], ARGV[1]) return {1}`)
+	if _, err := c.Exec(context.Background(), script, "via-sentinel", []string{"yes"}); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := master.Do("GET", "via-sentinel"); out != "yes" {
+		t.Errorf("the master holds %q, want the key written through the sentinel's master", out)
+	}
+}
+
 // The circuit opens on the first failure and a probe closes it once
 // Redis answers again; Reason tells the failures apart.
 func TestCircuit(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,6 +27,9 @@ type Server struct {
 	bin  string
 	port int
 	args []string
+	// sentinel, when set, is the contents of a sentinel's config file
+	// ("{port}" for the port): the server runs as a Redis Sentinel.
+	sentinel string
 	cmd  *exec.Cmd
 	out  *bytes.Buffer
 }
@@ -76,10 +80,19 @@ func (s *Server) start() error {
 	for _, a := range s.args {
 		args = append(args, strings.ReplaceAll(a, "{port}", strconv.Itoa(s.port)))
 	}
+	dir := s.t.TempDir()
+	if s.sentinel != "" {
+		// A sentinel rewrites its config file, which comes first.
+		conf := filepath.Join(dir, "sentinel.conf")
+		if err := os.WriteFile(conf, []byte(strings.ReplaceAll(s.sentinel, "{port}", strconv.Itoa(s.port))), 0o600); err != nil {
+			return err
+		}
+		args = []string{conf, "--sentinel", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--protected-mode", "no"}
+	}
 	cmd := exec.Command(s.bin, args...)
 	s.out = &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = s.out, s.out
-	cmd.Dir = s.t.TempDir()
+	cmd.Dir = dir
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -269,4 +282,30 @@ func freeBusPort(t testing.TB) int {
 	}
 	t.Fatal("no free port pair for a cluster node")
 	return 0
+}
+
+// StartSentinel runs a Redis Sentinel monitoring master under the name
+// master (quorum 1), and waits until it knows the master's address.
+func StartSentinel(t testing.TB, name string, master *Server) *Server {
+	t.Helper()
+	s := &Server{t: t, bin: Binary(t), sentinel: fmt.Sprintf("port {port}\nsentinel resolve-hostnames no\nsentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 5000\n", name, master.port, name)}
+	var err error
+	for range 5 {
+		s.port = freePort(t)
+		if err = s.start(); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("start redis sentinel: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	for range 500 { // bounded: 10s
+		if out, err := s.Do("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name); err == nil && strings.Contains(out, strconv.Itoa(master.port)) {
+			return s
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("sentinel does not know master %s after 10s", name)
+	return nil
 }
