@@ -30,8 +30,8 @@ type Server struct {
 	// sentinel, when set, is the contents of a sentinel's config file
 	// ("{port}" for the port): the server runs as a Redis Sentinel.
 	sentinel string
-	cmd  *exec.Cmd
-	out  *bytes.Buffer
+	cmd      *exec.Cmd
+	out      *bytes.Buffer
 }
 
 // Binary returns the redis-server path, or skips t when there is none.
