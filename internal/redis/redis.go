@@ -69,6 +69,7 @@ type Client struct {
 	mu      sync.Mutex // serializes state changes and their log lines
 	closed  bool
 	lastErr error
+	since   time.Time // of the last change of state
 
 	opt    rueidis.ClientOption
 	ctx    context.Context
@@ -119,6 +120,26 @@ func newClient(st *Settings, deps Deps) *Client {
 
 // Up reports whether the circuit is closed: decisions go to Redis.
 func (c *Client) Up() bool { return c.up.Load() }
+
+// State is what the admin API's status shows of a client.
+type State struct {
+	Addresses []string  `json:"addresses"`
+	Master    string    `json:"sentinel_master,omitempty"`
+	Up        bool      `json:"up"`
+	Since     time.Time `json:"since,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// State returns the client's addresses and circuit state.
+func (c *Client) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := State{Addresses: c.opt.InitAddress, Master: c.opt.Sentinel.MasterSet, Up: c.up.Load(), Since: c.since}
+	if c.lastErr != nil && !st.Up {
+		st.LastError = c.lastErr.Error()
+	}
+	return st
+}
 
 // Timeout is the bound on one decision.
 func (c *Client) Timeout() time.Duration { return c.timeout }
@@ -194,7 +215,7 @@ func (c *Client) setState(s int32, err error) {
 		return
 	}
 	c.state.Store(s)
-	c.lastErr = err
+	c.lastErr, c.since = err, time.Now()
 	addrs := c.opt.InitAddress
 	if s == stateUp {
 		c.log.Info("redis available: rate limits are shared", "redis", addrs)

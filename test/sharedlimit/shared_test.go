@@ -5,6 +5,7 @@
 package sharedlimit
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -88,6 +89,31 @@ func (in *instance) metric(c *http.Client, prefix string) string {
 		}
 	}
 	return ""
+}
+
+// redisStatus is the redis part of GET /api/v1/config/status.
+func (in *instance) redisStatus(t *testing.T, c *http.Client) []struct {
+	Addresses []string `json:"addresses"`
+	Up        bool     `json:"up"`
+	LastError string   `json:"last_error"`
+} {
+	t.Helper()
+	resp, err := c.Get(in.admin + "/api/v1/config/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Redis []struct {
+			Addresses []string `json:"addresses"`
+			Up        bool     `json:"up"`
+			LastError string   `json:"last_error"`
+		} `json:"redis"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Redis
 }
 
 // tally counts answers by status and keeps latencies.
@@ -234,6 +260,9 @@ func TestRedisKilledMidLoad(t *testing.T) {
 	}
 	c := gwtest.Client(t, 5*time.Second)
 	for i, in := range ins {
+		if st := in.redisStatus(t, c); len(st) != 1 || st[0].Up || st[0].LastError == "" {
+			t.Errorf("instance %d: status redis %+v while Redis is down, want one client, down, with its error", i, st)
+		}
 		if v := in.metric(c, "rampart_redis_up"); v != "0" {
 			t.Errorf("instance %d: rampart_redis_up %q while Redis is down, want 0", i, v)
 		}
@@ -248,6 +277,11 @@ func TestRedisKilledMidLoad(t *testing.T) {
 		gwtest.WaitFor(t, 5*time.Second, "redis up again", func() bool { return in.metric(c, "rampart_redis_up") == "1" })
 	}
 	t.Logf("shared limiting resumed %v after the restart", time.Since(begin))
+	for i, in := range ins {
+		if st := in.redisStatus(t, c); len(st) != 1 || !st[0].Up || st[0].Addresses[0] != rs.Addr() {
+			t.Errorf("instance %d: status redis %+v after the restart, want %s up", i, st, rs.Addr())
+		}
+	}
 	// Shared again: a fresh tenant gets exactly the burst across the three.
 	ta, elapsed := load(t, ins, "after-restart", 900, 12, nil)
 	if ok := ta.codes[200]; ok < 600 || float64(ok) > (600+elapsed.Seconds()*10)*1.02+1 {
