@@ -28,6 +28,9 @@ type Metrics struct {
 	RateLimitStoreErrs *prometheus.CounterVec   // policy, reason
 	RateLimitStoreTime *prometheus.HistogramVec // policy
 	RedisUp            prometheus.Gauge
+	ConcInFlight       *prometheus.GaugeVec   // policy
+	ConcQueued         *prometheus.GaugeVec   // policy
+	ConcLimit          *prometheus.GaugeVec   // policy
 	WAFBlocked         *prometheus.CounterVec // route
 	ConfigReloads      *prometheus.CounterVec // result
 	ActiveConnections  *prometheus.GaugeVec   // listener
@@ -95,6 +98,15 @@ func NewMetrics() *Metrics {
 	m.RedisUp = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "rampart_redis_up", Help: "1 while the cluster.redis store answers; 0 while rate limits use on_failure.",
 	})
+	m.ConcInFlight = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rampart_concurrency_in_flight", Help: "Requests running under a concurrency_limit policy.",
+	}, []string{"policy"})
+	m.ConcQueued = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rampart_concurrency_queued", Help: "Requests waiting for a slot of a concurrency_limit policy (all priority classes).",
+	}, []string{"policy"})
+	m.ConcLimit = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rampart_concurrency_limit", Help: "The in-flight limit of a concurrency_limit policy: max_in_flight, or what the adaptive mode found.",
+	}, []string{"policy"})
 	m.WAFBlocked = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_waf_blocked_total", Help: "Requests blocked by the WAF, by route.",
 	}, []string{"route"})
@@ -115,7 +127,7 @@ func NewMetrics() *Metrics {
 	}, []string{"version"})
 	m.Registry.MustRegister(m.Requests, m.Duration, m.RequestSize, m.ResponseSize,
 		m.UpstreamRequests, m.UpstreamDuration, m.TargetHealthy, m.CircuitOpen, m.Retries,
-		m.RateLimitDecisions, m.RateLimitStoreErrs, m.RateLimitStoreTime, m.RedisUp, m.WAFBlocked, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.Refused,
+		m.RateLimitDecisions, m.RateLimitStoreErrs, m.RateLimitStoreTime, m.RedisUp, m.ConcInFlight, m.ConcQueued, m.ConcLimit, m.WAFBlocked, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.Refused,
 		m.ConfigInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.ConfigReloads.WithLabelValues("ok")
