@@ -21,6 +21,8 @@ type Limit struct {
 	// byRole and def give a request's class (priority); nil: class 0.
 	byRole map[string]int
 	def    int
+	// adaptive: each request's latency adjusts the limit.
+	adaptive bool
 }
 
 var _ policy.Policy = (*Limit)(nil)
@@ -43,9 +45,20 @@ func New(s policy.Spec) (policy.Policy, error) {
 			caps[i] = p.queueCap(i, c.MaxQueue)
 		}
 	}
+	limit := c.MaxInFlight
 	key := "concurrency_limit|" + s.Name + "|" + strconv.Itoa(c.MaxInFlight) + "|" + fmt.Sprint(caps)
+	var ad *aimd
+	if a := c.Adaptive; a != nil {
+		limit, l.adaptive = a.Min, true
+		key += fmt.Sprintf("|adaptive|%d|%d|%d", a.Min, a.Max, a.TargetLatency)
+		ad = &aimd{min: a.Min, max: a.Max, target: a.TargetLatency.D()}
+	}
 	policy.Claim(s.Claims, key, func() *Semaphore {
-		sem := NewSemaphore(c.MaxInFlight, caps)
+		sem := NewSemaphore(limit, caps)
+		if ad != nil {
+			a := *ad
+			sem.adaptive = &a
+		}
 		if s.Metrics != nil {
 			sem.gauges = newGauges(s.Metrics, s.Name, sem)
 			sem.show()
@@ -88,7 +101,13 @@ func (l *Limit) Wrap(next http.Handler) http.Handler {
 			exchange.Error(w, r, http.StatusServiceUnavailable, "overloaded", "too many requests in flight; retry shortly")
 			return
 		}
-		defer l.sem.Release() // also on panic (http.ErrAbortHandler from the proxy)
+		if !l.adaptive {
+			defer l.sem.Release() // also on panic (http.ErrAbortHandler from the proxy)
+			next.ServeHTTP(w, r)
+			return
+		}
+		start := time.Now()
+		defer func() { l.sem.Done(start, time.Since(start)) }()
 		next.ServeHTTP(w, r)
 	})
 }

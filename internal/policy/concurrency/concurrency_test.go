@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -34,6 +35,11 @@ func TestConfigErrors(t *testing.T) {
 		{"queue of unused class", "max_in_flight: 2\n    priority: {by_role: {free: 1}, max_queue: {3: 5}}", "policies.c.priority.max_queue.3: class 3 is not used by by_role or default"},
 		{"negative class queue", "max_in_flight: 2\n    priority: {by_role: {free: 1}, max_queue: {1: -5}}", "policies.c.priority.max_queue.1: max_queue must not be negative"},
 		{"class not a number", "max_in_flight: 2\n    priority: {by_role: {free: 1}, max_queue: {low: 5}}", `policies.c.priority.max_queue.low: invalid class "low" (want a number 0-15)`},
+		{"adaptive valid", "adaptive: {min: 10, max: 1000, target_latency: 50ms}\n    max_queue: 10", ""},
+		{"adaptive with max_in_flight", "max_in_flight: 10\n    adaptive: {min: 1, max: 10, target_latency: 50ms}", "test.yaml:4:20: policies.c.max_in_flight: max_in_flight and adaptive are exclusive"},
+		{"adaptive max below min", "adaptive: {min: 10, max: 5, target_latency: 50ms}", "policies.c.adaptive.max: max is required, between min and 16777216"},
+		{"adaptive without target", "adaptive: {min: 1, max: 5}", "policies.c.adaptive.target_latency: target_latency is required and must be positive"},
+		{"adaptive min zero", "adaptive: {min: 0, max: 5, target_latency: 1s}", "policies.c.adaptive.min: min is required, between 1 and 16777216"},
 		{"class queue allows timeout", "max_in_flight: 2\n    queue_timeout: 1s\n    priority: {by_role: {free: 1}, max_queue: {1: 5}}", ""},
 	}
 	for _, tc := range tests {
@@ -306,4 +312,75 @@ func gaugeValue(g interface{ Write(*dto.Metric) error }) float64 {
 		return -1
 	}
 	return m.GetGauge().GetValue()
+}
+
+// The adaptive limit converges on what the upstream sustains within the
+// target latency, falls when the upstream gets slower and recovers when
+// it is fast again. The upstream serves 8 requests at once at its base
+// latency and slows down linearly beyond; 60 clients keep it busy
+// (synctest: fake time, so the figures are exact and the test is quick).
+func TestAdaptiveConverges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := telemetry.NewMetrics()
+		s := policytest.Spec(t, "policies:\n  c:\n    type: concurrency_limit\n    adaptive: {min: 4, max: 200, target_latency: 50ms}\n", "c")
+		s.Metrics = m
+		p, err := New(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sem := p.(*Limit).sem
+		if sem.Limit() != 4 {
+			t.Fatalf("starts at %d, want min 4", sem.Limit())
+		}
+		var base atomic.Int64
+		var running atomic.Int64
+		h := p.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+			n := running.Add(1)
+			defer running.Add(-1)
+			time.Sleep(time.Duration(base.Load()) * time.Duration(max(8, n)) / 8)
+		}))
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		for range 60 {
+			wg.Go(func() {
+				for !stop.Load() {
+					if rec, _ := policytest.Serve(h, httptest.NewRequest("GET", "/", nil)); rec.Code != 200 {
+						time.Sleep(5 * time.Millisecond)
+					}
+				}
+			})
+		}
+		// phase runs the upstream at latency for 5s and returns the mean
+		// limit over its last second.
+		phase := func(latency time.Duration) float64 {
+			base.Store(int64(latency))
+			time.Sleep(4 * time.Second)
+			sum := 0
+			for range 100 {
+				time.Sleep(10 * time.Millisecond)
+				sum += sem.Limit()
+			}
+			return float64(sum) / 100
+		}
+		// 10ms at 8 in flight: within 50ms up to 40 in flight.
+		fast := phase(10 * time.Millisecond)
+		// 40ms: within 50ms only up to 10.
+		slow := phase(40 * time.Millisecond)
+		again := phase(10 * time.Millisecond)
+		stop.Store(true)
+		wg.Wait()
+		t.Logf("mean limit: fast %.1f, slow %.1f, fast again %.1f", fast, slow, again)
+		if fast < 30 || fast > 50 {
+			t.Errorf("fast upstream: limit %.1f, want about 40", fast)
+		}
+		if slow < 7 || slow > 14 {
+			t.Errorf("slow upstream: limit %.1f, want about 10", slow)
+		}
+		if again < 30 || again > 50 {
+			t.Errorf("fast again: limit %.1f, want about 40 (recovered)", again)
+		}
+		if g := gaugeValue(m.ConcLimit.WithLabelValues("c")); g != float64(sem.Limit()) {
+			t.Errorf("limit gauge %v, limit %d", g, sem.Limit())
+		}
+	})
 }

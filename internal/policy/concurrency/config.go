@@ -11,8 +11,9 @@ import (
 
 // Config is the `concurrency_limit` policy's settings.
 type Config struct {
-	// MaxInFlight is how many requests may run at once. Required, >= 1.
-	MaxInFlight int `yaml:"max_in_flight" json:"max_in_flight"`
+	// MaxInFlight is how many requests may run at once. Required, >= 1,
+	// unless adaptive finds the limit.
+	MaxInFlight int `yaml:"max_in_flight" json:"max_in_flight,omitempty"`
 	// MaxQueue is how many more may wait for a slot (in each priority
 	// class, with priority). Default 0 (no queue).
 	MaxQueue int `yaml:"max_queue" json:"max_queue,omitempty"`
@@ -21,6 +22,20 @@ type Config struct {
 	// Priority sorts waiting requests into classes by the consumer's
 	// roles: a freed slot goes to the best class that has a waiter.
 	Priority *Priority `yaml:"priority" json:"priority,omitempty"`
+	// Adaptive finds the in-flight limit from measured latency instead of
+	// max_in_flight (AIMD).
+	Adaptive *Adaptive `yaml:"adaptive" json:"adaptive,omitempty"`
+}
+
+// Adaptive bounds the limit and says what latency is too slow.
+type Adaptive struct {
+	// Min is the lowest limit and where it starts. Required, >= 1.
+	Min int `yaml:"min" json:"min"`
+	// Max is the highest limit. Required, >= min.
+	Max int `yaml:"max" json:"max"`
+	// TargetLatency: a request that took longer (from its slot to its
+	// response) lowers the limit. Required.
+	TargetLatency config.Duration `yaml:"target_latency" json:"target_latency"`
 }
 
 // Priority maps consumer roles to classes, 0 being served first.
@@ -39,16 +54,33 @@ type Priority struct {
 // DefaultQueueTimeout applies when queue_timeout is not set.
 const DefaultQueueTimeout = time.Second
 
+// maxLimit bounds max_in_flight and adaptive.max.
+const maxLimit = 1 << 24
+
 // maxClass bounds the priority classes: 0 to maxClass.
 const maxClass = 15
 
 // Validate checks the bounds.
 func (c *Config) Validate(s policy.Spec) config.Errors {
 	var errs config.Errors
-	if c.MaxInFlight < 1 {
-		errs = append(errs, s.Errorf("max_in_flight", "max_in_flight is required and must be at least 1"))
-	} else if c.MaxInFlight > 1<<24 {
-		errs = append(errs, s.Errorf("max_in_flight", "max_in_flight must be at most %d", 1<<24))
+	switch a := c.Adaptive; {
+	case a != nil:
+		if hasKey(s, "max_in_flight") || c.MaxInFlight != 0 {
+			errs = append(errs, s.Errorf("max_in_flight", "max_in_flight and adaptive are exclusive: adaptive finds the limit between its min and max"))
+		}
+		if a.Min < 1 || a.Min > maxLimit {
+			errs = append(errs, s.Errorf("adaptive.min", "min is required, between 1 and %d", maxLimit))
+		}
+		if a.Max < max(1, a.Min) || a.Max > maxLimit {
+			errs = append(errs, s.Errorf("adaptive.max", "max is required, between min and %d", maxLimit))
+		}
+		if a.TargetLatency <= 0 {
+			errs = append(errs, s.Errorf("adaptive.target_latency", "target_latency is required and must be positive"))
+		}
+	case c.MaxInFlight < 1:
+		errs = append(errs, s.Errorf("max_in_flight", "max_in_flight is required and must be at least 1 (or use adaptive)"))
+	case c.MaxInFlight > maxLimit:
+		errs = append(errs, s.Errorf("max_in_flight", "max_in_flight must be at most %d", maxLimit))
 	}
 	if c.MaxQueue < 0 {
 		errs = append(errs, s.Errorf("max_queue", "max_queue must not be negative"))
@@ -131,4 +163,15 @@ func sortedKeys[K int | string, V any](m map[K]V) []K {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// hasKey reports whether the policy's mapping has key (written, even as 0).
+func hasKey(s policy.Spec, key string) bool {
+	n := s.RawNode()
+	for i := 0; n != nil && i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
 }

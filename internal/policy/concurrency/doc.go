@@ -14,6 +14,7 @@
 //	      by_role: {premium: 0, free: 2}   # class by role, 0 served first
 //	      default: 1            # without a listed role; default: the worst class
 //	      max_queue: {2: 50}    # a class's own queue cap; default max_queue
+//	    # adaptive: {min: 10, max: 1000, target_latency: 50ms}  # instead of max_in_flight
 //
 // A request that finds max_in_flight requests running waits in a FIFO queue
 // of at most max_queue requests for up to queue_timeout; when the queue is
@@ -24,6 +25,11 @@
 // With priority, each class has its own FIFO queue and cap, and a freed
 // slot goes to the first waiter of the best (lowest) class waiting; a
 // consumer gets its best listed role's class, others the default.
+//
+// With adaptive, the limit is found from latency by AIMD (see aimd in
+// semaphore.go): it starts at min, a request slower than target_latency
+// cuts it to 90 % at most once per round trip, and every limit requests
+// within the target raise it by one; it stays within min and max.
 //
 // The counters live outside the config snapshot, keyed by the policy name,
 // max_in_flight and the queue caps: a reload that keeps those settings keeps

@@ -23,7 +23,23 @@ type Semaphore struct {
 	caps     []int       // queue cap by class
 	queued   int
 
-	gauges *gauges // nil without metrics
+	gauges   *gauges // nil without metrics
+	adaptive *aimd   // nil: a fixed limit
+}
+
+// aimd is the adaptive mode's rule (additive increase, multiplicative
+// decrease, as TCP and Netflix's concurrency-limits AIMDLimit): a request
+// slower than target lowers the limit to 90 %, at most once per round
+// trip (only requests that started after the last decrease count, so the
+// slow requests already in flight do not each cut it again); requests
+// within target raise it by one per limit of them (one per round trip)
+// while the limit is at least half used. The limit stays between min and
+// max.
+type aimd struct {
+	min, max int
+	target   time.Duration
+	lastDrop time.Time
+	credit   int // requests within target since the last increase
 }
 
 // gauges are a policy's in-flight, queue and limit series.
@@ -91,6 +107,29 @@ func (s *Semaphore) Acquire(ctx context.Context, class int, timeout time.Duratio
 // best class takes it.
 func (s *Semaphore) Release() {
 	s.mu.Lock()
+	s.inFlight--
+	s.grant()
+	s.show()
+	s.mu.Unlock()
+}
+
+// Done is Release for a request that got its slot at start and held it
+// for d; in the adaptive mode it first adjusts the limit (see aimd).
+func (s *Semaphore) Done(start time.Time, d time.Duration) {
+	s.mu.Lock()
+	if a := s.adaptive; a != nil {
+		switch {
+		case d > a.target:
+			if start.After(a.lastDrop) {
+				s.limit = max(a.min, s.limit*9/10)
+				a.lastDrop = start.Add(d)
+			}
+		case s.inFlight*2 >= s.limit:
+			if a.credit++; a.credit >= s.limit {
+				s.limit, a.credit = min(a.max, s.limit+1), 0
+			}
+		}
+	}
 	s.inFlight--
 	s.grant()
 	s.show()
