@@ -46,7 +46,10 @@ func New(s policy.Spec) (policy.Policy, error) {
 		}
 	}
 	limit := c.MaxInFlight
-	key := "concurrency_limit|" + s.Name + "|" + strconv.Itoa(c.MaxInFlight) + "|" + fmt.Sprint(caps)
+	key := "concurrency_limit|" + s.Name + "|" + strconv.Itoa(c.MaxInFlight) + "|" + strconv.Itoa(c.MaxQueue)
+	if c.Priority != nil {
+		key += fmt.Sprintf("|queues=%v", caps)
+	}
 	var ad *aimd
 	if a := c.Adaptive; a != nil {
 		limit, l.adaptive = a.Min, true
