@@ -85,6 +85,13 @@ type Listener struct {
 	// can bind the same address and the kernel spreads connections over
 	// them. Default false.
 	ReusePort bool `yaml:"reuse_port" json:"reuse_port,omitempty"`
+	// TrustedProxies are the peers (CIDRs or addresses) whose
+	// X-Forwarded-For / Forwarded may name the client; the resolved client
+	// is what ip_filter, rate_limit key ip, hash_key ip, the candidate
+	// split, the access log's client_ip and the X-Forwarded-For sent
+	// upstream use. Default none: the TCP peer is the client and
+	// client-sent forwarding headers are replaced.
+	TrustedProxies []string `yaml:"trusted_proxies" json:"trusted_proxies,omitempty"`
 }
 
 // Upgrade configures the binary upgrade: the running process starts

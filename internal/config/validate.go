@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/rampart-gw/rampart/internal/clientip"
 )
 
 // Choices accepted for enumerated keys.
@@ -190,6 +192,11 @@ func (v *validator) listeners() {
 				v.upstreamRef(p+".upstream", l.Upstream)
 			case l.Upstream != "":
 				v.errorf(p+".upstream", "upstream is only for protocol tcp; http listeners use routes")
+			}
+		}
+		for j, tp := range l.TrustedProxies {
+			if _, err := clientip.ParsePrefix(tp); err != nil {
+				v.errorf(idx(p+".trusted_proxies", j), "%v", err)
 			}
 		}
 		lp := p + ".limits"

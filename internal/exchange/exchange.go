@@ -30,6 +30,12 @@ type Exchange struct {
 	Code string
 	// Attempts counts upstream attempts (more than 1 with retries).
 	Attempts int
+	// ClientIP is the client's address as the listener's trusted_proxies
+	// resolve it (the TCP peer unless that is a trusted proxy); "" outside
+	// a listener. PeerTrusted says whether the peer is a trusted proxy,
+	// whose forwarding headers are passed on.
+	ClientIP    string
+	PeerTrusted bool
 	// Consumer is the authenticated client's name, set by an
 	// authentication policy (api_key, jwt); "" when none authenticated.
 	Consumer string
