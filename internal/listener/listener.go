@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 
 	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/listener/guard"
 	"github.com/rampart-gw/rampart/internal/listener/h1guard"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 	"github.com/rampart-gw/rampart/internal/upgrade"
@@ -77,7 +78,7 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		return nil, err
 	}
 	lim := cfg.Limits
-	guard := &h1guard.Config{
+	framing := &guard.Config{
 		MaxHeaderBytes: lim.MaxHeaderBytes,
 		MaxURIBytes:    lim.MaxURIBytes,
 		MaxHeaders:     lim.MaxHeaders,
@@ -88,11 +89,11 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 	if deps.Metrics != nil {
 		refused := deps.Metrics.Refused
 		name := cfg.Name
-		guard.OnRefuse = func(status int, code string) {
+		framing.OnRefuse = func(status int, code string) {
 			refused.WithLabelValues(name, strconv.Itoa(status), code).Inc()
 		}
 	}
-	ll := &limitListener{Listener: raw, max: int64(lim.MaxConnections), perIP: lim.MaxConnectionsPerIP, guard: guard}
+	ll := &limitListener{Listener: raw, max: int64(lim.MaxConnections), perIP: lim.MaxConnectionsPerIP, guard: framing}
 	var certs *Certs
 	if cfg.TLS != nil {
 		if certs, err = LoadCerts(*cfg.TLS); err == nil {
@@ -120,7 +121,7 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 	srv := &http.Server{
 		// Every HTTP/1.1 connection passes the framing guard before
 		// net/http reads it (docs/security.md).
-		Handler:           h1guard.Handler(handler, guard),
+		Handler:           guard.Handler(handler, framing),
 		ConnContext:       connContext,
 		ReadHeaderTimeout: lim.ReadHeaderTimeout.D(),
 		IdleTimeout:       lim.IdleTimeout.D(),
@@ -144,7 +145,7 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		l.hand = &handListener{addr: raw.Addr(), c: make(chan net.Conn), done: make(chan struct{})}
 		l.fast = &h1guard.Server{
 			Handler:           handler,
-			Config:            guard,
+			Config:            framing,
 			ReadHeaderTimeout: lim.ReadHeaderTimeout.D(),
 			IdleTimeout:       lim.IdleTimeout.D(),
 			HandOver:          l.hand.push,
@@ -262,7 +263,7 @@ type limitListener struct {
 	net.Listener
 	max    int64
 	perIP  int
-	guard  *h1guard.Config
+	guard  *guard.Config
 	tls    *tls.Config // nil for plain listeners
 	fast   bool        // hand out unguarded connections (h1guard.Server guards them)
 	n      atomic.Int64
@@ -311,7 +312,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			// prior-knowledge preface, which it serves as HTTP/2.
 			conn = tls.Server(conn, l.tls)
 		}
-		return h1guard.New(conn, l.guard), nil
+		return guard.New(conn, l.guard), nil
 	}
 }
 
@@ -391,7 +392,7 @@ type handListener struct {
 	done chan struct{}
 }
 
-func (h *handListener) push(g *h1guard.Conn) {
+func (h *handListener) push(g *guard.Conn) {
 	select {
 	case h.c <- g:
 	case <-h.done:
