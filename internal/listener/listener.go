@@ -19,7 +19,7 @@ import (
 
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/listener/guard"
-	"github.com/rampart-gw/rampart/internal/listener/h1guard"
+	"github.com/rampart-gw/rampart/internal/listener/h1server"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 	"github.com/rampart-gw/rampart/internal/upgrade"
 )
@@ -32,7 +32,7 @@ type Config struct {
 	// TLS, when set, terminates TLS with these certificates.
 	TLS *config.ListenerTLS
 	// NetHTTP serves HTTP/1.1 with net/http behind the framing guard
-	// instead of the guard's own server (h1guard.Server, the default; HTTP/2
+	// instead of the guard's own server (h1server.Server, the default; HTTP/2
 	// is served by net/http either way). The environment variable
 	// RAMPART_HTTP1_SERVER=net/http sets it for every listener, to compare
 	// the two.
@@ -54,8 +54,8 @@ type Deps struct {
 type Listener struct {
 	name  string
 	srv   *http.Server
-	fast  *h1guard.Server // nil: net/http serves HTTP/1.1 too
-	hand  *handListener   // connections fast hands over to srv
+	fast  *h1server.Server // nil: net/http serves HTTP/1.1 too
+	hand  *handListener    // connections fast hands over to srv
 	ln    *limitListener
 	log   *slog.Logger
 	certs *Certs
@@ -143,7 +143,7 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 	l := &Listener{name: cfg.Name, srv: srv, ln: ll, log: deps.Log, certs: certs}
 	if ll.fast {
 		l.hand = &handListener{addr: raw.Addr(), c: make(chan net.Conn), done: make(chan struct{})}
-		l.fast = &h1guard.Server{
+		l.fast = &h1server.Server{
 			Handler:           handler,
 			Config:            framing,
 			ReadHeaderTimeout: lim.ReadHeaderTimeout.D(),
@@ -265,7 +265,7 @@ type limitListener struct {
 	perIP  int
 	guard  *guard.Config
 	tls    *tls.Config // nil for plain listeners
-	fast   bool        // hand out unguarded connections (h1guard.Server guards them)
+	fast   bool        // hand out unguarded connections (h1server.Server guards them)
 	n      atomic.Int64
 	mu     sync.Mutex
 	byIP   map[netip.Addr]int

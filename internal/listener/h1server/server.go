@@ -1,4 +1,12 @@
-package h1guard
+// Package h1server is the fast HTTP/1.1 server of plain and TLS listeners
+// (Server). It checks request heads with the framing guard's parser and
+// hands whatever it does not serve itself to the guard (package guard) and
+// net/http; the guard never depends on it. The files follow the server's
+// seams: the life cycle (server.go), the connection loop with parking,
+// watching and hand-over (conn.go, poll_*.go), request building
+// (request.go), the body (body.go), response writing (response.go) and the
+// request context (reqctx.go).
+package h1server
 
 import (
 	"context"
@@ -13,10 +21,10 @@ import (
 	"github.com/rampart-gw/rampart/internal/listener/guard"
 )
 
-// Server is the guard's own HTTP/1.1 server: the fast path for plain
-// (cleartext) listeners. It reads each request head once, validates it with
-// the same parser guard.Conn uses (guard.Limits.Check), builds the
-// *http.Request itself and
+// Server is the guard's own HTTP/1.1 server: the fast path of every
+// listener (under TLS too; a connection that negotiates h2 is handed over).
+// It reads each request head once, validates it with the same parser
+// guard.Conn uses (guard.Limits.Check), builds the *http.Request itself and
 // writes the response without net/http's per-connection machinery: no
 // background read goroutine per request, no bufio pair per connection, and
 // an idle keep-alive connection holds no goroutine and no buffers — it is
@@ -27,9 +35,9 @@ import (
 // Content-Length body — a refused head, an HTTP/2 preface, an Upgrade, a
 // chunked body, Expect, HTTP/1.0, absolute form, OPTIONS * — is handed over
 // (with the bytes already read) to HandOver: a guard.Conn served by
-// net/http behind guard.Handler, exactly as when the fast path is off. So every refusal
-// and every rare feature keeps one implementation, and the conformance
-// suites hold for both paths.
+// net/http behind guard.Handler, exactly as when the fast path is off. So
+// every refusal and every rare feature keeps one implementation, and the
+// conformance suites hold for both paths.
 type Server struct {
 	Handler http.Handler
 	Config  *guard.Config

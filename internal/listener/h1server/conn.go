@@ -1,4 +1,4 @@
-package h1guard
+package h1server
 
 // The connection loop of the fast server: a connection's goroutine, its
 // read buffer, reading heads, parking in the poller and resuming, handing
