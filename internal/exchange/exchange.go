@@ -111,7 +111,7 @@ func (c *Context) Value(key any) any {
 // AfterFunc arranges for f to run after the parent is done, as
 // context.AfterFunc does. It lets context.WithCancel, WithTimeout and
 // AfterFunc bind to a request's context without a goroutine when the server's
-// request context implements AfterFunc itself (h1guard's does) rather than
+// request context implements AfterFunc itself (h1server's does) rather than
 // being one of the context package's own types.
 func (c *Context) AfterFunc(f func()) (stop func() bool) {
 	return context.AfterFunc(c.Context, f)

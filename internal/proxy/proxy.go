@@ -199,7 +199,7 @@ func (p *Proxy) bodyError(r *http.Request, err error) error {
 	case r.Context().Err() != nil:
 		return &route.Refusal{Status: cluster.StatusClientClosed, Code: "client_closed_request", Msg: "client closed the request", Err: err}
 	}
-	// A malformed chunked body: the framing guard (internal/listener/h1guard)
+	// A malformed chunked body: the framing guard (internal/listener/guard)
 	// replaces this answer with its own 400 and closes the connection.
 	return &route.Refusal{Status: http.StatusBadRequest, Code: "bad_request", Msg: "the request body could not be read", Err: err}
 }
