@@ -10,12 +10,13 @@ import (
 	"github.com/rampart-gw/rampart/internal/policy/jwt"
 	"github.com/rampart-gw/rampart/internal/policy/ratelimit"
 	"github.com/rampart-gw/rampart/internal/policy/requirerole"
+	"github.com/rampart-gw/rampart/internal/policy/sanitize"
 )
 
 // factories is the one list of policy types this build knows, by the name
 // used in `type:`. Adding a policy means adding its folder under
 // internal/policy and one line here. Types the config accepts but this
-// list lacks (waf, sanitize) are refused at compile time as "policy
+// list lacks (waf) are refused at compile time as "policy
 // type X is not available in this release".
 var factories = map[string]policy.Factory{
 	"api_key":           apikey.New,
@@ -26,4 +27,5 @@ var factories = map[string]policy.Factory{
 	"jwt":               jwt.New,
 	"rate_limit":        ratelimit.New,
 	"require_role":      requirerole.New,
+	"sanitize":          sanitize.New,
 }
