@@ -349,8 +349,6 @@ func TestReservedKeysRefused(t *testing.T) {
 			"8:40: routes[0].mirror: mirror is not available in this release"},
 		{"aggregate", strings.Replace(base, "upstream: app}", "aggregate: {backends: [{upstream: app, path: /a}]}}", 1),
 			"8:28: routes[0].aggregate: aggregate is not available in this release"},
-		{"redis", base + "cluster: {redis: {address: \"127.0.0.1:6379\"}}\n",
-			"9:18: cluster.redis: cluster.redis is not available in this release"},
 		{"tracing", strings.Replace(base, `{access_log: {path: "off"}}`, `{access_log: {path: "off"}, tracing: {otlp_endpoint: "127.0.0.1:4317"}}`, 1),
 			"4:53: observability.tracing: tracing is not available in this release"},
 	}
