@@ -39,6 +39,11 @@ const (
 	DefaultMaxEjectionPercent = 50
 	// DefaultPanicThreshold is health_check.panic_threshold, a percentage.
 	DefaultPanicThreshold = 50
+
+	// Discovery (upstreams.X.discovery).
+	DefaultDiscoveryRefresh = Duration(30 * time.Second)
+	DefaultDiscoveryTimeout = Duration(2 * time.Second)
+	DefaultDiscoveryPrefix  = "/rampart/services"
 )
 
 // Default returns the config of a document that sets nothing: no
@@ -97,7 +102,13 @@ func (c *Config) ApplyDefaults() {
 		if d := u.Discovery; d != nil {
 			def(c, p+".discovery.type", &d.Type, "static")
 			if d.Type == "dns" || d.Type == "srv" {
-				def(c, p+".discovery.refresh", &d.Refresh, Duration(30*time.Second))
+				def(c, p+".discovery.refresh", &d.Refresh, Refresh{Every: DefaultDiscoveryRefresh})
+			}
+			if d.Type == "dns" || d.Type == "srv" || d.Type == "etcd" {
+				def(c, p+".discovery.timeout", &d.Timeout, DefaultDiscoveryTimeout)
+			}
+			if d.Type == "etcd" {
+				def(c, p+".discovery.prefix", &d.Prefix, DefaultDiscoveryPrefix)
 			}
 		}
 		if h := u.HealthCheck; h != nil {
