@@ -260,3 +260,31 @@ func TestSRVTargetFailure(t *testing.T) {
 		t.Errorf("last error %q", st.LastError)
 	}
 }
+
+// TestPanicRecovered: a panic in the watcher's goroutine (here in
+// OnChange) is recovered at its root, logged and reported, and the
+// watcher goes on looking the name up.
+func TestPanicRecovered(t *testing.T) {
+	srv := dnstest.Start(t)
+	srv.SetA("users.test", "127.0.0.1")
+	var mu sync.Mutex
+	calls := 0
+	w, log := start(t, Config{Type: "dns", Name: "users.test", Port: 80, Refresh: 20 * time.Millisecond, Resolver: srv.Addr,
+		OnChange: func([]Endpoint) {
+			mu.Lock()
+			calls++
+			n := calls
+			mu.Unlock()
+			if n == 1 {
+				panic("boom")
+			}
+		}})
+	if log.count("discovery panicked; restarting it") != 1 || !strings.Contains(w.Status().LastError, "boom") {
+		t.Fatalf("status %+v, log %s", w.Status(), log.b.String())
+	}
+	srv.SetA("users.test", "127.0.0.2")
+	waitFor(t, "lookups after the restart", func() bool { mu.Lock(); defer mu.Unlock(); return calls == 2 })
+	if got := addrs(w.Endpoints()); !slices.Equal(got, []string{"127.0.0.2:80"}) {
+		t.Errorf("endpoints %v", got)
+	}
+}
