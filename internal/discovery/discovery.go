@@ -27,6 +27,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/rampart-gw/rampart/internal/config"
 )
 
 // Endpoint is one instance found by discovery.
@@ -140,7 +142,7 @@ func New(cfg Config) (*Watcher, error) {
 		cfg.Log = slog.Default()
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 2 * time.Second
+		cfg.Timeout = config.DefaultDiscoveryTimeout.D() // a Config built in Go without it
 	}
 	w := &Watcher{cfg: cfg, log: cfg.Log, first: make(chan struct{})}
 	var err error

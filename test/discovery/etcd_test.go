@@ -1,0 +1,260 @@
+package discovery
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rampart-gw/rampart/internal/app"
+	"github.com/rampart-gw/rampart/internal/discovery"
+	"github.com/rampart-gw/rampart/test/gwtest"
+)
+
+// rampartBin is the gateway binary, for `rampart register`.
+var rampartBin string
+
+func TestMain(m *testing.M) { gwtest.MainWithBinary(m, &rampartBin) }
+
+// startEtcd starts a real etcd (the Debian etcd-server package) on free
+// loopback ports, stopped when the test ends, and returns its endpoint.
+func startEtcd(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		t.Fatalf("etcd is not installed (run scripts/test-deps.sh, which installs the Debian package etcd-server): %v", err)
+	}
+	client, peer := gwtest.FreeAddr(t), gwtest.FreeAddr(t)
+	cmd := exec.Command(bin, "--name", "disc-test", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
+		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
+		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
+		"--initial-cluster", "disc-test=http://"+peer, "--log-level", "error", "--logger", "zap")
+	var out syncBuf
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + client + "/health")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), `"true"`) {
+				return client
+			}
+		}
+		select {
+		case <-done:
+			t.Fatalf("etcd exited: %s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("etcd not healthy after 20s: %s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// syncBuf is a buffer safe for a writer and concurrent readers.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func etcdConfig(endpoint, service string) string {
+	return gwtest.Head + fmt.Sprintf(`upstreams:
+  app:
+    discovery: {type: etcd, name: %s, endpoints: [%q], timeout: 1s}
+routes:
+  - {name: all, match: {path: {prefix: /}}, upstream: app}
+`, service, endpoint)
+}
+
+func etcdClient(t *testing.T, endpoint string) *clientv3.Client {
+	t.Helper()
+	c, err := discovery.EtcdClient([]string{endpoint}, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestEtcdRegistration: an instance registered with a lease is a target
+// while the lease lives and goes away when it expires; `rampart register`
+// adds one and keeps it, and removes it on SIGTERM.
+func TestEtcdRegistration(t *testing.T) {
+	ep := startEtcd(t)
+	a, b := newBackend(t, "a", "127.0.0.1:0"), newBackend(t, "b", "127.0.0.1:0")
+	g := gwtest.Start(t, etcdConfig(ep, "app"))
+	cl := gwtest.Client(t, 5*time.Second)
+
+	// Nothing registered yet: a clear 503.
+	r := get(cl, g.URL+"/")
+	if e := decodeError(t, r.body); r.status != http.StatusServiceUnavailable || !strings.Contains(e.Error.Message, "found no instance") {
+		t.Fatalf("before any registration: %d %s", r.status, r.body)
+	}
+
+	// a registers with a short lease it never renews (an instance that
+	// dies without deregistering).
+	c := etcdClient(t, ep)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	lease, err := c.Grant(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, discovery.Key(discovery.DefaultPrefix, "app", "a"), fmt.Sprintf(`{"address": %q, "zone": "z1", "metadata": {"version": "1"}}`, a.addr), clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
+	gwtest.WaitFor(t, 5*time.Second, "a registered", func() bool { return slices.Equal(addrs(t, g, "app"), []string{a.addr}) })
+	if r := get(cl, g.URL+"/"); r.backend != "a" {
+		t.Fatalf("got %d %s, want a", r.status, r.body)
+	}
+
+	// b registers with `rampart register`.
+	var out syncBuf
+	p := gwtest.StartProc(t, rampartBin, &out, "register", "--etcd", ep, "--service", "app", "--address", b.addr, "--ttl", "2s", "--weight", "3")
+	gwtest.WaitFor(t, 10*time.Second, "rampart register registered", func() bool { return strings.Contains(out.String(), "registered "+b.addr) })
+	gwtest.WaitFor(t, 5*time.Second, "b a target", func() bool { return slices.Contains(addrs(t, g, "app"), b.addr) })
+
+	// a's lease expires: a goes; b's lease is kept alive past its TTL.
+	gwtest.WaitFor(t, 10*time.Second, "a's lease expired", func() bool { return slices.Equal(addrs(t, g, "app"), []string{b.addr}) })
+	time.Sleep(3 * time.Second) // longer than b's TTL
+	if got := addrs(t, g, "app"); !slices.Equal(got, []string{b.addr}) {
+		t.Fatalf("targets %v after b's TTL: the registrar did not keep its lease alive", got)
+	}
+	for _, tv := range upstream(t, g, "app").Targets {
+		if tv.Weight != 3 {
+			t.Errorf("b's weight %d, want 3", tv.Weight)
+		}
+	}
+	for range 5 {
+		if r := get(cl, g.URL+"/"); r.backend != "b" {
+			t.Fatalf("got %d %s, want b", r.status, r.body)
+		}
+	}
+
+	// SIGTERM: the registrar deletes its key and exits 0.
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.WaitExit(t, 10*time.Second); code != 0 {
+		t.Fatalf("rampart register exited %d: %s", code, p.Stderr())
+	}
+	if !strings.Contains(out.String(), "deregistered") {
+		t.Errorf("output %q", out.String())
+	}
+	gwtest.WaitFor(t, 2*time.Second, "b deregistered at once (not at lease expiry)", func() bool { return len(addrs(t, g, "app")) == 0 })
+	if r := get(cl, g.URL+"/"); r.status != http.StatusServiceUnavailable {
+		t.Errorf("after the last instance left: %d %s", r.status, r.body)
+	}
+	d := upstream(t, g, "app").Discovery
+	if d == nil || d.Type != "etcd" || d.LastRefresh == nil || d.Targets != 0 || !strings.HasPrefix(d.Source, "etcd /rampart/services/app/ at ") {
+		t.Errorf("discovery %+v", d)
+	}
+}
+
+// TestEtcdBadValues: values that are not instances are skipped, each
+// logged once; the valid ones are targets, and a fixed value becomes one.
+func TestEtcdBadValues(t *testing.T) {
+	ep := startEtcd(t)
+	a, b := newBackend(t, "a", "127.0.0.1:0"), newBackend(t, "b", "127.0.0.1:0")
+	c := etcdClient(t, ep)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	key := func(id string) string { return discovery.Key(discovery.DefaultPrefix, "app", id) }
+	bad := map[string]string{
+		"text":          "not json at all",
+		"no-address":    `{"weight": 2}`,
+		"no-port":       `{"address": "127.0.0.1"}`,
+		"weight":        `{"address": "127.0.0.1:1", "weight": -1}`,
+		"unknown-field": `{"address": "127.0.0.1:1", "port": 80}`,
+		"meta-not-text": `{"address": "127.0.0.1:1", "metadata": {"n": 1}}`,
+	}
+	for id, v := range bad {
+		if _, err := c.Put(ctx, key(id), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Put(ctx, key("a"), fmt.Sprintf(`{"address": %q}`, a.addr)); err != nil {
+		t.Fatal(err)
+	}
+	// Another service's instance is not ours.
+	if _, err := c.Put(ctx, discovery.Key(discovery.DefaultPrefix, "app2", "x"), fmt.Sprintf(`{"address": %q}`, b.addr)); err != nil {
+		t.Fatal(err)
+	}
+	var log syncBuf
+	path := filepath.Join(t.TempDir(), "rampart.yaml")
+	if err := os.WriteFile(path, []byte(etcdConfig(ep, "app")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := gwtest.Run(t, app.Options{ConfigPath: path, Log: slog.New(slog.NewTextHandler(&log, nil))})
+	if got := addrs(t, g, "app"); !slices.Equal(got, []string{a.addr}) {
+		t.Fatalf("targets %v, want only the valid registration", got)
+	}
+	if n := strings.Count(log.String(), "skipping a registration"); n != len(bad) {
+		t.Errorf("%d skip lines, want %d:\n%s", n, len(bad), log.String())
+	}
+	for id := range bad {
+		if !strings.Contains(log.String(), key(id)) {
+			t.Errorf("no log line names %s", key(id))
+		}
+	}
+	// A bad value fixed in place becomes a target; a good one broken
+	// stops being one.
+	if _, err := c.Put(ctx, key("text"), fmt.Sprintf(`{"address": %q}`, b.addr)); err != nil {
+		t.Fatal(err)
+	}
+	gwtest.WaitFor(t, 5*time.Second, "the fixed value", func() bool { return slices.Equal(addrs(t, g, "app"), []string{a.addr, b.addr}) })
+	if _, err := c.Put(ctx, key("a"), "garbage"); err != nil {
+		t.Fatal(err)
+	}
+	gwtest.WaitFor(t, 5*time.Second, "the broken value", func() bool { return slices.Equal(addrs(t, g, "app"), []string{b.addr}) })
+}
+
+// TestEtcdUnreachable: discovery that cannot reach etcd has never
+// succeeded, and the upstream says so in its 503.
+func TestEtcdUnreachable(t *testing.T) {
+	g := gwtest.Start(t, strings.Replace(etcdConfig(gwtest.FreeAddr(t), "app"), "timeout: 1s", "timeout: 300ms", 1))
+	r := get(gwtest.Client(t, 5*time.Second), g.URL+"/")
+	e := decodeError(t, r.body)
+	if r.status != http.StatusServiceUnavailable || e.Error.Code != "no_healthy_upstream" || !strings.Contains(e.Error.Message, "has not succeeded yet") {
+		t.Fatalf("got %d %s", r.status, r.body)
+	}
+}
