@@ -58,7 +58,7 @@ func TestDNSChurnUnderLoad(t *testing.T) {
 			keep, leave *backend
 			leaveA      string
 		}{st.name, bs[st.keep], bs[st.leave], st.leaveA}
-		gwtest.WaitFor(t, 5*time.Second, "traffic on both instances", func() bool {
+		gwtest.WaitFor(t, 15*time.Second, "traffic on both instances", func() bool {
 			return r.keep.hits.Load() > 0 && r.leave.hits.Load() > 0
 		})
 		// Slow requests in flight on both instances (round robin over two
@@ -76,10 +76,10 @@ func TestDNSChurnUnderLoad(t *testing.T) {
 				}
 			})
 		}
-		gwtest.WaitFor(t, 5*time.Second, "a slow request on the leaving instance", func() bool { return r.leave.hits.Load() > before })
+		gwtest.WaitFor(t, 15*time.Second, "a slow request on the leaving instance", func() bool { return r.leave.hits.Load() > before })
 		ip, _, _ := net.SplitHostPort(r.keep.addr)
 		dns.SetA("app.test", ip)
-		gwtest.WaitFor(t, 5*time.Second, r.name+": target removed", func() bool {
+		gwtest.WaitFor(t, 15*time.Second, r.name+": target removed", func() bool {
 			return !slices.Contains(addrs(t, g, "app"), r.leaveA)
 		})
 		wg.Wait()
@@ -87,7 +87,7 @@ func TestDNSChurnUnderLoad(t *testing.T) {
 			t.Errorf("%s: requests in flight on the leaving target failed: %v", r.name, slowFailed)
 		}
 		// Its pooled connections close although the instance still runs.
-		gwtest.WaitFor(t, 5*time.Second, r.name+": pooled connections to the departed target closed", func() bool {
+		gwtest.WaitFor(t, 15*time.Second, r.name+": pooled connections to the departed target closed", func() bool {
 			return r.leave.open.Load() == 0
 		})
 		gone := r.leave.hits.Load()
@@ -99,7 +99,7 @@ func TestDNSChurnUnderLoad(t *testing.T) {
 		// A new instance on the same address, then back in DNS.
 		bs[st.leave] = newBackend(t, r.leave.name, r.leave.addr)
 		dns.SetA("app.test", "127.0.0.1", "::1")
-		gwtest.WaitFor(t, 5*time.Second, r.name+": the target is back", func() bool {
+		gwtest.WaitFor(t, 15*time.Second, r.name+": the target is back", func() bool {
 			return slices.Contains(addrs(t, g, "app"), r.leaveA)
 		})
 	}
@@ -141,7 +141,7 @@ func TestDNSFailureKeepsTargets(t *testing.T) {
 			g := gwtest.Start(t, dnsConfig(dns.Addr, "app.test", port, ""))
 			c := gwtest.Client(t, 5*time.Second)
 			tt.fail(dns)
-			gwtest.WaitFor(t, 5*time.Second, "failed lookups", func() bool {
+			gwtest.WaitFor(t, 15*time.Second, "failed lookups", func() bool {
 				d := upstream(t, g, "app").Discovery
 				return d != nil && d.Failures >= 2
 			})
@@ -181,7 +181,7 @@ func TestDNSNeverSucceeded(t *testing.T) {
 	dns.SetA("app.test", "127.0.0.1")
 	dns.SetMode(dnstest.Answer)
 	c := gwtest.Client(t, 5*time.Second)
-	gwtest.WaitFor(t, 5*time.Second, "the first answer", func() bool { return get(c, g.URL+"/").status == http.StatusOK })
+	gwtest.WaitFor(t, 15*time.Second, "the first answer", func() bool { return get(c, g.URL+"/").status == http.StatusOK })
 }
 
 // TestDNSKeepsHealth: a target that stays in DNS keeps its health
@@ -203,9 +203,9 @@ func TestDNSKeepsHealth(t *testing.T) {
 		}
 		return false, false
 	}
-	gwtest.WaitFor(t, 5*time.Second, "v4 unhealthy", func() bool { h, ok := healthy(a4); return ok && !h })
+	gwtest.WaitFor(t, 15*time.Second, "v4 unhealthy", func() bool { h, ok := healthy(a4); return ok && !h })
 	dns.SetA("app.test", "127.0.0.1", "::1")
-	gwtest.WaitFor(t, 5*time.Second, "v6 added", func() bool { _, ok := healthy(a6); return ok })
+	gwtest.WaitFor(t, 15*time.Second, "v6 added", func() bool { _, ok := healthy(a6); return ok })
 	// The next probe of v4 is a minute away: a reset verdict would show.
 	if h, _ := healthy(a4); h {
 		t.Fatal("v4's unhealthy verdict was reset when the target set changed")
