@@ -142,7 +142,16 @@ func (s *dnsSource) lookupIP(ctx context.Context, name string, extra []dns.RR) (
 		errs    [2]error
 	)
 	for i, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		wg.Go(func() { answers[i], errs[i] = s.query(ctx, name, qt) })
+		wg.Go(func() {
+			// The root of a short-lived query goroutine: a panic is this
+			// query's failure.
+			defer func() {
+				if r := recover(); r != nil {
+					errs[i] = fmt.Errorf("resolve %s %s: panic: %v", name, dns.TypeToString[qt], r)
+				}
+			}()
+			answers[i], errs[i] = s.query(ctx, name, qt)
+		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs[0], errs[1]); err != nil {
