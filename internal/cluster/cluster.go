@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -306,6 +307,13 @@ func IsDialError(err error) bool {
 type pool struct {
 	key       string
 	transport roundTripper
+
+	// discs are the discoveries whose targets the pool connects to, with
+	// how many snapshots attached each (pool.attachTo): an address one of
+	// them still has is not retired when another drops it (a reload
+	// that changes the discovery runs both for a moment).
+	mu    sync.Mutex
+	discs map[*discEntry]int
 }
 
 // roundTripper is what a pool sends with: net/http's Transport or, for
@@ -443,10 +451,10 @@ func Build(name string, cfg *config.Upstream, opts BuildOptions, claims *registr
 		// starts it and waits for its first answer, so the snapshot
 		// serves with targets.
 		claims.AfterAcquire(func() {
-			u.disc.attach(u.pool)
+			u.pool.attachTo(u.disc)
 			u.disc.run()
 		})
-		claims.AfterRelease(func() { u.disc.detach(u.pool) })
+		claims.AfterRelease(func() { u.pool.detachFrom(u.disc) })
 	}
 	// Health checks and outlier sweeps run while any snapshot holds the
 	// state (start is a no-op when they already run).

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -215,12 +216,55 @@ func addrDiff(old, next []string) (added, removed []string) {
 	return added, removed
 }
 
+// attachTo makes the pool follow e: its departed targets' connections
+// are retired, and the addresses it has now are pooled again if an
+// earlier discovery retired them.
+func (p *pool) attachTo(e *discEntry) {
+	p.mu.Lock()
+	if p.discs == nil {
+		p.discs = map[*discEntry]int{}
+	}
+	p.discs[e]++
+	p.mu.Unlock()
+	addrs := e.attach(p)
+	p.follow(e, addrs, addrs, nil)
+}
+
+// detachFrom undoes one attachTo.
+func (p *pool) detachFrom(e *discEntry) {
+	e.detach(p)
+	p.mu.Lock()
+	if p.discs[e]--; p.discs[e] <= 0 {
+		delete(p.discs, e)
+	}
+	p.mu.Unlock()
+}
+
+// stillLive reports whether a discovery the pool follows, other than
+// from, has addr among its targets.
+func (p *pool) stillLive(from *discEntry, addr string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for e := range p.discs {
+		if e != from && slices.Contains(e.live.Load().addrs, addr) {
+			return true
+		}
+	}
+	return false
+}
+
 // follow retires the departed targets' pooled connections: idle ones
 // close now, those in use when their exchange ends (requests in flight
 // finish). net/http's Transport (h2c, TLS upstreams) cannot close one
 // address's connections, so it closes all idle ones, and connections in
 // use to a departed target close at the keep-alive idle timeout.
-func (p *pool) follow(_ *discEntry, _, added, removed []string) {
+func (p *pool) follow(from *discEntry, _, added, removed []string) {
+	gone := removed[:0:0]
+	for _, a := range removed {
+		if !p.stillLive(from, a) {
+			gone = append(gone, a)
+		}
+	}
 	type retirer interface {
 		Retire(string)
 		Readmit(string)
@@ -229,12 +273,12 @@ func (p *pool) follow(_ *discEntry, _, added, removed []string) {
 		for _, a := range added {
 			r.Readmit(a)
 		}
-		for _, a := range removed {
+		for _, a := range gone {
 			r.Retire(a)
 		}
 		return
 	}
-	if len(removed) > 0 {
+	if len(gone) > 0 {
 		p.transport.CloseIdleConnections()
 	}
 }

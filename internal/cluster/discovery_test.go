@@ -2,8 +2,13 @@ package cluster
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -175,5 +180,59 @@ func TestPriorityLevels(t *testing.T) {
 				t.Errorf("picked %v, want %v", keys, tt.want)
 			}
 		})
+	}
+}
+
+// TestPoolKeepsAddressAnotherDiscoveryHas: during a reload that changes
+// the discovery (old and new run at once, over one pool), the old one
+// dropping an address the new one has does not close the pool's
+// connections to it.
+func TestPoolKeepsAddressAnotherDiscoveryHas(t *testing.T) {
+	var opened atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	_, p, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	port, _ := strconv.Atoi(p)
+
+	dns := dnstest.Start(t)
+	dns.SetA("old.test", "127.0.0.1")
+	dns.SetA("new.test", "127.0.0.1")
+	reg := registry.New()
+	defer reg.Close()
+	cfgOld, cfgNew := dnsUpstream(dns.Addr), dnsUpstream(dns.Addr)
+	cfgOld.Discovery.Name, cfgNew.Discovery.Name = "old.test", "new.test"
+	cfgOld.Discovery.Port, cfgNew.Discovery.Port = port, port
+	uOld, cOld := acquired(t, reg, "app", cfgOld, true)
+	defer cOld.Release()
+	uNew, cNew := acquired(t, reg, "app", cfgNew, true)
+	defer cNew.Release()
+	if uOld.pool != uNew.pool || uOld.disc == uNew.disc {
+		t.Fatal("want one pool and two discoveries")
+	}
+	call := func() {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
+		resp, err := uNew.Do(req, &Policy{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	call()
+	dns.SetA("old.test", "127.0.0.2") // the old discovery drops 127.0.0.1
+	waitUntil(t, "the old discovery's new set", func() bool {
+		return slices.Equal(liveAddrs(uOld), []string{"127.0.0.2:" + p})
+	})
+	call()
+	call()
+	if n := opened.Load(); n != 1 {
+		t.Fatalf("%d connections, want 1: the pooled connection was closed for a target the new discovery has", n)
 	}
 }
