@@ -282,6 +282,25 @@ func (w *Watcher) update(eps []Endpoint, keepOnEmpty bool) {
 	w.firstOK.Do(func() { close(w.first) })
 }
 
+// alive records that the source answered without new endpoints (an etcd
+// health probe while watching): a failure it was in ends.
+func (w *Watcher) alive() {
+	now := time.Now()
+	w.mu.Lock()
+	recovered := w.failing
+	w.failing = false
+	w.status.LastRefresh, w.status.LastAttempt, w.status.LastError = now, now, ""
+	w.status.Refreshes++
+	n, src := len(w.eps), w.status.Source
+	w.mu.Unlock()
+	if w.cfg.OnAttempt != nil {
+		w.cfg.OnAttempt(nil)
+	}
+	if recovered {
+		w.log.Info("discovery recovered", "upstream", w.cfg.Upstream, "source", src, "targets", n)
+	}
+}
+
 // fail records a failed attempt; the last good set stays. It logs when
 // the watcher starts failing, not on every attempt.
 func (w *Watcher) fail(err error) {

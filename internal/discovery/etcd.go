@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -189,11 +190,54 @@ func (s *etcdSource) put(w *Watcher, insts map[string]Instance, key string, valu
 	insts[key] = in
 }
 
+// probeEvery is how often etcd is asked, while watching, whether it
+// still answers: a watch says nothing while etcd is unreachable (the
+// client reconnects quietly), so the probe is what reports it.
+func (s *etcdSource) probeEvery() time.Duration {
+	return min(max(2*s.cfg.Timeout, time.Second), 30*time.Second)
+}
+
+// probe asks etcd for the number of registrations every probeEvery until
+// ctx ends, and reports a failure, or the end of one, to w. It is the root
+// of its goroutine.
+func (s *etcdSource) probe(ctx context.Context, c *clientv3.Client, w *Watcher) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error("etcd discovery probe panicked", "upstream", s.cfg.Upstream, "panic", r)
+		}
+	}()
+	t := time.NewTicker(s.probeEvery())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		_, err := c.Get(pctx, s.dir, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			w.fail(fmt.Errorf("etcd unreachable (watching %s): %w", s.dir, err))
+		default:
+			w.alive()
+		}
+	}
+}
+
 // watch applies changes after rev to insts until ctx ends or the watch
-// fails (its error is returned).
+// fails (its error is returned). A probe runs beside it.
 func (s *etcdSource) watch(ctx context.Context, c *clientv3.Client, w *Watcher, insts map[string]Instance, rev int64, skipped map[string]int64) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
+	wg.Go(func() { s.probe(wctx, c, w) })
+	// clientv3's Watch blocks until its stream opens (etcd answers, or
+	// wctx ends); the probe reports etcd's state meanwhile.
 	for resp := range c.Watch(wctx, s.dir, clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
 		if err := resp.Err(); err != nil {
 			return fmt.Errorf("watch etcd %s: %w", s.dir, err)

@@ -30,55 +30,82 @@ var rampartBin string
 
 func TestMain(m *testing.M) { gwtest.MainWithBinary(m, &rampartBin) }
 
-// startEtcd starts a real etcd (the Debian etcd-server package) on free
-// loopback ports, stopped when the test ends, and returns its endpoint.
-func startEtcd(t *testing.T) string {
+// etcdServer is a real etcd (the Debian etcd-server package) on free
+// loopback ports; stop and start keep its ports and data.
+type etcdServer struct {
+	t        *testing.T
+	args     []string
+	endpoint string
+	cmd      *exec.Cmd
+	done     chan struct{}
+	out      *syncBuf
+}
+
+// startEtcd starts etcd, stopped when the test ends, and returns its
+// endpoint.
+func startEtcd(t *testing.T) string { return startEtcdServer(t).endpoint }
+
+func startEtcdServer(t *testing.T) *etcdServer {
 	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
 		t.Fatalf("etcd is not installed (run scripts/test-deps.sh, which installs the Debian package etcd-server): %v", err)
 	}
 	client, peer := gwtest.FreeAddr(t), gwtest.FreeAddr(t)
-	cmd := exec.Command(bin, "--name", "disc-test", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
-		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
-		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
-		"--initial-cluster", "disc-test=http://"+peer, "--log-level", "error", "--logger", "zap")
-	var out syncBuf
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	e := &etcdServer{t: t, endpoint: client, args: []string{bin, "--name", "disc-test", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
+		"--listen-client-urls", "http://" + client, "--advertise-client-urls", "http://" + client,
+		"--listen-peer-urls", "http://" + peer, "--initial-advertise-peer-urls", "http://" + peer,
+		"--initial-cluster", "disc-test=http://" + peer, "--log-level", "error", "--logger", "zap"}}
+	e.start()
+	t.Cleanup(e.stop)
+	return e
+}
+
+// start starts the server and waits until it answers.
+func (e *etcdServer) start() {
+	e.t.Helper()
+	e.cmd, e.done, e.out = exec.Command(e.args[0], e.args[1:]...), make(chan struct{}), &syncBuf{}
+	e.cmd.Stdout, e.cmd.Stderr = e.out, e.out
+	if err := e.cmd.Start(); err != nil {
+		e.t.Fatal(err)
 	}
-	done := make(chan struct{})
+	cmd, done := e.cmd, e.done
 	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get("http://" + client + "/health")
+		resp, err := http.Get("http://" + e.endpoint + "/health")
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if strings.Contains(string(b), `"true"`) {
-				return client
+				return
 			}
 		}
 		select {
 		case <-done:
-			t.Fatalf("etcd exited: %s", out.String())
+			e.t.Fatalf("etcd exited: %s", e.out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("etcd not healthy after 20s: %s", out.String())
+			e.t.Fatalf("etcd not healthy after 20s: %s", e.out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// stop stops the server (SIGTERM, then SIGKILL after 5s).
+func (e *etcdServer) stop() {
+	if e.cmd == nil {
+		return
+	}
+	e.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-e.done:
+	case <-time.After(5 * time.Second):
+		e.cmd.Process.Kill()
+		<-e.done
+	}
+	e.cmd = nil
 }
 
 // syncBuf is a buffer safe for a writer and concurrent readers.
@@ -283,4 +310,44 @@ func TestEtcdUnreachable(t *testing.T) {
 	if r.status != http.StatusServiceUnavailable || e.Error.Code != "no_healthy_upstream" || !strings.Contains(e.Error.Message, "has not succeeded yet") {
 		t.Fatalf("got %d %s", r.status, r.body)
 	}
+}
+
+// TestEtcdOutage: while etcd is down the targets stay and keep serving,
+// and the admin API shows the error; when etcd is back the error clears
+// and the watch goes on.
+func TestEtcdOutage(t *testing.T) {
+	e := startEtcdServer(t)
+	a, b := newBackend(t, "a", "127.0.0.1:0"), newBackend(t, "b", "127.0.0.1:0")
+	put := func(id, addr string) {
+		t.Helper()
+		c := etcdClient(t, e.endpoint)
+		if _, err := c.Put(ctx2(t), discovery.Key(discovery.DefaultPrefix, "app", id), fmt.Sprintf(`{"address": %q}`, addr)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("a", a.addr)
+	g := gwtest.Start(t, strings.Replace(etcdConfig(e.endpoint, "app"), "timeout: 1s", "timeout: 500ms", 1))
+	cl := gwtest.Client(t, 5*time.Second)
+	e.stop()
+	gwtest.WaitFor(t, 20*time.Second, "the outage reported", func() bool {
+		d := upstream(t, g, "app").Discovery
+		return d != nil && strings.Contains(d.LastError, "etcd unreachable")
+	})
+	if got := addrs(t, g, "app"); !slices.Equal(got, []string{a.addr}) {
+		t.Fatalf("targets during the outage %v", got)
+	}
+	for range 5 {
+		if r := get(cl, g.URL+"/"); r.backend != "a" {
+			t.Fatalf("during the outage: %d %s", r.status, r.body)
+		}
+	}
+	e.start()
+	gwtest.WaitFor(t, 30*time.Second, "the error cleared", func() bool {
+		d := upstream(t, g, "app").Discovery
+		return d != nil && d.LastError == ""
+	})
+	put("b", b.addr)
+	both := []string{a.addr, b.addr}
+	slices.Sort(both)
+	gwtest.WaitFor(t, 30*time.Second, "a registration after the outage", func() bool { return slices.Equal(addrs(t, g, "app"), both) })
 }
