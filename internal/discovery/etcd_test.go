@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -59,4 +60,26 @@ func TestKey(t *testing.T) {
 			t.Errorf("Key(%q) = %q, want %q", tt.prefix, got, tt.want)
 		}
 	}
+}
+
+// FuzzParseInstance: any etcd value is either refused or gives an
+// instance that encodes back to a value accepted as the same instance.
+func FuzzParseInstance(f *testing.F) {
+	for _, s := range []string{`{"address": "10.0.0.1:80"}`, `{"address": "[::1]:80", "weight": 3, "zone": "a", "metadata": {"k": "v"}}`, `up`, `{}`, `{"address": ":0"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		in, err := ParseInstance(b)
+		if err != nil {
+			return
+		}
+		again, err := json.Marshal(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := ParseInstance(again)
+		if err != nil || back.Address != in.Address || back.Weight != in.Weight || back.Zone != in.Zone || len(back.Metadata) != len(in.Metadata) {
+			t.Fatalf("%q -> %+v -> %q -> %+v, %v", b, in, again, back, err)
+		}
+	})
 }
