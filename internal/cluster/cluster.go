@@ -50,6 +50,7 @@ type Upstream struct {
 	Name string
 	// Targets are all configured targets, healthy or not. They are bound at
 	// acquisition (shared with every snapshot that has the same target).
+	// With discovery there are none: Live returns the discovered ones.
 	Targets []*balancer.Target
 	// Transport sends requests to targets over pooled keep-alive
 	// connections dedicated to this upstream (a bulkhead: one slow upstream
