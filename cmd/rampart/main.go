@@ -5,6 +5,7 @@
 //	rampart config publish -c FILE --etcd HOST:PORT[,..] [--prefix P]
 //	rampart register --etcd HOST:PORT[,..] --service NAME --address HOST:PORT [--ttl 10s]
 //	rampart demo                       run with built-in demo upstreams
+//	rampart drain [--admin ADDR]       drain a running gateway (preStop hook)
 //	rampart version                    print version, commit and Go version
 package main
 
@@ -27,6 +28,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/demo"
 	"github.com/rampart-gw/rampart/internal/source"
+	"github.com/rampart-gw/rampart/internal/upgrade"
 )
 
 // Set by the Makefile through -ldflags.
@@ -48,9 +50,13 @@ Usage:
                                register an instance for etcd discovery; keeps its lease alive,
                                deletes the key on SIGTERM/SIGINT (see docs/discovery.md)
   rampart demo                 run with built-in demo upstreams (gateway :8080, admin :9901)
+  rampart drain [--admin ADDR] [--wait 60s]
+                               ask the gateway on ADDR (default 127.0.0.1:9901) to drain, and wait
+                               until it has stopped (for a Kubernetes preStop hook)
   rampart version              print version, commit and Go version
 
-Signals: SIGHUP reloads the config file (or re-reads etcd); SIGTERM/SIGINT drain and exit.
+Signals: SIGHUP reloads the config file (or re-reads etcd); SIGTERM/SIGINT drain and exit;
+SIGUSR2 upgrades the binary (hands the listening sockets to a new process).
 `
 
 func main() {
@@ -69,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
+	case "drain":
+		return cmdDrain(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "rampart %s (commit %s, %s %s/%s)\n", version, revision(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
@@ -118,7 +126,13 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log := newLogger(stderr, *level)
 	slog.SetDefault(log)
-	opts := app.Options{ConfigPath: *path, Watch: *watch, CacheDir: *cacheDir, Log: log}
+	inherited, err := upgrade.FromEnv()
+	if err != nil {
+		printErr(stderr, err)
+		return 2
+	}
+	defer inherited.Close()
+	opts := app.Options{ConfigPath: *path, Watch: *watch, CacheDir: *cacheDir, Log: log, Inherited: inherited, Args: args0(args)}
 	if strings.HasPrefix(*path, "etcd://") {
 		ec, err := source.ParseEtcdURL(*path)
 		if err != nil {
@@ -135,12 +149,34 @@ func cmdRun(args []string, stderr io.Writer) int {
 	return serve(a, log)
 }
 
+// args0 are the arguments a binary upgrade passes on: "run" and the flags.
+func args0(args []string) []string { return append([]string{"run"}, args...) }
+
 func serve(a *app.App, log *slog.Logger) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("SIGUSR2 handler panicked; SIGUSR2 no longer upgrades", "panic", fmt.Sprint(p))
+			}
+		}()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-usr2:
+				// Upgrade logs its own outcome.
+				a.Upgrade()
+			}
+		}
+	}()
 	reload := make(chan struct{}, 1)
 	go func() {
 		defer func() {

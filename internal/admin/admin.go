@@ -30,6 +30,11 @@ type Deps struct {
 	// Control applies configs and stages candidates; nil makes the config
 	// endpoints read-only.
 	Control Control
+	// Drain, if set, starts a drain as SIGTERM does (POST /api/v1/drain).
+	Drain func()
+	// Upgrade, if set, runs a binary upgrade as SIGUSR2 does
+	// (POST /api/v1/upgrade) and returns the new process's pid.
+	Upgrade func() (int, error)
 }
 
 // New returns the admin API handler.
@@ -43,6 +48,22 @@ func New(deps Deps) http.Handler {
 	}
 	mux.HandleFunc("GET /api/v1/config", a.config)
 	a.mountControl(mux)
+	if deps.Drain != nil {
+		mux.HandleFunc("POST /api/v1/drain", a.mutating(func(w http.ResponseWriter, r *http.Request) {
+			deps.Drain()
+			writeJSON(w, http.StatusAccepted, map[string]any{"draining": true})
+		}))
+	}
+	if deps.Upgrade != nil {
+		mux.HandleFunc("POST /api/v1/upgrade", a.mutating(func(w http.ResponseWriter, r *http.Request) {
+			pid, err := deps.Upgrade()
+			if err != nil {
+				apiError(w, http.StatusInternalServerError, "upgrade_failed", err.Error(), nil)
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"upgraded": true, "pid": pid})
+		}))
+	}
 	mux.HandleFunc("GET /api/v1/routes", a.routes)
 	mux.HandleFunc("GET /api/v1/upstreams", a.upstreams)
 	dash := dashboard.New(dashboard.Deps{Store: deps.Store, Metrics: deps.Metrics})

@@ -27,6 +27,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/registry"
 	"github.com/rampart-gw/rampart/internal/source"
 	"github.com/rampart-gw/rampart/internal/telemetry"
+	"github.com/rampart-gw/rampart/internal/upgrade"
 )
 
 // Options configure an App.
@@ -51,6 +52,12 @@ type Options struct {
 	AutoRollbackInterval time.Duration
 	// Log is the process logger (default slog.Default()).
 	Log *slog.Logger
+	// Inherited holds the listening sockets handed over by the process
+	// this one upgrades; nil binds everything afresh.
+	Inherited *upgrade.Inherited
+	// Args are the command-line arguments a binary upgrade starts the new
+	// binary with. Default os.Args[1:].
+	Args []string
 }
 
 // App is a running gateway.
@@ -77,11 +84,26 @@ type App struct {
 	reloadMu sync.Mutex
 	draining atomic.Bool
 	serving  atomic.Bool
+	// drainReq is closed (once) by POST /api/v1/drain: Run then drains as
+	// on SIGTERM.
+	drainReq  chan struct{}
+	drainOnce sync.Once
+	// upgradeMu allows one binary upgrade at a time; handedOver is set once
+	// a new process serves, so that the drain is a hand-over (no drain
+	// delay, no systemd STOPPING, the pid file left to the new process).
+	upgradeMu  sync.Mutex
+	handedOver atomic.Bool
+	// pidFile is the pid file this process wrote, if any.
+	pidFile string
+	// boundAddr is the configured address each listener (and adminKey)
+	// was bound with: a hand-over names sockets by it.
+	boundAddr map[string]string
 
 	status   statusBook
 	versions versionBook
 	cand     *candidate // guarded by reloadMu
-	// candGauge is rampart_config_candidate_percent; guarded by reloadMu.
+	// candGauge is rampart_config_candidate_percent; its series are
+	// guarded by reloadMu.
 	candGauge *prometheus.GaugeVec
 	// fileSum is the SHA-256 of the config file content last applied, so
 	// that watch events that do not change the content do nothing.
@@ -101,8 +123,9 @@ func New(opts Options) (*App, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	a := &App{opts: opts, log: opts.Log, metrics: telemetry.NewMetrics(), registry: registry.New()}
+	a := &App{opts: opts, log: opts.Log, metrics: telemetry.NewMetrics(), registry: registry.New(), drainReq: make(chan struct{})}
 	a.versions.init(a.metrics)
+	a.candGauge = newCandidateGauge(a.metrics)
 	a.store.SetObserver(&a.versions)
 	var err error
 	switch {
@@ -149,33 +172,65 @@ func (a *App) startFile() error {
 }
 
 func (a *App) bind(cfg *config.Config) error {
+	a.boundAddr = map[string]string{}
+	// Keys that are not built (protocol tcp among them) were refused by
+	// config validation, positioned, before anything was applied.
+	if err := checkBufferDirs(cfg); err != nil {
+		return err
+	}
 	for _, lc := range cfg.Listeners {
-		if lc.Protocol != "" && lc.Protocol != "http" {
-			return fmt.Errorf("listener %s: protocol %q is not available in this release", lc.Name, lc.Protocol)
-		}
 		hc := gateway.HandlerConfig{Listener: lc.Name, Limits: lc.Limits}
 		if lc.TLS != nil {
 			hc.TLSState = listener.TLSState
 		}
 		h := gateway.NewHandler(hc, gateway.HandlerDeps{Store: &a.store, Metrics: a.metrics, AccessLog: a.access.Load})
-		l, err := listener.Listen(listener.Config{Name: lc.Name, Address: lc.Address, Limits: lc.Limits, TLS: lc.TLS}, h,
-			listener.Deps{Metrics: a.metrics, Log: a.log})
+		l, err := listener.Listen(listener.Config{Name: lc.Name, Address: lc.Address, Limits: lc.Limits, TLS: lc.TLS, ReusePort: lc.ReusePort}, h,
+			listener.Deps{Metrics: a.metrics, Log: a.log, Bind: func(c listener.Config) (net.Listener, error) {
+				return a.opts.Inherited.Listen(upgrade.Key(c.Name, c.Address), c.Address, c.ReusePort)
+			}})
 		if err != nil {
 			return fmt.Errorf("listener %s: %w", lc.Name, err)
 		}
 		a.listeners = append(a.listeners, l)
+		a.boundAddr[lc.Name] = lc.Address
 	}
 	if addr := cfg.Admin.Address; addr != "" && addr != "off" {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := a.opts.Inherited.Listen(upgrade.Key(adminKey, addr), addr, false)
 		if err != nil {
 			return fmt.Errorf("admin: %w", err)
 		}
 		a.adminLn = ln
+		a.boundAddr[adminKey] = addr
 		a.adminSrv = &http.Server{
-			Handler:           admin.New(admin.Deps{Store: &a.store, Metrics: a.metrics, Ready: a.Ready, Control: a}),
+			Handler:           admin.New(admin.Deps{Store: &a.store, Metrics: a.metrics, Ready: a.Ready, Control: a, Drain: a.RequestDrain, Upgrade: a.Upgrade}),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 		}
+	}
+	return nil
+}
+
+// checkBufferDirs refuses, with its position, a listener's
+// limits.buffer_dir that is not a directory: request_buffering would
+// otherwise find out on the first large body. (Validate does no I/O, so
+// that a config can be checked away from the machine that runs it.)
+func checkBufferDirs(cfg *config.Config) error {
+	var errs config.Errors
+	for i, lc := range cfg.Listeners {
+		dir := lc.Limits.BufferDir
+		if dir == "" {
+			continue
+		}
+		path := fmt.Sprintf("listeners[%d].limits.buffer_dir", i)
+		switch fi, err := os.Stat(dir); {
+		case err != nil:
+			errs = append(errs, cfg.Errorf(path, "%v", err))
+		case !fi.IsDir():
+			errs = append(errs, cfg.Errorf(path, "%s is not a directory", dir))
+		}
+	}
+	if len(errs) > 0 {
+		return errs
 	}
 	return nil
 }
@@ -254,6 +309,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		a.log.Info("admin API listening", "address", a.adminLn.Addr().String())
 	}
 	a.serving.Store(true)
+	a.ready()
 
 	// Config sources and the candidate judge run until Run returns.
 	bgCtx, bgCancel := context.WithCancel(ctx)
@@ -265,6 +321,9 @@ loop:
 	for {
 		select {
 		case <-ctx.Done():
+			break loop
+		case <-a.drainReq:
+			a.log.Info("drain requested through the admin API")
 			break loop
 		case err := <-errc:
 			runErr = err
@@ -286,18 +345,49 @@ loop:
 	for _, al := range a.retiredLogs {
 		al.Close()
 	}
+	if a.pidFile != "" && !a.handedOver.Load() {
+		upgrade.RemovePID(a.pidFile, os.Getpid())
+	}
 	return runErr
 }
 
+// RequestDrain starts a drain, as SIGTERM does: Run drains and returns.
+// Readiness turns 503 at once.
+func (a *App) RequestDrain() {
+	a.draining.Store(true)
+	a.drainOnce.Do(func() { close(a.drainReq) })
+}
+
+// drain runs the shutdown sequence: readiness 503 at once; after
+// drain_delay the listeners stop accepting, idle keep-alive connections
+// close, busy ones get "Connection: close" on their next response and
+// HTTP/2 connections a GOAWAY; in-flight requests get until drain_timeout.
+// Upgraded connections get a clean goodbye shortly before drain_timeout
+// (a WebSocket close frame, 1001 going away, each way) and are closed at
+// drain_timeout.
 func (a *App) drain() {
 	a.draining.Store(true)
 	// The active config's drain_timeout; config's default while none is
 	// active (and for a zero value, as before).
-	timeout := config.DefaultDrainTimeout.D()
-	if s := a.store.Load(); s != nil && s.Config.DrainTimeout > 0 {
-		timeout = s.Config.DrainTimeout.D()
+	timeout, delay := config.DefaultDrainTimeout.D(), time.Duration(0)
+	if s := a.store.Load(); s != nil {
+		if s.Config.DrainTimeout > 0 {
+			timeout = s.Config.DrainTimeout.D()
+		}
+		delay = s.Config.DrainDelay.D()
+	}
+	if a.handedOver.Load() {
+		// The new process already accepts on the same sockets.
+		delay = 0
+	} else if err := upgrade.Notify("STOPPING=1"); err != nil {
+		a.log.Warn("systemd notification failed", "err", err.Error())
+	}
+	if delay > 0 {
+		a.log.Info("draining: readiness is 503; listeners close after the drain delay", "delay", delay.String())
+		time.Sleep(delay)
 	}
 	a.log.Info("draining", "timeout", timeout.String())
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -316,20 +406,52 @@ func (a *App) drain() {
 			}
 		}()
 	}
-	wg.Wait()
-	// Upgraded connections are not tracked by http.Server: give them the
-	// rest of the drain window, then close them.
-	for a.upgraded.Len() > 0 && ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-time.After(50 * time.Millisecond):
+	// Upgraded connections are not tracked by the HTTP servers. They get
+	// the drain window to end by themselves; then, a moment before it
+	// ends, a goodbye; at its end, whatever remains is closed.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() {
+			if p := recover(); p != nil {
+				a.log.Error("drain of upgraded connections panicked; closing them", "panic", fmt.Sprint(p))
+				a.upgraded.CloseAll()
+			}
+		}()
+		goodbyeAt := start.Add(timeout - goodbyeLead(timeout))
+		waitUntil(ctx, goodbyeAt, func() bool { return a.upgraded.Len() == 0 })
+		if n := a.upgraded.GoingAway(); n > 0 {
+			a.log.Info("draining: closing upgraded connections (WebSocket close 1001)", "connections", n)
 		}
-	}
-	a.upgraded.CloseAll()
+		waitUntil(ctx, start.Add(timeout), func() bool { return a.upgraded.Len() == 0 })
+		a.upgraded.CloseAll()
+	}()
+	wg.Wait()
 	if a.adminSrv != nil {
 		actx, acancel := context.WithTimeout(context.Background(), time.Second)
 		a.adminSrv.Shutdown(actx)
 		acancel()
 	}
 	a.log.Info("drained")
+}
+
+// goodbyeLead is how long before drain_timeout upgraded connections are
+// asked to close: long enough for a close handshake, at most a quarter of
+// the window.
+func goodbyeLead(timeout time.Duration) time.Duration {
+	return min(time.Second, timeout/4)
+}
+
+// waitUntil polls done until it is true, t passes or ctx ends.
+func waitUntil(ctx context.Context, t time.Time, done func() bool) {
+	for !done() && ctx.Err() == nil {
+		d := time.Until(t)
+		if d <= 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(d, 50*time.Millisecond)):
+		}
+	}
 }

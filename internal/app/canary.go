@@ -112,16 +112,20 @@ func (a *App) StageCandidate(spec admin.CandidateSpec) (string, error) {
 	return snap.Version, nil
 }
 
+// newCandidateGauge makes and registers rampart_config_candidate_percent;
+// it has no series while no candidate is staged.
+func newCandidateGauge(m *telemetry.Metrics) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rampart_config_candidate_percent",
+		Help: "Share of clients (percent) sent to the staged candidate config, by its version.",
+	}, []string{"version"})
+	m.MustRegister(g)
+	return g
+}
+
 // candidateGauge shows the candidate's share as
 // rampart_config_candidate_percent{version} (nil clears it).
 func (a *App) candidateGauge(c *candidate) {
-	if a.candGauge == nil {
-		a.candGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "rampart_config_candidate_percent",
-			Help: "Share of clients (percent) sent to the staged candidate config, by its version.",
-		}, []string{"version"})
-		a.metrics.Registry.MustRegister(a.candGauge)
-	}
 	a.candGauge.Reset()
 	if c != nil {
 		a.candGauge.WithLabelValues(c.snap.Version).Set(c.percent)

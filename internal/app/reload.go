@@ -64,7 +64,7 @@ func (a *App) apply(cfg *config.Config, src string) error {
 	a.metrics.ConfigReloads.WithLabelValues("ok").Inc()
 	var warnings []string
 	if a.bound != "" && listenerKey(cfg) != a.bound {
-		warnings = append(warnings, "listeners and admin.address are bound at start-up; their changes take effect after a restart")
+		warnings = append(warnings, "listeners, admin.address and pid_file are set up at start-up; their changes take effect after a restart or a binary upgrade")
 	}
 	for _, l := range a.listeners {
 		// Certificates are re-read with every applied config (and when
@@ -202,7 +202,7 @@ func (a *App) ApplyConfig(doc admin.Document) (string, error) {
 
 // listenerKey identifies what bind made of cfg.
 func listenerKey(cfg *config.Config) string {
-	return fmt.Sprintf("%+v|%s", cfg.Listeners, cfg.Admin.Address)
+	return fmt.Sprintf("%+v|%s|%s", cfg.Listeners, cfg.Admin.Address, cfg.PIDFile)
 }
 
 // background starts the config sources and the candidate judge; each

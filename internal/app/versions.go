@@ -90,7 +90,7 @@ func (b *versionBook) init(m *telemetry.Metrics) {
 		Help:    "Request durations by the config version that served them.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"version"})
-	m.Registry.MustRegister(b.requests, b.duration)
+	m.MustRegister(b.requests, b.duration)
 	empty := map[string]*versionStats{}
 	b.m.Store(&empty)
 }

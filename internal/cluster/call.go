@@ -20,6 +20,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/cluster/outlier"
 	"github.com/rampart-gw/rampart/internal/cluster/retry"
 	"github.com/rampart-gw/rampart/internal/exchange"
+	"github.com/rampart-gw/rampart/internal/http1"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
 
@@ -53,7 +54,9 @@ type Retry struct {
 	BackoffMax    time.Duration
 	// Budget, when set, caps retries as a share of requests.
 	Budget *retry.Budget
-	// NonIdempotent allows retrying POST/PATCH after the request was sent.
+	// NonIdempotent allows retrying POST/PATCH after the request was sent;
+	// without it only requests http1.Idempotent accepts are (idempotent
+	// methods and requests with an Idempotency-Key).
 	NonIdempotent bool
 	// MaxReplayBytes bounds the request body kept for replay. Default 64 KiB.
 	MaxReplayBytes int64
@@ -84,7 +87,9 @@ func (u *Upstream) caller() *callState {
 // the path and query of its URL, which p.Path may rewrite. Do sends them
 // to the chosen target on its own copy, with the upstream's scheme and the
 // target's address. Do neither modifies nor retains req; it reads
-// req.Body, replaying it on a retry.
+// req.Body, replaying it on a retry. A body that req.GetBody can open
+// afresh (a buffered one: request_buffering) is not replayed: every retry
+// sends a new copy from GetBody, whatever its size.
 //
 // Do owns the whole call: the target pick (another target on a retry), the
 // circuit breaker's request and retry slots, the target's in-flight count
@@ -119,7 +124,7 @@ func (u *Upstream) Do(req *http.Request, p *Policy) (*http.Response, error) {
 		deadline = now.Add(p.Timeout)
 	}
 	var body *replay
-	if attempts > 1 && req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
+	if attempts > 1 && req.GetBody == nil && req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
 		limit := rt.MaxReplayBytes
 		if limit <= 0 {
 			limit = DefaultMaxReplayBytes
@@ -309,24 +314,16 @@ func retryable(r *http.Request, rt *Retry, kind retry.ErrorKind, status int, bod
 	if !rt.On.ShouldRetry(kind, status) {
 		return false
 	}
-	if kind != retry.ConnectFailure && !rt.NonIdempotent && !idempotent(r.Method) {
+	if kind != retry.ConnectFailure && !rt.NonIdempotent && !http1.Idempotent(r.Method, r.Header) {
 		return false // the request may have had its effect
 	}
 	if body != nil && !body.replayable() {
 		return false
 	}
-	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 && body == nil {
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 && body == nil && r.GetBody == nil {
 		return false
 	}
 	return true
-}
-
-func idempotent(method string) bool {
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
-		return true
-	}
-	return false
 }
 
 // backoff returns how long to wait before the next attempt: exponential
@@ -404,6 +401,15 @@ func (u *Upstream) attempt(cs *callState, c *call, req *http.Request, p *Policy,
 		out.Body = nil // lets the transport retry on a stale pooled connection
 	case body != nil:
 		out.Body = body.reader()
+	case n > 0 && req.GetBody != nil:
+		// A buffered body: the first attempt read req.Body, each retry
+		// reads its own copy from the start.
+		rc, err := req.GetBody()
+		if err != nil {
+			c.finish()
+			return nil, failReset, err
+		}
+		out.Body = rc
 	}
 	if n > 0 {
 		// Each attempt's request must own its header map: the transport

@@ -105,9 +105,7 @@ func (s *state) configure(cfg *config.Upstream, addrs []string, disc *discEntry)
 		s.outlierKey = ""
 		s.outlier.Store(nil)
 	} else {
-		oc := outlier.Config{Consecutive5xx: passive.Consecutive5xx, ConsecutiveConnectFailures: passive.ConsecutiveConnectFailures,
-			Interval: passive.Interval.D(), BaseEjectionTime: passive.BaseEjectionTime.D(),
-			MaxEjectionTime: passive.MaxEjectionTime.D(), MaxEjectionPercent: passive.MaxEjectionPercent}
+		oc := outlierConfig(passive)
 		if k := fmt.Sprint(oc); k != s.outlierKey || s.outlier.Load() == nil {
 			s.outlierKey = k
 			d := outlier.New(oc, outlier.Deps{OnChange: s.onOutlier, Logger: s.log})
@@ -408,4 +406,18 @@ type limitedConn struct {
 func (c *limitedConn) Close() error {
 	c.once.Do(c.b.ReleaseConnection)
 	return c.Conn.Close()
+}
+
+// outlierConfig is the detector's config for config's passive health
+// check, whose defaults config applied. Config's values carry over as
+// they are, but for max_ejection_percent: 0, which ejects no target,
+// where the detector's zero field means the default.
+func outlierConfig(p *config.PassiveHealth) outlier.Config {
+	pct := p.MaxEjectionPercent
+	if pct == 0 {
+		pct = -1
+	}
+	return outlier.Config{Consecutive5xx: p.Consecutive5xx, ConsecutiveConnectFailures: p.ConsecutiveConnectFailures,
+		Interval: p.Interval.D(), BaseEjectionTime: p.BaseEjectionTime.D(),
+		MaxEjectionTime: p.MaxEjectionTime.D(), MaxEjectionPercent: pct}
 }

@@ -108,6 +108,7 @@ func Build(cfg *config.Config, deps Deps) (*gateway.Snapshot, error) {
 			}
 		}
 		rules[i] = router.Rule{Match: m}
+		errs = append(errs, claimOrder(cfg, path, rc, policies)...)
 		h, err := buildRoute(cfg, rc, snap, policies, deps, claims)
 		if err != nil {
 			errs = append(errs, cfg.Errorf(path, "%v", err))
@@ -145,14 +146,20 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 	if rc.Rewrite != nil {
 		pc.Rewrite, pc.HasRewrite = rc.Rewrite.Prefix, true
 	}
+	buffering, err := proxy.ParseBuffering(rc.RequestBuffering)
+	if err != nil {
+		return nil, err
+	}
+	pc.Buffering = buffering
 	if rr := rc.Retry; rr != nil {
 		// config applied the defaults of on and backoff (only where the
 		// keys were absent): an explicit `on: []` retries nothing and an
 		// explicit zero backoff does not wait.
-		conds, err := retry.ParseConditions(rr.On)
+		on, err := config.ParseRetryOn(rr.On)
 		if err != nil {
 			return nil, fmt.Errorf("retry.on: %w", err)
 		}
+		conds := retry.New(on)
 		pr := &cluster.Retry{Attempts: max(rr.Attempts, 1), PerTryTimeout: rr.PerTryTimeout.D(), On: conds,
 			BackoffBase: rr.Backoff.Base.D(), BackoffMax: rr.Backoff.Max.D(), NonIdempotent: rr.NonIdempotent}
 		if b := rr.Budget; b != nil {
@@ -211,8 +218,6 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 			return nil, err
 		}
 		h = sp
-	case rc.Aggregate != nil:
-		return nil, errors.New("aggregate routes are not available in this release")
 	default:
 		return nil, errors.New("route needs upstream or split")
 	}
@@ -279,21 +284,52 @@ func buildPolicies(cfg *config.Config, deps Deps, claims *registry.Claims) (map[
 	return out, errs
 }
 
+// claimOrder reports the policies of a route that read verified token
+// claims (rate_limit claim:NAME, require_role claim) without a jwt policy
+// before them on the route: they would never see a claim.
+func claimOrder(cfg *config.Config, path string, rc *config.Route, policies map[string]policy.Policy) config.Errors {
+	var errs config.Errors
+	written := false
+	for j, name := range rc.Policies {
+		if policies[name] == nil || isFailed(policies[name]) {
+			// A policy that did not compile may be the jwt policy: no
+			// consequential error.
+			written = true
+			continue
+		}
+		switch p := policies[name].(type) {
+		case policy.ClaimWriter:
+			written = true
+		case policy.ClaimReader:
+			if what := p.ReadsClaims(); what != "" && !written {
+				errs = append(errs, cfg.Errorf(fmt.Sprintf("%s.policies[%d]", path, j),
+					"policy %q reads %s from a verified token: list a jwt policy before it on this route", name, what))
+			}
+		}
+	}
+	return errs
+}
+
 // failed stands in for a policy that did not compile, so that routes
 // naming it are not also reported as naming an unknown policy. A config
 // with a failed policy is refused, so it never serves.
-var failed = policy.Func(func(next http.Handler) http.Handler { return next })
+var failed = &failedPolicy{}
+
+type failedPolicy struct{}
+
+func (*failedPolicy) Wrap(next http.Handler) http.Handler { return next }
+
+func isFailed(p policy.Policy) bool { _, ok := p.(*failedPolicy); return ok }
 
 // rewritePrefix is the part of the request path that strip_prefix removes
 // and rewrite.prefix replaces: a prefix route's prefix, or a template
 // route's literal prefix, the text before its first variable ("/t/" of
 // "/t/{id}/{*rest}"). Validate allows the two keys only on those routes.
 func rewritePrefix(p config.PathMatch) string {
-	if t := p.Template; t != "" && p.Prefix == "" {
-		if i := strings.IndexByte(t, '{'); i >= 0 {
-			return t[:i]
+	if p.Template != "" && p.Prefix == "" {
+		if t, err := config.ParseTemplate(p.Template); err == nil {
+			return t.Literal
 		}
-		return t
 	}
 	return p.Prefix
 }

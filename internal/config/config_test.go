@@ -41,9 +41,14 @@ func goodFiles(t testing.TB) []string {
 func TestGoodConfigs(t *testing.T) {
 	for _, f := range goodFiles(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			c, err := Load(f)
-			if err != nil {
-				t.Fatalf("Load: %v", err)
+			var c *Config
+			if f == "testdata/full.yaml" {
+				c = loadContract(t)
+			} else {
+				var err error
+				if c, err = Load(f); err != nil {
+					t.Fatalf("Load: %v", err)
+				}
 			}
 			if c.File() != f {
 				t.Errorf("File() = %q, want %q", c.File(), f)
@@ -162,6 +167,9 @@ func TestRules(t *testing.T) {
 		{"tcp unknown upstream", strings.Replace(base, `- address: "127.0.0.1:8080"`, `- {address: "127.0.0.1:8080", protocol: tcp, upstream: ap}`, 1), `2:58: listeners[0].upstream: unknown upstream "ap" (did you mean "app"?)`},
 		{"http forbids upstream", strings.Replace(base, `- address: "127.0.0.1:8080"`, `- {address: "127.0.0.1:8080", upstream: app}`, 1), `2:43: listeners[0].upstream: upstream is only for protocol tcp; http listeners use routes`},
 		{"negative limit", strings.Replace(base, `- address: "127.0.0.1:8080"`, `- {address: "127.0.0.1:8080", limits: {max_header_bytes: -1}}`, 1), `2:60: listeners[0].limits.max_header_bytes: must not be negative`},
+		{"negative body buffer", strings.Replace(base, `- address: "127.0.0.1:8080"`, `- {address: "127.0.0.1:8080", limits: {body_buffer_bytes: -1}}`, 1), `2:61: listeners[0].limits.body_buffer_bytes: must not be negative`},
+		{"negative buffer memory", strings.Replace(base, `- address: "127.0.0.1:8080"`, `- {address: "127.0.0.1:8080", limits: {buffer_memory_bytes: -1}}`, 1), `2:63: listeners[0].limits.buffer_memory_bytes: must not be negative`},
+		{"body buffer over budget", strings.Replace(base, `- address: "127.0.0.1:8080"`, `- {address: "127.0.0.1:8080", limits: {body_buffer_bytes: 2048, buffer_memory_bytes: 1024}}`, 1), `2:61: listeners[0].limits.body_buffer_bytes: 2048 exceeds buffer_memory_bytes (1024)`},
 		{"max body below -1", strings.Replace(base, `- address: "127.0.0.1:8080"`, `- {address: "127.0.0.1:8080", limits: {max_body_bytes: -2}}`, 1), `2:58: listeners[0].limits.max_body_bytes: must not be negative (-1 means unlimited)`},
 		{"tls without certificates", strings.Replace(base, `- address: "127.0.0.1:8080"`, `- {address: "127.0.0.1:8080", tls: {}}`, 1), `2:38: listeners[0].tls.certificates: at least one certificate is required`},
 		{"tls cert without key", strings.Replace(base, `- address: "127.0.0.1:8080"`, `- {address: "127.0.0.1:8080", tls: {certificates: [{cert_file: a.pem}]}}`, 1), `2:54: listeners[0].tls.certificates[0].key_file: key_file is required`},
@@ -209,6 +217,7 @@ func TestRules(t *testing.T) {
 		{"breaker", strings.Replace(base, "  app:\n", "  app:\n    circuit_breaker: {max_requests: 0}\n", 1), `5:37: upstreams.app.circuit_breaker.max_requests: must be at least 1`},
 
 		// Routes.
+		{"request buffering mode", strings.Replace(base, "upstream: app", "upstream: app\n    request_buffering: always", 1), `8:24: routes[0].request_buffering: invalid request_buffering "always" (want auto, on or off)`},
 		{"no routes", strings.Replace(base, "routes:\n  - upstream: app\n", "", 1), "1:1: routes: at least one route is required"},
 		{"duplicate route name", strings.Replace(base, "  - upstream: app\n", "  - {name: r, upstream: app}\n  - {name: r, upstream: app}\n", 1), `8:12: routes[1].name: duplicate route name "r" (first used by routes[0])`},
 		{"no destination", strings.Replace(base, "  - upstream: app\n", "  - name: r\n", 1), "7:5: routes[0]: a route needs exactly one of upstream, split or aggregate"},
@@ -328,6 +337,10 @@ func TestDefaults(t *testing.T) {
 		{"read_header_timeout", l.Limits.ReadHeaderTimeout, Duration(10 * time.Second)},
 		{"idle_timeout", l.Limits.IdleTimeout, Duration(60 * time.Second)},
 		{"max_connections", l.Limits.MaxConnections, 100000},
+		{"body_buffer_bytes", l.Limits.BodyBufferBytes, int64(65536)},
+		{"buffer_memory_bytes", l.Limits.BufferMemoryBytes, int64(64 << 20)},
+		{"buffer_dir", l.Limits.BufferDir, ""},
+		{"request_buffering", r.RequestBuffering, "auto"},
 		{"admin address", c.Admin.Address, "127.0.0.1:9901"},
 		{"drain_timeout", c.DrainTimeout, Duration(30 * time.Second)},
 		{"balancer", u.Balancer, "round_robin"},
@@ -394,10 +407,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestPositions(t *testing.T) {
-	c, err := Load("testdata/full.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := loadContract(t)
 	for _, tt := range []struct {
 		path string
 		want string
@@ -451,10 +461,7 @@ type rateLimit struct {
 }
 
 func TestDecodeNode(t *testing.T) {
-	c, err := Load("testdata/full.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := loadContract(t)
 	t.Run("good", func(t *testing.T) {
 		var rl rateLimit
 		if errs := DecodeNode(c.File(), c.Policies["per-key"].Spec, "policies.per-key", &rl, "type"); errs != nil {

@@ -11,6 +11,7 @@ import (
 const (
 	DefaultAdminAddress       = "127.0.0.1:9901"
 	DefaultDrainTimeout       = Duration(30 * time.Second)
+	DefaultUpgradeTimeout     = Duration(30 * time.Second)
 	DefaultMaxHeaderBytes     = 61440
 	DefaultMaxBodyBytes       = 10 << 20
 	DefaultReadHeaderTimeout  = Duration(10 * time.Second)
@@ -25,18 +26,24 @@ const (
 	DefaultMaxIdlePerTarget   = 64
 	DefaultRouteTimeout       = Duration(15 * time.Second)
 	DefaultRequestIDHeader    = "X-Request-ID"
+	DefaultBodyBufferBytes    = 64 << 10
+	DefaultBufferMemoryBytes  = 64 << 20
+	DefaultRequestBuffering   = "auto"
 
 	// Active health checks (health_check.active).
 	DefaultHealthInterval     = Duration(5 * time.Second)
 	DefaultHealthTimeout      = Duration(time.Second)
 	DefaultHealthyThreshold   = 2
 	DefaultUnhealthyThreshold = 3
-	// Passive health, outlier detection (health_check.passive).
-	DefaultConsecutive5xx     = 5
-	DefaultOutlierInterval    = Duration(10 * time.Second)
-	DefaultBaseEjectionTime   = Duration(30 * time.Second)
-	DefaultMaxEjectionTime    = Duration(300 * time.Second)
-	DefaultMaxEjectionPercent = 50
+	// Passive health, outlier detection (health_check.passive). The
+	// default max_ejection_time is DefaultMaxEjectionTime or
+	// base_ejection_time, whichever is longer (Envoy's rule).
+	DefaultConsecutive5xx             = 5
+	DefaultConsecutiveConnectFailures = 5
+	DefaultOutlierInterval            = Duration(10 * time.Second)
+	DefaultBaseEjectionTime           = Duration(30 * time.Second)
+	DefaultMaxEjectionTime            = Duration(300 * time.Second)
+	DefaultMaxEjectionPercent         = 50
 	// DefaultPanicThreshold is health_check.panic_threshold, a percentage.
 	DefaultPanicThreshold = 50
 
@@ -44,6 +51,13 @@ const (
 	DefaultDiscoveryRefresh = Duration(30 * time.Second)
 	DefaultDiscoveryTimeout = Duration(2 * time.Second)
 	DefaultDiscoveryPrefix  = "/rampart/services"
+
+	// Circuit breaker limits (circuit_breaker); Envoy's, but for
+	// max_retries, which is far above Envoy's 3 (docs/resilience.md).
+	DefaultBreakerMaxConnections     = 1024
+	DefaultBreakerMaxPendingRequests = 1024
+	DefaultBreakerMaxRequests        = 1024
+	DefaultBreakerMaxRetries         = 64
 )
 
 // Default returns the config of a document that sets nothing: no
@@ -75,6 +89,8 @@ func (c *Config) ApplyDefaults() {
 		def(c, p+".limits.max_uri_bytes", &l.Limits.MaxURIBytes, DefaultMaxURIBytes)
 		def(c, p+".limits.max_requests_per_connection", &l.Limits.MaxRequestsPerConnection, DefaultMaxRequestsPerConn)
 		def(c, p+".limits.max_concurrent_streams", &l.Limits.MaxConcurrentStreams, DefaultMaxStreams)
+		def(c, p+".limits.body_buffer_bytes", &l.Limits.BodyBufferBytes, DefaultBodyBufferBytes)
+		def(c, p+".limits.buffer_memory_bytes", &l.Limits.BufferMemoryBytes, DefaultBufferMemoryBytes)
 		if t := l.TLS; t != nil {
 			def(c, p+".tls.min_version", &t.MinVersion, "1.2")
 			def(c, p+".tls.client_auth.mode", &t.ClientAuth.Mode, "none")
@@ -82,6 +98,7 @@ func (c *Config) ApplyDefaults() {
 	}
 	def(c, "admin.address", &c.Admin.Address, DefaultAdminAddress)
 	def(c, "drain_timeout", &c.DrainTimeout, DefaultDrainTimeout)
+	def(c, "upgrade.timeout", &c.Upgrade.Timeout, DefaultUpgradeTimeout)
 
 	for name, u := range c.Upstreams {
 		if u == nil {
@@ -122,17 +139,22 @@ func (c *Config) ApplyDefaults() {
 			if ps := h.Passive; ps != nil {
 				q := p + ".health_check.passive"
 				def(c, q+".consecutive_5xx", &ps.Consecutive5xx, DefaultConsecutive5xx)
+				// 0 also means the default (documented on the field).
+				if ps.ConsecutiveConnectFailures == 0 {
+					ps.ConsecutiveConnectFailures = DefaultConsecutiveConnectFailures
+				}
 				def(c, q+".interval", &ps.Interval, DefaultOutlierInterval)
 				def(c, q+".base_ejection_time", &ps.BaseEjectionTime, DefaultBaseEjectionTime)
+				def(c, q+".max_ejection_time", &ps.MaxEjectionTime, max(DefaultMaxEjectionTime, ps.BaseEjectionTime))
 				def(c, q+".max_ejection_percent", &ps.MaxEjectionPercent, DefaultMaxEjectionPercent)
 			}
 		}
 		if b := u.CircuitBreaker; b != nil {
 			q := p + ".circuit_breaker"
-			def(c, q+".max_connections", &b.MaxConnections, 1024)
-			def(c, q+".max_pending_requests", &b.MaxPendingRequests, 1024)
-			def(c, q+".max_requests", &b.MaxRequests, 1024)
-			def(c, q+".max_retries", &b.MaxRetries, 64)
+			def(c, q+".max_connections", &b.MaxConnections, DefaultBreakerMaxConnections)
+			def(c, q+".max_pending_requests", &b.MaxPendingRequests, DefaultBreakerMaxPendingRequests)
+			def(c, q+".max_requests", &b.MaxRequests, DefaultBreakerMaxRequests)
+			def(c, q+".max_retries", &b.MaxRetries, DefaultBreakerMaxRetries)
 		}
 	}
 
@@ -141,6 +163,7 @@ func (c *Config) ApplyDefaults() {
 		p := "routes[" + strconv.Itoa(i) + "]"
 		def(c, p+".name", &r.Name, fmt.Sprintf("route-%d", i))
 		def(c, p+".timeout", &r.Timeout, DefaultRouteTimeout)
+		def(c, p+".request_buffering", &r.RequestBuffering, DefaultRequestBuffering)
 		if m := r.Mirror; m != nil {
 			def(c, p+".mirror.percent", &m.Percent, 100)
 		}

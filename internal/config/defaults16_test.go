@@ -107,3 +107,36 @@ routes:
 		t.Errorf("a failover chain without a cycle was refused: %v", err)
 	}
 }
+
+// The passive health check's defaults are applied in config (issue 16):
+// max_ejection_time is 300s or base_ejection_time if longer, and
+// consecutive_connect_failures 5, also for an explicit 0.
+func TestPassiveDefaults(t *testing.T) {
+	tests := []struct {
+		passive  string
+		maxEject time.Duration
+		conn     int
+	}{
+		{"{}", 300 * time.Second, 5},
+		{"{base_ejection_time: 400s}", 400 * time.Second, 5},
+		{"{base_ejection_time: 10s, max_ejection_time: 20s}", 20 * time.Second, 5},
+		{"{consecutive_connect_failures: 0}", 300 * time.Second, 5},
+		{"{consecutive_connect_failures: 2}", 300 * time.Second, 2},
+	}
+	for _, tc := range tests {
+		c := mustLoad(t, strings.Replace(base, `targets: [{address: "127.0.0.1:9001"}]`, `targets: [{address: "127.0.0.1:9001"}]`+"\n    health_check: {passive: "+tc.passive+"}", 1))
+		p := c.Upstreams["app"].HealthCheck.Passive
+		if p.MaxEjectionTime.D() != tc.maxEject || p.ConsecutiveConnectFailures != tc.conn {
+			t.Errorf("passive %s: max_ejection_time %v, consecutive_connect_failures %d; want %v, %d", tc.passive, p.MaxEjectionTime, p.ConsecutiveConnectFailures, tc.maxEject, tc.conn)
+		}
+	}
+	for _, bad := range []struct{ passive, want string }{
+		{"{consecutive_connect_failures: -1}", "upstreams.app.health_check.passive.consecutive_connect_failures: must not be negative"},
+		{"{max_ejection_time: -1s}", "upstreams.app.health_check.passive.max_ejection_time: negative duration"},
+	} {
+		got := validateErr(t, strings.Replace(base, `targets: [{address: "127.0.0.1:9001"}]`, `targets: [{address: "127.0.0.1:9001"}]`+"\n    health_check: {passive: "+bad.passive+"}", 1))
+		if !strings.Contains(got, bad.want) {
+			t.Errorf("passive %s: got %s, want %s", bad.passive, got, bad.want)
+		}
+	}
+}

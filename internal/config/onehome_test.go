@@ -48,3 +48,10 @@ func TestTimeoutAndIdleDefaultsOneHome(t *testing.T) {
 	noLiteralDefaults(t, regexp.MustCompile(`(?i)(drain\w*|timeout)\s*:?=\s*30\s*\*\s*time\.Second`), "app")
 	noLiteralDefaults(t, regexp.MustCompile(`(?i)connect\w*\s*:?=\s*5\s*\*\s*time\.Second|maxidle\w*\s*:?=\s*64\b`), "app", "cluster")
 }
+
+// Outlier-detection (passive health), active health and circuit
+// breaker defaults live in this package's constants; those packages alias
+// them for their zero-value guards.
+func TestOutlierDefaultsOneHome(t *testing.T) {
+	noLiteralDefaults(t, regexp.MustCompile(`Default\w*\s*=\s*[0-9]`), "cluster/outlier", "cluster/health", "cluster/breaker")
+}

@@ -19,9 +19,9 @@ var (
 	discoveryTypes    = []string{"static", "dns", "srv", "etcd"}
 	balancers         = []string{"round_robin", "random", "least_request", "ring_hash", "maglev", "ewma"}
 	upstreamProtocols = []string{"http1", "h2c"}
-	retryConditions   = []string{"connect_failure", "reset", "timeout", "5xx", "gateway_error", "retriable_4xx"}
 	redisFailureModes = []string{"local", "allow", "deny"}
 	logFormats        = []string{"json"}
+	bufferingModes    = []string{"auto", "on", "off"}
 
 	// PolicyTypes are the policy types a config may name.
 	PolicyTypes = []string{"jwt", "api_key", "rate_limit", "ip_filter", "waf", "sanitize", "concurrency_limit", "require_role", "cors", "headers"}
@@ -32,11 +32,13 @@ var (
 // position; it returns nil when the config is valid. It checks values and
 // references between them (routes to upstreams and policies, listeners to
 // upstreams); the keys specific to each policy type are checked by the
-// policy packages. Validate does not modify c.
+// policy packages. Keys that are not built yet (Reserved) are refused.
+// Validate does not modify c.
 func (c *Config) Validate() error {
 	v := &validator{c: c}
 	v.listeners()
 	v.admin()
+	v.process()
 	v.upstreams()
 	v.trips()
 	v.routes()
@@ -44,6 +46,7 @@ func (c *Config) Validate() error {
 	v.consumers()
 	v.cluster()
 	v.observability()
+	v.reserved()
 	return v.errs.err()
 }
 
@@ -227,6 +230,16 @@ func (v *validator) listeners() {
 				v.errorf(lp+"."+f.key, "must not be negative")
 			}
 		}
+		switch {
+		case l.Limits.BodyBufferBytes < 0:
+			v.errorf(lp+".body_buffer_bytes", "must not be negative")
+		case l.Limits.BufferMemoryBytes < 0:
+			v.errorf(lp+".buffer_memory_bytes", "must not be negative")
+		case l.Limits.BodyBufferBytes > l.Limits.BufferMemoryBytes:
+			// One request could never hold what body_buffer_bytes
+			// promises: the listener's whole budget is smaller.
+			v.errorf(lp+".body_buffer_bytes", "%d exceeds buffer_memory_bytes (%d)", l.Limits.BodyBufferBytes, l.Limits.BufferMemoryBytes)
+		}
 		if t := l.TLS; t != nil {
 			tp := p + ".tls"
 			if len(t.Certificates) == 0 {
@@ -262,6 +275,16 @@ func (v *validator) admin() {
 	}
 	if err := hostPort(a, true, true); err != nil {
 		v.errorf("admin.address", "%v; or \"off\" to disable the admin API", err)
+	}
+}
+
+// process checks the process-level keys: drain, pid file, upgrade.
+func (v *validator) process() {
+	if _, written := v.c.pos["upgrade.timeout"]; written && v.c.Upgrade.Timeout == 0 {
+		v.errorf("upgrade.timeout", "must be positive (default %s)", DefaultUpgradeTimeout.D())
+	}
+	if v.c.PIDFile != "" && strings.HasSuffix(v.c.PIDFile, "/") {
+		v.errorf("pid_file", "%q names a directory; want a file path", v.c.PIDFile)
 	}
 }
 
@@ -499,8 +522,14 @@ func (v *validator) health(p string, h *HealthCheck) {
 		if s.Interval <= 0 {
 			v.errorf(sp+".interval", "must be positive")
 		}
+		if s.ConsecutiveConnectFailures < 0 {
+			v.errorf(sp+".consecutive_connect_failures", "must not be negative")
+		}
 		if s.BaseEjectionTime <= 0 {
 			v.errorf(sp+".base_ejection_time", "must be positive")
+		}
+		if s.MaxEjectionTime < 0 {
+			v.errorf(sp+".max_ejection_time", "must not be negative")
 		}
 		if s.MaxEjectionPercent < 0 || s.MaxEjectionPercent > 100 {
 			v.errorf(sp+".max_ejection_percent", "%d out of range 0-100", s.MaxEjectionPercent)
@@ -584,6 +613,7 @@ func (v *validator) routes() {
 		if r.Timeout < 0 {
 			v.errorf(p+".timeout", "must not be negative")
 		}
+		v.oneOf(p+".request_buffering", "request_buffering", r.RequestBuffering, bufferingModes)
 		if rt := r.Retry; rt != nil {
 			v.retry(p+".retry", rt)
 		}
@@ -640,16 +670,9 @@ func (v *validator) retry(p string, rt *Retry) {
 		v.errorf(p+".per_try_timeout", "must not be negative")
 	}
 	for j, on := range rt.On {
-		if slices.Contains(retryConditions, on) {
-			continue
+		if _, err := ParseRetryCondition(on); err != nil {
+			v.errorf(idx(p+".on", j), "%v", err)
 		}
-		if code, err := strconv.Atoi(on); err == nil {
-			if code < 100 || code > 599 {
-				v.errorf(idx(p+".on", j), "status %d out of range 100-599", code)
-			}
-			continue
-		}
-		v.errorf(idx(p+".on", j), "invalid retry condition %q (want %s, or a status code)%s", on, orList(retryConditions), suggest(on, retryConditions))
 	}
 	if rt.Backoff.Base < 0 {
 		v.errorf(p+".backoff.base", "must not be negative")
@@ -682,11 +705,9 @@ func isToken(s string) bool {
 	return true
 }
 
-var ident = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
 func (v *validator) match(p string, m *Match) {
 	for j, h := range m.Hosts {
-		if err := checkHost(h); err != nil {
+		if _, err := ParseHost(h); err != nil {
 			v.errorf(idx(p+".hosts", j), "%v", err)
 		}
 	}
@@ -703,7 +724,7 @@ func (v *validator) match(p string, m *Match) {
 				v.errorf(pp+".regex", "invalid regex: %v", err)
 			}
 		case "template":
-			if err := checkTemplate(kv.val); err != nil {
+			if _, err := ParseTemplate(kv.val); err != nil {
 				v.errorf(pp+".template", "%v", err)
 			}
 		default:
@@ -730,71 +751,6 @@ func (v *validator) match(p string, m *Match) {
 			v.errorf(p+".query.", "query parameter name must not be empty")
 		}
 	}
-}
-
-// checkHost checks a route host: a DNS name, optionally with a leading
-// "*." wildcard label, without scheme or port.
-func checkHost(h string) error {
-	switch {
-	case h == "":
-		return fmt.Errorf("host must not be empty")
-	case strings.Contains(h, "://"):
-		return fmt.Errorf("invalid host %q: no scheme allowed", h)
-	case strings.ContainsAny(h, ":[]"):
-		return fmt.Errorf("invalid host %q: no port allowed (hosts match any port)", h)
-	case len(h) > 253:
-		return fmt.Errorf("invalid host %q: longer than 253 characters", h)
-	}
-	name := strings.TrimPrefix(h, "*.")
-	for _, label := range strings.Split(name, ".") {
-		if label == "*" || strings.Contains(label, "*") {
-			return fmt.Errorf("invalid host %q: a wildcard is allowed only as the whole first label (*.example.com)", h)
-		}
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("invalid host %q: not a DNS name", h)
-		}
-		for i := range len(label) {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return fmt.Errorf("invalid host %q: not a DNS name", h)
-			}
-		}
-	}
-	return nil
-}
-
-// checkTemplate checks a path template such as "/u/{id}/{*rest}": every
-// segment is literal or a whole {name}; {*name} only as the last segment;
-// names are identifiers used once.
-func checkTemplate(t string) error {
-	if !strings.HasPrefix(t, "/") {
-		return fmt.Errorf("template must start with \"/\"")
-	}
-	segs := strings.Split(t[1:], "/")
-	names := map[string]bool{}
-	for i, s := range segs {
-		if !strings.ContainsAny(s, "{}") {
-			continue
-		}
-		if !strings.HasPrefix(s, "{") || !strings.HasSuffix(s, "}") || strings.Count(s, "{") != 1 || strings.Count(s, "}") != 1 {
-			return fmt.Errorf("invalid template %q: segment %q must be literal or a whole {name}", t, s)
-		}
-		name := s[1 : len(s)-1]
-		if rest, ok := strings.CutPrefix(name, "*"); ok {
-			if i != len(segs)-1 {
-				return fmt.Errorf("invalid template %q: {*%s} must be the last segment", t, rest)
-			}
-			name = rest
-		}
-		if !ident.MatchString(name) {
-			return fmt.Errorf("invalid template %q: %q is not a valid name", t, name)
-		}
-		if names[name] {
-			return fmt.Errorf("invalid template %q: name %q used twice", t, name)
-		}
-		names[name] = true
-	}
-	return nil
 }
 
 func (v *validator) policies() {

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/rampart-gw/rampart/internal/spool"
 )
 
 // Exchange is the state of one request passing through the gateway. It is
@@ -29,11 +31,15 @@ type Exchange struct {
 	// Attempts counts upstream attempts (more than 1 with retries).
 	Attempts int
 	// Consumer is the authenticated client's name, set by an
-	// authentication policy (api_key); "" when none authenticated.
+	// authentication policy (api_key, jwt); "" when none authenticated.
 	Consumer string
 	// Roles are the authenticated client's roles (read-only; shared with
 	// the compiled policy, never modify).
 	Roles []string
+	// Claims are the verified claims of the request's token, set by the
+	// jwt policy (nil without one); read-only, shared with the policy's
+	// verified-token cache: never modify.
+	Claims map[string]any
 	// Err is a failure a route handler gave up with, waiting for the
 	// route's render (route.Fail sets it, route.Errors takes it).
 	Err error
@@ -41,6 +47,10 @@ type Exchange struct {
 	// gateway deliberately answered with nothing: 499 when the client went
 	// away (nginx's code). It is never sent.
 	Unanswered int
+	// Spool is the listener's request body spool, which a route's
+	// request_buffering reads the body into (nil outside a listener: the
+	// body streams).
+	Spool *spool.Spool
 }
 
 // ErrBodyTooLarge is the error a request body over the listener's

@@ -15,6 +15,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/exchange"
 	"github.com/rampart-gw/rampart/internal/pathnorm"
 	rt "github.com/rampart-gw/rampart/internal/route"
+	"github.com/rampart-gw/rampart/internal/spool"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
 
@@ -30,6 +31,9 @@ type Handler struct {
 	limits   config.Limits
 	metrics  *telemetry.Metrics
 	log      func() *telemetry.AccessLog
+	// spool buffers the request bodies of routes with request_buffering
+	// within the listener's memory budget.
+	spool *spool.Spool
 
 	// unmatched holds the series for requests that matched no route
 	// (route label ""), created on the first such request.
@@ -58,6 +62,8 @@ type HandlerDeps struct {
 // NewHandler returns the handler for one listener.
 func NewHandler(cfg HandlerConfig, deps HandlerDeps) *Handler {
 	h := &Handler{store: deps.Store, listener: cfg.Listener, limits: cfg.Limits, metrics: deps.Metrics, log: deps.AccessLog, tls: cfg.TLSState}
+	lim := cfg.Limits
+	h.spool = spool.New(spool.Config{Memory: lim.BodyBufferBytes, Budget: lim.BufferMemoryBytes, Dir: lim.BufferDir})
 	if h.log == nil {
 		h.log = func() *telemetry.AccessLog { return nil }
 	}
@@ -78,6 +84,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.ctx.Context = r.Context()
 	ex := &st.ctx.Exchange
 	ex.Start = time.Now()
+	ex.Spool = h.spool
 
 	ridHeader := defaultRequestIDHeader
 	if snap != nil {
@@ -151,6 +158,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if h.limits.MaxBodyBytes > 0 && r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
 			r.Body = &limitedBody{rc: r.Body, left: h.limits.MaxBodyBytes}
 		}
+		if r.Body != nil && r.Body != http.NoBody {
+			// Counts what is read of the body, chunked or not, for the
+			// request size histogram and the access log.
+			st.body.rc = r.Body
+			r.Body = &st.body
+		}
 		h.serveRoute(rw, r, ex, route, snap)
 		if ex.Err != nil {
 			// A route composed without route.Errors (compile always adds
@@ -194,6 +207,10 @@ func (h *Handler) serveRoute(rw *writer, r *http.Request, ex *exchange.Exchange,
 
 func (h *Handler) finish(r *http.Request, rw *writer, ex *exchange.Exchange, route *Route, snap *Snapshot) {
 	d := time.Since(ex.Start)
+	var in int64 // request body bytes read
+	if b, ok := r.Body.(*countedBody); ok {
+		in = b.n.Load()
+	}
 	if o := h.store.observer(); o != nil && snap != nil {
 		o.Observe(snap, rw.status, d)
 	}
@@ -207,8 +224,8 @@ func (h *Handler) finish(r *http.Request, rw *writer, ex *exchange.Exchange, rou
 		}
 		rm.Count(r.Method, rw.status)
 		rm.Duration.Observe(d.Seconds())
-		if r.ContentLength > 0 {
-			rm.RequestSize.Observe(float64(r.ContentLength))
+		if in > 0 {
+			rm.RequestSize.Observe(float64(in))
 		}
 		rm.ResponseSize.Observe(float64(rw.bytes))
 	}
@@ -224,7 +241,7 @@ func (h *Handler) finish(r *http.Request, rw *writer, ex *exchange.Exchange, rou
 			Proto:      r.Proto,
 			RemoteAddr: r.RemoteAddr,
 			Status:     rw.status,
-			BytesIn:    max(r.ContentLength, 0),
+			BytesIn:    in,
 			BytesOut:   rw.bytes,
 			Duration:   d,
 			Code:       ex.Code,
@@ -274,6 +291,28 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 func (b *limitedBody) TooLarge() bool { return b.over.Load() }
 
 func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// countedBody counts the bytes read of a request body. It passes
+// TooLarge through, so that exchange.BodyTooLarge still sees the limited
+// body beneath.
+type countedBody struct {
+	rc io.ReadCloser
+	n  atomic.Int64 // read after the handler, maybe while a transport reads
+}
+
+func (b *countedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+func (b *countedBody) Close() error { return b.rc.Close() }
+
+// TooLarge reports whether the body beneath ran over the listener's limit.
+func (b *countedBody) TooLarge() bool {
+	l, ok := b.rc.(interface{ TooLarge() bool })
+	return ok && l.TooLarge()
+}
 
 // writer records the status and body size of a response. It forwards
 // Flush, Hijack and the rest through Unwrap (http.ResponseController).
@@ -336,6 +375,7 @@ type state struct {
 	ctx  exchange.Context
 	req  http.Request
 	rw   writer
+	body countedBody
 	vals [3]string
 	ids  idBuf
 }

@@ -340,3 +340,32 @@ func FuzzParseChunkSize(f *testing.F) {
 		}
 	})
 }
+
+func TestIdempotent(t *testing.T) {
+	tests := []struct {
+		method string
+		header map[string][]string
+		want   bool
+	}{
+		{"", nil, true},
+		{"GET", nil, true},
+		{"HEAD", nil, true},
+		{"OPTIONS", nil, true},
+		{"TRACE", nil, true},
+		{"PUT", nil, true},
+		{"DELETE", nil, true},
+		{"POST", nil, false},
+		{"PATCH", nil, false},
+		{"CONNECT", nil, false},
+		{"get", nil, false}, // methods are case-sensitive
+		{"POST", map[string][]string{"Idempotency-Key": {"k"}}, true},
+		{"PATCH", map[string][]string{"X-Idempotency-Key": {"k"}}, true},
+		{"POST", map[string][]string{"Idempotency-Key": {}}, true},
+		{"POST", map[string][]string{"Idempotency": {"k"}}, false},
+	}
+	for _, tc := range tests {
+		if got := Idempotent(tc.method, tc.header); got != tc.want {
+			t.Errorf("Idempotent(%q, %v) = %v, want %v", tc.method, tc.header, got, tc.want)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/listener/h1guard"
 	"github.com/rampart-gw/rampart/internal/telemetry"
+	"github.com/rampart-gw/rampart/internal/upgrade"
 )
 
 // Config is one listener's settings.
@@ -35,12 +36,17 @@ type Config struct {
 	// RAMPART_HTTP1_SERVER=net/http sets it for every listener, to compare
 	// the two.
 	NetHTTP bool
+	// ReusePort asks Bind for SO_REUSEPORT.
+	ReusePort bool
 }
 
 // Deps are shared services.
 type Deps struct {
 	Metrics *telemetry.Metrics
 	Log     *slog.Logger
+	// Bind, if set, returns the listening socket for cfg (a binary upgrade
+	// passes inherited sockets this way); default net.Listen.
+	Bind func(cfg Config) (net.Listener, error)
 }
 
 // Listener is a bound HTTP listener.
@@ -62,7 +68,11 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
-	raw, err := net.Listen("tcp", cfg.Address)
+	bind := deps.Bind
+	if bind == nil {
+		bind = func(cfg Config) (net.Listener, error) { return net.Listen("tcp", cfg.Address) }
+	}
+	raw, err := bind(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +162,10 @@ func (l *Listener) ReloadCerts() error {
 	}
 	return l.certs.Reload()
 }
+
+// File returns a duplicate of the listening socket's descriptor, to hand
+// to a new process in a binary upgrade.
+func (l *Listener) File() (*os.File, error) { return upgrade.Files(l.ln.Listener) }
 
 // Addr is the bound address.
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }

@@ -27,6 +27,19 @@ type Policy interface {
 	Wrap(next http.Handler) http.Handler
 }
 
+// ClaimReader is a policy that reads the verified token claims a jwt
+// policy records on the request (exchange.Exchange.Claims). ReadsClaims
+// says what reads them ("key claim:sub"), for the error when no jwt policy
+// comes before it on a route; "" when this instance reads none.
+type ClaimReader interface {
+	ReadsClaims() string
+}
+
+// ClaimWriter is a policy that records verified token claims.
+type ClaimWriter interface {
+	WritesClaims()
+}
+
 // Func adapts a middleware function to Policy.
 type Func func(next http.Handler) http.Handler
 

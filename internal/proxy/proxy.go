@@ -10,6 +10,7 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/cluster"
 	"github.com/rampart-gw/rampart/internal/exchange"
 	"github.com/rampart-gw/rampart/internal/route"
+	"github.com/rampart-gw/rampart/internal/spool"
 )
 
 // Config is the compiled forwarding part of one route towards one
@@ -38,6 +40,40 @@ type Config struct {
 	HasRewrite bool
 	// RequestIDHeader is the canonical request ID header name.
 	RequestIDHeader string
+	// Buffering is the route's request_buffering.
+	Buffering Buffering
+}
+
+// Buffering is how a request body reaches the upstream (a route's
+// request_buffering; docs/proxying.md).
+type Buffering uint8
+
+const (
+	// BufferAuto buffers a body of unknown length in memory up to the
+	// listener's body_buffer_bytes before the upstream request opens: a
+	// body that ends there is forwarded with its Content-Length (or
+	// refused with 413 when over max_body_bytes); a longer one streams.
+	BufferAuto Buffering = iota + 1
+	// BufferOn buffers every body whole, in memory and then in a
+	// temporary file, up to max_body_bytes: it is refused before the
+	// upstream sees anything, forwarded with its Content-Length, and
+	// replayed whole on every retry.
+	BufferOn
+	// BufferOff streams every body as it arrives.
+	BufferOff
+)
+
+// ParseBuffering returns the Buffering named by request_buffering.
+func ParseBuffering(s string) (Buffering, error) {
+	switch s {
+	case "auto":
+		return BufferAuto, nil
+	case "on":
+		return BufferOn, nil
+	case "off":
+		return BufferOff, nil
+	}
+	return 0, fmt.Errorf("request_buffering: invalid mode %q (want auto, on or off)", s)
 }
 
 // Deps are the shared services a Proxy uses.
@@ -78,12 +114,94 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 // failed call is handed to route.Fail.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	upgrade := p.prepare(r)
+	if upgrade == "" && p.buffers(r) {
+		p.serveBuffered(w, r)
+		return
+	}
 	resp, err := p.cfg.Upstream.Do(r, &p.cfg.Policy)
 	if err != nil {
 		route.Fail(w, r, err)
 		return
 	}
 	p.respond(w, r, resp, upgrade)
+}
+
+// buffers reports whether the route's request_buffering reads r's body
+// before the upstream request opens: with on, every body; with auto, a
+// body of unknown length (chunked, or HTTP/2 without content-length).
+func (p *Proxy) buffers(r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return false
+	}
+	switch p.cfg.Buffering {
+	case BufferOn:
+		return true
+	case BufferAuto:
+		return r.ContentLength < 0
+	}
+	return false
+}
+
+// serveBuffered reads r's body into the listener's spool (exchange.Spool),
+// then forwards the request with the buffered body. A complete body goes
+// with its Content-Length (unless the request declared trailers, which
+// need chunked framing) and is opened afresh for every attempt; the rest of
+// an incomplete one (auto, over body_buffer_bytes) streams after the
+// buffered part. A body that cannot be read is answered without contacting
+// the upstream: 413 over max_body_bytes (the listener's limited body fails
+// the read), 400 for a malformed one, nothing for a client that went away,
+// 503 when the temporary file fails.
+func (p *Proxy) serveBuffered(w http.ResponseWriter, r *http.Request) {
+	var sp *spool.Spool
+	if ex := exchange.From(r.Context()); ex != nil {
+		sp = ex.Spool
+	}
+	if sp == nil {
+		p.forward(w, r) // outside a listener: nothing to buffer into
+		return
+	}
+	b, err := sp.Read(r.Body, p.cfg.Buffering == BufferOn)
+	if err != nil {
+		route.Fail(w, r, p.bodyError(r, err))
+		return
+	}
+	defer b.Close()
+	out := *r
+	out.Body, _ = b.Open()
+	if b.Complete() {
+		out.GetBody = b.Open
+		if len(r.Trailer) == 0 {
+			out.ContentLength = b.Len()
+			out.TransferEncoding = nil
+		}
+	}
+	p.forward(w, &out)
+}
+
+// forward makes the call for r and answers with it.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request) {
+	resp, err := p.cfg.Upstream.Do(r, &p.cfg.Policy)
+	if err != nil {
+		route.Fail(w, r, err)
+		return
+	}
+	p.respond(w, r, resp, "")
+}
+
+// bodyError is the answer to a request body that could not be buffered.
+func (p *Proxy) bodyError(r *http.Request, err error) error {
+	switch {
+	case errors.Is(err, exchange.ErrBodyTooLarge):
+		return err // route.Render: 413 body_too_large
+	case errors.Is(err, spool.ErrSpill):
+		p.deps.Log.Warn("request body not buffered", "route", p.cfg.Route, "err", err)
+		return &route.Refusal{Status: http.StatusServiceUnavailable, Code: "overloaded", Msg: "the request body could not be buffered", Err: err}
+	case r.Context().Err() != nil:
+		return &route.Refusal{Status: cluster.StatusClientClosed, Code: "client_closed_request", Msg: "client closed the request", Err: err}
+	}
+	// A malformed chunked body: the framing guard (internal/listener/h1guard)
+	// replaces this answer with its own 400 and closes the connection.
+	return &route.Refusal{Status: http.StatusBadRequest, Code: "bad_request", Msg: "the request body could not be read", Err: err}
 }
 
 // prepare edits the inbound request's headers for forwarding, in place, and

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,19 +12,21 @@ import (
 )
 
 // ConnSet tracks connections taken over from the HTTP server (upgrades), so
-// that a draining gateway can close them once the drain timeout passes.
+// that a draining gateway can say goodbye to them (a WebSocket close frame,
+// 1001 going away) and close them once the drain timeout passes.
 type ConnSet struct {
 	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	conns map[net.Conn]func()
 }
 
-// Add tracks c.
-func (s *ConnSet) Add(c net.Conn) {
+// Add tracks c. goingAway, if not nil, starts a clean close of the session
+// (for a WebSocket, a close frame each way); it must not block for long.
+func (s *ConnSet) Add(c net.Conn, goingAway func()) {
 	s.mu.Lock()
 	if s.conns == nil {
-		s.conns = map[net.Conn]struct{}{}
+		s.conns = map[net.Conn]func(){}
 	}
-	s.conns[c] = struct{}{}
+	s.conns[c] = goingAway
 	s.mu.Unlock()
 }
 
@@ -39,6 +42,23 @@ func (s *ConnSet) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
+}
+
+// GoingAway starts a clean close of every tracked session that knows one
+// and returns how many it asked.
+func (s *ConnSet) GoingAway() int {
+	s.mu.Lock()
+	fns := make([]func(), 0, len(s.conns))
+	for _, fn := range s.conns {
+		if fn != nil {
+			fns = append(fns, fn)
+		}
+	}
+	s.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+	return len(fns)
 }
 
 // CloseAll closes every tracked connection.
@@ -67,10 +87,6 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, resp *http.
 		return
 	}
 	defer client.Close()
-	if p.deps.Upgraded != nil {
-		p.deps.Upgraded.Add(client)
-		defer p.deps.Upgraded.Remove(client)
-	}
 	// Connection-specific headers other than the upgrade itself must not
 	// pass; keep Connection/Upgrade, which the switch needs.
 	upgradeHdr := resp.Header["Upgrade"]
@@ -88,24 +104,41 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, resp *http.
 	if err := brw.Flush(); err != nil {
 		return
 	}
+	// A WebSocket is relayed frame by frame, so that a drain can close it
+	// with a close frame between two frames; anything else is bytes.
+	var toUp, toClient io.Writer = upConn, client
+	var goingAway func()
+	if strings.EqualFold(want, "websocket") {
+		up, down := &wsPipe{dst: upConn, mask: true}, &wsPipe{dst: client}
+		toUp, toClient = up, down
+		goingAway = func() {
+			// The client is told first: it is the one that reconnects.
+			go func() { defer func() { recover() }(); down.goingAway() }()
+			go func() { defer func() { recover() }(); up.goingAway() }()
+		}
+	}
+	if p.deps.Upgraded != nil {
+		p.deps.Upgraded.Add(client, goingAway)
+		defer p.deps.Upgraded.Remove(client)
+	}
 	done := make(chan struct{}, 2)
 	go func() {
 		defer func() { recover(); done <- struct{}{} }()
 		// Bytes the client sent after its request, already buffered.
 		if n := brw.Reader.Buffered(); n > 0 {
 			b, _ := brw.Reader.Peek(n)
-			if _, err := upConn.Write(b); err != nil {
+			if _, err := toUp.Write(b); err != nil {
 				return
 			}
 		}
-		io.Copy(upConn, client)
+		relay(toUp, client)
 		if cw, ok := upConn.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
 	}()
 	go func() {
 		defer func() { recover(); done <- struct{}{} }()
-		io.Copy(client, upConn)
+		relay(toClient, upConn)
 		if cw, ok := client.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
@@ -115,4 +148,13 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, r *http.Request, resp *http.
 	client.Close()
 	upConn.Close()
 	<-done
+}
+
+// relay copies src to dst until either ends.
+func relay(dst io.Writer, src io.Reader) {
+	if p, ok := dst.(*wsPipe); ok {
+		p.copyFrom(src)
+		return
+	}
+	io.Copy(dst, src)
 }

@@ -52,14 +52,46 @@ func (h *Errors) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// Refusal is a request the gateway answers itself before any upstream
+// attempt, such as a body that could not be buffered (request_buffering):
+// it is answered with its JSON error, never the fallback or a stale cache
+// entry. Status cluster.StatusClientClosed (the client went away) is only
+// logged, and nothing is written.
+type Refusal struct {
+	Status int
+	Code   string
+	Msg    string
+	Err    error // the cause, if any
+}
+
+func (e *Refusal) Error() string {
+	if e.Err != nil {
+		return e.Code + ": " + e.Msg + ": " + e.Err.Error()
+	}
+	return e.Code + ": " + e.Msg
+}
+
+func (e *Refusal) Unwrap() error { return e.Err }
+
 // Render answers err for r: nothing for a client that went away (the
 // status 499 is only logged), 413 for a request body over the listener's
-// limit, a stale cache entry or the fallback for 502/503/504, else the JSON
-// error (CONTRACT.md).
+// limit, a Refusal's own error, a stale cache entry or the fallback for
+// 502/503/504, else the JSON error (CONTRACT.md).
 func Render(w http.ResponseWriter, r *http.Request, err error, fb *config.Fallback, c *Cache) {
 	ex := exchange.From(r.Context())
-	if exchange.BodyTooLarge(r) {
+	if exchange.BodyTooLarge(r) || errors.Is(err, exchange.ErrBodyTooLarge) {
 		exchange.Error(w, r, http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds the limit")
+		return
+	}
+	var rf *Refusal
+	if errors.As(err, &rf) {
+		if rf.Status == cluster.StatusClientClosed {
+			if ex != nil {
+				ex.Code, ex.Unanswered = rf.Code, rf.Status
+			}
+			return
+		}
+		exchange.Error(w, r, rf.Status, rf.Code, rf.Msg)
 		return
 	}
 	var e *cluster.Error

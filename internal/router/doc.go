@@ -10,17 +10,19 @@
 //
 //   - Hosts: each entry is an exact name ("api.example.com") or a wildcard
 //     ("*.example.com") that matches any name ending in ".example.com" with at
-//     least one more label in front, never "example.com" itself. Names are
-//     compared ASCII case-insensitively; a port is ignored, and so are the
-//     brackets of an IPv6 literal ("[::1]:8080" is "::1") and one trailing
-//     dot. No hosts means any host.
+//     least one more label in front, never "example.com" itself; the grammar
+//     is config.ParseHost's, the one Validate checks. Names are compared
+//     ASCII case-insensitively; the request's port is ignored, and so are
+//     the brackets of an IPv6 literal and one trailing dot. No hosts means
+//     any host.
 //   - Path, compared with the decoded path (r.URL.Path), case-sensitively:
 //     exact (equal strings), prefix (plain string prefix, as in Envoy:
 //     "/api" matches "/apis"), regex (Go regexp syntax; the whole path must
 //     match, as if written ^(?:re)$) or template ("/u/{id}/{*rest}": {name}
 //     is one non-empty segment, {*name} the rest of the path, possibly empty,
 //     and may only be the last segment; "/u/{id}/{*rest}" matches "/u/1/" but
-//     not "/u/1"). No path means prefix "/".
+//     not "/u/1"; the grammar is config.ParseTemplate's). No path means
+//     prefix "/".
 //   - Methods: the request method must equal one of them; the configured
 //     names are upper-cased, the request method is not.
 //   - Headers: each named header (name case-insensitive) must be present with

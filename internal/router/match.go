@@ -1,92 +1,33 @@
 package router
 
 import (
-	"errors"
-	"fmt"
 	"strings"
+
+	"github.com/rampart-gw/rampart/internal/config"
 )
 
-// template is a compiled path template such as "/u/{id}/{*rest}".
-type template struct {
-	segs []segment
-	lit  string // the literal text before the first variable
-}
-
-// segment is one "/"-separated part of a template: literal text, a {name}
-// variable (one non-empty segment) or a trailing {*name} (the rest).
-type segment struct {
-	lit  string
-	kind segKind
-}
-
-type segKind uint8
-
-const (
-	segLit segKind = iota
-	segVar
-	segRest
-)
-
-// parseTemplate checks and compiles a path template.
-func parseTemplate(s string) (*template, error) {
-	if !strings.HasPrefix(s, "/") {
-		return nil, errors.New(`must start with "/"`)
-	}
-	t := &template{lit: s}
-	if i := strings.IndexByte(s, '{'); i >= 0 {
-		t.lit = s[:i]
-	}
-	names := map[string]bool{}
-	parts := strings.Split(s[1:], "/")
-	for i, p := range parts {
-		if !strings.ContainsAny(p, "{}") {
-			t.segs = append(t.segs, segment{lit: p})
-			continue
-		}
-		if len(p) < 3 || p[0] != '{' || p[len(p)-1] != '}' {
-			return nil, fmt.Errorf("segment %q: a variable must fill a whole segment", p)
-		}
-		name, kind := p[1:len(p)-1], segVar
-		if strings.HasPrefix(name, "*") {
-			name, kind = name[1:], segRest
-			if i != len(parts)-1 {
-				return nil, fmt.Errorf("segment %q: {*name} must be the last segment", p)
-			}
-		}
-		if name == "" || strings.ContainsAny(name, "{}*") {
-			return nil, fmt.Errorf("segment %q: bad variable name", p)
-		}
-		if names[name] {
-			return nil, fmt.Errorf("segment %q: variable %q appears twice", p, name)
-		}
-		names[name] = true
-		t.segs = append(t.segs, segment{kind: kind})
-	}
-	return t, nil
-}
-
-// match reports whether path fits the template.
-func (t *template) match(path string) bool {
+// matchTemplate reports whether path fits the template t.
+func matchTemplate(t *config.Template, path string) bool {
 	if !strings.HasPrefix(path, "/") {
 		return false
 	}
 	p := path[1:]
-	for i, s := range t.segs {
-		if s.kind == segRest {
+	for i, s := range t.Segments {
+		if s.Kind == config.SegmentRest {
 			return true
 		}
 		seg, rest, more := strings.Cut(p, "/")
-		switch s.kind {
-		case segLit:
-			if seg != s.lit {
+		switch s.Kind {
+		case config.SegmentLiteral:
+			if seg != s.Lit {
 				return false
 			}
-		case segVar:
+		case config.SegmentVar:
 			if seg == "" {
 				return false
 			}
 		}
-		if last := i == len(t.segs)-1; last == more {
+		if last := i == len(t.Segments)-1; last == more {
 			return false // the path has more segments, or fewer
 		}
 		p = rest

@@ -52,7 +52,9 @@ type route struct {
 	// Regex and template rules only.
 	lit string // literal prefix every matching path starts with
 	re  *regexp.Regexp
-	tpl *template
+	tpl *config.Template
+
+	hosts []config.Host // parsed only while building
 }
 
 type pair struct{ name, value string }
@@ -88,7 +90,9 @@ type request struct {
 }
 
 // New compiles rules. It reports every bad rule (an invalid host, regex or
-// template, or more than one path kind), joined into one error.
+// template, or more than one path kind), joined into one error. Hosts and
+// templates are parsed by config.ParseHost and config.ParseTemplate, the
+// grammar Validate checks.
 func New(rules []Rule) (*Router, error) {
 	rt := &Router{exact: map[string]*table{}, wild: map[string]*table{}}
 	var errs []error
@@ -105,16 +109,15 @@ func New(rules []Rule) (*Router, error) {
 			rt.any.add(r, rule.Match.Path)
 			continue
 		}
-		seen := map[string]bool{}
-		for _, h := range rule.Match.Hosts {
-			name := lowerASCII(trimHost(h))
-			if seen[name] {
+		seen := map[config.Host]bool{}
+		for _, h := range r.hosts {
+			if seen[h] {
 				continue
 			}
-			seen[name] = true
-			m := rt.exact
-			if strings.HasPrefix(name, "*.") {
-				m, name = rt.wild, name[1:]
+			seen[h] = true
+			m, name := rt.exact, h.Name
+			if h.Wildcard {
+				m, name = rt.wild, "."+h.Name
 			}
 			t := m[name]
 			if t == nil {
@@ -123,6 +126,7 @@ func New(rules []Rule) (*Router, error) {
 			}
 			t.add(r, rule.Match.Path)
 		}
+		r.hosts = nil
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -142,10 +146,12 @@ func New(rules []Rule) (*Router, error) {
 // compile checks one rule's match and turns it into a route.
 func compile(i int, m config.Match) (*route, error) {
 	r := &route{index: i}
-	for _, h := range m.Hosts {
-		if err := checkHost(h); err != nil {
+	for _, s := range m.Hosts {
+		h, err := config.ParseHost(s)
+		if err != nil {
 			return nil, err
 		}
+		r.hosts = append(r.hosts, h)
 	}
 	if len(m.Hosts) > 0 {
 		r.weight++
@@ -172,12 +178,12 @@ func compile(i int, m config.Match) (*route, error) {
 		r.re = re
 		r.lit = regexLiteral(re.String())
 	case p.Template != "":
-		tpl, err := parseTemplate(p.Template)
+		tpl, err := config.ParseTemplate(p.Template)
 		if err != nil {
-			return nil, fmt.Errorf("path template %q: %w", p.Template, err)
+			return nil, fmt.Errorf("path: %w", err)
 		}
 		r.tpl = tpl
-		r.lit = tpl.lit
+		r.lit = tpl.Literal
 	}
 	if len(m.Methods) > 0 {
 		r.weight++
@@ -206,22 +212,6 @@ func sortPairs(ps []pair) {
 		}
 		return strings.Compare(a.value, b.value)
 	})
-}
-
-// checkHost rejects host entries that could never match as meant.
-func checkHost(h string) error {
-	name := trimHost(h)
-	wild := strings.HasPrefix(name, "*.")
-	if wild {
-		name = name[2:]
-	}
-	switch {
-	case name == "":
-		return fmt.Errorf("host %q: empty name", h)
-	case strings.Contains(name, "*"):
-		return fmt.Errorf(`host %q: a wildcard must be a leading "*." followed by a name`, h)
-	}
-	return nil
 }
 
 // compileRegex compiles a path regex so that it must match the whole path.
@@ -302,11 +292,11 @@ func Literal(p config.PathMatch) (string, bool) {
 		}
 		return regexLiteral(re.String()), true
 	case p.Template != "":
-		tpl, err := parseTemplate(p.Template)
+		tpl, err := config.ParseTemplate(p.Template)
 		if err != nil {
 			return "", false
 		}
-		return tpl.lit, true
+		return tpl.Literal, true
 	}
 	return "", false
 }
@@ -481,7 +471,7 @@ func (t *table) search(q *request, min int) (int, int) {
 // matchPath runs a regex or template route's path matcher.
 func (r *route) matchPath(path string) bool {
 	if r.tpl != nil {
-		return r.tpl.match(path)
+		return matchTemplate(r.tpl, path)
 	}
 	return r.re.MatchString(path)
 }

@@ -33,6 +33,13 @@ type Metrics struct {
 	RejectedConns      *prometheus.CounterVec   // listener
 	Refused            *prometheus.CounterVec   // listener, code, reason
 	ConfigInfo         *prometheus.GaugeVec     // version
+	JWTVerifications   *prometheus.CounterVec   // policy, result
+	JWKSReads          *prometheus.CounterVec   // jwks, result
+
+	// collectors are the gateway's own collectors, registered through
+	// MustRegister, for Describe.
+	collectorsMu sync.Mutex
+	collectors   []prometheus.Collector
 
 	// codes caches status code label strings.
 	codes sync.Map
@@ -55,7 +62,7 @@ func NewMetrics() *Metrics {
 		Buckets: latencyBuckets,
 	}, []string{"route"})
 	m.RequestSize = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "rampart_http_request_size_bytes", Help: "Request body sizes (declared Content-Length), by route.",
+		Name: "rampart_http_request_size_bytes", Help: "Request body bytes read from the client (chunked bodies included), by route.",
 		Buckets: sizeBuckets,
 	}, []string{"route"})
 	m.ResponseSize = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -97,7 +104,7 @@ func NewMetrics() *Metrics {
 		Name: "rampart_active_connections", Help: "Open client connections, by listener.",
 	}, []string{"listener"})
 	m.RejectedConns = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "rampart_rejected_connections_total", Help: "Client connections closed at accept because the listener was at max_connections.",
+		Name: "rampart_rejected_connections_total", Help: "Client connections closed at accept because the listener was at max_connections or the client IP at max_connections_per_ip.",
 	}, []string{"listener"})
 	m.Refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_http_refused_total", Help: "Requests the HTTP/1.1 framing guard answered itself (malformed or ambiguous framing, limits), by listener, status code and error code.",
@@ -105,14 +112,43 @@ func NewMetrics() *Metrics {
 	m.ConfigInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "rampart_config_info", Help: "1 for the active config version.",
 	}, []string{"version"})
-	m.Registry.MustRegister(m.Requests, m.Duration, m.RequestSize, m.ResponseSize,
+	m.JWTVerifications = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_jwt_verifications_total", Help: "Token checks of jwt policies, by policy and result (ok, cached, or why the token was refused).",
+	}, []string{"policy", "result"})
+	m.JWKSReads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_jwks_reads_total", Help: "Reads of JWKS key sets (URL or file), by key set and result (ok, unchanged, error).",
+	}, []string{"jwks", "result"})
+	m.MustRegister(m.Requests, m.Duration, m.RequestSize, m.ResponseSize,
 		m.UpstreamRequests, m.UpstreamDuration, m.TargetHealthy, m.CircuitOpen, m.DiscoveryTargets, m.DiscoveryLookups, m.Retries,
 		m.RateLimitDecisions, m.WAFBlocked, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.Refused,
-		m.ConfigInfo,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.ConfigInfo, m.JWTVerifications, m.JWKSReads)
+	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.ConfigReloads.WithLabelValues("ok")
 	m.ConfigReloads.WithLabelValues("error")
 	return m
+}
+
+// MustRegister registers the gateway's own collectors (every rampart_
+// metric) on the registry and remembers them for Describe. Register every
+// gateway metric through it, never on Registry directly: docs/operations.md
+// lists what Describe reports, and a test holds the two equal.
+func (m *Metrics) MustRegister(cs ...prometheus.Collector) {
+	m.Registry.MustRegister(cs...)
+	m.collectorsMu.Lock()
+	m.collectors = append(m.collectors, cs...)
+	m.collectorsMu.Unlock()
+}
+
+// Describe sends the descriptor of every gateway metric registered through
+// MustRegister, whether or not it has series yet (a vector without series
+// is absent from a scrape).
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	m.collectorsMu.Lock()
+	cs := append([]prometheus.Collector(nil), m.collectors...)
+	m.collectorsMu.Unlock()
+	for _, c := range cs {
+		c.Describe(ch)
+	}
 }
 
 // Code returns the label value for an HTTP status code without allocating

@@ -328,3 +328,48 @@ func TestDemo(t *testing.T) {
 		t.Errorf("exit code %d, want 0", code)
 	}
 }
+
+// TestReservedKeysRefused: a key that is not built is refused by `rampart
+// validate` and by `rampart run` with the same positioned line, and run
+// refuses it before applying anything.
+func TestReservedKeysRefused(t *testing.T) {
+	const base = "listeners:\n  - {name: public, address: \"127.0.0.1:0\"}\n" + // 1-2
+		"admin: {address: \"off\"}\n" + // 3
+		"observability: {access_log: {path: \"off\"}}\n" + // 4
+		"upstreams:\n  app: {targets: [{address: \"127.0.0.1:9\"}]}\n" + // 5-6
+		"routes:\n  - {name: all, upstream: app}\n" // 7-8
+	tests := []struct {
+		name, doc, want string // want: the line after "FILE:"
+	}{
+		{"tcp", strings.Replace(base, `address: "127.0.0.1:0"}`, `address: "127.0.0.1:0", protocol: tcp, upstream: app}`, 1),
+			"2:54: listeners[0].protocol: protocol tcp is not available in this release"},
+		{"mirror", strings.Replace(base, "upstream: app}", "upstream: app, mirror: {upstream: app}}", 1),
+			"8:40: routes[0].mirror: mirror is not available in this release"},
+		{"aggregate", strings.Replace(base, "upstream: app}", "aggregate: {backends: [{upstream: app, path: /a}]}}", 1),
+			"8:28: routes[0].aggregate: aggregate is not available in this release"},
+		{"redis", base + "cluster: {redis: {address: \"127.0.0.1:6379\"}}\n",
+			"9:18: cluster.redis: cluster.redis is not available in this release"},
+		{"tracing", strings.Replace(base, `{access_log: {path: "off"}}`, `{access_log: {path: "off"}, tracing: {otlp_endpoint: "127.0.0.1:4317"}}`, 1),
+			"4:53: observability.tracing: tracing is not available in this release"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "rampart.yaml")
+			if err := os.WriteFile(file, []byte(tc.doc), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			want := file + ":" + tc.want
+			code, stdout, stderr := runBin(t, "validate", "-c", file)
+			if code != 1 || !strings.Contains("\n"+stdout, "\n"+want+"\n") {
+				t.Errorf("validate: exit %d, stdout %q, stderr %q; want exit 1 with line %q", code, stdout, stderr, want)
+			}
+			code, stdout, stderr = runBin(t, "run", "-c", file, "-watch=false")
+			if code != 1 || !strings.Contains("\n"+stderr, "\n"+want+"\n") {
+				t.Errorf("run: exit %d, stdout %q, stderr %q; want exit 1 with line %q", code, stdout, stderr, want)
+			}
+			if strings.Contains(stderr, "config applied") {
+				t.Errorf("run applied the config before refusing it:\n%s", stderr)
+			}
+		})
+	}
+}

@@ -222,6 +222,8 @@ type Proc struct {
 	Exited <-chan struct{}
 	Err    error
 	stderr syncBuffer
+	// logFile, when set, is the file standard error goes to instead.
+	logFile string
 }
 
 // StartProc starts bin with args. stdout, if not nil, receives its standard
@@ -230,10 +232,31 @@ type Proc struct {
 // SIGKILL 10s later.
 func StartProc(t testing.TB, bin string, stdout io.Writer, args ...string) *Proc {
 	t.Helper()
-	exited := make(chan struct{})
-	p := &Proc{Cmd: exec.Command(bin, args...), Exited: exited}
+	p := &Proc{Cmd: exec.Command(bin, args...)}
 	p.Cmd.Stdout = stdout
 	p.Cmd.Stderr = &p.stderr
+	return p.start(t)
+}
+
+// StartProcFileLog is StartProc with standard output and error going to a
+// file (see Stderr), so that processes it starts which share them (a
+// binary upgrade's new process) do not hold up its exit.
+func StartProcFileLog(t testing.TB, bin string, args ...string) *Proc {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "rampart-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	p := &Proc{Cmd: exec.Command(bin, args...), logFile: f.Name()}
+	p.Cmd.Stdout, p.Cmd.Stderr = f, f
+	return p.start(t)
+}
+
+func (p *Proc) start(t testing.TB) *Proc {
+	t.Helper()
+	exited := make(chan struct{})
+	p.Exited = exited
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +282,13 @@ func StartProc(t testing.TB, bin string, stdout io.Writer, args ...string) *Proc
 
 // Stderr returns what the process has written to its standard error (the
 // log) so far.
-func (p *Proc) Stderr() string { return p.stderr.String() }
+func (p *Proc) Stderr() string {
+	if p.logFile != "" {
+		b, _ := os.ReadFile(p.logFile)
+		return string(b)
+	}
+	return p.stderr.String()
+}
 
 // Signal sends sig to the process, failing the test if it cannot.
 func (p *Proc) Signal(t testing.TB, sig os.Signal) {

@@ -384,7 +384,7 @@ func newHangingUpstream(t *testing.T, arrived chan<- struct{}, release <-chan st
 // TestUnavailableTypes checks that policy types of later releases are
 // refused with a positioned error.
 func TestUnavailableTypes(t *testing.T) {
-	for _, typ := range []string{"jwt", "waf", "sanitize"} {
+	for _, typ := range []string{"waf", "sanitize"} {
 		t.Run(typ, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "rampart.yaml")
 			body := head + `

@@ -17,8 +17,9 @@ func TestConfigProblems(t *testing.T) {
 upstreams:
   u: {targets: [{address: "127.0.0.1:9"}]}
 routes:
-  - {name: r, match: {path: {prefix: /}}, upstream: u, policies: [rl, keys, c, k2, auth]}
+  - {name: r, match: {path: {prefix: /}}, upstream: u, policies: [rl2, rl, keys, c, k2, auth]}
 policies:
+  rl2: {type: rate_limit, key: claim:sub, rate: 1/s}
   rl:
     type: rate_limit
     key: [ip, claim:sub]
@@ -36,12 +37,12 @@ consumers:
   - {name: a, api_keys: ["sha256:zz"]}
 `
 	want := []string{
-		`t.yaml:10:15: policies.rl.key[1]: key "claim:sub" needs the jwt policy, which is not available in this release`,
-		`t.yaml:12:12: policies.rl.store: store redis is not available in this release (use local)`,
-		`t.yaml:15:13: policies.keys.header: invalid header name "bad header"`,
-		`t.yaml:18:21: policies.c.allow_origins[0]: invalid origin "https://a.example/": an origin has no path, query or user (want scheme://host[:port])`,
-		`t.yaml:20:16: policies.auth.type: policy type "jwt" is not available in this release`,
-		`t.yaml:22:26: consumers[0].api_keys[0]: sha256 key must be 64 hex digits, got 2 characters`,
+		`t.yaml:6:67: routes[0].policies[0]: policy "rl2" reads key claim:sub from a verified token: list a jwt policy before it on this route`,
+		`t.yaml:13:12: policies.rl.store: store redis is not available in this release (use local)`,
+		`t.yaml:16:13: policies.keys.header: invalid header name "bad header"`,
+		`t.yaml:19:21: policies.c.allow_origins[0]: invalid origin "https://a.example/": an origin has no path, query or user (want scheme://host[:port])`,
+		`t.yaml:21:16: policies.auth.type: jwt needs a key source: jwks_url, jwks_file, keys, secret or secret_file`,
+		`t.yaml:23:26: consumers[0].api_keys[0]: sha256 key must be 64 hex digits, got 2 characters`,
 	}
 	cfg, err := config.LoadBytes("t.yaml", []byte(doc))
 	if err == nil {

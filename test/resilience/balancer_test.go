@@ -211,3 +211,35 @@ func TestHashAffinity(t *testing.T) {
 		})
 	}
 }
+
+// TestHashByIPIsThePeer pins what docs/balancing.md says of hash_key: ip:
+// it hashes the TCP peer, not an address named in X-Forwarded-For, so that
+// behind a proxy every client of that proxy lands on one target; a header
+// the proxy sets (header:X-Real-IP) spreads them.
+func TestHashByIPIsThePeer(t *testing.T) {
+	const clients = 40
+	for _, tc := range []struct {
+		key    string
+		spread bool // whether the clients behind the one peer spread
+	}{
+		{"ip", false},
+		{"header:X-Real-IP", true},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			ss := []*server{newServer(t, "a"), newServer(t, "b"), newServer(t, "c"), newServer(t, "d")}
+			g := start(t, "upstreams:\n  app:\n    balancer: maglev\n    hash_key: \""+tc.key+"\"\n"+targetsYAML(ss)+oneRoute(""))
+			c := newClient(t)
+			got := counts(doFunc(func(i int) reply {
+				client := "203.0.113." + strconv.Itoa(i+1)
+				return send(c, "GET", g.URL+"/x", nil, map[string]string{"X-Forwarded-For": client, "X-Real-IP": client})
+			}), clients, 4)
+			if got[""] > 0 {
+				t.Fatalf("%d requests failed", got[""])
+			}
+			t.Logf("hash_key %s: %d clients behind 127.0.0.1 per target %v", tc.key, clients, got)
+			if spread := len(got) > 1; spread != tc.spread {
+				t.Errorf("hash_key %s: clients behind one peer spread over %d targets (%v); want spread %v", tc.key, len(got), got, tc.spread)
+			}
+		})
+	}
+}

@@ -67,6 +67,13 @@ func TestHashKeyValue(t *testing.T) {
 		{"ip-no-port", "ip", req("/", func(r *http.Request) { r.RemoteAddr = "10.1.2.3" }), "10.1.2.3", true},
 		{"ip-bare-v6", "ip", req("/", func(r *http.Request) { r.RemoteAddr = "2001:db8::1" }), "2001:db8::1", true},
 		{"ip-empty", "ip", req("/", func(r *http.Request) { r.RemoteAddr = "" }), "", false},
+		// The TCP peer, even when it is a proxy naming the client
+		// (docs/balancing.md).
+		{"ip-is-the-peer", "ip", req("/", func(r *http.Request) {
+			r.RemoteAddr = "10.1.2.3:5555"
+			r.Header.Set("X-Forwarded-For", "203.0.113.7")
+			r.Header.Set("Forwarded", "for=203.0.113.7")
+		}), "10.1.2.3", true},
 		{"path", "path", req("/users/42?x=1", nil), "/users/42", true},
 		{"header", "header:X-User-ID", req("/", func(r *http.Request) { r.Header.Set("X-User-Id", "u42") }), "u42", true},
 		{"header-lowercase-config", "header:x-user-id", req("/", func(r *http.Request) { r.Header.Set("X-User-ID", "u42") }), "u42", true},

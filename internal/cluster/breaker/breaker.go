@@ -3,16 +3,19 @@ package breaker
 import (
 	"math"
 	"sync/atomic"
+
+	"github.com/rampart-gw/rampart/internal/config"
 )
 
-// Defaults for a zero Config field.
+// Defaults for a zero Config field: config's (package config is their
+// home, issue 16).
 const (
 	// DefaultMaxConnections matches Envoy's default.
-	DefaultMaxConnections = 1024
+	DefaultMaxConnections = config.DefaultBreakerMaxConnections
 	// DefaultMaxPendingRequests matches Envoy's default.
-	DefaultMaxPendingRequests = 1024
+	DefaultMaxPendingRequests = config.DefaultBreakerMaxPendingRequests
 	// DefaultMaxRequests matches Envoy's default.
-	DefaultMaxRequests = 1024
+	DefaultMaxRequests = config.DefaultBreakerMaxRequests
 	// DefaultMaxRetries is far above Envoy's 3. Envoy's default is a common
 	// source of spurious "retry overflow" failures: at 300 requests/s with
 	// 1 % errors and a 1 s per-try timeout, three concurrent retries are
@@ -22,7 +25,7 @@ const (
 	// only a backstop against unbounded concurrency, so it is set to 1/16 of
 	// DefaultMaxRequests: a handful — indeed dozens — of concurrent retries
 	// always pass.
-	DefaultMaxRetries = 64
+	DefaultMaxRetries = config.DefaultBreakerMaxRetries
 )
 
 // Config holds the limits of one upstream. A zero field takes its default;

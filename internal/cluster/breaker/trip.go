@@ -4,18 +4,20 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rampart-gw/rampart/internal/config"
 )
 
-// Defaults for a zero TripConfig field; they match config's
-// circuit_breaker.trip defaults.
+// Defaults for a zero TripConfig field: config's circuit_breaker.trip
+// defaults (package config is their home, issue 16).
 const (
-	DefaultConsecutiveFailures = 5
-	DefaultFailureRatio        = 0.5
-	DefaultMinRequests         = 20
-	DefaultWindow              = 10 * time.Second
-	DefaultOpenFor             = 5 * time.Second
-	DefaultMaxOpenFor          = 60 * time.Second
-	DefaultHalfOpenRequests    = 3
+	DefaultConsecutiveFailures = config.DefaultTripConsecutiveFailures
+	DefaultFailureRatio        = config.DefaultTripFailureRatio
+	DefaultMinRequests         = config.DefaultTripMinRequests
+	DefaultWindow              = time.Duration(config.DefaultTripWindow)
+	DefaultOpenFor             = time.Duration(config.DefaultTripOpenFor)
+	DefaultMaxOpenFor          = time.Duration(config.DefaultTripMaxOpenFor)
+	DefaultHalfOpenRequests    = config.DefaultTripHalfOpenRequests
 )
 
 // HalfOpenRetryAfter is the retryAfter of a request refused while the

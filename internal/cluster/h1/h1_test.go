@@ -600,6 +600,7 @@ func TestStaleRetry(t *testing.T) {
 		name    string
 		method  string
 		body    func() (io.ReadCloser, func() (io.ReadCloser, error))
+		header  http.Header
 		retried bool
 	}{
 		{name: "get", method: "GET", retried: true},
@@ -610,6 +611,8 @@ func TestStaleRetry(t *testing.T) {
 			return io.NopCloser(strings.NewReader("x")), nil
 		}},
 		{name: "post is not idempotent", method: "POST", retried: false},
+		// http1.Idempotent, the retry loop's rule too.
+		{name: "post with Idempotency-Key", method: "POST", header: http.Header{"Idempotency-Key": {"k"}}, retried: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -627,6 +630,9 @@ func TestStaleRetry(t *testing.T) {
 			defer c.CloseIdleConnections()
 			send := func() error {
 				req, _ := http.NewRequest(tc.method, srv.url("/"), nil)
+				for k, v := range tc.header {
+					req.Header[k] = v
+				}
 				if tc.body != nil {
 					req.Body, req.GetBody = tc.body()
 					req.ContentLength = 1

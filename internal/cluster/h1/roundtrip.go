@@ -141,7 +141,7 @@ func (c *Client) exchange(ctx context.Context, cn *conn, req *http.Request, body
 		r, _, rerr := c.readResponse(ctx, cn, req, true, true)
 		if rerr != nil {
 			_, _, e := fail(werr)
-			return nil, cn.reused && idempotent(req) && isConnLoss(werr), e
+			return nil, cn.reused && http1.Idempotent(req.Method, req.Header) && isConnLoss(werr), e
 		}
 		r.Close = true
 		return r, false, nil
@@ -149,25 +149,9 @@ func (c *Client) exchange(ctx context.Context, cn *conn, req *http.Request, body
 	r, got, rerr := c.readResponse(ctx, cn, req, false, !deadline.IsZero())
 	if rerr != nil {
 		_, _, e := fail(rerr)
-		return nil, cn.reused && !got && idempotent(req) && isConnLoss(rerr), e
+		return nil, cn.reused && !got && http1.Idempotent(req.Method, req.Header) && isConnLoss(rerr), e
 	}
 	return r, false, nil
-}
-
-// idempotent reports whether req may be sent again after it possibly
-// reached the server: the idempotent methods of RFC 9110 section 9.2.2 (as
-// the proxy's retry policy counts them; net/http leaves out PUT and DELETE)
-// or an idempotency key.
-func idempotent(req *http.Request) bool {
-	switch req.Method {
-	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
-		return true
-	}
-	if _, ok := req.Header["Idempotency-Key"]; ok {
-		return true
-	}
-	_, ok := req.Header["X-Idempotency-Key"]
-	return ok
 }
 
 // isConnLoss reports whether err means the connection was closed or reset.

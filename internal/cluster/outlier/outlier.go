@@ -8,36 +8,45 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rampart-gw/rampart/internal/config"
 )
 
-// Defaults for a zero Config field (Envoy's).
+// Defaults for a zero Config field: config's (package config is their
+// home, issue 16), so a zero field and a key left out of the config mean
+// the same.
 const (
-	DefaultConsecutive5xx     = 5
-	DefaultInterval           = 10 * time.Second
-	DefaultBaseEjectionTime   = 30 * time.Second
-	DefaultMaxEjectionTime    = 300 * time.Second
-	DefaultMaxEjectionPercent = 10
+	DefaultConsecutive5xx             = config.DefaultConsecutive5xx
+	DefaultConsecutiveConnectFailures = config.DefaultConsecutiveConnectFailures
+	DefaultInterval                   = time.Duration(config.DefaultOutlierInterval)
+	DefaultBaseEjectionTime           = time.Duration(config.DefaultBaseEjectionTime)
+	DefaultMaxEjectionTime            = time.Duration(config.DefaultMaxEjectionTime)
+	DefaultMaxEjectionPercent         = config.DefaultMaxEjectionPercent
 )
 
 // Config is the passive health check of one upstream.
 type Config struct {
 	// Consecutive5xx is the number of consecutive 5xx responses (connect
-	// failures included) that eject a target. Default 5; negative disables.
+	// failures included) that eject a target. Default 5
+	// (DefaultConsecutive5xx); negative disables.
 	Consecutive5xx int
 	// ConsecutiveConnectFailures is the number of consecutive connect
-	// failures that eject a target. Default 0: no separate threshold
-	// (connect failures still count towards Consecutive5xx).
+	// failures that eject a target (they also count towards
+	// Consecutive5xx). Default 5 (DefaultConsecutiveConnectFailures);
+	// negative: no separate threshold.
 	ConsecutiveConnectFailures int
 	// Interval is the period over which the ejection multiplier decays by
-	// one. Default 10 s.
+	// one. Default 10 s (DefaultInterval).
 	Interval time.Duration
-	// BaseEjectionTime is the length of a first ejection. Default 30 s.
+	// BaseEjectionTime is the length of a first ejection. Default 30 s
+	// (DefaultBaseEjectionTime).
 	BaseEjectionTime time.Duration
-	// MaxEjectionTime caps an ejection. Default 300 s, or BaseEjectionTime
-	// if that is longer.
+	// MaxEjectionTime caps an ejection. Default 300 s
+	// (DefaultMaxEjectionTime), or BaseEjectionTime if that is longer.
 	MaxEjectionTime time.Duration
 	// MaxEjectionPercent is the share of targets that may be ejected at
-	// once, 0-100; one target may always be ejected. Default 10.
+	// once, 0-100; one target may always be ejected. Default 50
+	// (DefaultMaxEjectionPercent); negative: none may be ejected.
 	MaxEjectionPercent int
 }
 
@@ -106,7 +115,7 @@ type Detector struct {
 func New(cfg Config, deps Deps) *Detector {
 	d := &Detector{
 		max5xx:   int64(cfg.Consecutive5xx),
-		maxConn:  int64(max(cfg.ConsecutiveConnectFailures, 0)),
+		maxConn:  int64(cfg.ConsecutiveConnectFailures),
 		interval: cfg.Interval,
 		base:     cfg.BaseEjectionTime,
 		maxEject: cfg.MaxEjectionTime,
@@ -118,6 +127,12 @@ func New(cfg Config, deps Deps) *Detector {
 	}
 	if d.max5xx == 0 {
 		d.max5xx = DefaultConsecutive5xx
+	}
+	switch {
+	case d.maxConn == 0:
+		d.maxConn = DefaultConsecutiveConnectFailures
+	case d.maxConn < 0:
+		d.maxConn = 0 // no separate threshold
 	}
 	if d.interval <= 0 {
 		d.interval = DefaultInterval

@@ -103,7 +103,7 @@ func TestMaxEjectionPercent(t *testing.T) {
 		want    int
 	}{
 		{"half of ten", 10, 50, 5},
-		{"default ten percent of ten", 10, 0, 1},
+		{"default half of ten", 10, 0, 5},
 		{"at least one of two at ten percent", 2, 10, 1},
 		{"the only target", 1, 50, 1},
 		{"half of four", 4, 50, 2},

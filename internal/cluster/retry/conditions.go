@@ -1,10 +1,7 @@
 package retry
 
 import (
-	"errors"
-	"fmt"
-	"strconv"
-	"strings"
+	"github.com/rampart-gw/rampart/internal/config"
 )
 
 // ErrorKind classifies how an upstream attempt failed before, or instead
@@ -31,61 +28,35 @@ type Conditions struct {
 	status [10]uint64 // bit per status code 0..639
 }
 
-// ErrCondition is wrapped by ParseConditions for an entry it does not know.
-var ErrCondition = errors.New("unknown retry condition")
-
-// ParseConditions compiles a retry.on list. Entries (case-insensitive,
-// "-" and "_" alike, so Envoy's spelling works too):
-//
-//	connect_failure  no connection could be made
-//	reset            the connection broke before a response (alias: refused_stream)
-//	timeout          the per-try timeout expired
-//	5xx              any 5xx status, and every failure the gateway would
-//	                 itself answer with a 5xx: connect_failure, reset, timeout
-//	gateway_error    502, 503 and 504, and likewise connect_failure, reset, timeout
-//	retriable_4xx    409 Conflict
-//	NNN              that status code (100-599)
-//
-// The 5xx and gateway_error families include the transport failures as
-// Envoy's do: otherwise a route saying "retry on 5xx" would not retry the
-// very failures its clients see as 502/504. It reports every bad entry.
-func ParseConditions(on []string) (Conditions, error) {
+// New compiles a retry.on list that config.ParseRetryOn parsed; config
+// holds the names and their meaning (config.RetryConditions), this only
+// lays them out for ShouldRetry.
+func New(on config.RetryOn) Conditions {
 	var c Conditions
-	var errs []error
-	for _, raw := range on {
-		name := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(raw)), "-", "_")
-		switch name {
-		case "connect_failure":
-			c.kinds |= 1 << ConnectFailure
-		case "reset", "refused_stream":
-			c.kinds |= 1 << Reset
-		case "timeout":
-			c.kinds |= 1 << Timeout
-		case "5xx":
-			c.kinds |= 1<<ConnectFailure | 1<<Reset | 1<<Timeout
-			for s := 500; s < 600; s++ {
-				c.setStatus(s)
-			}
-		case "gateway_error":
-			c.kinds |= 1<<ConnectFailure | 1<<Reset | 1<<Timeout
-			c.setStatus(502)
-			c.setStatus(503)
-			c.setStatus(504)
-		case "retriable_4xx":
-			c.setStatus(409)
-		default:
-			s, err := strconv.Atoi(name)
-			if err != nil || s < 100 || s > 599 {
-				errs = append(errs, fmt.Errorf("%w %q", ErrCondition, raw))
-				continue
-			}
-			c.setStatus(s)
+	if on.ConnectFailure {
+		c.kinds |= 1 << ConnectFailure
+	}
+	if on.Reset {
+		c.kinds |= 1 << Reset
+	}
+	if on.Timeout {
+		c.kinds |= 1 << Timeout
+	}
+	for _, s := range on.Statuses {
+		if s >= 0 && s < 640 {
+			c.status[s>>6] |= 1 << (s & 63)
 		}
 	}
-	return c, errors.Join(errs...)
+	return c
 }
 
-func (c *Conditions) setStatus(s int) { c.status[s>>6] |= 1 << (s & 63) }
+// ParseConditions parses a retry.on list with config.ParseRetryOn, the
+// one grammar Validate checks, and compiles it. It reports every bad
+// entry.
+func ParseConditions(on []string) (Conditions, error) {
+	r, err := config.ParseRetryOn(on)
+	return New(r), err
+}
 
 // ShouldRetry reports whether a failed attempt of the given kind (and, for
 // Response, status) is retryable under c. It is allocation-free.

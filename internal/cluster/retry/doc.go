@@ -7,7 +7,8 @@
 // upstream, kept outside the config snapshot so a reload does not reset it;
 // one Conditions per route, compiled once):
 //
-//	cond, err := retry.ParseConditions(route.Retry.On) // at compile time
+//	on, err := config.ParseRetryOn(route.Retry.On) // at compile time
+//	cond := retry.New(on)
 //	budget := retry.NewBudget(20, 10, 0, nil)          // 20 %, 10/s, 10 s window
 //
 //	budget.RecordRequest() // once per client request, not per attempt

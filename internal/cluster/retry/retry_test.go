@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/internal/config"
 )
 
 func TestBackoff(t *testing.T) {
@@ -124,7 +126,7 @@ func TestConditions(t *testing.T) {
 			{Response, 502, true}, {Response, 503, true}, {Response, 504, true},
 			{Response, 500, false}, {ConnectFailure, 0, true},
 		}},
-		{"envoy spelling", []string{"Connect-Failure", "retriable-4xx"}, []probe{
+		{"retriable_4xx", []string{"connect_failure", "retriable_4xx"}, []probe{
 			{ConnectFailure, 0, true}, {Response, 409, true}, {Response, 404, false},
 		}},
 		{"timeout only", []string{"timeout"}, []probe{
@@ -150,11 +152,11 @@ func TestConditions(t *testing.T) {
 }
 
 func TestConditionsErrors(t *testing.T) {
-	_, err := ParseConditions([]string{"5xx", "sometimes", "99", "600", "abc"})
-	if !errors.Is(err, ErrCondition) {
-		t.Fatalf("err = %v, want ErrCondition", err)
+	_, err := ParseConditions([]string{"5xx", "sometimes", "99", "600", "abc", "Connect-Failure", "refused_stream"})
+	if !errors.Is(err, config.ErrRetryCondition) {
+		t.Fatalf("err = %v, want config.ErrRetryCondition", err)
 	}
-	for _, bad := range []string{`"sometimes"`, `"99"`, `"600"`, `"abc"`} {
+	for _, bad := range []string{`"sometimes"`, `99`, `600`, `"abc"`, `"Connect-Failure"`, `"refused_stream"`} {
 		if !contains(err.Error(), bad) {
 			t.Errorf("error %q does not mention %s", err, bad)
 		}

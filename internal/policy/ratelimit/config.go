@@ -44,12 +44,13 @@ const (
 	partConsumer
 	partRoute
 	partHeader
+	partClaim
 )
 
 // Part is one element of a rate-limit key.
 type Part struct {
 	Kind int
-	Name string // canonical header name for header:NAME
+	Name string // canonical header name for header:NAME, the claim for claim:NAME
 }
 
 // ParseKeyPart parses ip, consumer, route, header:NAME or claim:NAME.
@@ -70,7 +71,10 @@ func ParseKeyPart(s string) (Part, string) {
 		}
 		return Part{Kind: partHeader, Name: canonical(name)}, ""
 	case ok && kind == "claim":
-		return Part{}, "key " + strconv.Quote(s) + " needs the jwt policy, which is not available in this release"
+		if name == "" {
+			return Part{}, "key " + strconv.Quote(s) + " names no claim"
+		}
+		return Part{Kind: partClaim, Name: name}, ""
 	}
 	return Part{}, "invalid key " + strconv.Quote(s) + " (want ip, consumer, route, header:NAME or claim:NAME, or a list of them)"
 }

@@ -19,8 +19,11 @@
 // a consumer are counted per client IP), route (the matched route's name),
 // header:NAME (the header's first value; absent counts as empty, so all
 // requests without it share one bucket). A list combines parts, for
-// example [consumer, route]. claim:NAME needs the jwt policy, which is not
-// available in this release. A policy listed on several routes shares its
+// example [consumer, route]. claim:NAME is a claim of the token a jwt
+// policy listed before this one verified (a string as is, a number in its
+// JSON form; requests without the claim are counted per client IP); a
+// route that lists it without a jwt policy before it is refused by
+// validation. A policy listed on several routes shares its
 // buckets across them unless its key includes route.
 //
 // With by_role, a consumer's first role (in the consumer's order) that has

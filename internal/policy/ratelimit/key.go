@@ -17,8 +17,9 @@ const maxKeyLen = 128
 
 // AppendKey appends the rate-limit key of r to b. Parts are separated by a
 // NUL byte, which no header value, IP, consumer or route name contains. A
-// consumer part of an unauthenticated request falls back to the client IP
-// (marked so that it cannot equal a consumer name).
+// consumer part of an unauthenticated request, and a claim part of a
+// request without that verified claim, fall back to the client IP (marked
+// so that it cannot equal a consumer name or claim value).
 func AppendKey(b []byte, parts []Part, trust int, r *http.Request, ex *exchange.Exchange) []byte {
 	for i, p := range parts {
 		if i > 0 {
@@ -43,6 +44,20 @@ func AppendKey(b []byte, parts []Part, trust int, r *http.Request, ex *exchange.
 		case partHeader:
 			if vv := r.Header[p.Name]; len(vv) > 0 {
 				b = append(b, vv[0]...)
+			}
+		case partClaim:
+			var v any
+			if ex != nil {
+				v = ex.Claims[p.Name]
+			}
+			if s, ok := policy.ClaimText(v); ok {
+				b = append(b, s...)
+			} else {
+				// No verified claim: counted per client IP, marked so
+				// that it cannot equal a claim value.
+				ip, _ := policy.ClientIP(r, trust)
+				b = append(b, 3)
+				b = append(b, ip...)
 			}
 		}
 	}

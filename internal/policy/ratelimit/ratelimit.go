@@ -30,7 +30,10 @@ type limiter struct {
 	limit []string // RateLimit-Limit value
 }
 
-var _ policy.Policy = (*Limit)(nil)
+var (
+	_ policy.Policy      = (*Limit)(nil)
+	_ policy.ClaimReader = (*Limit)(nil)
+)
 
 // New compiles a `rate_limit` policy. Its buckets are claimed in the registry,
 // keyed by the policy name, key and rate settings, so that a reload that
@@ -66,6 +69,17 @@ func New(s policy.Spec) (policy.Policy, error) {
 		l.limited = s.Metrics.RateLimitDecisions.WithLabelValues(s.Name, "limited")
 	}
 	return l, nil
+}
+
+// ReadsClaims names the first claim:NAME key part, if any (see
+// policy.ClaimReader).
+func (l *Limit) ReadsClaims() string {
+	for _, p := range l.parts {
+		if p.Kind == partClaim {
+			return "key claim:" + p.Name
+		}
+	}
+	return ""
 }
 
 // pick returns the limiter for the consumer's first role that has a rate.

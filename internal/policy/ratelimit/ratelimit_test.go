@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"encoding/json"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -22,8 +23,9 @@ func TestConfigErrors(t *testing.T) {
 		{"bad rate", "rate: 10/d", "unit must be s, m or h"},
 		{"redis", "rate: 1/s\n    store: redis", "test.yaml:5:12: policies.l.store: store redis is not available in this release"},
 		{"unknown store", "rate: 1/s\n    store: memcached", "unknown store"},
-		{"claim", "rate: 1/s\n    key: claim:sub", "needs the jwt policy, which is not available"},
-		{"claim in list", "rate: 1/s\n    key: [ip, claim:sub]", "policies.l.key[1]: key \"claim:sub\" needs the jwt policy"},
+		{"claim", "rate: 1/s\n    key: claim:sub", ""},
+		{"claim in list", "rate: 1/s\n    key: [ip, claim:tenant]", ""},
+		{"claim without name", "rate: 1/s\n    key: [ip, \"claim:\"]", `policies.l.key[1]: key "claim:" names no claim`},
 		{"bad key", "rate: 1/s\n    key: cookie:x", `invalid key "cookie:x"`},
 		{"bad header", "rate: 1/s\n    key: \"header:a b\"", "invalid header name"},
 		{"dup key", "rate: 1/s\n    key: [ip, ip]", "listed twice"},
@@ -231,6 +233,10 @@ func TestAppendKey(t *testing.T) {
 		{"header", "header:x-tenant", "", "t1"},
 		{"combined", "[consumer, route, header:X-Tenant]", "", "acme\x00r1\x00t1"},
 		{"missing header", "header:X-None", "", ""},
+		{"claim", "claim:sub", "", "user-1"},
+		{"numeric claim", "claim:n", "", "42"},
+		{"claim and route", "[claim:sub, route]", "", "user-1\x00r1"},
+		{"missing claim: per IP", "claim:tenant", "", "\x03192.0.2.1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -242,7 +248,8 @@ func TestAppendKey(t *testing.T) {
 			r.RemoteAddr = "192.0.2.1:5555"
 			r.Header.Set("X-Tenant", "t1")
 			l := p.(*Limit)
-			got := string(AppendKey(nil, l.parts, l.trust, r, &exchange.Exchange{Consumer: "acme", Route: "r1"}))
+			ex := &exchange.Exchange{Consumer: "acme", Route: "r1", Claims: map[string]any{"sub": "user-1", "n": json.Number("42")}}
+			got := string(AppendKey(nil, l.parts, l.trust, r, ex))
 			if got != tc.want {
 				t.Fatalf("key %q, want %q", got, tc.want)
 			}

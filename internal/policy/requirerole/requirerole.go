@@ -13,9 +13,13 @@ import (
 type Require struct {
 	anyOf []string
 	list  string
+	claim string // "" for the recorded roles
 }
 
-var _ policy.Policy = (*Require)(nil)
+var (
+	_ policy.Policy      = (*Require)(nil)
+	_ policy.ClaimReader = (*Require)(nil)
+)
 
 // New compiles a `require_role` policy.
 func New(s policy.Spec) (policy.Policy, error) {
@@ -23,7 +27,20 @@ func New(s policy.Spec) (policy.Policy, error) {
 	if err := policy.Load(s, &c); err != nil {
 		return nil, err
 	}
-	return &Require{anyOf: slices.Clone(c.AnyOf), list: strings.Join(c.AnyOf, ", ")}, nil
+	p := &Require{anyOf: slices.Clone(c.AnyOf), list: strings.Join(c.AnyOf, ", ")}
+	if c.Claim != nil {
+		p.claim = *c.Claim
+	}
+	return p, nil
+}
+
+// ReadsClaims names the claim the roles come from, if any (see
+// policy.ClaimReader).
+func (p *Require) ReadsClaims() string {
+	if p.claim == "" {
+		return ""
+	}
+	return "claim " + p.claim
 }
 
 // Allowed reports whether roles hold one of the required roles.
@@ -42,6 +59,9 @@ func (p *Require) Wrap(next http.Handler) http.Handler {
 		var roles []string
 		if ex := exchange.From(r.Context()); ex != nil {
 			roles = ex.Roles
+			if p.claim != "" {
+				roles = policy.ClaimStrings(ex.Claims[p.claim])
+			}
 		}
 		if !p.Allowed(roles) {
 			exchange.Error(w, r, http.StatusForbidden, "forbidden", "this route requires one of the roles: "+p.list)

@@ -2,6 +2,7 @@ package requirerole
 
 import (
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/rampart-gw/rampart/internal/exchange"
@@ -55,5 +56,41 @@ func TestRequire(t *testing.T) {
 				t.Fatalf("refusal %d %s", rec.Code, rec.Body)
 			}
 		})
+	}
+}
+
+// TestRequireClaim: with claim, roles come from that verified token claim
+// (an array, or space-separated), not from the recorded roles.
+func TestRequireClaim(t *testing.T) {
+	p, err := New(policytest.Spec(t, "policies:\n  r:\n    type: require_role\n    any_of: [admin]\n    claim: groups\n", "r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		ex   exchange.Exchange
+		ok   bool
+	}{
+		{"array claim", exchange.Exchange{Claims: map[string]any{"groups": []any{"dev", "admin"}}}, true},
+		{"string claim", exchange.Exchange{Claims: map[string]any{"groups": "read admin"}}, true},
+		{"single string", exchange.Exchange{Claims: map[string]any{"groups": "admin"}}, true},
+		{"other roles", exchange.Exchange{Claims: map[string]any{"groups": []any{"dev"}}}, false},
+		{"substring is not a role", exchange.Exchange{Claims: map[string]any{"groups": "administrator"}}, false},
+		{"not strings", exchange.Exchange{Claims: map[string]any{"groups": []any{1, true}}}, false},
+		{"recorded roles ignored", exchange.Exchange{Roles: []string{"admin"}, Claims: map[string]any{"groups": "dev"}}, false},
+		{"no token", exchange.Exchange{Roles: []string{"admin"}}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			up := &policytest.Upstream{}
+			ex := tc.ex
+			rec := policytest.ServeAs(p.Wrap(up), httptest.NewRequest("GET", "/", nil), &ex)
+			if (up.Calls == 1) != tc.ok {
+				t.Fatalf("passed %v, want %v (%d)", up.Calls == 1, tc.ok, rec.Code)
+			}
+		})
+	}
+	if _, err := New(policytest.Spec(t, "policies:\n  r:\n    type: require_role\n    any_of: [a]\n    claim: \"\"\n", "r")); err == nil || !strings.Contains(err.Error(), "test.yaml:5:12: policies.r.claim: claim must name a claim") {
+		t.Fatalf("empty claim: %v", err)
 	}
 }
