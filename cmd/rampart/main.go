@@ -3,6 +3,7 @@
 //	rampart run -c rampart.yaml        run the gateway (-c etcd://HOST:PORT/PREFIX for etcd)
 //	rampart validate -c rampart.yaml   check a config: "ok" or FILE:LINE:COL lines
 //	rampart config publish -c FILE --etcd HOST:PORT[,..] [--prefix P]
+//	rampart register --etcd HOST:PORT[,..] --service NAME --address HOST:PORT [--ttl 10s]
 //	rampart demo                       run with built-in demo upstreams
 //	rampart drain [--admin ADDR]       drain a running gateway (preStop hook)
 //	rampart version                    print version, commit and Go version
@@ -45,6 +46,9 @@ Usage:
                                (warnings as FILE:LINE:COL: warning: ..., exit 0)
   rampart config publish -c FILE --etcd HOST:PORT[,..] [--prefix P]
                                validate a config, then publish it to etcd for every data plane
+  rampart register --etcd HOST:PORT[,..] --service NAME --address HOST:PORT [--ttl 10s]
+                               register an instance for etcd discovery; keeps its lease alive,
+                               deletes the key on SIGTERM/SIGINT (see docs/discovery.md)
   rampart demo                 run with built-in demo upstreams (gateway :8080, admin :9901)
   rampart drain [--admin ADDR] [--wait 60s]
                                ask the gateway on ADDR (default 127.0.0.1:9901) to drain, and wait
@@ -78,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "config":
 		return cmdConfig(args[1:], stdout, stderr)
+	case "register":
+		return cmdRegister(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
