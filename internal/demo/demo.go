@@ -29,6 +29,8 @@ type Config struct {
 // uses them.
 type Demo struct {
 	GatewayConfig *config.Config
+	// GatewayYAML is the document GatewayConfig was parsed from.
+	GatewayYAML string
 	servers       []*http.Server
 	wg            sync.WaitGroup
 }
@@ -100,7 +102,7 @@ func Start(cfg Config) (*Demo, error) {
 		d.Close()
 		return nil, fmt.Errorf("demo config: %w", err)
 	}
-	d.GatewayConfig = c
+	d.GatewayConfig, d.GatewayYAML = c, y
 	return d, nil
 }
 
