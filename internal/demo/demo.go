@@ -31,8 +31,8 @@ type Demo struct {
 	GatewayConfig *config.Config
 	// GatewayYAML is the document GatewayConfig was parsed from.
 	GatewayYAML string
-	servers       []*http.Server
-	wg            sync.WaitGroup
+	servers     []*http.Server
+	wg          sync.WaitGroup
 }
 
 type service struct {
