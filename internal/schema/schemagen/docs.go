@@ -104,10 +104,13 @@ func parseDir(dir string) (map[string]*typeDoc, error) {
 	return out, nil
 }
 
-// Go names of defaults in parentheses: "(DefaultIdleTimeout)" or ", DefaultBodyBufferBytes)".
+// Pointers to Go code, for Go readers: "(DefaultIdleTimeout)",
+// ", DefaultBodyBufferBytes)", "(ParseHost's grammar)", "(RetryConditions)",
+// "(http1.Idempotent)", "; see CircuitTrip.".
 var (
-	defaultConstAlone = regexp.MustCompile(` \(Default[A-Z][A-Za-z0-9]*\)`)
-	defaultConstAfter = regexp.MustCompile(`, Default[A-Z][A-Za-z0-9]*\)`)
+	goAlone  = regexp.MustCompile(` \(([A-Z][a-z]+[A-Z][A-Za-z0-9]*('s grammar| reads them)?|[a-z0-9]+\.[A-Z][A-Za-z0-9]*)\)`)
+	goAfter  = regexp.MustCompile(`, Default[A-Z][A-Za-z0-9]*\)`)
+	goSeeEnd = regexp.MustCompile(`; see [A-Z][a-z]+[A-Z][A-Za-z0-9]*\.`)
 )
 
 // prose turns a doc comment into a description: lines of a paragraph
@@ -136,8 +139,9 @@ func prose(doc string, keys map[string]string) string {
 	}
 	flush()
 	s := strings.Join(paras, "\n")
-	s = defaultConstAlone.ReplaceAllString(s, "")
-	s = defaultConstAfter.ReplaceAllString(s, ")")
+	s = goAlone.ReplaceAllString(s, "")
+	s = goAfter.ReplaceAllString(s, ")")
+	s = goSeeEnd.ReplaceAllString(s, ".")
 	if len(keys) > 0 {
 		var b strings.Builder
 		last := 0
