@@ -508,6 +508,8 @@ func TestBadConfigs(t *testing.T) {
 		{"empty rate-limit key list", base + "policies: {p: {type: rate_limit, rate: 10/s, key: []}}\n", "key"},
 		{"rate-limit key twice", base + "policies: {p: {type: rate_limit, rate: 10/s, key: [ip, ip]}}\n", "key"},
 		{"bad by_role rate", base + "policies: {p: {type: rate_limit, rate: 10/s, by_role: {free: lots}}}\n", "by_role"},
+		{"unknown jwt algorithm", base + "policies: {p: {type: jwt, secret: 0123456789abcdef0123456789abcdef, algorithms: [HS257]}}\n", "algorithms[0]"},
+		{"jwt algorithm twice", base + "policies: {p: {type: jwt, secret: 0123456789abcdef0123456789abcdef, algorithms: [HS256, HS256]}}\n", "algorithms[1]"},
 		{"jwt key as a number", base + "policies: {p: {type: jwt, keys: [42]}}\n", "keys[0]"},
 		{"jwt empty keys", base + "policies: {p: {type: jwt, keys: []}}\n", "keys"},
 		{"unknown headers key", base + "policies: {p: {type: headers, request: {sett: {X-A: b}}}}\n", "sett"},

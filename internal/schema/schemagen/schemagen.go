@@ -82,7 +82,7 @@ func Generate(root string) ([]byte, error) {
 			"Print this schema with `rampart schema`; check a config with `rampart validate`, which also checks "+
 			"what a schema cannot (references between keys, files, addresses).",
 		"$comment", "Generated from the Go sources by `go generate ./internal/schema`; do not edit. "+
-			"As Parse does, it takes null for any key (the same as leaving it out) and any scalar for a string.",
+			"As the gateway's parser does, it takes null for any key (the same as leaving it out) and any scalar for a string.",
 	)
 	for _, k := range s.keys {
 		if k != "type" {
@@ -146,6 +146,10 @@ func (g *gen) nodeShapes() map[string]func() *object {
 				obj("type", "array", "items", part, "minItems", 1, "uniqueItems", true),
 				obj("type", "null"),
 			})
+		},
+		"policies.*{jwt}.algorithms": func() *object {
+			return obj("type", []string{"array", "null"}, "minItems", 1, "uniqueItems", true,
+				"items", obj("enum", jwt.Algorithms()))
 		},
 		"policies.*{jwt}.keys": func() *object {
 			return obj("type", []string{"array", "null"}, "minItems", 1, "maxItems", jwt.MaxKeys,
@@ -409,6 +413,7 @@ func (g *gen) policySchema(path string) (*object, error) {
 	}
 	typeSchema := obj("description", desc).merge(enum(types))
 	return obj(
+		"description", "A named request policy: type selects what it does, the other keys are its settings.",
 		"type", []string{"object", "null"},
 		"properties", obj("type", typeSchema),
 		"allOf", branches,
