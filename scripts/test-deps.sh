@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs the programs the test suite needs when they are missing. Nothing
-# beyond Go is needed yet; later suites add redis-server, etcd and h2spec here.
+# Installs the programs the test suite needs when they are missing.
 set -euo pipefail
 export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 need=()
 # for pkg in ...; do command -v ... >/dev/null || need+=(pkg); done
+# The store redis rate-limit tests run real redis-server processes.
+command -v redis-server >/dev/null || need+=(redis-server)
+# redis-cli --cluster create builds the Redis Cluster of the accuracy tests.
+command -v redis-cli >/dev/null || need+=(redis-tools)
 # test/reload runs a real etcd server (the control-plane tests).
 command -v etcd >/dev/null || need+=(etcd-server)
 # test/dashboard renders the admin dashboard in headless Chromium.

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rampart-gw/rampart/internal/admin"
+	"github.com/rampart-gw/rampart/internal/clientip"
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/gateway"
 	"github.com/rampart-gw/rampart/internal/listener"
@@ -179,7 +180,11 @@ func (a *App) bind(cfg *config.Config) error {
 		return err
 	}
 	for _, lc := range cfg.Listeners {
-		hc := gateway.HandlerConfig{Listener: lc.Name, Limits: lc.Limits}
+		clients, err := clientip.New(lc.TrustedProxies)
+		if err != nil {
+			return fmt.Errorf("listener %s: trusted_proxies: %w", lc.Name, err)
+		}
+		hc := gateway.HandlerConfig{Listener: lc.Name, Limits: lc.Limits, Clients: clients}
 		if lc.TLS != nil {
 			hc.TLSState = listener.TLSState
 		}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/admin"
+	"github.com/rampart-gw/rampart/internal/redis"
 )
 
 // Status is what GET /api/v1/config/status answers.
@@ -16,6 +17,9 @@ type Status struct {
 	Candidate     any              `json:"candidate,omitempty"`
 	LastCandidate *CandidateEnd    `json:"last_candidate,omitempty"`
 	Etcd          *EtcdStatus      `json:"etcd,omitempty"`
+	// Redis is the state of each cluster.redis client in use (store redis
+	// rate limits): up, or down since when and why.
+	Redis []redis.State `json:"redis,omitempty"`
 }
 
 // ActiveStatus describes the active config.
@@ -132,6 +136,11 @@ func (a *App) Status() any {
 	s := a.status.snapshot()
 	if c, err := a.Candidate(); err == nil {
 		s.Candidate = c
+	}
+	for _, v := range a.registry.Values("redis|") {
+		if c, ok := v.(*redis.Client); ok {
+			s.Redis = append(s.Redis, c.State())
+		}
 	}
 	return s
 }

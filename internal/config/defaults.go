@@ -53,6 +53,11 @@ const (
 	DefaultBreakerMaxPendingRequests = 1024
 	DefaultBreakerMaxRequests        = 1024
 	DefaultBreakerMaxRetries         = 64
+	// Cluster-wide rate limits (cluster.redis, cluster.instances).
+	DefaultRedisTimeout   = Duration(50 * time.Millisecond)
+	DefaultRedisOnFailure = "local"
+	DefaultRedisPrefix    = "rampart:rl:"
+	DefaultInstances      = 1
 )
 
 // Default returns the config of a document that sets nothing: no
@@ -178,8 +183,10 @@ func (c *Config) ApplyDefaults() {
 	}
 
 	if rd := c.Cluster.Redis; rd != nil {
-		def(c, "cluster.redis.timeout", &rd.Timeout, Duration(50*time.Millisecond))
-		def(c, "cluster.redis.on_failure", &rd.OnFailure, "local")
+		def(c, "cluster.redis.timeout", &rd.Timeout, DefaultRedisTimeout)
+		def(c, "cluster.redis.on_failure", &rd.OnFailure, DefaultRedisOnFailure)
+		def(c, "cluster.redis.prefix", &rd.Prefix, DefaultRedisPrefix)
+		def(c, "cluster.instances", &c.Cluster.Instances, DefaultInstances)
 	}
 	o := &c.Observability
 	def(c, "observability.request_id_header", &o.RequestIDHeader, DefaultRequestIDHeader)

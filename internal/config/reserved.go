@@ -55,12 +55,6 @@ var Reserved = []ReservedKey{
 		}
 		return hs
 	}},
-	{Key: "cluster.redis", Issue: 12, find: func(c *Config) []hit {
-		if c.Cluster.Redis == nil {
-			return nil
-		}
-		return []hit{{path: "cluster.redis", what: "cluster.redis"}}
-	}},
 	{Key: "observability.tracing", Issue: 13, find: func(c *Config) []hit {
 		if c.Observability.Tracing == nil {
 			return nil

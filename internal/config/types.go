@@ -85,6 +85,13 @@ type Listener struct {
 	// can bind the same address and the kernel spreads connections over
 	// them. Default false.
 	ReusePort bool `yaml:"reuse_port" json:"reuse_port,omitempty"`
+	// TrustedProxies are the peers (CIDRs or addresses) whose
+	// X-Forwarded-For / Forwarded may name the client; the resolved client
+	// is what ip_filter, rate_limit key ip, hash_key ip, the candidate
+	// split, the access log's client_ip and the X-Forwarded-For sent
+	// upstream use. Default none: the TCP peer is the client and
+	// client-sent forwarding headers are replaced.
+	TrustedProxies []string `yaml:"trusted_proxies" json:"trusted_proxies,omitempty"`
 }
 
 // Upgrade configures the binary upgrade: the running process starts
@@ -595,19 +602,74 @@ type Cluster struct {
 	// same zone and spill over to others when it has no healthy target.
 	// No default: no zone preference.
 	Zone string `yaml:"zone" json:"zone,omitempty"`
+	// Instances is how many gateway instances share the cluster-wide rate
+	// limits: while Redis is unavailable, on_failure local gives each
+	// instance rate ÷ instances. Default 1 (DefaultInstances) when redis is
+	// set.
+	Instances int `yaml:"instances" json:"instances,omitempty"`
 	// Redis is the store shared by gateway instances. No default: none.
 	Redis *Redis `yaml:"redis" json:"redis,omitempty"`
 }
 
-// Redis is the shared store for cluster-wide rate limits.
+// Redis is the shared store for cluster-wide rate limits (rate_limit
+// store: redis). Exactly one of Address (one server), Addresses (Redis
+// Cluster) and Sentinel says where it is.
 type Redis struct {
-	// Address is the Redis server's host:port. Required.
-	Address string `yaml:"address" json:"address"`
-	// Timeout bounds one Redis call. Default 50ms.
+	// Address is one Redis server, host:port. No default; exactly one of
+	// Address, Addresses and Sentinel is required.
+	Address string `yaml:"address" json:"address,omitempty"`
+	// Addresses are seed nodes of a Redis Cluster, host:port each. No
+	// default.
+	Addresses []string `yaml:"addresses" json:"addresses,omitempty"`
+	// Sentinel finds the master of a Sentinel-managed group. No default.
+	Sentinel *Sentinel `yaml:"sentinel" json:"sentinel,omitempty"`
+	// Username is the ACL user (AUTH username password). Default "": the
+	// default user.
+	Username string `yaml:"username" json:"username,omitempty"`
+	// PasswordFile holds the password (surrounding whitespace trimmed),
+	// read when the config is compiled. No default: no password.
+	PasswordFile string `yaml:"password_file" json:"password_file,omitempty"`
+	// TLS makes the gateway speak TLS to Redis. No default: plain TCP.
+	TLS *RedisTLS `yaml:"tls" json:"tls,omitempty"`
+	// Timeout bounds one rate-limit decision in Redis. Default 50ms
+	// (DefaultRedisTimeout).
 	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
-	// OnFailure is what a limit does when Redis fails: local (a
-	// per-instance limit), allow or deny. Default local.
+	// OnFailure is what a rate limit does while Redis is down, slow past
+	// timeout or answering errors: local (a per-instance limit of rate ÷
+	// cluster.instances), allow or deny. Default local
+	// (DefaultRedisOnFailure).
 	OnFailure string `yaml:"on_failure" json:"on_failure,omitempty"`
+	// Prefix starts every key Rampart writes. Default "rampart:rl:"
+	// (DefaultRedisPrefix).
+	Prefix string `yaml:"prefix" json:"prefix,omitempty"`
+}
+
+// Sentinel names a Sentinel-managed master and the sentinels to ask.
+type Sentinel struct {
+	// Master is the master name the sentinels know. Required.
+	Master string `yaml:"master" json:"master"`
+	// Addresses are the sentinels to ask, host:port each. Required.
+	Addresses []string `yaml:"addresses" json:"addresses"`
+}
+
+// RedisTLS configures TLS to Redis: verification against ca_file (or the
+// system roots) and an optional client certificate (Redis's
+// tls-auth-clients).
+type RedisTLS struct {
+	// ServerName is the name verified (and sent as SNI). Default: the
+	// address's host.
+	ServerName string `yaml:"server_name" json:"server_name,omitempty"`
+	// CAFile holds the CA certificates Redis is verified with. Default:
+	// the system roots.
+	CAFile string `yaml:"ca_file" json:"ca_file,omitempty"`
+	// CertFile and KeyFile are a client certificate (Redis's
+	// tls-auth-clients); both or neither. No default: none.
+	CertFile string `yaml:"cert_file" json:"cert_file,omitempty"`
+	// KeyFile is CertFile's key. No default.
+	KeyFile string `yaml:"key_file" json:"key_file,omitempty"`
+	// InsecureSkipVerify turns off verification of Redis's certificate.
+	// Default false.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify" json:"insecure_skip_verify,omitempty"`
 }
 
 // Observability configures logs, request IDs and tracing.

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/rampart-gw/rampart/internal/clientip"
 )
 
 // Choices accepted for enumerated keys.
@@ -214,6 +216,11 @@ func (v *validator) listeners() {
 				v.upstreamRef(p+".upstream", l.Upstream)
 			case l.Upstream != "":
 				v.errorf(p+".upstream", "upstream is only for protocol tcp; http listeners use routes")
+			}
+		}
+		for j, tp := range l.TrustedProxies {
+			if _, err := clientip.ParsePrefix(tp); err != nil {
+				v.errorf(idx(p+".trusted_proxies", j), "%v", err)
 			}
 		}
 		lp := p + ".limits"
@@ -761,17 +768,91 @@ func (v *validator) consumers() {
 }
 
 func (v *validator) cluster() {
-	rd := v.c.Cluster.Redis
+	cl := v.c.Cluster
+	rd := cl.Redis
+	if _, written := v.c.pos["cluster.instances"]; written || cl.Instances != 0 {
+		switch {
+		case rd == nil:
+			v.errorf("cluster.instances", "instances applies only with cluster.redis (it divides a rate limit's rate while Redis is unavailable)")
+		case cl.Instances < 1:
+			v.errorf("cluster.instances", "must be at least 1")
+		}
+	}
 	if rd == nil {
 		return
 	}
-	if err := hostPort(rd.Address, false, false); err != nil {
-		v.errorf("cluster.redis.address", "%v", err)
+	var where []string
+	for _, w := range []struct {
+		key string
+		set bool
+	}{{"address", rd.Address != ""}, {"addresses", rd.Addresses != nil}, {"sentinel", rd.Sentinel != nil}} {
+		if _, written := v.c.pos["cluster.redis."+w.key]; written || w.set {
+			where = append(where, w.key)
+		}
 	}
-	if rd.Timeout < 0 {
-		v.errorf("cluster.redis.timeout", "must not be negative")
+	switch len(where) {
+	case 0:
+		v.errorf("cluster.redis", "one of address, addresses (Redis Cluster) or sentinel is required")
+	case 1:
+	default:
+		v.errorf("cluster.redis."+where[1], "%s and %s are exclusive: set one of address, addresses (Redis Cluster) or sentinel", where[0], where[1])
+	}
+	if slices.Contains(where, "address") {
+		if err := hostPort(rd.Address, false, false); err != nil {
+			v.errorf("cluster.redis.address", "%v", err)
+		}
+	}
+	if slices.Contains(where, "addresses") {
+		v.redisAddrs("cluster.redis.addresses", rd.Addresses)
+	}
+	if s := rd.Sentinel; s != nil {
+		if s.Master == "" {
+			v.errorf("cluster.redis.sentinel.master", "master is required (the name sentinels know the master by)")
+		}
+		v.redisAddrs("cluster.redis.sentinel.addresses", s.Addresses)
+	}
+	_, pwWritten := v.c.pos["cluster.redis.password_file"]
+	if pwWritten && rd.PasswordFile == "" {
+		v.errorf("cluster.redis.password_file", "password_file must not be empty")
+	}
+	if rd.Username != "" && rd.PasswordFile == "" && !pwWritten {
+		v.errorf("cluster.redis.username", "username needs password_file (Redis AUTH takes both)")
+	}
+	if t := rd.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
+		if t.CertFile == "" {
+			v.errorf("cluster.redis.tls.key_file", "key_file needs cert_file")
+		} else {
+			v.errorf("cluster.redis.tls.cert_file", "cert_file needs key_file")
+		}
+	}
+	if rd.Timeout <= 0 {
+		v.errorf("cluster.redis.timeout", "must be positive")
 	}
 	v.oneOf("cluster.redis.on_failure", "on_failure", rd.OnFailure, redisFailureModes)
+	if len(rd.Prefix) > maxRedisPrefix {
+		v.errorf("cluster.redis.prefix", "prefix longer than %d bytes", maxRedisPrefix)
+	}
+}
+
+// maxRedisPrefix bounds cluster.redis.prefix, so that keys stay short.
+const maxRedisPrefix = 64
+
+// redisAddrs checks a non-empty list of distinct host:port addresses.
+func (v *validator) redisAddrs(path string, addrs []string) {
+	if len(addrs) == 0 {
+		v.errorf(path, "at least one address is required")
+		return
+	}
+	seen := map[string]int{}
+	for i, a := range addrs {
+		if err := hostPort(a, false, false); err != nil {
+			v.errorf(idx(path, i), "%v", err)
+		} else if first, dup := seen[a]; dup {
+			v.errorf(idx(path, i), "address %q listed twice (also [%d])", a, first)
+		} else {
+			seen[a] = i
+		}
+	}
 }
 
 func (v *validator) observability() {

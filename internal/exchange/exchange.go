@@ -30,6 +30,12 @@ type Exchange struct {
 	Code string
 	// Attempts counts upstream attempts (more than 1 with retries).
 	Attempts int
+	// ClientIP is the client's address as the listener's trusted_proxies
+	// resolve it (the TCP peer unless that is a trusted proxy); "" outside
+	// a listener. PeerTrusted says whether the peer is a trusted proxy,
+	// whose forwarding headers are passed on.
+	ClientIP    string
+	PeerTrusted bool
 	// Consumer is the authenticated client's name, set by an
 	// authentication policy (api_key, jwt); "" when none authenticated.
 	Consumer string
@@ -105,7 +111,7 @@ func (c *Context) Value(key any) any {
 // AfterFunc arranges for f to run after the parent is done, as
 // context.AfterFunc does. It lets context.WithCancel, WithTimeout and
 // AfterFunc bind to a request's context without a goroutine when the server's
-// request context implements AfterFunc itself (h1guard's does) rather than
+// request context implements AfterFunc itself (h1server's does) rather than
 // being one of the context package's own types.
 func (c *Context) AfterFunc(f func()) (stop func() bool) {
 	return context.AfterFunc(c.Context, f)

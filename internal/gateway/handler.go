@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rampart-gw/rampart/internal/clientip"
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/exchange"
 	"github.com/rampart-gw/rampart/internal/pathnorm"
@@ -34,6 +35,8 @@ type Handler struct {
 	// spool buffers the request bodies of routes with request_buffering
 	// within the listener's memory budget.
 	spool *spool.Spool
+	// clients resolves each request's client (trusted_proxies).
+	clients *clientip.Resolver
 
 	// unmatched holds the series for requests that matched no route
 	// (route label ""), created on the first such request.
@@ -48,6 +51,9 @@ type HandlerConfig struct {
 	// TLSState, for TLS listeners, returns the TLS state of a request's
 	// connection (see listener.TLSState).
 	TLSState func(context.Context) *tls.ConnectionState
+	// Clients resolves the client of each request from the listener's
+	// trusted_proxies (nil: the TCP peer).
+	Clients *clientip.Resolver
 }
 
 // HandlerDeps are the shared services a Handler uses.
@@ -61,7 +67,7 @@ type HandlerDeps struct {
 
 // NewHandler returns the handler for one listener.
 func NewHandler(cfg HandlerConfig, deps HandlerDeps) *Handler {
-	h := &Handler{store: deps.Store, listener: cfg.Listener, limits: cfg.Limits, metrics: deps.Metrics, log: deps.AccessLog, tls: cfg.TLSState}
+	h := &Handler{store: deps.Store, listener: cfg.Listener, limits: cfg.Limits, metrics: deps.Metrics, log: deps.AccessLog, tls: cfg.TLSState, clients: cfg.Clients}
 	lim := cfg.Limits
 	h.spool = spool.New(spool.Config{Memory: lim.BodyBufferBytes, Budget: lim.BufferMemoryBytes, Dir: lim.BufferDir})
 	if h.log == nil {
@@ -79,10 +85,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.tls != nil && r.TLS == nil {
 		r.TLS = h.tls(r.Context())
 	}
-	snap := h.store.Pick(r)
+	client, peerTrusted := h.clients.Resolve(r.RemoteAddr, r.Header)
+	snap := h.store.PickFor(r, client)
 	st := &state{}
 	st.ctx.Context = r.Context()
 	ex := &st.ctx.Exchange
+	ex.ClientIP, ex.PeerTrusted = client, peerTrusted
 	ex.Start = time.Now()
 	ex.Spool = h.spool
 
@@ -240,6 +248,7 @@ func (h *Handler) finish(r *http.Request, rw *writer, ex *exchange.Exchange, rou
 			Path:       r.URL.Path,
 			Proto:      r.Proto,
 			RemoteAddr: r.RemoteAddr,
+			ClientIP:   ex.ClientIP,
 			Status:     rw.status,
 			BytesIn:    in,
 			BytesOut:   rw.bytes,

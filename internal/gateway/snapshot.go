@@ -93,8 +93,21 @@ type Split struct {
 	Header string
 }
 
-// Chooses reports whether r goes to the candidate.
+// Chooses reports whether r goes to the candidate, keyed by the TCP peer
+// when the split names no header.
 func (sp *Split) Chooses(r *http.Request) bool {
+	key := r.RemoteAddr
+	if i := strings.LastIndexByte(key, ':'); i >= 0 {
+		key = key[:i] // the port changes per connection; the client does not
+	}
+	return sp.ChoosesFor(r, key)
+}
+
+// ChoosesFor reports whether r, from client (the resolved client IP), goes
+// to the candidate: by the split's header if the request has it, else by
+// client, so that a client keeps its side and clients behind one trusted
+// proxy are still spread.
+func (sp *Split) ChoosesFor(r *http.Request, client string) bool {
 	key := ""
 	if sp.Header != "" {
 		if vv := r.Header[sp.Header]; len(vv) > 0 {
@@ -102,10 +115,7 @@ func (sp *Split) Chooses(r *http.Request) bool {
 		}
 	}
 	if key == "" {
-		key = r.RemoteAddr
-		if i := strings.LastIndexByte(key, ':'); i >= 0 {
-			key = key[:i] // the port changes per connection; the client does not
-		}
+		key = client
 	}
 	// FNV-1a, 64 bit: cheap, allocation-free and well spread for short keys.
 	h := uint64(14695981039346656037)
@@ -145,6 +155,15 @@ func (s *Store) SetObserver(o Observer) {
 func (s *Store) Pick(r *http.Request) *Snapshot {
 	snap := s.p.Load()
 	if sp := s.split.Load(); sp != nil && snap != nil && sp.Candidate != nil && sp.Chooses(r) {
+		return sp.Candidate
+	}
+	return snap
+}
+
+// PickFor is Pick with the request's resolved client IP.
+func (s *Store) PickFor(r *http.Request, client string) *Snapshot {
+	snap := s.p.Load()
+	if sp := s.split.Load(); sp != nil && snap != nil && sp.Candidate != nil && sp.ChoosesFor(r, client) {
 		return sp.Candidate
 	}
 	return snap

@@ -1,9 +1,9 @@
 // Package http1 is Rampart's one HTTP/1.1 grammar (RFC 9110, RFC 9112):
-// the small allocation-free parsers that the listener's fast server, its
-// framing guard (internal/listener/h1guard) and the upstream client
-// (internal/cluster/h1) share, so the three agree on where a head ends, what
-// a Content-Length is, how a field value is trimmed, how a token list reads
-// and how a chunk-size line parses.
+// the small allocation-free parsers that the listener's fast server
+// (internal/listener/h1server), its framing guard (internal/listener/guard)
+// and the upstream client (internal/cluster/h1) share, so the three agree
+// on where a head ends, what a Content-Length is, how a field value is
+// trimmed, how a token list reads and how a chunk-size line parses.
 //
 // The functions work on string or []byte alike and allocate nothing.
 package http1

@@ -24,7 +24,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/config"
 )
 
-// The tests in this file drive the fast path (h1guard.Server, the default
+// The tests in this file drive the fast path (h1server.Server, the default
 // for plain listeners) and net/http behind the guard (Config.NetHTTP) with
 // the same raw bytes over real sockets, and compare what the client reads
 // and what the handler sees.

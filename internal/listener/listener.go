@@ -18,7 +18,8 @@ import (
 	"sync/atomic"
 
 	"github.com/rampart-gw/rampart/internal/config"
-	"github.com/rampart-gw/rampart/internal/listener/h1guard"
+	"github.com/rampart-gw/rampart/internal/listener/guard"
+	"github.com/rampart-gw/rampart/internal/listener/h1server"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 	"github.com/rampart-gw/rampart/internal/upgrade"
 )
@@ -31,7 +32,7 @@ type Config struct {
 	// TLS, when set, terminates TLS with these certificates.
 	TLS *config.ListenerTLS
 	// NetHTTP serves HTTP/1.1 with net/http behind the framing guard
-	// instead of the guard's own server (h1guard.Server, the default; HTTP/2
+	// instead of the guard's own server (h1server.Server, the default; HTTP/2
 	// is served by net/http either way). The environment variable
 	// RAMPART_HTTP1_SERVER=net/http sets it for every listener, to compare
 	// the two.
@@ -53,8 +54,8 @@ type Deps struct {
 type Listener struct {
 	name  string
 	srv   *http.Server
-	fast  *h1guard.Server // nil: net/http serves HTTP/1.1 too
-	hand  *handListener   // connections fast hands over to srv
+	fast  *h1server.Server // nil: net/http serves HTTP/1.1 too
+	hand  *handListener    // connections fast hands over to srv
 	ln    *limitListener
 	log   *slog.Logger
 	certs *Certs
@@ -77,7 +78,7 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		return nil, err
 	}
 	lim := cfg.Limits
-	guard := &h1guard.Config{
+	framing := &guard.Config{
 		MaxHeaderBytes: lim.MaxHeaderBytes,
 		MaxURIBytes:    lim.MaxURIBytes,
 		MaxHeaders:     lim.MaxHeaders,
@@ -88,11 +89,11 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 	if deps.Metrics != nil {
 		refused := deps.Metrics.Refused
 		name := cfg.Name
-		guard.OnRefuse = func(status int, code string) {
+		framing.OnRefuse = func(status int, code string) {
 			refused.WithLabelValues(name, strconv.Itoa(status), code).Inc()
 		}
 	}
-	ll := &limitListener{Listener: raw, max: int64(lim.MaxConnections), perIP: lim.MaxConnectionsPerIP, guard: guard}
+	ll := &limitListener{Listener: raw, max: int64(lim.MaxConnections), perIP: lim.MaxConnectionsPerIP, guard: framing}
 	var certs *Certs
 	if cfg.TLS != nil {
 		if certs, err = LoadCerts(*cfg.TLS); err == nil {
@@ -120,7 +121,7 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 	srv := &http.Server{
 		// Every HTTP/1.1 connection passes the framing guard before
 		// net/http reads it (docs/security.md).
-		Handler:           h1guard.Handler(handler, guard),
+		Handler:           guard.Handler(handler, framing),
 		ConnContext:       connContext,
 		ReadHeaderTimeout: lim.ReadHeaderTimeout.D(),
 		IdleTimeout:       lim.IdleTimeout.D(),
@@ -142,9 +143,9 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 	l := &Listener{name: cfg.Name, srv: srv, ln: ll, log: deps.Log, certs: certs}
 	if ll.fast {
 		l.hand = &handListener{addr: raw.Addr(), c: make(chan net.Conn), done: make(chan struct{})}
-		l.fast = &h1guard.Server{
+		l.fast = &h1server.Server{
 			Handler:           handler,
-			Config:            guard,
+			Config:            framing,
 			ReadHeaderTimeout: lim.ReadHeaderTimeout.D(),
 			IdleTimeout:       lim.IdleTimeout.D(),
 			HandOver:          l.hand.push,
@@ -262,9 +263,9 @@ type limitListener struct {
 	net.Listener
 	max    int64
 	perIP  int
-	guard  *h1guard.Config
+	guard  *guard.Config
 	tls    *tls.Config // nil for plain listeners
-	fast   bool        // hand out unguarded connections (h1guard.Server guards them)
+	fast   bool        // hand out unguarded connections (h1server.Server guards them)
 	n      atomic.Int64
 	mu     sync.Mutex
 	byIP   map[netip.Addr]int
@@ -311,7 +312,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			// prior-knowledge preface, which it serves as HTTP/2.
 			conn = tls.Server(conn, l.tls)
 		}
-		return h1guard.New(conn, l.guard), nil
+		return guard.New(conn, l.guard), nil
 	}
 }
 
@@ -391,7 +392,7 @@ type handListener struct {
 	done chan struct{}
 }
 
-func (h *handListener) push(g *h1guard.Conn) {
+func (h *handListener) push(g *guard.Conn) {
 	select {
 	case h.c <- g:
 	case <-h.done:

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/config"
-	"github.com/rampart-gw/rampart/internal/listener/h1guard"
+	"github.com/rampart-gw/rampart/internal/listener/guard"
 )
 
 // Certs holds a listener's certificates and chooses one per handshake by
@@ -227,10 +227,10 @@ func (c *Certs) stamp() string {
 
 type tlsConnKey struct{}
 
-// connContext records the guarded connection (h1guard) and, for TLS
+// connContext records the guarded connection (guard.Conn) and, for TLS
 // listeners, the TLS connection, so the handler can restore r.TLS.
 func connContext(ctx context.Context, c net.Conn) context.Context {
-	ctx = h1guard.ConnContext(ctx, c)
+	ctx = guard.ConnContext(ctx, c)
 	var inner net.Conn = c
 	for inner != nil {
 		if tc, ok := inner.(*tls.Conn); ok {

@@ -2,18 +2,26 @@ package policy
 
 import (
 	"net/http"
+
+	"github.com/rampart-gw/rampart/internal/exchange"
 	"net/netip"
 	"strings"
 )
 
 // ClientIP returns the client's address as a string, without allocating:
-// the host of r.RemoteAddr, or, when trust > 0, the address trust hops back
-// in X-Forwarded-For (the proxies in front of the gateway each append the
-// address they received from). The rightmost entries are the only ones a
-// client cannot forge, so with trust N the client is the N-th entry from the
-// right; a shorter chain yields its leftmost entry. ok is false when no
-// address can be found.
+// the client the listener's trusted_proxies resolved (the TCP peer when
+// none are set), or, when trust > 0 (a policy's trust_forwarded), the
+// address trust hops back in X-Forwarded-For (the proxies in front of the
+// gateway each append the address they received from). The rightmost
+// entries are the only ones a client cannot forge, so with trust N the
+// client is the N-th entry from the right; a shorter chain yields its
+// leftmost entry. ok is false when no address can be found.
 func ClientIP(r *http.Request, trust int) (ip string, ok bool) {
+	if trust == 0 {
+		if ex := exchange.From(r.Context()); ex != nil && ex.ClientIP != "" {
+			return ex.ClientIP, true
+		}
+	}
 	if trust > 0 {
 		vv := r.Header["X-Forwarded-For"]
 		hop := 0

@@ -199,7 +199,7 @@ func (p *Proxy) bodyError(r *http.Request, err error) error {
 	case r.Context().Err() != nil:
 		return &route.Refusal{Status: cluster.StatusClientClosed, Code: "client_closed_request", Msg: "client closed the request", Err: err}
 	}
-	// A malformed chunked body: the framing guard (internal/listener/h1guard)
+	// A malformed chunked body: the framing guard (internal/listener/guard)
 	// replaces this answer with its own 400 and closes the connection.
 	return &route.Refusal{Status: http.StatusBadRequest, Code: "bad_request", Msg: "the request body could not be read", Err: err}
 }
@@ -295,25 +295,46 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Respo
 	resp.Body.Close()
 }
 
-// setForwarded adds the X-Forwarded-* headers.
+// setForwarded sets the X-Forwarded-* headers. A trusted proxy's
+// X-Forwarded-For is extended with its address, and its X-Forwarded-Proto
+// and -Host are kept; anyone else's forwarding headers (Forwarded
+// included) are replaced, so that the upstream can believe them.
 func (p *Proxy) setForwarded(r *http.Request) {
 	ip := clientIP(r.RemoteAddr)
-	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
-		ip = strings.Join(prior, ", ") + ", " + ip
+	trusted := false
+	c, _ := r.Context().(*exchange.Context)
+	if c != nil {
+		trusted = c.Exchange.PeerTrusted
+	} else if ex := exchange.From(r.Context()); ex != nil {
+		trusted = ex.PeerTrusted
 	}
 	proto := "http"
 	if r.TLS != nil {
 		proto = "https"
 	}
+	host := r.Host
+	if trusted {
+		if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
+			ip = strings.Join(prior, ", ") + ", " + ip
+		}
+		if vv := r.Header["X-Forwarded-Proto"]; len(vv) == 1 && (vv[0] == "http" || vv[0] == "https") {
+			proto = vv[0]
+		}
+		if vv := r.Header["X-Forwarded-Host"]; len(vv) == 1 && vv[0] != "" {
+			host = vv[0]
+		}
+	} else {
+		delete(r.Header, "Forwarded")
+	}
 	// One backing array for the three values, each capped: the room the
 	// request's context has for them, else a new one.
 	var v []string
-	if c, ok := r.Context().(*exchange.Context); ok && c.Forwarded[1] == "" {
+	if c != nil && c.Forwarded[1] == "" {
 		v = c.Forwarded[:]
 	} else {
 		v = make([]string, 3)
 	}
-	v[0], v[1], v[2] = ip, proto, r.Host
+	v[0], v[1], v[2] = ip, proto, host
 	r.Header["X-Forwarded-For"] = v[0:1:1]
 	r.Header["X-Forwarded-Proto"] = v[1:2:2]
 	r.Header["X-Forwarded-Host"] = v[2:3:3]

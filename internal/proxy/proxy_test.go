@@ -136,13 +136,20 @@ func TestSetForwarded(t *testing.T) {
 		}
 	}
 	p := &Proxy{}
-	t.Run("plain context", func(t *testing.T) {
+	t.Run("plain context: not a trusted peer", func(t *testing.T) {
 		r := newReq(context.Background())
 		p.setForwarded(r)
-		check(t, r, "198.51.100.1, 192.0.2.7")
+		check(t, r, "192.0.2.7")
 	})
-	t.Run("exchange context", func(t *testing.T) {
+	t.Run("exchange context, untrusted peer: replaced", func(t *testing.T) {
 		c := &exchange.Context{Context: context.Background()}
+		r := newReq(c)
+		p.setForwarded(r)
+		check(t, r, "192.0.2.7")
+	})
+	t.Run("exchange context, trusted peer: appended", func(t *testing.T) {
+		c := &exchange.Context{Context: context.Background()}
+		c.Exchange.PeerTrusted = true
 		r := newReq(c)
 		p.setForwarded(r)
 		check(t, r, "198.51.100.1, 192.0.2.7")

@@ -96,6 +96,25 @@ func (r *Registry) Keys() []string {
 	return keys
 }
 
+// Values returns the states whose keys start with prefix, in key order
+// (for the admin API's status).
+func (r *Registry) Values(prefix string) []any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	keys := make([]string, 0, len(r.m))
+	for k := range r.m {
+		if len(k) >= len(prefix) && k[:len(prefix)] == prefix {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	out := make([]any, len(keys))
+	for i, k := range keys {
+		out[i] = r.m[k].v
+	}
+	return out
+}
+
 // Close closes and forgets every state, whatever its count (at exit).
 func (r *Registry) Close() {
 	r.mu.Lock()

@@ -66,3 +66,20 @@ func TestAfterAcquireAndNilRegistry(t *testing.T) {
 	var unacquired Claims
 	unacquired.Release() // before Acquire: nothing
 }
+
+// Values returns the states under a prefix, in key order.
+func TestValues(t *testing.T) {
+	reg := New()
+	c := &Claims{}
+	for i, k := range []string{"redis|b", "pool|x", "redis|a"} {
+		Claim(c, k, func() *closer { return &closer{closed: i} }, func(*closer) {})
+	}
+	c.Acquire(reg)
+	got := reg.Values("redis|")
+	if len(got) != 2 || got[0].(*closer).closed != 2 || got[1].(*closer).closed != 0 {
+		t.Fatalf("Values(redis|) = %v, want the two redis states", got)
+	}
+	if n := len(reg.Values("none|")); n != 0 {
+		t.Fatalf("Values(none|) has %d states", n)
+	}
+}

@@ -102,7 +102,7 @@ func Render(w http.ResponseWriter, r *http.Request, err error, fb *config.Fallba
 		// Nobody reads an answer, and net/http closes the connection
 		// after the handler. Nothing is written, so the framing guard can
 		// still answer 400 when the "going away" was a malformed request
-		// body (internal/listener/h1guard).
+		// body (internal/listener/guard).
 		if ex != nil {
 			ex.Code = e.Code
 			ex.Unanswered = e.Status

@@ -11,6 +11,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // DefaultPrefix is the etcd key prefix used when none is given.
@@ -30,8 +32,28 @@ type EtcdConfig struct {
 	// Prefix is the key prefix, with a leading slash and no trailing one.
 	// Default DefaultPrefix.
 	Prefix string
-	// DialTimeout bounds connecting. Default 3s.
+	// DialTimeout bounds connecting, and each reconnect attempt. Default 3s.
 	DialTimeout time.Duration
+}
+
+// ReconnectBackoff is the longest wait between two attempts to reconnect to
+// an etcd that went away (plus up to 20 % jitter). gRPC's default grows to
+// 120 s, so after a long outage the client would notice a returned etcd only
+// tens of seconds later; capped, a returned etcd is seen within about 2 s.
+const ReconnectBackoff = 2 * time.Second
+
+// reconnectParams are the gRPC connection's reconnect settings: 100 ms
+// doubling (x1.6) up to ReconnectBackoff, each attempt bounded by timeout.
+func reconnectParams(timeout time.Duration) grpc.ConnectParams {
+	return grpc.ConnectParams{
+		Backoff: backoff.Config{
+			BaseDelay:  100 * time.Millisecond,
+			Multiplier: 1.6,
+			Jitter:     0.2,
+			MaxDelay:   ReconnectBackoff,
+		},
+		MinConnectTimeout: timeout,
+	}
 }
 
 // ParseEtcdURL parses etcd://HOST:PORT[,HOST:PORT...]/PREFIX.
@@ -113,6 +135,7 @@ func NewEtcd(cfg EtcdConfig) (*Etcd, error) {
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 2 * time.Second,
 		AutoSyncInterval:     0,
+		DialOptions:          []grpc.DialOption{grpc.WithConnectParams(reconnectParams(cfg.DialTimeout))},
 		Logger:               zap.NewNop(), // errors reach the caller; the client's own log is noise
 	})
 	if err != nil {
@@ -168,11 +191,11 @@ func (e *Etcd) Publish(ctx context.Context, data []byte, format, version string)
 
 // Watch sends each config published after revision from on out, until ctx
 // is done or the watch fails (the channel is then closed; call Get and Watch
-// again). Revisions of one publish arrive as one Revision.
+// again). Revisions of one publish arrive as one Revision. It returns at
+// once, even when etcd cannot be reached.
 func (e *Etcd) Watch(ctx context.Context, from int64, format string) <-chan Revision {
 	out := make(chan Revision)
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	wch := e.client.Watch(ctx, e.cfg.Prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(from+1))
 	go func() {
 		defer close(out)
 		defer cancel()
@@ -185,6 +208,10 @@ func (e *Etcd) Watch(ctx context.Context, from int64, format string) <-chan Revi
 				log.Error("etcd watch panicked; the channel is closed so the caller reads and watches again", "panic", fmt.Sprint(p))
 			}
 		}()
+		// clientv3's Watch blocks until its stream is open, that is until
+		// etcd answers (or ctx ends): call it here, so that the caller keeps
+		// probing and reporting etcd's state meanwhile.
+		wch := e.client.Watch(ctx, e.cfg.Prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(from+1))
 		for resp := range wch {
 			if resp.Err() != nil || resp.Canceled {
 				return

@@ -33,14 +33,16 @@ type Entry struct {
 	Path       string
 	Host       string
 	RemoteAddr string
-	Proto      string
-	Status     int
-	BytesIn    int64
-	BytesOut   int64
-	Duration   time.Duration
-	Code       string
-	UserAgent  string
-	Attempts   int
+	// ClientIP is the client as the listener's trusted_proxies resolve it.
+	ClientIP  string
+	Proto     string
+	Status    int
+	BytesIn   int64
+	BytesOut  int64
+	Duration  time.Duration
+	Code      string
+	UserAgent string
+	Attempts  int
 }
 
 // OpenAccessLog opens the access log at path: stdout, stderr, off (or "")
@@ -125,6 +127,8 @@ func appendEntry(b []byte, t time.Time, e *Entry) []byte {
 	b = appendFloat(b, float64(e.Duration.Microseconds())/1000)
 	b = append(b, `,"remote_addr":`...)
 	b = appendString(b, e.RemoteAddr)
+	b = append(b, `,"client_ip":`...)
+	b = appendString(b, e.ClientIP)
 	b = append(b, `,"user_agent":`...)
 	b = appendString(b, e.UserAgent)
 	b = append(b, `,"attempts":`...)

@@ -38,6 +38,7 @@ func slogLine(t time.Time, e *Entry) []byte {
 		slog.Int64("bytes", e.BytesOut),
 		slog.Float64("duration_ms", float64(e.Duration.Microseconds())/1000),
 		slog.String("remote_addr", e.RemoteAddr),
+		slog.String("client_ip", e.ClientIP),
 		slog.String("user_agent", e.UserAgent),
 		slog.Int("attempts", e.Attempts),
 	)
@@ -47,7 +48,7 @@ func slogLine(t time.Time, e *Entry) []byte {
 
 func TestAccessLogMatchesSlog(t *testing.T) {
 	full := Entry{RequestID: "4bf92f3577b34da6a3ce929d0e0e4736", Route: "users", Upstream: "backend", Target: "10.0.0.7:8080",
-		Method: "POST", Path: "/v1/users/42", Host: "api.example.com", RemoteAddr: "192.0.2.1:51234", Proto: "HTTP/1.1",
+		Method: "POST", Path: "/v1/users/42", Host: "api.example.com", RemoteAddr: "192.0.2.1:51234", ClientIP: "198.51.100.7", Proto: "HTTP/1.1",
 		Status: 201, BytesIn: 512, BytesOut: 100, Duration: 1234567 * time.Nanosecond, Code: "", UserAgent: "curl/8.5.0", Attempts: 2}
 	odd := "q\"b\\s/\n\r\t\x00\x01\x1f\x7f <>&' é ☃ \u2028\u2029 \xff\xfe end"
 	tests := []struct {

@@ -25,14 +25,20 @@ type Metrics struct {
 	CircuitOpen        *prometheus.GaugeVec     // upstream
 	Retries            *prometheus.CounterVec   // route, upstream
 	RateLimitDecisions *prometheus.CounterVec   // policy, decision
-	WAFBlocked         *prometheus.CounterVec   // route
-	ConfigReloads      *prometheus.CounterVec   // result
-	ActiveConnections  *prometheus.GaugeVec     // listener
-	RejectedConns      *prometheus.CounterVec   // listener
-	Refused            *prometheus.CounterVec   // listener, code, reason
-	ConfigInfo         *prometheus.GaugeVec     // version
-	JWTVerifications   *prometheus.CounterVec   // policy, result
-	JWKSReads          *prometheus.CounterVec   // jwks, result
+	RateLimitStoreErrs *prometheus.CounterVec   // policy, reason
+	RateLimitStoreTime *prometheus.HistogramVec // policy
+	RedisUp            prometheus.Gauge
+	ConcInFlight       *prometheus.GaugeVec   // policy
+	ConcQueued         *prometheus.GaugeVec   // policy
+	ConcLimit          *prometheus.GaugeVec   // policy
+	WAFBlocked         *prometheus.CounterVec // route
+	ConfigReloads      *prometheus.CounterVec // result
+	ActiveConnections  *prometheus.GaugeVec   // listener
+	RejectedConns      *prometheus.CounterVec // listener
+	Refused            *prometheus.CounterVec // listener, code, reason
+	ConfigInfo         *prometheus.GaugeVec   // version
+	JWTVerifications   *prometheus.CounterVec // policy, result
+	JWKSReads          *prometheus.CounterVec // jwks, result
 
 	// collectors are the gateway's own collectors, registered through
 	// MustRegister, for Describe.
@@ -46,6 +52,9 @@ type Metrics struct {
 }
 
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+// storeBuckets cover one Redis round trip: 50µs to the 50ms default timeout and beyond.
+var storeBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25}
 var sizeBuckets = prometheus.ExponentialBuckets(64, 4, 10) // 64 B .. 16 MiB
 
 // NewMetrics creates and registers all metrics on a new registry, together
@@ -86,6 +95,25 @@ func NewMetrics() *Metrics {
 	m.RateLimitDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_rate_limit_decisions_total", Help: "Rate limit decisions, by policy and decision.",
 	}, []string{"policy", "decision"})
+	m.RateLimitStoreErrs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_rate_limit_store_errors_total", Help: "Rate limit decisions the shared store (Redis) did not make, so on_failure decided, by policy and reason (timeout, down or error).",
+	}, []string{"policy", "reason"})
+	m.RateLimitStoreTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "rampart_rate_limit_store_duration_seconds", Help: "Time of rate limit decisions made in the shared store (Redis), by policy.",
+		Buckets: storeBuckets,
+	}, []string{"policy"})
+	m.RedisUp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "rampart_redis_up", Help: "1 while the cluster.redis store answers; 0 while rate limits use on_failure.",
+	})
+	m.ConcInFlight = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rampart_concurrency_in_flight", Help: "Requests running under a concurrency_limit policy.",
+	}, []string{"policy"})
+	m.ConcQueued = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rampart_concurrency_queued", Help: "Requests waiting for a slot of a concurrency_limit policy (all priority classes).",
+	}, []string{"policy"})
+	m.ConcLimit = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rampart_concurrency_limit", Help: "The in-flight limit of a concurrency_limit policy: max_in_flight, or what the adaptive mode found.",
+	}, []string{"policy"})
 	m.WAFBlocked = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_waf_blocked_total", Help: "Requests blocked by the WAF, by route.",
 	}, []string{"route"})
@@ -112,7 +140,8 @@ func NewMetrics() *Metrics {
 	}, []string{"jwks", "result"})
 	m.MustRegister(m.Requests, m.Duration, m.RequestSize, m.ResponseSize,
 		m.UpstreamRequests, m.UpstreamDuration, m.TargetHealthy, m.CircuitOpen, m.Retries,
-		m.RateLimitDecisions, m.WAFBlocked, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.Refused,
+		m.RateLimitDecisions, m.RateLimitStoreErrs, m.RateLimitStoreTime, m.RedisUp, m.ConcInFlight, m.ConcQueued, m.ConcLimit,
+		m.WAFBlocked, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.Refused,
 		m.ConfigInfo, m.JWTVerifications, m.JWKSReads)
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.ConfigReloads.WithLabelValues("ok")

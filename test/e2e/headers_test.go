@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // rawRequest sends a raw HTTP/1.1 request to addr and parses the response.
@@ -175,46 +177,144 @@ routes:
 	}
 }
 
-// TestForwardedHeaders checks X-Forwarded-For/Proto/Host.
+// TestForwardedHeaders checks X-Forwarded-For/Proto/Host: from a peer
+// that is not a trusted proxy, client-sent forwarding headers are replaced
+// (a spoofed X-Forwarded-For never reaches the upstream); from a trusted
+// proxy, its X-Forwarded-For is extended and its -Proto and -Host kept.
 func TestForwardedHeaders(t *testing.T) {
-	g := startGateway(t, listenerYAML("")+fmt.Sprintf(`
+	echo := echoUpstream(t, "echo")
+	routes := fmt.Sprintf(`
 upstreams:
   echo: {targets: [{address: %q}]}
 routes:
   - {name: all, match: {path: {prefix: /}}, upstream: echo}
-`, echoUpstream(t, "echo")))
+`, echo)
+	untrusted := startGateway(t, listenerYAML("")+routes)
+	trusted := startGateway(t, strings.Replace(listenerYAML(""), "    address: \"127.0.0.1:0\"\n", "    address: \"127.0.0.1:0\"\n    trusted_proxies: [127.0.0.0/8, \"::1\"]\n", 1)+routes)
 	c := newClient(t)
 	tests := []struct {
-		name    string
-		host    string
-		prior   []string
-		wantXFF string
+		name      string
+		g         *gwtest.Gateway
+		host      string
+		header    http.Header
+		wantXFF   string
+		wantProto string
+		wantHost  string
 	}{
-		{"no prior", "api.example.com", nil, "127.0.0.1"},
-		{"appended to prior", "api.example.com:8443", []string{"203.0.113.9"}, "203.0.113.9, 127.0.0.1"},
-		{"appended to a chain", "x.test", []string{"203.0.113.9, 198.51.100.1"}, "203.0.113.9, 198.51.100.1, 127.0.0.1"},
+		{"no prior", untrusted, "api.example.com", nil, "127.0.0.1", "http", "api.example.com"},
+		{"untrusted: spoof replaced", untrusted, "api.example.com:8443", http.Header{"X-Forwarded-For": {"203.0.113.9"}}, "127.0.0.1", "http", "api.example.com:8443"},
+		{"untrusted: chain replaced", untrusted, "x.test", http.Header{"X-Forwarded-For": {"203.0.113.9, 198.51.100.1"}}, "127.0.0.1", "http", "x.test"},
+		{"untrusted: proto and host replaced", untrusted, "x.test", http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"evil.test"}}, "127.0.0.1", "http", "x.test"},
+		{"trusted: appended to prior", trusted, "api.example.com:8443", http.Header{"X-Forwarded-For": {"203.0.113.9"}}, "203.0.113.9, 127.0.0.1", "http", "api.example.com:8443"},
+		{"trusted: appended to a chain", trusted, "x.test", http.Header{"X-Forwarded-For": {"203.0.113.9, 198.51.100.1"}}, "203.0.113.9, 198.51.100.1, 127.0.0.1", "http", "x.test"},
+		{"trusted: proto and host kept", trusted, "x.test", http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"api.example.com"}}, "127.0.0.1", "https", "api.example.com"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req := newRequest(t, http.MethodGet, g.URL+"/f", nil)
+			req := newRequest(t, http.MethodGet, tc.g.URL+"/f", nil)
 			req.Host = tc.host
-			for _, p := range tc.prior {
-				req.Header.Add("X-Forwarded-For", p)
+			for k, vv := range tc.header {
+				for _, v := range vv {
+					req.Header.Add(k, v)
+				}
 			}
+			req.Header.Set("Forwarded", "for=6.6.6.6")
 			s := doSeen(t, c, req)
 			if got := strings.Join(s.Header.Values("X-Forwarded-For"), ", "); got != tc.wantXFF {
 				t.Errorf("X-Forwarded-For %q, want %q", got, tc.wantXFF)
 			}
-			if got := s.Header.Get("X-Forwarded-Proto"); got != "http" {
-				t.Errorf("X-Forwarded-Proto %q, want http", got)
+			if got := s.Header.Get("X-Forwarded-Proto"); got != tc.wantProto {
+				t.Errorf("X-Forwarded-Proto %q, want %q", got, tc.wantProto)
 			}
-			if got := s.Header.Get("X-Forwarded-Host"); got != tc.host {
-				t.Errorf("X-Forwarded-Host %q, want %q", got, tc.host)
+			if got := s.Header.Get("X-Forwarded-Host"); got != tc.wantHost {
+				t.Errorf("X-Forwarded-Host %q, want %q", got, tc.wantHost)
+			}
+			if got := s.Header.Get("Forwarded"); (got != "") != (tc.g == trusted) {
+				t.Errorf("Forwarded %q reached the upstream (trusted peer: %v)", got, tc.g == trusted)
 			}
 			if s.Host != tc.host {
 				t.Errorf("upstream Host %q, want the client's %q", s.Host, tc.host)
 			}
 		})
+	}
+}
+
+// TestTrustedProxiesClientIP: behind a trusted proxy, ip_filter, the
+// rate_limit ip key and hash_key ip all see the client the proxy names;
+// from an untrusted peer, the same header changes nothing.
+func TestTrustedProxiesClientIP(t *testing.T) {
+	var ups []string
+	for i := 0; i < 4; i++ {
+		ups = append(ups, fmt.Sprintf("{address: %q}", echoUpstream(t, fmt.Sprintf("t%d", i))))
+	}
+	doc := func(trust string) string {
+		return fmt.Sprintf(`listeners:
+  - name: public
+    address: "127.0.0.1:0"%s
+admin: {address: "127.0.0.1:0"}
+policies:
+  no-bad: {type: ip_filter, deny: [203.0.113.66]}
+  per-ip: {type: rate_limit, rate: 1/m, burst: 2}
+upstreams:
+  echo: {targets: [%s], balancer: ring_hash, hash_key: ip}
+routes:
+  - {name: filtered, match: {path: {prefix: /f}}, upstream: echo, policies: [no-bad]}
+  - {name: limited, match: {path: {prefix: /l}}, upstream: echo, policies: [per-ip]}
+  - {name: hashed, match: {path: {prefix: /h}}, upstream: echo}
+`, trust, strings.Join(ups, ", "))
+	}
+	trusted := startGateway(t, doc("\n    trusted_proxies: [127.0.0.1]"))
+	untrusted := startGateway(t, doc(""))
+	c := newClient(t)
+	send := func(g *gwtest.Gateway, path, xff string) (*http.Response, []byte) {
+		req := newRequest(t, http.MethodGet, g.URL+path, nil)
+		req.Header.Set("X-Forwarded-For", xff)
+		return do(t, c, req)
+	}
+	// ip_filter
+	if resp, body := send(trusted, "/f", "203.0.113.66"); resp.StatusCode != 403 {
+		t.Errorf("trusted: denied client admitted: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := send(trusted, "/f", "203.0.113.67"); resp.StatusCode != 200 {
+		t.Errorf("trusted: other client refused: %d", resp.StatusCode)
+	}
+	if resp, _ := send(untrusted, "/f", "203.0.113.66"); resp.StatusCode != 200 {
+		t.Errorf("untrusted: a spoofed header changed the client: %d", resp.StatusCode)
+	}
+	// rate_limit key ip: each named client has its own bucket of 2.
+	for _, client := range []string{"198.51.100.1", "198.51.100.2"} {
+		for i := 0; i < 2; i++ {
+			if resp, _ := send(trusted, "/l", client); resp.StatusCode != 200 {
+				t.Errorf("trusted: client %s request %d: %d, want 200", client, i, resp.StatusCode)
+			}
+		}
+		if resp, _ := send(trusted, "/l", client); resp.StatusCode != 429 {
+			t.Errorf("trusted: client %s third request: %d, want 429", client, resp.StatusCode)
+		}
+	}
+	codes := map[int]int{}
+	for i := 0; i < 4; i++ {
+		resp, _ := send(untrusted, "/l", fmt.Sprintf("198.51.100.%d", i))
+		codes[resp.StatusCode]++
+	}
+	if codes[200] != 2 || codes[429] != 2 {
+		t.Errorf("untrusted: spoofed clients share the peer's bucket: want 2×200 and 2×429, got %v", codes)
+	}
+	// hash_key ip: clients named by the proxy spread over the targets.
+	spread := func(g *gwtest.Gateway) int {
+		seenTargets := map[string]bool{}
+		for i := 0; i < 40; i++ {
+			req := newRequest(t, http.MethodGet, g.URL+"/h", nil)
+			req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.%d.%d", i, i*7%250))
+			seenTargets[doSeen(t, c, req).Name] = true
+		}
+		return len(seenTargets)
+	}
+	if n := spread(trusted); n < 3 {
+		t.Errorf("trusted: 40 clients reached %d of 4 targets, want at least 3", n)
+	}
+	if n := spread(untrusted); n != 1 {
+		t.Errorf("untrusted: one peer reached %d targets, want 1", n)
 	}
 }
 

@@ -38,7 +38,7 @@ consumers:
 `
 	want := []string{
 		`t.yaml:6:67: routes[0].policies[0]: policy "rl2" reads key claim:sub from a verified token: list a jwt policy before it on this route`,
-		`t.yaml:13:12: policies.rl.store: store redis is not available in this release (use local)`,
+		`t.yaml:13:12: policies.rl.store: store redis needs cluster.redis (where Redis is)`,
 		`t.yaml:16:13: policies.keys.header: invalid header name "bad header"`,
 		`t.yaml:19:21: policies.c.allow_origins[0]: invalid origin "https://a.example/": an origin has no path, query or user (want scheme://host[:port])`,
 		`t.yaml:21:16: policies.auth.type: jwt needs a key source: jwks_url, jwks_file, keys, secret or secret_file`,

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,13 +125,17 @@ func TestEtcdControlPlane(t *testing.T) {
 		answers(t, c, b.g.URL+"/", "v2", "restarted plane serving v2 from its cache")
 
 		e.Start()
-		gwtest.WaitFor(t, 15*time.Second, "restarted plane back in sync", func() bool {
+		back := time.Now()
+		gwtest.WaitFor(t, 5*time.Second, "restarted plane back in sync", func() bool {
 			st := getStatus(t, c, b.g.Admin)
 			return !st.Active.FromCache && st.Etcd.Connected
 		})
+		t.Logf("restarted plane in sync %v after etcd answered", time.Since(back).Round(time.Millisecond))
 		publishAll(v3)
+		published := time.Now()
 		for _, p := range planes {
 			answers(t, c, p.g.URL+"/", "v3", "plane "+p.name+" serving v3 after etcd returned")
+			t.Logf("plane %s serving v3 %v after the publish", p.name, time.Since(published).Round(time.Millisecond))
 		}
 	})
 
@@ -151,5 +157,158 @@ func TestEtcdNoCacheNoStart(t *testing.T) {
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err == nil || !strings.Contains(err.Error(), "cache") {
 		t.Fatalf("app.New = %v, want an error naming the missing cache", err)
+	}
+}
+
+// etcdForwarder is a TCP forwarder on 127.0.0.1 in front of a real etcd. It
+// records when each connection arrives, so a test can see how often the data
+// plane dials etcd while etcd is down: a connection it cannot pass on (etcd
+// stopped) is closed at once.
+type etcdForwarder struct {
+	addr string
+	mu   sync.Mutex
+	at   []time.Time
+}
+
+func forwardEtcd(t *testing.T, to string) *etcdForwarder {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &etcdForwarder{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	track := func(c net.Conn) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if conns == nil {
+			return false // closed
+		}
+		conns = append(conns, c)
+		return true
+	}
+	conns = []net.Conn{}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = nil
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for { // ends when the listener is closed
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			f.mu.Lock()
+			f.at = append(f.at, time.Now())
+			f.mu.Unlock()
+			up, err := net.DialTimeout("tcp", to, time.Second)
+			if err != nil || !track(c) {
+				c.Close()
+				if up != nil {
+					up.Close()
+				}
+				continue
+			}
+			if !track(up) {
+				c.Close()
+				up.Close()
+				continue
+			}
+			wg.Add(2)
+			go func() { defer wg.Done(); io.Copy(up, c); up.Close() }()
+			go func() { defer wg.Done(); io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return f
+}
+
+// since returns the arrival times of connections after t0.
+func (f *etcdForwarder) since(t0 time.Time) []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []time.Time
+	for _, at := range f.at {
+		if at.After(t0) {
+			out = append(out, at)
+		}
+	}
+	return out
+}
+
+// TestEtcdReconnectAfterLongOutage: however long etcd was down, the data
+// plane dials it again at least every ~2 s (the documented backoff), so a
+// revision published once etcd is back is applied within a few seconds.
+// Before the fix the gRPC connection's own backoff grew towards 120 s: in a
+// 14 s outage the gaps between dials reached 6-10 s, and after a 30 s one a
+// revision published once etcd was back took 11-17 s to apply.
+func TestEtcdReconnectAfterLongOutage(t *testing.T) {
+	const (
+		outage = 14 * time.Second
+		maxGap = 4 * time.Second // 2 s backoff + 20 % jitter + slack for a loaded machine
+		resync = 5 * time.Second
+		prefix = "/rampart/outage"
+	)
+	e := startEtcd(t)
+	fw := forwardEtcd(t, e.endpoint)
+	v1, v2 := named(t, "v1", 0), named(t, "v2", 0)
+	dir := t.TempDir()
+	c := newClient(t)
+	publish := func(up string) {
+		t.Helper()
+		f := filepath.Join(dir, "rampart.yaml")
+		os.WriteFile(f, []byte(etcdConfig("127.0.0.1:0", "127.0.0.1:0", up)), 0o600)
+		publishCLI(t, e.endpoint, prefix, f)
+	}
+	publish(v1)
+	ec := source.EtcdConfig{Endpoints: []string{fw.addr}, Prefix: prefix}
+	g := gwtest.Run(t, app.Options{Etcd: &ec, CacheDir: filepath.Join(dir, "cache"), EtcdStartTimeout: 2 * time.Second})
+	answers(t, c, g.URL+"/", "v1", "serving v1")
+
+	e.Stop()
+	down := time.Now()
+	gwtest.WaitFor(t, 5*time.Second, "etcd reported unreachable", func() bool {
+		return !getStatus(t, c, g.Admin).Etcd.Connected
+	})
+	for time.Since(down) < outage { // bounded by outage
+		if code, b, _ := get(c, g.URL+"/"); code != 200 || b != "v1" {
+			t.Fatalf("with etcd down: %d %q, want v1", code, b)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	e.Start()
+	back := time.Now()
+	publish(v2)
+	// Wait well past the bound, so that a failure reports how long it took.
+	gwtest.WaitFor(t, 45*time.Second, "v2 applied after etcd returned", func() bool {
+		code, b, _ := get(c, g.URL+"/")
+		return code == 200 && b == "v2"
+	})
+	took := time.Since(back)
+	gwtest.WaitFor(t, time.Second, "etcd reported connected", func() bool {
+		return getStatus(t, c, g.Admin).Etcd.Connected
+	})
+
+	dials := fw.since(down)
+	var longest time.Duration
+	for i := 1; i < len(dials); i++ {
+		longest = max(longest, dials[i].Sub(dials[i-1]))
+	}
+	t.Logf("etcd down %v; %d dials, longest gap %v; v2 applied %v after etcd answered",
+		outage, len(dials), longest.Round(time.Millisecond), took.Round(time.Millisecond))
+	if longest > maxGap {
+		t.Errorf("longest gap between dials while etcd was down: %v, want <= %v", longest.Round(time.Millisecond), maxGap)
+	}
+	if took > resync {
+		t.Errorf("revision published after etcd returned applied %v later, want <= %v", took.Round(time.Millisecond), resync)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+
+	"github.com/rampart-gw/rampart/internal/exchange"
 )
 
 // HashKey says which property of a request the hashing balancers (ring_hash,
@@ -93,7 +95,12 @@ func (k HashKey) Value(r *http.Request) (string, bool) {
 	var v string
 	switch k.kind {
 	case keyIP:
-		v = hostOnly(r.RemoteAddr)
+		// The client as the listener's trusted_proxies resolve it.
+		if ex := exchange.From(r.Context()); ex != nil && ex.ClientIP != "" {
+			v = ex.ClientIP
+		} else {
+			v = hostOnly(r.RemoteAddr)
+		}
 	case keyPath:
 		if r.URL != nil {
 			v = r.URL.Path

@@ -25,9 +25,12 @@ type Config struct {
 	// ByRole gives consumers with a role their own rate; a consumer's
 	// first role listed here wins. Its burst scales with the rate.
 	ByRole map[string]config.Rate `yaml:"by_role" json:"by_role,omitempty"`
-	// Store is where buckets live: local (this process). Default local;
-	// redis is not available in this release.
+	// Store is where buckets live: local (this process) or redis (shared
+	// by every gateway instance through cluster.redis). Default local.
 	Store string `yaml:"store" json:"store,omitempty"`
+	// OnFailure, for store redis, overrides cluster.redis.on_failure for
+	// this policy: local, allow or deny.
+	OnFailure string `yaml:"on_failure" json:"on_failure,omitempty"`
 	// TrustForwarded is how many proxies in front of the gateway append to
 	// X-Forwarded-For, for the ip key. Default 0: the TCP peer.
 	TrustForwarded int `yaml:"trust_forwarded" json:"trust_forwarded,omitempty"`
@@ -134,10 +137,23 @@ func (c *Config) Validate(s policy.Spec) config.Errors {
 	_, _, errs := c.parts(s)
 	switch c.Store {
 	case "", "local":
+		if c.OnFailure != "" {
+			errs = append(errs, s.Errorf("on_failure", "on_failure applies only to store redis"))
+		}
 	case "redis":
-		errs = append(errs, s.Errorf("store", "store redis is not available in this release (use local)"))
+		if s.Config == nil || s.Config.Cluster.Redis == nil {
+			errs = append(errs, s.Errorf("store", "store redis needs cluster.redis (where Redis is)"))
+		}
+		switch c.OnFailure {
+		case "", "local", "allow", "deny":
+		default:
+			errs = append(errs, s.Errorf("on_failure", "invalid on_failure %q (want local, allow or deny)", c.OnFailure))
+		}
+		if c.Rate.N > 0 && maxRedisRate(c) > maxRedisPerSecond {
+			errs = append(errs, s.Errorf("rate", "rate too high for store redis (at most %d/s: Redis keeps time in microseconds)", maxRedisPerSecond))
+		}
 	default:
-		errs = append(errs, s.Errorf("store", "unknown store %q (want local)", c.Store))
+		errs = append(errs, s.Errorf("store", "unknown store %q (want local or redis)", c.Store))
 	}
 	if c.Rate.N == 0 {
 		errs = append(errs, s.Errorf("rate", "rate is required (N/s, N/m or N/h)"))
@@ -168,6 +184,19 @@ func (c *Config) Validate(s policy.Spec) config.Errors {
 }
 
 const maxBurst = 1_000_000
+
+// maxRedisPerSecond bounds the rates of store redis: its script counts in
+// microseconds of Redis's clock, so one token a microsecond at most.
+const maxRedisPerSecond = 1_000_000
+
+// maxRedisRate is the highest of the policy's rates, per second.
+func maxRedisRate(c *Config) float64 {
+	m := c.Rate.PerSecond()
+	for _, r := range c.ByRole {
+		m = max(m, r.PerSecond())
+	}
+	return m
+}
 
 // checkRate refuses rates whose arithmetic would not fit: at most one
 // token a nanosecond, and a full bucket refilling within a year.

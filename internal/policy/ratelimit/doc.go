@@ -9,7 +9,8 @@
 //	    rate: 1000/m                # sustained rate: N/s, N/m or N/h (required)
 //	    burst: 50                   # bucket size; default: rate per second rounded up, min 1
 //	    by_role: {free: 100/m, premium: 10000/m}
-//	    store: local                # local (default); redis is not available in this release
+//	    store: local                # local (default) | redis (shared through cluster.redis)
+//	    on_failure: deny            # store redis only: overrides cluster.redis.on_failure
 //	    trust_forwarded: 0          # X-Forwarded-For hops to trust for the ip key
 //	    max_keys: 100000            # buckets held per rate (default 100000)
 //
@@ -51,6 +52,20 @@
 // no allocation (see BenchmarkTakeAt); it uses the request's start time
 // rather than reading the clock again.
 //
+// With store redis the buckets are shared by every gateway instance
+// using the same Redis (cluster.redis, see internal/redis): each decision
+// is one EVALSHA of a Lua script running the same GCRA in Redis, on
+// Redis's clock (TIME), storing one value per key (the arrival time) with
+// a TTL of the time to refill; rejected requests write nothing. Keys are
+// cluster.redis.prefix + 32 hex digits of SHA-256(policy, role, key). When
+// Redis does not decide (down, past cluster.redis.timeout, an error
+// reply), on_failure does: local uses buckets in this process at rate ÷
+// cluster.instances (burst likewise, rounded up); allow admits; deny
+// answers 429 with Retry-After: 1.
+//
 // Metrics: rampart_rate_limit_decisions_total{policy, decision} with
-// decision allowed or limited.
+// decision allowed or limited; with store redis,
+// rampart_rate_limit_store_errors_total{policy, reason} (timeout, down or
+// error: decisions on_failure made), rampart_rate_limit_store_duration_seconds{policy}
+// and rampart_redis_up.
 package ratelimit

@@ -12,6 +12,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/exchange"
 	"github.com/rampart-gw/rampart/internal/policy"
+	"github.com/rampart-gw/rampart/internal/redis"
 )
 
 // Limit is a compiled `rate_limit` policy.
@@ -24,10 +25,13 @@ type Limit struct {
 	limited prometheus.Counter
 }
 
-// limiter is one rate with its buckets.
+// limiter is one rate with its buckets: in this process (store), or in
+// Redis (remote) with store as the on_failure local fallback.
 type limiter struct {
-	store *Store
-	limit []string // RateLimit-Limit value
+	store  *Store
+	remote *remote
+	limit  []string // RateLimit-Limit value
+	burst  int
 }
 
 var (
@@ -37,7 +41,9 @@ var (
 
 // New compiles a `rate_limit` policy. Its buckets are claimed in the registry,
 // keyed by the policy name, key and rate settings, so that a reload that
-// keeps them keeps the buckets.
+// keeps them keeps the buckets. With store redis, the policy claims the
+// shared Redis client (internal/redis) and, for on_failure local, local
+// buckets holding each instance's share of the rate.
 func New(s policy.Spec) (policy.Policy, error) {
 	var c Config
 	if err := policy.Load(s, &c); err != nil {
@@ -48,11 +54,43 @@ func New(s policy.Spec) (policy.Policy, error) {
 	if maxKeys == 0 {
 		maxKeys = DefaultMaxKeys
 	}
+	var sh *shared
+	instances := 1
+	if c.Store == "redis" {
+		st, errs := redis.Load(s.Config)
+		if len(errs) > 0 {
+			return nil, errs
+		}
+		sh = &shared{mode: st.OnFailure, prefix: st.Prefix}
+		if c.OnFailure != "" {
+			sh.mode = c.OnFailure
+		}
+		instances = st.Instances
+		if s.Metrics != nil {
+			sh.errs = map[string]prometheus.Counter{}
+			for _, reason := range []string{redis.ReasonTimeout, redis.ReasonDown, redis.ReasonError} {
+				sh.errs[reason] = s.Metrics.RateLimitStoreErrs.WithLabelValues(s.Name, reason)
+			}
+			sh.dur = s.Metrics.RateLimitStoreTime.WithLabelValues(s.Name)
+		}
+		redis.Claim(s.Claims, st, redis.Deps{Log: s.Log, Metrics: s.Metrics}, func(cl *redis.Client) { sh.client = cl })
+	}
 	ident := "rate_limit|" + s.Name + "|" + strings.Join(names, ",") + "|" + strconv.Itoa(maxKeys)
 	mk := func(role string, r config.Rate, burst int) *limiter {
+		l := &limiter{limit: []string{strconv.Itoa(burst)}, burst: burst}
+		perSecond, localBurst := r.PerSecond(), burst
 		key := fmt.Sprintf("%s|%s|%s|%d", ident, role, r, burst)
-		l := &limiter{limit: []string{strconv.Itoa(burst)}}
-		policy.Claim(s.Claims, key, func() *Store { return NewStore(r.PerSecond(), burst, maxKeys, nil) },
+		if sh != nil {
+			l.remote = newRemote(sh, s.Name, role, perSecond, burst)
+			if sh.mode != "local" {
+				return l
+			}
+			// Each instance's share while Redis is unavailable.
+			perSecond /= float64(instances)
+			localBurst = max(1, (burst+instances-1)/instances)
+			key += "|fallback|" + strconv.Itoa(instances)
+		}
+		policy.Claim(s.Claims, key, func() *Store { return NewStore(perSecond, localBurst, maxKeys, nil) },
 			func(st *Store) { l.store = st })
 		return l
 	}
@@ -104,10 +142,24 @@ func (l *Limit) Wrap(next http.Handler) http.Handler {
 		var buf [maxKeyLen + 64]byte
 		key := AppendKey(buf[:0], l.parts, l.trust, r, ex)
 		var d Decision
-		if ex != nil && !ex.Start.IsZero() {
-			d = lim.store.TakeBytesAt(key, ex.Start)
-		} else {
-			d = lim.store.TakeBytes(key)
+		decided := false
+		if lim.remote != nil {
+			d, decided = lim.remote.take(r.Context(), key)
+			if !decided {
+				switch lim.remote.mode {
+				case "allow":
+					d, decided = Decision{Allowed: true, Remaining: lim.burst}, true
+				case "deny":
+					d, decided = Decision{Reset: time.Second, RetryAfter: time.Second}, true
+				}
+			}
+		}
+		if !decided {
+			if ex != nil && !ex.Start.IsZero() {
+				d = lim.store.TakeBytesAt(key, ex.Start)
+			} else {
+				d = lim.store.TakeBytes(key)
+			}
 		}
 		h := w.Header()
 		h["Ratelimit-Limit"] = lim.limit

@@ -1,6 +1,8 @@
 package ratelimit
 
 import (
+	"context"
+	"log/slog"
 	"net/http/httptest"
 	"strconv"
 	"testing"
@@ -8,6 +10,8 @@ import (
 
 	"github.com/rampart-gw/rampart/internal/exchange"
 	"github.com/rampart-gw/rampart/internal/policy/policytest"
+	"github.com/rampart-gw/rampart/internal/redis/redistest"
+	"github.com/rampart-gw/rampart/internal/registry"
 )
 
 // AppendInt is strconv.AppendInt for tests.
@@ -70,4 +74,51 @@ func BenchmarkKeyAndTake(b *testing.B) {
 		var buf [maxKeyLen + 64]byte
 		l.pick(ex).store.TakeBytesAt(AppendKey(buf[:0], l.parts, l.trust, r, ex), ex.Start)
 	}
+}
+
+// BenchmarkRedisTake is one store redis decision against a real
+// redis-server on loopback (one EVALSHA round trip), sequential and
+// in parallel (rueidis pipelines concurrent decisions on one connection).
+// It skips without redis-server.
+func BenchmarkRedisTake(b *testing.B) {
+	rs := redistest.Start(b)
+	doc := "cluster:\n  redis: {address: \"" + rs.Addr() + "\", timeout: 2s}\npolicies:\n  l:\n    type: rate_limit\n    store: redis\n    rate: 1000000/s\n    burst: 1000000\n"
+	s := policytest.Spec(b, doc, "l")
+	s.Claims = &registry.Claims{}
+	s.Log = slog.New(slog.DiscardHandler)
+	p, err := New(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := registry.New()
+	defer reg.Close()
+	s.Claims.Acquire(reg)
+	rm := p.(*Limit).base.remote
+	for i := 0; !rm.client.Up(); i++ {
+		if i == 500 {
+			b.Fatal("redis not up within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	key := []byte("192.0.2.1\x00acme")
+	ctx := context.Background()
+	b.Run("sequential", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := rm.take(ctx, key); !ok {
+				b.Fatal("not decided")
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, ok := rm.take(ctx, key); !ok {
+					b.Error("not decided")
+					return
+				}
+			}
+		})
+	})
 }

@@ -147,11 +147,11 @@ func prose(doc string, keys map[string]string) string {
 		last := 0
 		for _, m := range goNames.FindAllStringIndex(s, -1) {
 			k, ok := keys[s[m[0]:m[1]]]
-			// "Cluster.Zone" names another struct's field, and an
-			// acronym past the first word is likely the word itself
-			// ("TLS terminates TLS"): keep those.
+			// "Cluster.Zone" names another struct's field, and past
+			// the first word an acronym or "Default" is likely the word
+			// itself ("TLS terminates TLS", "Default: none"): keep those.
 			w := s[m[0]:m[1]]
-			if !ok || (m[0] > 0 && s[m[0]-1] == '.') || (m[0] > 0 && strings.ToUpper(w) == w) {
+			if !ok || (m[0] > 0 && (s[m[0]-1] == '.' || strings.ToUpper(w) == w || w == "Default")) {
 				continue
 			}
 			b.WriteString(s[last:m[0]])

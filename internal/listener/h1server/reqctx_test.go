@@ -1,4 +1,4 @@
-package h1guard
+package h1server
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package h1guard
+package guard
 
 import (
 	"bytes"

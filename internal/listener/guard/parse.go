@@ -1,4 +1,4 @@
-package h1guard
+package guard
 
 import (
 	"bytes"
@@ -52,14 +52,14 @@ func init() {
 
 func is(c byte, k uint8) bool { return class[c]&k != 0 }
 
-// head is what the guard learns from a valid request head.
-type head struct {
-	chunked  bool
-	length   int64 // Content-Length; 0 when absent
-	upgrade  bool  // an Upgrade field is present: the connection may switch protocols
-	h2       bool  // the HTTP/2 prior-knowledge preface
-	http10   bool
-	absolute bool
+// Head is what the guard learns from a valid request head.
+type Head struct {
+	Chunked  bool
+	Length   int64 // Content-Length; 0 when absent
+	Upgrade  bool  // an Upgrade field is present: the connection may switch protocols
+	H2       bool  // the HTTP/2 prior-knowledge preface
+	HTTP10   bool
+	Absolute bool // the target is in absolute form
 }
 
 // equalFold compares ASCII b with lower-case s case-insensitively.
@@ -79,18 +79,44 @@ func equalFold(b []byte, s string) bool {
 	return true
 }
 
-// limits are the bounds parseHead enforces.
-type limits struct {
-	maxURI     int
-	maxHeaders int
-	maxBody    int64 // declared Content-Length above this -> 413; <= 0: none
+// Limits are the bounds a head is checked against: Config's, with the
+// defaults applied (Config.Limits).
+type Limits struct {
+	MaxURI     int
+	MaxHeaders int
+	MaxBody    int64 // declared Content-Length above this -> 413; <= 0: none
+	MaxHead    int   // the request line plus fields, terminators excluded
+}
+
+// Check validates one request head b, as a Conn does (see parseHead), and
+// reports false for a head the guard refuses.
+func (l *Limits) Check(b []byte, first bool) (Head, bool) {
+	h, why := parseHead(b, first, l)
+	return h, why == rNone
+}
+
+// LineFits reports whether the request line at the start of b, an
+// incomplete head, can still be within MaxURI (a method, two spaces and the
+// version besides the target).
+func (l *Limits) LineFits(b []byte) bool {
+	const slack = 64
+	lim := l.MaxURI + slack
+	if len(b) <= lim {
+		return true
+	}
+	for _, x := range b[:lim] {
+		if x == '\n' {
+			return true
+		}
+	}
+	return false
 }
 
 // parseHead validates one request head b: the request line through the empty
 // line that ends the fields, terminators included. first is true for the
 // first request on a connection (the only place the HTTP/2 preface may be).
 // It allocates nothing.
-func parseHead(b []byte, first bool, lim *limits) (h head, why reason) {
+func parseHead(b []byte, first bool, lim *Limits) (h Head, why reason) {
 	i := bytes.IndexByte(b, '\n')
 	if i <= 0 || b[i-1] != '\r' {
 		return h, rBareLF
@@ -109,13 +135,13 @@ func parseHead(b []byte, first bool, lim *limits) (h head, why reason) {
 	rest := line[sp+1:]
 	sp = bytes.IndexByte(rest, ' ')
 	if sp < 0 {
-		if len(rest) > lim.maxURI {
+		if len(rest) > lim.MaxURI {
 			return h, rURITooLong
 		}
 		return h, rRequestLine
 	}
 	target, version := rest[:sp], rest[sp+1:]
-	if len(target) > lim.maxURI {
+	if len(target) > lim.MaxURI {
 		return h, rURITooLong
 	}
 	if len(target) == 0 {
@@ -129,10 +155,10 @@ func parseHead(b []byte, first bool, lim *limits) (h head, why reason) {
 	switch string(version[5:]) {
 	case "1.1":
 	case "1.0":
-		h.http10 = true
+		h.HTTP10 = true
 	case "2.0":
 		if first && string(method) == "PRI" && string(target) == "*" && len(b) == i+3 {
-			h.h2 = true
+			h.H2 = true
 			return h, rNone
 		}
 		if string(method) == "PRI" {
@@ -178,7 +204,7 @@ func parseHead(b []byte, first bool, lim *limits) (h head, why reason) {
 			break
 		}
 		fields++
-		if fields > lim.maxHeaders {
+		if fields > lim.MaxHeaders {
 			return h, rTooManyHeaders
 		}
 		if line[0] == ' ' || line[0] == '\t' {
@@ -220,7 +246,7 @@ func parseHead(b []byte, first bool, lim *limits) (h head, why reason) {
 			}
 		case 7:
 			if equalFold(name, "upgrade") {
-				h.upgrade = true
+				h.Upgrade = true
 			}
 		case 14:
 			if equalFold(name, "content-length") {
@@ -232,7 +258,7 @@ func parseHead(b []byte, first bool, lim *limits) (h head, why reason) {
 				if !ok {
 					return h, rContentLength
 				}
-				h.length = n
+				h.Length = n
 			}
 		case 17:
 			if equalFold(name, "transfer-encoding") {
@@ -277,12 +303,12 @@ func parseHead(b []byte, first bool, lim *limits) (h head, why reason) {
 			}
 		}
 	}
-	if !h.http10 && hosts == 0 {
+	if !h.HTTP10 && hosts == 0 {
 		return h, rNoHost // RFC 9112 §3.2; HTTP/1.0 does not require Host
 	}
 	if te {
 		switch {
-		case h.http10:
+		case h.HTTP10:
 			return h, rTEOnHTTP10 // RFC 9112 §6.1: faulty framing
 		case lengths > 0:
 			return h, rCLAndTE // RFC 9112 §6.1: MAY reject; smuggling vector
@@ -291,17 +317,17 @@ func parseHead(b []byte, first bool, lim *limits) (h head, why reason) {
 		case teUnknown:
 			return h, rTEUnknown // RFC 9112 §6.1: 501
 		}
-		h.chunked = true
-		h.length = 0
+		h.Chunked = true
+		h.Length = 0
 	}
-	if lim.maxBody > 0 && h.length > lim.maxBody {
+	if lim.MaxBody > 0 && h.Length > lim.MaxBody {
 		return h, rBodyTooLarge
 	}
 	return h, rNone
 }
 
 // checkTarget validates the request-target (RFC 9112 §3.2).
-func checkTarget(t, method []byte, h *head) reason {
+func checkTarget(t, method []byte, h *Head) reason {
 	switch {
 	case t[0] == '/':
 		return checkOrigin(t)
@@ -322,7 +348,7 @@ func checkTarget(t, method []byte, h *head) reason {
 	}
 	// absolute-form: the authority wins over Host (RFC 9112 §3.2.2), as
 	// net/http already does; userinfo is refused (RFC 9110 §4.2.4).
-	h.absolute = true
+	h.Absolute = true
 	end := bytes.IndexAny(rest, "/?#")
 	auth := rest
 	if end >= 0 {

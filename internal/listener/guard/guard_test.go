@@ -1,4 +1,4 @@
-package h1guard
+package guard
 
 import (
 	"bufio"
@@ -116,7 +116,7 @@ func FuzzHead(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	lim := &limits{maxURI: 8192, maxHeaders: 100}
+	lim := &Limits{MaxURI: 8192, MaxHeaders: 100}
 	f.Fuzz(func(t *testing.T, s string) {
 		b := []byte(s)
 		var from int
@@ -125,18 +125,18 @@ func FuzzHead(f *testing.F) {
 			return
 		}
 		h, why := parseHead(b[:n], true, lim)
-		if why != rNone || h.h2 {
+		if why != rNone || h.H2 {
 			return
 		}
 		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b[:n])))
 		if err != nil {
 			t.Fatalf("guard accepted what net/http refuses (%v): %q", err, b[:n])
 		}
-		if h.chunked != (len(req.TransferEncoding) > 0) {
-			t.Fatalf("chunked %v, net/http %v: %q", h.chunked, req.TransferEncoding, b[:n])
+		if h.Chunked != (len(req.TransferEncoding) > 0) {
+			t.Fatalf("chunked %v, net/http %v: %q", h.Chunked, req.TransferEncoding, b[:n])
 		}
-		if !h.chunked && req.ContentLength != h.length {
-			t.Fatalf("length %d, net/http %d: %q", h.length, req.ContentLength, b[:n])
+		if !h.Chunked && req.ContentLength != h.Length {
+			t.Fatalf("length %d, net/http %d: %q", h.Length, req.ContentLength, b[:n])
 		}
 	})
 }
@@ -240,7 +240,7 @@ func BenchmarkConn(b *testing.B) {
 // (http1.ParseLength): what net/http reads as a length, the guard reads as
 // the same length; what it refuses, the guard refuses.
 func TestHeadContentLength(t *testing.T) {
-	lim := &limits{maxURI: 8192, maxHeaders: 100}
+	lim := &Limits{MaxURI: 8192, MaxHeaders: 100}
 	for _, v := range []string{"0", "5", "0005", "00000000000000000000005", "1234567890123456789",
 		"9223372036854775807", "9223372036854775808", "18446744073709551621", "", "+5", "-5", "5,5", "0x5"} {
 		b := []byte("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + v + "\r\n\r\n")
@@ -250,8 +250,8 @@ func TestHeadContentLength(t *testing.T) {
 			t.Errorf("Content-Length %q: guard %v, net/http %v", v, why, err)
 			continue
 		}
-		if err == nil && h.length != req.ContentLength {
-			t.Errorf("Content-Length %q: guard %d, net/http %d", v, h.length, req.ContentLength)
+		if err == nil && h.Length != req.ContentLength {
+			t.Errorf("Content-Length %q: guard %d, net/http %d", v, h.Length, req.ContentLength)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package h1guard
+package h1server
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/internal/listener/guard"
 )
 
 // BenchmarkServer measures the fast path's own cost per keep-alive request
@@ -24,14 +26,14 @@ func BenchmarkServer(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			cfg := &Config{}
+			cfg := &guard.Config{}
 			var closeSrv func()
 			if tc == "fast" {
 				s := &Server{Handler: handler, Config: cfg, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 				go s.Serve(ln)
 				closeSrv = func() { s.Close() }
 			} else {
-				s := &http.Server{Handler: Handler(handler, cfg), ConnContext: ConnContext}
+				s := &http.Server{Handler: guard.Handler(handler, cfg), ConnContext: guard.ConnContext}
 				go s.Serve(guardListener{ln, cfg})
 				closeSrv = func() { s.Close() }
 			}

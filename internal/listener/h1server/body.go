@@ -1,4 +1,4 @@
-package h1guard
+package h1server
 
 // The request body: a Content-Length body read from the connection, and
 // what is left of it after the handler.

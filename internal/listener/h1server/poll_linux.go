@@ -1,4 +1,4 @@
-package h1guard
+package h1server
 
 import (
 	"os"
@@ -41,7 +41,7 @@ func newPoller(s *Server) (*poller, error) {
 		syscall.Close(fd)
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), "h1guard-epoll")
+	f := os.NewFile(uintptr(fd), "h1server-epoll")
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package h1guard
+package h1server
 
 import (
 	"errors"

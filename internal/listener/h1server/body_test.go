@@ -1,4 +1,4 @@
-package h1guard
+package h1server
 
 import (
 	"io"
@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/rampart-gw/rampart/internal/listener/guard"
 )
 
 // TestServerAbortWithBodyReader: a handler that aborts while a goroutine of
@@ -32,7 +34,7 @@ func TestServerAbortWithBodyReader(t *testing.T) {
 		<-started
 		panic(http.ErrAbortHandler)
 	})
-	ts := startServer(t, h, &Config{}, nil)
+	ts := startServer(t, h, &guard.Config{}, nil)
 	c, err := net.Dial("tcp", ts.addr)
 	if err != nil {
 		t.Fatal(err)

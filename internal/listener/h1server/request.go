@@ -1,4 +1,4 @@
-package h1guard
+package h1server
 
 // Request building: the *http.Request the fast server makes from a
 // validated head.
@@ -68,7 +68,7 @@ func (c *srvConn) newRequest(b []byte, length int64) (*reqState, bool) {
 		colon := strings.IndexByte(line, ':')
 		name, value := line[:colon], http1.TrimOWS(line[colon+1:])
 		if strings.IndexByte(name, '_') >= 0 {
-			continue // dropped, as Handler does (NGINX's underscores_in_headers off)
+			continue // dropped, as guard.Handler does (NGINX's underscores_in_headers off)
 		}
 		key := canonicalKey(name, &kb)
 		switch key {

@@ -1,4 +1,12 @@
-package h1guard
+// Package h1server is the fast HTTP/1.1 server of plain and TLS listeners
+// (Server). It checks request heads with the framing guard's parser and
+// hands whatever it does not serve itself to the guard (package guard) and
+// net/http; the guard never depends on it. The files follow the server's
+// seams: the life cycle (server.go), the connection loop with parking,
+// watching and hand-over (conn.go, poll_*.go), request building
+// (request.go), the body (body.go), response writing (response.go) and the
+// request context (reqctx.go).
+package h1server
 
 import (
 	"context"
@@ -9,11 +17,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rampart-gw/rampart/internal/listener/guard"
 )
 
-// Server is the guard's own HTTP/1.1 server: the fast path for plain
-// (cleartext) listeners. It reads each request head once, validates it with
-// the same parser Conn uses (parseHead), builds the *http.Request itself and
+// Server is the guard's own HTTP/1.1 server: the fast path of every
+// listener (under TLS too; a connection that negotiates h2 is handed over).
+// It reads each request head once, validates it with the same parser
+// guard.Conn uses (guard.Limits.Check), builds the *http.Request itself and
 // writes the response without net/http's per-connection machinery: no
 // background read goroutine per request, no bufio pair per connection, and
 // an idle keep-alive connection holds no goroutine and no buffers — it is
@@ -23,13 +34,13 @@ import (
 // a plain, valid HTTP/1.1 request in origin form with no body or a
 // Content-Length body — a refused head, an HTTP/2 preface, an Upgrade, a
 // chunked body, Expect, HTTP/1.0, absolute form, OPTIONS * — is handed over
-// (with the bytes already read) to HandOver: a Conn served by net/http
-// behind Handler, exactly as when the fast path is off. So every refusal
-// and every rare feature keeps one implementation, and the conformance
-// suites hold for both paths.
+// (with the bytes already read) to HandOver: a guard.Conn served by
+// net/http behind guard.Handler, exactly as when the fast path is off. So
+// every refusal and every rare feature keeps one implementation, and the
+// conformance suites hold for both paths.
 type Server struct {
 	Handler http.Handler
-	Config  *Config
+	Config  *guard.Config
 	// ReadHeaderTimeout bounds reading a request head, from its first byte
 	// (for the first request: from accept).
 	ReadHeaderTimeout time.Duration
@@ -37,10 +48,10 @@ type Server struct {
 	// connection.
 	IdleTimeout time.Duration
 	// HandOver serves a connection the fast path does not (see above).
-	HandOver func(*Conn)
+	HandOver func(*guard.Conn)
 	Log      *slog.Logger
 
-	lim      limits
+	lim      guard.Limits
 	poll     *poller
 	mu       sync.Mutex
 	conns    map[*srvConn]struct{}
@@ -53,7 +64,7 @@ type Server struct {
 
 func (s *Server) init() {
 	s.initOnce.Do(func() {
-		s.lim = s.Config.limits()
+		s.lim = s.Config.Limits()
 		s.conns = make(map[*srvConn]struct{})
 		s.done = make(chan struct{})
 		if s.Log == nil {

@@ -1,4 +1,4 @@
-package h1guard
+package h1server
 
 import (
 	"bufio"
@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/rampart-gw/rampart/internal/listener/guard"
 )
 
 // These tests run Server on real sockets, with net/http behind the guard
@@ -44,7 +46,7 @@ type chanListener struct {
 	done chan struct{}
 }
 
-func (l *chanListener) push(g *Conn) {
+func (l *chanListener) push(g *guard.Conn) {
 	select {
 	case l.c <- g:
 	case <-l.done:
@@ -63,6 +65,21 @@ func (l *chanListener) Accept() (net.Conn, error) {
 
 func (l *chanListener) Close() error   { l.once.Do(func() { close(l.done) }); return nil }
 func (l *chanListener) Addr() net.Addr { return l.addr }
+
+// guardListener guards every connection it accepts, as the listener package
+// does when net/http serves HTTP/1.1 too.
+type guardListener struct {
+	net.Listener
+	cfg *guard.Config
+}
+
+func (l guardListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return guard.New(c, l.cfg), nil
+}
 
 // panicLog records log records that report a panic in the server itself.
 type panicLog struct {
@@ -90,7 +107,7 @@ type testServer struct {
 
 // startServer runs a fast-path Server for h on 127.0.0.1 and stops it when
 // the test ends. set adjusts the Server before it starts.
-func startServer(t testing.TB, h http.Handler, cfg *Config, set func(*Server)) *testServer {
+func startServer(t testing.TB, h http.Handler, cfg *guard.Config, set func(*Server)) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -99,8 +116,8 @@ func startServer(t testing.TB, h http.Handler, cfg *Config, set func(*Server)) *
 	ts := &testServer{addr: ln.Addr().String(), served: make(chan error, 1), hsDone: make(chan struct{})}
 	ts.hand = &chanListener{addr: ln.Addr(), c: make(chan net.Conn), done: make(chan struct{})}
 	ts.hs = &http.Server{
-		Handler:           Handler(h, cfg),
-		ConnContext:       ConnContext,
+		Handler:           guard.Handler(h, cfg),
+		ConnContext:       guard.ConnContext,
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(slog.DiscardHandler, slog.LevelDebug),
 	}
@@ -244,7 +261,7 @@ func TestServerParks(t *testing.T) {
 		t.Skip("parking needs epoll")
 	}
 	noLeaks(t)
-	ts := startServer(t, echoHandler(), &Config{}, func(s *Server) { s.IdleTimeout = 1500 * time.Millisecond })
+	ts := startServer(t, echoHandler(), &guard.Config{}, func(s *Server) { s.IdleTimeout = 1500 * time.Millisecond })
 	const n = 50
 	conns := make([]net.Conn, n)
 	brs := make([]*bufio.Reader, n)
@@ -303,7 +320,7 @@ func TestServerCloseParked(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			noLeaks(t)
 			// Shutdown waits for half a head until the header timeout.
-			ts := startServer(t, echoHandler(), &Config{}, func(s *Server) { s.ReadHeaderTimeout = time.Second })
+			ts := startServer(t, echoHandler(), &guard.Config{}, func(s *Server) { s.ReadHeaderTimeout = time.Second })
 			idle := ts.dial(t)
 			roundTrip(t, idle, bufio.NewReader(idle), "GET", get("/"))
 			half := ts.dial(t)
@@ -333,7 +350,7 @@ func TestServerCloseParked(t *testing.T) {
 // reads, heads larger than the first buffer, bodies split from their heads.
 func TestServerRequests(t *testing.T) {
 	noLeaks(t)
-	ts := startServer(t, echoHandler(), &Config{}, nil)
+	ts := startServer(t, echoHandler(), &guard.Config{}, nil)
 	bigHead := get("/big", "X-Big: "+strings.Repeat("x", 12000), "X-More: "+strings.Repeat("y", 9000))
 	for _, tc := range []struct {
 		name string
@@ -562,7 +579,7 @@ func TestServerResponses(t *testing.T) {
 				check(t, resp, body)
 			})
 			t.Run("fast", func(t *testing.T) {
-				ts := startServer(t, tc.handler, &Config{}, nil)
+				ts := startServer(t, tc.handler, &guard.Config{}, nil)
 				c := ts.dial(t)
 				resp, body := roundTrip(t, c, bufio.NewReader(c), method, raw)
 				check(t, resp, body)
@@ -581,7 +598,7 @@ func TestServerUnreadBodyResponseDelivered(t *testing.T) {
 	noLeaks(t)
 	ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "not reading that")
-	}), &Config{}, nil)
+	}), &guard.Config{}, nil)
 	body := strings.Repeat("b", 300<<10)
 	for i := range 5 {
 		c := ts.dial(t)
@@ -606,7 +623,7 @@ func TestServerShutdownInFlight(t *testing.T) {
 		close(started)
 		<-release
 		io.WriteString(w, "late")
-	}), &Config{}, nil)
+	}), &guard.Config{}, nil)
 	c := ts.dial(t)
 	io.WriteString(c, get("/"))
 	<-started
@@ -648,7 +665,7 @@ func TestServerWatch(t *testing.T) {
 			ctxErr <- nil
 			io.WriteString(w, "slow")
 		}
-	}), &Config{}, nil)
+	}), &guard.Config{}, nil)
 
 	t.Run("gone", func(t *testing.T) {
 		c := ts.dial(t)
@@ -697,7 +714,7 @@ func TestServerWatch(t *testing.T) {
 // reaches net/http intact when it hands a connection over mid-stream.
 func TestServerHandOverBytes(t *testing.T) {
 	noLeaks(t)
-	ts := startServer(t, echoHandler(), &Config{H2: true, MaxBodyBytes: 1 << 20}, nil)
+	ts := startServer(t, echoHandler(), &guard.Config{H2: true, MaxBodyBytes: 1 << 20}, nil)
 	for _, tc := range []struct {
 		name   string
 		raw    string
@@ -768,13 +785,13 @@ func FuzzServer(f *testing.F) {
 		}
 		fmt.Fprintf(w, "%s %q %d %v", r.Method, r.URL.Path, len(b), err)
 	})
-	cfg := &Config{H2: true, MaxBodyBytes: 1 << 16, MaxHeaderBytes: 8 << 10, MaxURIBytes: 1 << 10}
+	cfg := &guard.Config{H2: true, MaxBodyBytes: 1 << 16, MaxHeaderBytes: 8 << 10, MaxURIBytes: 1 << 10}
 	fast := startServer(f, h, cfg, func(s *Server) { s.ReadHeaderTimeout = 2 * time.Second })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.Fatal(err)
 	}
-	std := &http.Server{Handler: Handler(h, cfg), ConnContext: ConnContext, ReadHeaderTimeout: 2 * time.Second,
+	std := &http.Server{Handler: guard.Handler(h, cfg), ConnContext: guard.ConnContext, ReadHeaderTimeout: 2 * time.Second,
 		ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelDebug)}
 	stdDone := make(chan struct{})
 	go func() { defer close(stdDone); std.Serve(guardListener{ln, cfg}) }()

@@ -1,4 +1,4 @@
-package h1guard
+package h1server
 
 // The request context: a context.Context per request, cancelled when the
 // client goes away, without the allocations of context.WithCancel.
@@ -48,7 +48,7 @@ func (c *reqContext) Err() error {
 
 func (c *reqContext) Value(any) any { return nil }
 
-func (c *reqContext) String() string { return "h1guard.reqContext" }
+func (c *reqContext) String() string { return "h1server.reqContext" }
 
 // AfterFunc runs f in its own goroutine once c is cancelled (at once if it
 // is); stop unregisters f and reports whether it did so before f started.

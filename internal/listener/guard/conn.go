@@ -1,4 +1,4 @@
-// Package h1guard puts a strict HTTP/1.1 framing guard in front of
+// Package guard puts a strict HTTP/1.1 framing guard in front of
 // net/http. Conn wraps each accepted connection: it parses every request
 // head on the connection (pipelined ones included) and follows each body's
 // framing (Content-Length or chunked) to find where the next request starts,
@@ -15,7 +15,12 @@
 // An HTTP/2 prior-knowledge preface switches the connection to HTTP/2,
 // where the guard only counts frames to cut off rapid-reset and control
 // frame floods; a hijacked (upgraded) connection is passed through.
-package h1guard
+//
+// The fast HTTP/1.1 server (internal/listener/h1server) checks each head
+// with the same parser (Limits.Check) and hands every connection it does
+// not serve itself to a Conn (Conn.Adopt), so a refusal has one
+// implementation. The grammar both share is internal/http1's.
+package guard
 
 import (
 	"errors"
@@ -54,22 +59,19 @@ type Config struct {
 	OnRefuse func(status int, code string)
 }
 
-func (c *Config) limits() limits {
-	l := limits{maxURI: c.MaxURIBytes, maxHeaders: c.MaxHeaders, maxBody: c.MaxBodyBytes}
-	if l.maxURI <= 0 {
-		l.maxURI = 8192
+// Limits returns c's bounds with the defaults applied.
+func (c *Config) Limits() Limits {
+	l := Limits{MaxURI: c.MaxURIBytes, MaxHeaders: c.MaxHeaders, MaxBody: c.MaxBodyBytes, MaxHead: c.MaxHeaderBytes}
+	if l.MaxURI <= 0 {
+		l.MaxURI = 8192
 	}
-	if l.maxHeaders <= 0 {
-		l.maxHeaders = 100
+	if l.MaxHeaders <= 0 {
+		l.MaxHeaders = 100
+	}
+	if l.MaxHead <= 0 {
+		l.MaxHead = 61440
 	}
 	return l
-}
-
-func (c *Config) maxHead() int {
-	if c.MaxHeaderBytes <= 0 {
-		return 61440
-	}
-	return c.MaxHeaderBytes
 }
 
 const rejectMethod = "RAMPART-REJECT"
@@ -103,7 +105,7 @@ const (
 type Conn struct {
 	net.Conn
 	cfg *Config
-	lim limits
+	lim Limits
 
 	// Read-side state, touched only by the (single) reader.
 	buf      []byte // buf[r:w] read from the socket, not yet handed over
@@ -127,9 +129,22 @@ type Conn struct {
 
 // New wraps c.
 func New(c net.Conn, cfg *Config) *Conn {
-	g := &Conn{Conn: c, cfg: cfg, lim: cfg.limits()}
-	g.chunk.maxTrailer = cfg.maxHead()
+	g := &Conn{Conn: c, cfg: cfg, lim: cfg.Limits()}
+	g.chunk.maxTrailer = g.lim.MaxHead
 	return g
+}
+
+// Adopt makes c continue a connection that another server (the fast
+// HTTP/1.1 server) began: buffered are the bytes it read and did not serve,
+// heads the request heads it took (only the first may be the HTTP/2
+// preface) and served the requests it handed to its handler (for
+// MaxRequests). It must be called before the first Read.
+func (c *Conn) Adopt(buffered []byte, heads int, served int64) {
+	if len(buffered) > 0 {
+		c.stash(buffered)
+	}
+	c.nreq = heads
+	c.served.Store(served)
 }
 
 // Read hands over validated bytes.
@@ -256,11 +271,11 @@ func (c *Conn) head() (bool, error) {
 	var from int
 	n := http1.HeadEnd(b, &from)
 	if n < 0 {
-		if len(b) > 0 && !c.firstLineFits(b) {
+		if len(b) > 0 && !c.lim.LineFits(b) {
 			c.refuse(rURITooLong)
 			return true, nil
 		}
-		if len(b) >= c.cfg.maxHead() {
+		if len(b) >= c.lim.MaxHead {
 			c.refuse(rHeadTooLarge)
 			return true, nil
 		}
@@ -269,7 +284,7 @@ func (c *Conn) head() (bool, error) {
 		}
 		return true, nil
 	}
-	if n > c.cfg.maxHead()+2 {
+	if n > c.lim.MaxHead+2 {
 		c.refuse(rHeadTooLarge)
 		return true, nil
 	}
@@ -279,7 +294,7 @@ func (c *Conn) head() (bool, error) {
 		c.refuse(why)
 		return true, nil
 	}
-	if h.h2 {
+	if h.H2 {
 		if !c.cfg.H2 {
 			c.refuse(rVersionUnsupported)
 			return true, nil
@@ -291,28 +306,24 @@ func (c *Conn) head() (bool, error) {
 		return true, nil
 	}
 	c.ready = n
-	c.upgradeN = h.upgrade
-	if h.upgrade {
+	c.upgradeN = h.Upgrade
+	if h.Upgrade {
 		// Set before net/http sees the request, so the handler's verdict
 		// always comes after it (see Handler).
 		c.upgrade.Store(upWaiting)
 	}
 	switch {
-	case h.chunked:
+	case h.Chunked:
 		c.st = stChunked
 		c.chunk.reset()
-	case h.length > 0:
+	case h.Length > 0:
 		c.st = stLength
-		c.left = h.length
+		c.left = h.Length
 	default:
 		c.endMessage()
 	}
 	return true, nil
 }
-
-// firstLineFits reports whether the request line can still be within the
-// URI limit (a method, two spaces and the version besides the target).
-func (c *Conn) firstLineFits(b []byte) bool { return firstLineFits(b, c.lim.maxURI) }
 
 // fill reads more bytes from the socket into buf, growing it up to the head
 // limit.
@@ -327,8 +338,8 @@ func (c *Conn) fill() error {
 		if c.r > 0 {
 			c.w = copy(c.buf, c.buf[c.r:c.w])
 			c.r = 0
-		} else if len(c.buf) < c.cfg.maxHead()+c.lim.maxURI+64 {
-			nb := make([]byte, min(2*len(c.buf), c.cfg.maxHead()+c.lim.maxURI+64))
+		} else if len(c.buf) < c.lim.MaxHead+c.lim.MaxURI+64 {
+			nb := make([]byte, min(2*len(c.buf), c.lim.MaxHead+c.lim.MaxURI+64))
 			c.w = copy(nb, c.buf[c.r:c.w])
 			c.r = 0
 			c.buf = nb
@@ -423,7 +434,7 @@ func (c *Conn) CloseWrite() error {
 // a frame's header before reading its payload). NGINX closes lingering the
 // same way. The lingering runs in its own goroutine, so Close never blocks
 // its caller (http.Server.Close closes every connection under one lock);
-// the socket is closed when the client closes or lingerTime passes.
+// the socket is closed when the client closes or LingerTime passes.
 func (c *Conn) Close() error {
 	err := net.ErrClosed
 	c.closeMu.Do(func() {
@@ -438,9 +449,9 @@ func (c *Conn) Close() error {
 }
 
 func (c *Conn) lingerClose() {
-	c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
+	c.Conn.SetReadDeadline(time.Now().Add(LingerTime))
 	var scratch [4096]byte
-	for total := 0; total < lingerBytes; {
+	for total := 0; total < LingerBytes; {
 		n, err := c.Conn.Read(scratch[:])
 		total += n
 		if err != nil {
@@ -450,9 +461,11 @@ func (c *Conn) lingerClose() {
 	c.Conn.Close()
 }
 
+// A lingering close reads what the client still sends for at most
+// LingerTime and LingerBytes.
 const (
-	lingerTime  = 500 * time.Millisecond
-	lingerBytes = 1 << 20
+	LingerTime  = 500 * time.Millisecond
+	LingerBytes = 1 << 20
 )
 
 // Unwrap returns the underlying connection.

@@ -1,4 +1,4 @@
-package h1guard
+package h1server
 
 // The connection loop of the fast server: a connection's goroutine, its
 // read buffer, reading heads, parking in the poller and resuming, handing
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/http1"
+	"github.com/rampart-gw/rampart/internal/listener/guard"
 )
 
 // Connection states.
@@ -249,7 +250,7 @@ func (c *srvConn) readHead() (int, bool) {
 			c.headDL = false
 			return n, true
 		}
-		if len(b) > 0 && (!firstLineFits(b, c.s.lim.maxURI) || len(b) >= c.s.Config.maxHead()) {
+		if len(b) > 0 && (!c.s.lim.LineFits(b) || len(b) >= c.s.lim.MaxHead) {
 			c.handOver() // the guard refuses it
 			return 0, false
 		}
@@ -272,7 +273,7 @@ func (c *srvConn) fill(idle bool) bool {
 			c.w = copy(c.buf, c.buf[c.r:c.w])
 			c.r = 0
 		} else {
-			limit := c.s.Config.maxHead() + c.s.lim.maxURI + 64
+			limit := c.s.lim.MaxHead + c.s.lim.MaxURI + 64
 			if len(c.buf) >= limit {
 				c.handOver()
 				return false
@@ -376,13 +377,8 @@ func (c *srvConn) handOver() {
 	c.state.Store(csClosed)
 	c.s.untrack(c)
 	c.setReadDeadline(time.Time{})
-	g := New(c.nc, c.s.Config)
-	if c.w > c.r {
-		g.buf = make([]byte, max(4096, c.w-c.r))
-		g.w = copy(g.buf, c.buf[c.r:c.w])
-	}
-	g.nreq = c.nreq
-	g.served.Store(c.served)
+	g := guard.New(c.nc, c.s.Config)
+	g.Adopt(c.buf[c.r:c.w], c.nreq, c.served)
 	c.releaseBuffers()
 	if c.s.HandOver == nil || c.s.closing.Load() {
 		g.Close()
@@ -395,16 +391,16 @@ func (c *srvConn) handOver() {
 // false: the connection is done (closed or handed over).
 func (c *srvConn) serveOne(n int) bool {
 	b := c.buf[c.r : c.r+n]
-	if n > c.s.Config.maxHead()+2 {
+	if n > c.s.lim.MaxHead+2 {
 		c.handOver()
 		return false
 	}
-	h, why := parseHead(b, c.nreq == 0, &c.s.lim)
-	if why != rNone || h.h2 || h.upgrade || h.chunked || h.http10 || h.absolute {
+	h, ok := c.s.lim.Check(b, c.nreq == 0)
+	if !ok || h.H2 || h.Upgrade || h.Chunked || h.HTTP10 || h.Absolute {
 		c.handOver()
 		return false
 	}
-	rs, ok := c.newRequest(b, h.length)
+	rs, ok := c.newRequest(b, h.Length)
 	if !ok {
 		c.handOver()
 		return false
@@ -464,11 +460,11 @@ func (c *srvConn) linger() {
 	if !ok || cw.CloseWrite() != nil {
 		return
 	}
-	c.nc.SetReadDeadline(time.Now().Add(lingerTime))
+	c.nc.SetReadDeadline(time.Now().Add(guard.LingerTime))
 	if c.buf == nil {
 		c.buf = getBuf()
 	}
-	for total := 0; total < lingerBytes; {
+	for total := 0; total < guard.LingerBytes; {
 		n, err := c.nc.Read(c.buf)
 		total += n
 		if err != nil {
@@ -566,20 +562,4 @@ func (c *srvConn) stopWatch() {
 	} else if !isTimeout(c.bgErr) {
 		c.broken = true
 	}
-}
-
-// firstLineFits reports whether the request line can still be within the
-// URI limit (a method, two spaces and the version besides the target).
-func firstLineFits(b []byte, maxURI int) bool {
-	const slack = 64
-	lim := maxURI + slack
-	if len(b) <= lim {
-		return true
-	}
-	for _, x := range b[:lim] {
-		if x == '\n' {
-			return true
-		}
-	}
-	return false
 }

@@ -1,4 +1,4 @@
-package h1guard
+package h1server
 
 // Response writing: the http.ResponseWriter of the fast server, its head,
 // framing and body.
