@@ -248,7 +248,7 @@ type Target struct {
 	// Weight is relative to the other targets, 1-10000. Default 1.
 	Weight int `yaml:"weight" json:"weight"`
 	// Zone is the target's locality label for zone-aware balancing (see
-	// Cluster.Zone). No default: no zone.
+	// cluster.zone). No default: no zone.
 	Zone string `yaml:"zone" json:"zone,omitempty"`
 }
 
@@ -425,8 +425,8 @@ type Route struct {
 	// Retry retries failed attempts on another target. No default: no
 	// retries.
 	Retry *Retry `yaml:"retry" json:"retry,omitempty"`
-	// Policies are names of Config.Policies, run in this order before the
-	// request is forwarded. No default: none.
+	// Policies are names of entries of the top-level policies, run in
+	// this order before the request is forwarded. No default: none.
 	Policies []string `yaml:"policies" json:"policies,omitempty"`
 	// Fallback answers instead of a gateway-made 502/503/504. No default:
 	// the JSON error is sent.
@@ -505,9 +505,10 @@ type Retry struct {
 	// PerTryTimeout bounds one attempt's wait for the response head (e.g.
 	// 2s). No default: only the route's timeout bounds the attempts.
 	PerTryTimeout Duration `yaml:"per_try_timeout" json:"per_try_timeout,omitempty"`
-	// On lists when to retry (RetryConditions or status codes, parsed by
-	// ParseRetryOn). Default [connect_failure, reset] when the key is
-	// absent; an explicit empty list retries nothing.
+	// On lists when to retry: condition names (RetryConditions) or status
+	// codes 100-599 (ParseRetryOn reads them). Default [connect_failure,
+	// reset] when the key is absent; an explicit empty list retries
+	// nothing.
 	On []string `yaml:"on" json:"on,omitempty"`
 	// Backoff is the wait before each retry. Default: base 25ms, max
 	// 250ms.

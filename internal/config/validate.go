@@ -29,6 +29,30 @@ var (
 	PolicyTypes = []string{"jwt", "api_key", "rate_limit", "ip_filter", "waf", "sanitize", "concurrency_limit", "require_role", "cors", "headers"}
 )
 
+// Vocabulary returns the choices of every enumerated key, by the key's
+// path written as in Reserved ("listeners[].protocol", "upstreams.*.balancer").
+// The lists are the ones Validate checks against (copied, so that callers
+// cannot change them); package schema turns them into the JSON Schema's
+// enums. retry.on, which also takes status codes, is RetryConditions.
+func Vocabulary() map[string][]string {
+	m := map[string][]string{
+		"listeners[].protocol":             listenerProtocols,
+		"listeners[].tls.min_version":      tlsVersions,
+		"listeners[].tls.client_auth.mode": clientAuthModes,
+		"upstreams.*.discovery.type":       discoveryTypes,
+		"upstreams.*.balancer":             balancers,
+		"upstreams.*.protocol":             upstreamProtocols,
+		"routes[].request_buffering":       bufferingModes,
+		"policies.*.type":                  PolicyTypes,
+		"cluster.redis.on_failure":         redisFailureModes,
+		"observability.access_log.format":  logFormats,
+	}
+	for k, v := range m {
+		m[k] = slices.Clone(v)
+	}
+	return m
+}
+
 // Validate checks the whole config and reports every problem at once, each
 // positioned where it stands in the document, as Errors sorted by
 // position; it returns nil when the config is valid. It checks values and

@@ -117,6 +117,18 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+// TestSchema checks `rampart schema`: exit 0 and the schema in docs/.
+func TestSchema(t *testing.T) {
+	want, err := os.ReadFile(filepath.Join("..", "..", "docs", "config.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runBin(t, "schema")
+	if code != 0 || stdout != string(want) || stderr != "" {
+		t.Errorf("exit %d, %d bytes out (docs/config.schema.json has %d), stderr %q; want 0, the file, nothing", code, len(stdout), len(want), stderr)
+	}
+}
+
 // TestGracefulShutdown runs the binary, sends SIGTERM while a slow request
 // is in flight and checks the drain: readyz turns 503, new connections are
 // refused, the in-flight request completes, and the process exits 0.
