@@ -359,7 +359,7 @@ func TestSchemaKeysAreKnown(t *testing.T) {
 // the notation of keyPath, and where their structs stand.
 func goKeys() (out, structs []string) {
 	stop := map[reflect.Type]bool{
-		reflect.TypeFor[config.Duration](): true, reflect.TypeFor[config.Rate](): true,
+		reflect.TypeFor[config.Duration](): true, reflect.TypeFor[config.Rate](): true, reflect.TypeFor[config.Refresh](): true,
 		reflect.TypeFor[yaml.Node](): true, reflect.TypeFor[time.Duration](): true,
 	}
 	var walk func(t reflect.Type, path string, depth int)

@@ -46,6 +46,7 @@ var (
 	durationType = reflect.TypeFor[config.Duration]()
 	timeDurType  = reflect.TypeFor[time.Duration]()
 	rateType     = reflect.TypeFor[config.Rate]()
+	refreshType  = reflect.TypeFor[config.Refresh]()
 	policyType   = reflect.TypeFor[config.Policy]()
 	nodeType     = reflect.TypeFor[yaml.Node]()
 )
@@ -306,6 +307,9 @@ func (g *gen) schema(t reflect.Type, path string) (*object, error) {
 		return obj("type", []string{"string", "integer", "null"}, "pattern", DurationPattern, "minimum", 0, "maximum", 0), nil
 	case rateType:
 		return obj("type", []string{"string", "null"}, "pattern", RatePattern), nil
+	case refreshType:
+		// A duration, or "ttl" (config.Refresh.UnmarshalText).
+		return obj("type", []string{"string", "integer", "null"}, "pattern", `^(?:\s*ttl\s*|`+strings.TrimSuffix(strings.TrimPrefix(DurationPattern, "^"), "$")+`)$`, "minimum", 0, "maximum", 0), nil
 	case policyType:
 		return g.policySchema(path)
 	case nodeType:
@@ -355,7 +359,7 @@ func (g *gen) element(t reflect.Type, path string) (*object, error) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t.Kind() == reflect.Struct && t != policyType && t != rateType {
+	if t.Kind() == reflect.Struct && t != policyType && t != rateType && t != refreshType {
 		td, err := g.docs.lookup(t.PkgPath(), t.Name())
 		if err != nil {
 			return nil, err
