@@ -3,8 +3,10 @@
 //	rampart run -c rampart.yaml        run the gateway (-c etcd://HOST:PORT/PREFIX for etcd)
 //	rampart validate -c rampart.yaml   check a config: "ok" or FILE:LINE:COL lines
 //	rampart config publish -c FILE --etcd HOST:PORT[,..] [--prefix P]
+//	rampart register --etcd HOST:PORT[,..] --service NAME --address HOST:PORT [--ttl 10s]
 //	rampart demo                       run with built-in demo upstreams
 //	rampart drain [--admin ADDR]       drain a running gateway (preStop hook)
+//	rampart schema                     print the config's JSON Schema
 //	rampart version                    print version, commit and Go version
 package main
 
@@ -26,6 +28,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/compile"
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/demo"
+	"github.com/rampart-gw/rampart/internal/schema"
 	"github.com/rampart-gw/rampart/internal/source"
 	"github.com/rampart-gw/rampart/internal/upgrade"
 )
@@ -45,10 +48,15 @@ Usage:
                                (warnings as FILE:LINE:COL: warning: ..., exit 0)
   rampart config publish -c FILE --etcd HOST:PORT[,..] [--prefix P]
                                validate a config, then publish it to etcd for every data plane
+  rampart register --etcd HOST:PORT[,..] --service NAME --address HOST:PORT [--ttl 10s]
+                               register an instance for etcd discovery; keeps its lease alive,
+                               deletes the key on SIGTERM/SIGINT (see docs/discovery.md)
   rampart demo                 run with built-in demo upstreams (gateway :8080, admin :9901)
   rampart drain [--admin ADDR] [--wait 60s]
                                ask the gateway on ADDR (default 127.0.0.1:9901) to drain, and wait
                                until it has stopped (for a Kubernetes preStop hook)
+  rampart schema               print the JSON Schema of the config file (for editors: completion,
+                               descriptions, checks as you type)
   rampart version              print version, commit and Go version
 
 Signals: SIGHUP reloads the config file (or re-reads etcd); SIGTERM/SIGINT drain and exit;
@@ -73,11 +81,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(args[1:], stdout, stderr)
 	case "drain":
 		return cmdDrain(args[1:], stdout, stderr)
+	case "schema":
+		return cmdSchema(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "rampart %s (commit %s, %s %s/%s)\n", version, revision(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
 	case "config":
 		return cmdConfig(args[1:], stdout, stderr)
+	case "register":
+		return cmdRegister(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -228,6 +240,23 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, w.String())
 	}
 	fmt.Fprintln(stdout, "ok")
+	return 0
+}
+
+func cmdSchema(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("schema", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "rampart schema: unexpected argument %q (it takes none)\n", fs.Arg(0))
+		return 2
+	}
+	if _, err := stdout.Write(schema.JSON()); err != nil {
+		printErr(stderr, err)
+		return 1
+	}
 	return 0
 }
 

@@ -174,6 +174,7 @@ type targetView struct {
 	Address        string     `json:"address"`
 	Weight         int        `json:"weight"`
 	Zone           string     `json:"zone,omitempty"`
+	Priority       int        `json:"priority,omitempty"`
 	Healthy        bool       `json:"healthy"`
 	Ejected        bool       `json:"ejected"`
 	EjectedUntil   *time.Time `json:"ejected_until,omitempty"`
@@ -190,7 +191,30 @@ type upstreamView struct {
 	Trip     *breaker.TripStats `json:"trip,omitempty"`
 	Panic    bool               `json:"panic_mode"`
 	Failover string             `json:"failover,omitempty"`
-	Targets  []targetView       `json:"targets"`
+	// Discovery is the state of dns, srv or etcd discovery, when set.
+	Discovery *discoveryView `json:"discovery,omitempty"`
+	Targets   []targetView   `json:"targets"`
+}
+
+// discoveryView is an upstream's discovery: what it watches, when it last
+// succeeded, its last error, and how many targets it found.
+type discoveryView struct {
+	Type        string     `json:"type"`
+	Source      string     `json:"source"`
+	LastRefresh *time.Time `json:"last_refresh"`
+	LastAttempt *time.Time `json:"last_attempt"`
+	LastError   string     `json:"last_error,omitempty"`
+	Targets     int        `json:"targets"`
+	Refreshes   uint64     `json:"refreshes"`
+	Failures    uint64     `json:"failures"`
+}
+
+func utcOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
 }
 
 func (a *api) upstreams(w http.ResponseWriter, r *http.Request) {
@@ -219,9 +243,14 @@ func (a *api) upstreams(w http.ResponseWriter, r *http.Request) {
 				uv.Circuit = st.String()
 			}
 		}
-		for _, t := range u.Targets {
+		if d := u.Discovery(); d != nil {
+			uv.Discovery = &discoveryView{Type: d.Type, Source: d.Source, LastRefresh: utcOrNil(d.LastRefresh),
+				LastAttempt: utcOrNil(d.LastAttempt), LastError: d.LastError, Targets: d.Targets,
+				Refreshes: d.Refreshes, Failures: d.Failures}
+		}
+		for _, t := range u.Live() {
 			st := u.State(t.Addr)
-			tv := targetView{Address: t.Addr, Weight: t.Weight, Zone: t.Zone, Healthy: st.Healthy && !st.Ejected,
+			tv := targetView{Address: t.Addr, Weight: t.Weight, Zone: t.Zone, Priority: t.Priority, Healthy: st.Healthy && !st.Ejected,
 				Ejected: st.Ejected, ActiveRequests: t.InFlight.Load(),
 				LatencyEWMAms: float64(t.Latency().Microseconds()) / 1000}
 			if st.Ejected {

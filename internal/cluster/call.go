@@ -161,7 +161,7 @@ func (u *Upstream) Do(req *http.Request, p *Policy) (*http.Response, error) {
 			c.finish()
 			u.tripDone(tk, breaker.Ignored)
 			b.ReleaseRequest()
-			return nil, errNoHealthy(u.Name)
+			return nil, u.noTarget()
 		}
 		tried = append(tried, target)
 		if ex != nil {

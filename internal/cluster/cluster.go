@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,7 @@ type Upstream struct {
 	Name string
 	// Targets are all configured targets, healthy or not. They are bound at
 	// acquisition (shared with every snapshot that has the same target).
+	// With discovery there are none: Live returns the discovered ones.
 	Targets []*balancer.Target
 	// Transport sends requests to targets over pooled keep-alive
 	// connections dedicated to this upstream (a bulkhead: one slow upstream
@@ -64,9 +66,12 @@ type Upstream struct {
 	bal    atomic.Pointer[lbSet]
 	pool   *pool
 	st     *state
-	cfg    *config.Upstream
-	addrs  []string
-	calls  callState // Do's per-upstream state (call.go)
+	// disc is the upstream's discovery (nil for static targets): its live
+	// target set replaces Targets.
+	disc  *discEntry
+	cfg   *config.Upstream
+	addrs []string
+	calls callState // Do's per-upstream state (call.go)
 }
 
 // lbSet is a balancer over the targets eligible for traffic at one
@@ -75,7 +80,10 @@ type lbSet struct {
 	b balancer.Balancer
 	// gen is the state generation the set was built at.
 	gen uint64
-	// healthy is the number of healthy, non-ejected targets.
+	// level is the targets of the priority group in use (all targets
+	// without priorities), for PickOther.
+	level []*balancer.Target
+	// healthy is the number of healthy, non-ejected targets of level.
 	healthy int
 	// panic is set when too few targets are healthy and the balancer
 	// spans all of them.
@@ -87,11 +95,26 @@ type lbSet struct {
 func (u *Upstream) set() *lbSet {
 	s := u.bal.Load()
 	// The generation is read before the verdicts: a change during the
-	// rebuild moves it again, and the next pick rebuilds once more.
-	if g := u.st.gen.Load(); s == nil || s.gen != g {
+	// rebuild moves it again, and the next pick rebuilds once more. With
+	// discovery the target set's generation counts too (both only grow,
+	// so their sum moves whenever either does).
+	g := u.st.gen.Load()
+	if u.disc != nil {
+		g += u.disc.gen.Load()
+	}
+	if s == nil || s.gen != g {
 		s = u.rebuild(g, s)
 	}
 	return s
+}
+
+// Live returns the upstream's targets now: the configured ones, or those
+// discovery found last.
+func (u *Upstream) Live() []*balancer.Target {
+	if u.disc != nil {
+		return u.disc.targets()
+	}
+	return u.Targets
 }
 
 // Pick chooses a target for r, or returns nil when there is none.
@@ -105,9 +128,9 @@ func (u *Upstream) Pick(r *http.Request) *balancer.Target {
 // attempts (Envoy's previous_hosts): it starts at a random eligible target.
 func (u *Upstream) PickOther(r *http.Request, tried []*balancer.Target) *balancer.Target {
 	set := u.set()
-	if n := len(u.Targets); n > 0 {
+	if n := len(set.level); n > 0 {
 		for i, off := 0, rand.IntN(n); i < n; i++ {
-			if c := u.Targets[(i+off)%n]; !contains(tried, c) && (set.panic || u.st.available(c.Addr)) {
+			if c := set.level[(i+off)%n]; !contains(tried, c) && (set.panic || u.st.available(c.Addr)) {
 				return c
 			}
 		}
@@ -180,18 +203,16 @@ func (u *Upstream) State(addr string) TargetState {
 // rebuild recomputes the balancer over the eligible targets at generation
 // gen; old is the set it replaces (nil the first time).
 func (u *Upstream) rebuild(gen uint64, old *lbSet) *lbSet {
-	avail := make([]*balancer.Target, 0, len(u.Targets))
-	for _, t := range u.Targets {
-		if u.st.available(t.Addr) {
-			avail = append(avail, t)
-		}
-	}
-	set := &lbSet{gen: gen, healthy: len(avail)}
-	if n := len(u.Targets); n > 0 && len(avail)*100 < u.panicT*n {
+	level, avail := u.level(u.Live())
+	set := &lbSet{gen: gen, level: level, healthy: len(avail)}
+	if n := len(level); n > 0 && len(avail)*100 < u.panicT*n {
 		// Too few healthy targets: they would be overwhelmed, and the
 		// health checks themselves may be what is broken. Spread over all.
 		set.panic = true
-		avail = u.Targets
+		avail = level
+	}
+	if u.disc != nil {
+		u.forgetSeries()
 	}
 	b, err := balancer.New(u.balCfg, avail)
 	if err != nil { // settings were checked in Build
@@ -203,6 +224,64 @@ func (u *Upstream) rebuild(gen uint64, old *lbSet) *lbSet {
 	set.b = b
 	u.bal.Store(set)
 	return set
+}
+
+// level picks the priority group to balance over: the lowest priority
+// with an available (healthy, not ejected) target, else the lowest one.
+// It returns the group's targets and the available ones among them.
+// targets are sorted by priority (discovery sorts them; static targets
+// are all priority 0).
+func (u *Upstream) level(targets []*balancer.Target) (level, avail []*balancer.Target) {
+	var first []*balancer.Target
+	for i := 0; i < len(targets); {
+		j := i + 1
+		for j < len(targets) && targets[j].Priority == targets[i].Priority {
+			j++
+		}
+		group := targets[i:j:j]
+		var ok []*balancer.Target
+		for _, t := range group {
+			if u.st.available(t.Addr) {
+				ok = append(ok, t)
+			}
+		}
+		if len(ok) > 0 {
+			return group, ok
+		}
+		if first == nil {
+			first = group
+		}
+		i = j
+	}
+	return first, nil
+}
+
+// forgetSeries drops Do's metric series of targets discovery no longer
+// has, so that address churn does not grow them without bound.
+func (u *Upstream) forgetSeries() {
+	live := u.Live()
+	in := make(map[*balancer.Target]bool, len(live))
+	for _, t := range live {
+		in[t] = true
+	}
+	u.calls.series.Range(func(k, _ any) bool {
+		if !in[k.(*balancer.Target)] {
+			u.calls.series.Delete(k)
+		}
+		return true
+	})
+}
+
+// noTarget is the error of a call that found no target: with discovery
+// that never succeeded or found nothing, the message says so.
+func (u *Upstream) noTarget() *Error {
+	e := errNoHealthy(u.Name)
+	if u.disc != nil {
+		if msg := u.disc.emptyReason(); msg != "" {
+			e.Msg = msg
+		}
+	}
+	return e
 }
 
 // CloseIdle closes idle pooled connections.
@@ -229,6 +308,13 @@ func IsDialError(err error) bool {
 type pool struct {
 	key       string
 	transport roundTripper
+
+	// discs are the discoveries whose targets the pool connects to, with
+	// how many snapshots attached each (pool.attachTo): an address one of
+	// them still has is not retired when another drops it (a reload
+	// that changes the discovery runs both for a moment).
+	mu    sync.Mutex
+	discs map[*discEntry]int
 }
 
 // roundTripper is what a pool sends with: net/http's Transport or, for
@@ -308,10 +394,22 @@ func Build(name string, cfg *config.Upstream, opts BuildOptions, claims *registr
 			func(e *targetEntry) { u.Targets[i] = e.t })
 	}
 	u.cfg, u.addrs = cfg, addrs
+	var disc *discEntry
+	if d := cfg.Discovery; d != nil && d.Type != "" && d.Type != "static" {
+		// Made here to check the settings; the registry keeps it only if
+		// no snapshot holds this discovery yet, and starts it at
+		// acquisition.
+		if disc, err = newDiscEntry(name, d, opts); err != nil {
+			return nil, err
+		}
+		if claims == nil {
+			return nil, fmt.Errorf("discovery needs a snapshot's claims")
+		}
+	}
 	if claims == nil {
 		// A throwaway upstream (tests): state of its own, live at once.
 		u.st = newState(name, opts.Metrics, opts.Log)
-		u.st.configure(cfg, addrs)
+		u.st.configure(cfg, addrs, nil)
 		t, err := newTransport(cfg, u.st)
 		if err != nil {
 			return nil, err
@@ -320,6 +418,12 @@ func Build(name string, cfg *config.Upstream, opts BuildOptions, claims *registr
 		u.Transport = t
 		return u, nil
 	}
+	if disc != nil {
+		// Bound before the state, which follows its addresses.
+		registry.Claim(claims, discoveryKey(name, cfg.Discovery),
+			func() *discEntry { return disc },
+			func(e *discEntry) { u.disc = e })
+	}
 	// The state is bound before the pool: the pool's dialer counts
 	// connections against the state's breaker.
 	registry.Claim(claims, stateKey(name),
@@ -327,7 +431,7 @@ func Build(name string, cfg *config.Upstream, opts BuildOptions, claims *registr
 			// First user: it sets the state up. Later users share it as
 			// it is until their snapshot becomes active (Activate).
 			s := newState(name, opts.Metrics, opts.Log)
-			s.configure(cfg, addrs)
+			s.configure(cfg, addrs, u.disc)
 			return s
 		},
 		func(s *state) { u.st = s })
@@ -342,6 +446,17 @@ func Build(name string, cfg *config.Upstream, opts BuildOptions, claims *registr
 			return &pool{key: key, transport: t}
 		},
 		func(p *pool) { u.pool, u.Transport = p, p.transport })
+	if disc != nil {
+		// The pool retires the connections of departed targets while
+		// this snapshot holds it; the first holder of the discovery
+		// starts it and waits for its first answer, so the snapshot
+		// serves with targets.
+		claims.AfterAcquire(func() {
+			u.pool.attachTo(u.disc)
+			u.disc.run()
+		})
+		claims.AfterRelease(func() { u.pool.detachFrom(u.disc) })
+	}
 	// Health checks and outlier sweeps run while any snapshot holds the
 	// state (start is a no-op when they already run).
 	claims.AfterAcquire(func() { u.st.start() })
@@ -355,7 +470,7 @@ func Build(name string, cfg *config.Upstream, opts BuildOptions, claims *registr
 // not call it: an upstream it shares with the active config keeps the
 // active config's settings while both serve.
 func (u *Upstream) Activate() {
-	u.st.configure(u.cfg, u.addrs)
+	u.st.configure(u.cfg, u.addrs, u.disc)
 	u.st.start()
 }
 

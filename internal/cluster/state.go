@@ -45,8 +45,12 @@ type state struct {
 	stopOutlier  context.CancelFunc
 
 	gen atomic.Uint64
-	// addrs are the targets of the settings last configured (for gauges).
-	addrs  atomic.Pointer[addrList]
+	// addrs are the targets of the settings last configured, or those
+	// discovery found last (for gauges).
+	addrs atomic.Pointer[addrList]
+	// disc is the discovery whose addresses the state follows (nil: the
+	// configured targets). s.mu guards it.
+	disc   *discEntry
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -58,11 +62,26 @@ func newState(name string, metrics *telemetry.Metrics, log *slog.Logger) *state 
 
 // configure makes the state's components match cfg, keeping each one whose
 // settings did not change (and with it its counters and health verdicts).
-// Nothing is started here; start does that.
-func (s *state) configure(cfg *config.Upstream, addrs []string) {
+// With disc set the targets are discovery's, and the state follows them
+// from now on; otherwise they are addrs. Nothing is started here; start
+// does that.
+func (s *state) configure(cfg *config.Upstream, addrs []string, disc *discEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.addrs.Store(&addrList{addrs})
+	if disc != s.disc {
+		if s.disc != nil {
+			s.disc.detach(s)
+			if disc == nil {
+				forgetDiscovery(s.metrics, s.name)
+			}
+		}
+		s.disc = disc
+		if disc != nil {
+			addrs = disc.attach(s)
+		}
+	} else if disc != nil {
+		addrs = disc.live.Load().addrs
+	}
 	defer s.changed("")
 
 	var bc breaker.Config
@@ -95,7 +114,6 @@ func (s *state) configure(cfg *config.Upstream, addrs []string) {
 			s.outlier.Store(d)
 			s.startOutlier = true
 		}
-		s.outlier.Load().Update(addrs)
 	}
 
 	if active == nil {
@@ -130,6 +148,18 @@ func (s *state) configure(cfg *config.Upstream, addrs []string) {
 		} else {
 			c.Reconfigure(hc)
 		}
+	}
+	s.setAddrs(addrs)
+}
+
+// setAddrs makes health checks and outlier detection cover addrs; those
+// that stay keep their state. s.mu held.
+func (s *state) setAddrs(addrs []string) {
+	s.addrs.Store(&addrList{addrs})
+	if d := s.outlier.Load(); d != nil {
+		d.Update(addrs)
+	}
+	if c := s.health.Load(); c != nil {
 		c.Update(addrs)
 	}
 }
@@ -334,6 +364,10 @@ func (s *state) Close() { s.close() }
 // close stops everything the state runs.
 func (s *state) close() {
 	s.mu.Lock()
+	if s.disc != nil {
+		s.disc.detach(s)
+		s.disc = nil
+	}
 	cancel := s.cancel
 	old := s.oldHealth
 	s.oldHealth = nil
@@ -351,6 +385,7 @@ func (s *state) close() {
 	if s.metrics != nil {
 		s.metrics.CircuitOpen.DeleteLabelValues(s.name)
 	}
+	forgetDiscovery(s.metrics, s.name)
 }
 
 // OverflowError is returned when the upstream's circuit breaker refuses a

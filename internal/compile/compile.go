@@ -261,7 +261,7 @@ func buildPolicies(cfg *config.Config, deps Deps, claims *registry.Claims) (map[
 			out[name] = failed // routes naming it are not "unknown policy" too
 			continue
 		}
-		p, err := f(policy.Spec{Name: name, Node: pc, File: cfg.File(), Path: path, Config: cfg, Metrics: deps.Metrics, Log: deps.Log, Claims: claims})
+		p, err := f.new(policy.Spec{Name: name, Node: pc, File: cfg.File(), Path: path, Config: cfg, Metrics: deps.Metrics, Log: deps.Log, Claims: claims})
 		if err != nil {
 			var ce config.Errors
 			if errors.As(err, &ce) {

@@ -1,6 +1,9 @@
 package compile
 
 import (
+	"maps"
+	"reflect"
+
 	"github.com/rampart-gw/rampart/internal/policy"
 	"github.com/rampart-gw/rampart/internal/policy/apikey"
 	"github.com/rampart-gw/rampart/internal/policy/concurrency"
@@ -13,19 +16,36 @@ import (
 	"github.com/rampart-gw/rampart/internal/policy/sanitize"
 )
 
+// factory is one policy type: what builds it, and the Config struct its
+// keys decode into (which package schema describes).
+type factory struct {
+	new    policy.Factory
+	config reflect.Type
+}
+
 // factories is the one list of policy types this build knows, by the name
 // used in `type:`. Adding a policy means adding its folder under
 // internal/policy and one line here. Types the config accepts but this
 // list lacks (waf) are refused at compile time as "policy
 // type X is not available in this release".
-var factories = map[string]policy.Factory{
-	"api_key":           apikey.New,
-	"concurrency_limit": concurrency.New,
-	"cors":              cors.New,
-	"headers":           headers.New,
-	"ip_filter":         ipfilter.New,
-	"jwt":               jwt.New,
-	"rate_limit":        ratelimit.New,
-	"require_role":      requirerole.New,
-	"sanitize":          sanitize.New,
+var factories = map[string]factory{
+	"api_key":           {apikey.New, reflect.TypeFor[apikey.Config]()},
+	"concurrency_limit": {concurrency.New, reflect.TypeFor[concurrency.Config]()},
+	"cors":              {cors.New, reflect.TypeFor[cors.Config]()},
+	"headers":           {headers.New, reflect.TypeFor[headers.Config]()},
+	"ip_filter":         {ipfilter.New, reflect.TypeFor[ipfilter.Config]()},
+	"jwt":               {jwt.New, reflect.TypeFor[jwt.Config]()},
+	"rate_limit":        {ratelimit.New, reflect.TypeFor[ratelimit.Config]()},
+	"require_role":      {requirerole.New, reflect.TypeFor[requirerole.Config]()},
+	"sanitize":          {sanitize.New, reflect.TypeFor[sanitize.Config]()},
+}
+
+// PolicyConfigs returns the policy types this build knows, each with the
+// Config struct its keys (all but type) decode into.
+func PolicyConfigs() map[string]reflect.Type {
+	m := make(map[string]reflect.Type, len(factories))
+	for name, f := range maps.All(factories) {
+		m[name] = f.config
+	}
+	return m
 }

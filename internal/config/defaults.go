@@ -47,6 +47,11 @@ const (
 	// DefaultPanicThreshold is health_check.panic_threshold, a percentage.
 	DefaultPanicThreshold = 50
 
+	// Discovery (upstreams.X.discovery).
+	DefaultDiscoveryRefresh = Duration(30 * time.Second)
+	DefaultDiscoveryTimeout = Duration(2 * time.Second)
+	DefaultDiscoveryPrefix  = "/rampart/services"
+
 	// Circuit breaker limits (circuit_breaker); Envoy's, but for
 	// max_retries, which is far above Envoy's 3 (docs/resilience.md).
 	DefaultBreakerMaxConnections     = 1024
@@ -119,7 +124,13 @@ func (c *Config) ApplyDefaults() {
 		if d := u.Discovery; d != nil {
 			def(c, p+".discovery.type", &d.Type, "static")
 			if d.Type == "dns" || d.Type == "srv" {
-				def(c, p+".discovery.refresh", &d.Refresh, Duration(30*time.Second))
+				def(c, p+".discovery.refresh", &d.Refresh, Refresh{Every: DefaultDiscoveryRefresh})
+			}
+			if d.Type == "dns" || d.Type == "srv" || d.Type == "etcd" {
+				def(c, p+".discovery.timeout", &d.Timeout, DefaultDiscoveryTimeout)
+			}
+			if d.Type == "etcd" {
+				def(c, p+".discovery.prefix", &d.Prefix, DefaultDiscoveryPrefix)
 			}
 		}
 		if h := u.HealthCheck; h != nil {

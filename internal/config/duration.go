@@ -104,3 +104,39 @@ func (r *Rate) UnmarshalText(b []byte) error {
 	*r = v
 	return nil
 }
+
+// Refresh is a discovery refresh period: a duration, or the records' TTL.
+type Refresh struct {
+	// Every is the period when TTL is false.
+	Every Duration
+	// TTL refreshes at the smallest TTL of the last answer.
+	TTL bool
+}
+
+// String formats r as a duration or "ttl".
+func (r Refresh) String() string {
+	if r.TTL {
+		return "ttl"
+	}
+	return r.Every.String()
+}
+
+// IsZero reports whether r is unset.
+func (r Refresh) IsZero() bool { return !r.TTL && r.Every == 0 }
+
+// MarshalText writes r as a duration or "ttl".
+func (r Refresh) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText parses a Go duration or "ttl".
+func (r *Refresh) UnmarshalText(b []byte) error {
+	if strings.TrimSpace(string(b)) == "ttl" {
+		*r = Refresh{TTL: true}
+		return nil
+	}
+	d, err := ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid refresh %q (want a duration such as 10s, or ttl)", b)
+	}
+	*r = Refresh{Every: d}
+	return nil
+}

@@ -1,11 +1,5 @@
 package config
 
-import (
-	"maps"
-	"slices"
-	"strconv"
-)
-
 // Reserved lists the config keys that are part of the format (CONTRACT.md)
 // but not built yet. A config that sets one is refused by Validate, and so
 // by `rampart validate`, `rampart run`, reloads and the admin API alike,
@@ -23,16 +17,6 @@ var Reserved = []ReservedKey{
 		for i, l := range c.Listeners {
 			if l.Protocol == "tcp" {
 				hs = append(hs, hit{path: idx("listeners", i) + ".protocol", what: "protocol tcp"})
-			}
-		}
-		return hs
-	}},
-	{Key: "upstreams.*.discovery", Issue: 17, find: func(c *Config) []hit {
-		var hs []hit
-		for _, name := range slices.Sorted(maps.Keys(c.Upstreams)) {
-			// Type static is the targets list, which is built.
-			if u := c.Upstreams[name]; u != nil && u.Discovery != nil && u.Discovery.Type != "static" {
-				hs = append(hs, hit{path: "upstreams." + name + ".discovery", what: "discovery type " + strconv.Quote(u.Discovery.Type), hint: "list the targets instead"})
 			}
 		}
 		return hs

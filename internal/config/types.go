@@ -248,28 +248,40 @@ type Target struct {
 	// Weight is relative to the other targets, 1-10000. Default 1.
 	Weight int `yaml:"weight" json:"weight"`
 	// Zone is the target's locality label for zone-aware balancing (see
-	// Cluster.Zone). No default: no zone.
+	// cluster.zone). No default: no zone.
 	Zone string `yaml:"zone" json:"zone,omitempty"`
 }
 
-// Discovery finds targets dynamically (static, dns, srv, etcd).
+// Discovery finds targets dynamically (static, dns, srv, etcd). See
+// docs/discovery.md.
 type Discovery struct {
 	// Type is static (the Targets list), dns (A/AAAA records of Name),
-	// srv (SRV records of Name) or etcd (the key prefix Name). Default
-	// static.
+	// srv (SRV records of Name) or etcd (instances registered under
+	// Prefix/Name/). Default static.
 	Type string `yaml:"type" json:"type"`
-	// Name is what is resolved or watched; required for dns, srv and
-	// etcd. No default.
+	// Name is the DNS name (dns), the full SRV name (srv) or the service
+	// name under Prefix (etcd); required for those. No default.
 	Name string `yaml:"name" json:"name,omitempty"`
-	// Port is the port of resolved addresses, 1-65535; required for dns.
-	// No default.
+	// Port is the port of every address a dns lookup returns, 1-65535;
+	// required for dns, refused with the other types. No default.
 	Port int `yaml:"port" json:"port,omitempty"`
-	// Refresh is how often names are resolved again. Default 30s for dns
-	// and srv; unused by the other types.
-	Refresh Duration `yaml:"refresh" json:"refresh,omitempty"`
-	// Resolver is the host:port of the DNS server to ask. Default: the
-	// system's resolver.
+	// Refresh is how often dns and srv names are resolved again: a
+	// duration, or "ttl" for the smallest TTL of the answer. Default 30s
+	// (DefaultDiscoveryRefresh).
+	Refresh Refresh `yaml:"refresh" json:"refresh,omitzero"`
+	// Resolver is the host:port of the DNS server to ask (dns, srv).
+	// Default: the system's resolver.
 	Resolver string `yaml:"resolver" json:"resolver,omitempty"`
+	// Timeout bounds one DNS query, or one etcd request. Default 2s
+	// (DefaultDiscoveryTimeout).
+	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
+	// Endpoints are the etcd cluster's host:port addresses (etcd only,
+	// required).
+	Endpoints []string `yaml:"endpoints" json:"endpoints,omitempty"`
+	// Prefix is the etcd key prefix services register under (etcd only).
+	// Default /rampart/services (DefaultDiscoveryPrefix): an instance is
+	// the key PREFIX/NAME/ID.
+	Prefix string `yaml:"prefix" json:"prefix,omitempty"`
 }
 
 // Keepalive configures pooled connections to targets.
@@ -413,8 +425,8 @@ type Route struct {
 	// Retry retries failed attempts on another target. No default: no
 	// retries.
 	Retry *Retry `yaml:"retry" json:"retry,omitempty"`
-	// Policies are names of Config.Policies, run in this order before the
-	// request is forwarded. No default: none.
+	// Policies are names of entries of the top-level policies, run in
+	// this order before the request is forwarded. No default: none.
 	Policies []string `yaml:"policies" json:"policies,omitempty"`
 	// Fallback answers instead of a gateway-made 502/503/504. No default:
 	// the JSON error is sent.
@@ -493,9 +505,10 @@ type Retry struct {
 	// PerTryTimeout bounds one attempt's wait for the response head (e.g.
 	// 2s). No default: only the route's timeout bounds the attempts.
 	PerTryTimeout Duration `yaml:"per_try_timeout" json:"per_try_timeout,omitempty"`
-	// On lists when to retry (RetryConditions or status codes, parsed by
-	// ParseRetryOn). Default [connect_failure, reset] when the key is
-	// absent; an explicit empty list retries nothing.
+	// On lists when to retry: condition names (RetryConditions) or status
+	// codes 100-599 (ParseRetryOn reads them). Default [connect_failure,
+	// reset] when the key is absent; an explicit empty list retries
+	// nothing.
 	On []string `yaml:"on" json:"on,omitempty"`
 	// Backoff is the wait before each retry. Default: base 25ms, max
 	// 250ms.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rampart-gw/rampart/internal/clientip"
 )
@@ -27,6 +28,30 @@ var (
 	// PolicyTypes are the policy types a config may name.
 	PolicyTypes = []string{"jwt", "api_key", "rate_limit", "ip_filter", "waf", "sanitize", "concurrency_limit", "require_role", "cors", "headers"}
 )
+
+// Vocabulary returns the choices of every enumerated key, by the key's
+// path written as in Reserved ("listeners[].protocol", "upstreams.*.balancer").
+// The lists are the ones Validate checks against (copied, so that callers
+// cannot change them); package schema turns them into the JSON Schema's
+// enums. retry.on, which also takes status codes, is RetryConditions.
+func Vocabulary() map[string][]string {
+	m := map[string][]string{
+		"listeners[].protocol":             listenerProtocols,
+		"listeners[].tls.min_version":      tlsVersions,
+		"listeners[].tls.client_auth.mode": clientAuthModes,
+		"upstreams.*.discovery.type":       discoveryTypes,
+		"upstreams.*.balancer":             balancers,
+		"upstreams.*.protocol":             upstreamProtocols,
+		"routes[].request_buffering":       bufferingModes,
+		"policies.*.type":                  PolicyTypes,
+		"cluster.redis.on_failure":         redisFailureModes,
+		"observability.access_log.format":  logFormats,
+	}
+	for k, v := range m {
+		m[k] = slices.Clone(v)
+	}
+	return m
+}
 
 // Validate checks the whole config and reports every problem at once, each
 // positioned where it stands in the document, as Errors sorted by
@@ -126,6 +151,13 @@ func orList(choices []string) string {
 		return choices[0]
 	}
 	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
+}
+
+func andList(items []string) string {
+	if len(items) == 1 {
+		return items[0]
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
 }
 
 func idx(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
@@ -300,6 +332,76 @@ func (v *validator) upstreamRef(path, name string) {
 	}
 }
 
+// discovery checks upstream p's discovery settings: each key is used by
+// the types that document it and refused with the others, so that none is
+// accepted and ignored.
+func (v *validator) discovery(p string, u *Upstream, d *Discovery) {
+	dp := p + ".discovery"
+	if !v.oneOf(dp+".type", "discovery type", d.Type, discoveryTypes) {
+		return
+	}
+	// only refuses a key that type t does not use.
+	only := func(key string, set bool, types ...string) {
+		if set && !slices.Contains(types, d.Type) {
+			v.errorf(dp+"."+key, "%s is not used by discovery type %s (only by %s)", key, d.Type, andList(types))
+		}
+	}
+	only("name", d.Name != "", "dns", "srv", "etcd")
+	only("port", d.Port != 0, "dns")
+	only("refresh", !d.Refresh.IsZero(), "dns", "srv")
+	only("resolver", d.Resolver != "", "dns", "srv")
+	only("timeout", d.Timeout != 0, "dns", "srv", "etcd")
+	only("endpoints", d.Endpoints != nil, "etcd")
+	only("prefix", d.Prefix != "", "etcd")
+	if d.Type == "static" {
+		return
+	}
+	if len(u.Targets) > 0 {
+		v.errorf(p+".targets", "targets and discovery type %s exclude each other (discovery finds the targets)", d.Type)
+	}
+	if d.Name == "" {
+		v.errorf(dp+".name", "discovery type %s needs a name", d.Type)
+	} else if d.Type != "etcd" && !dnsName.MatchString(strings.TrimSuffix(d.Name, ".")) {
+		v.errorf(dp+".name", "invalid DNS name %q", d.Name)
+	} else if d.Type == "etcd" && (strings.Contains(d.Name, "/") || strings.TrimSpace(d.Name) != d.Name) {
+		v.errorf(dp+".name", "invalid service name %q (no '/' or spaces)", d.Name)
+	}
+	if d.Type == "dns" && (d.Port < 1 || d.Port > 65535) {
+		v.errorf(dp+".port", "discovery type dns needs a port in 1-65535")
+	}
+	if d.Port < 0 || d.Port > 65535 {
+		v.errorf(dp+".port", "port %d out of range 1-65535", d.Port)
+	}
+	if !d.Refresh.TTL && d.Refresh.Every < Duration(100*time.Millisecond) && (d.Type == "dns" || d.Type == "srv") {
+		v.errorf(dp+".refresh", "refresh %s is too short (at least 100ms, or ttl)", d.Refresh)
+	}
+	if d.Timeout < 0 {
+		v.errorf(dp+".timeout", "must not be negative")
+	}
+	if d.Resolver != "" {
+		if err := hostPort(d.Resolver, false, false); err != nil {
+			v.errorf(dp+".resolver", "%v", err)
+		}
+	}
+	if d.Type == "etcd" {
+		if len(d.Endpoints) == 0 {
+			v.errorf(dp+".endpoints", "discovery type etcd needs endpoints (HOST:PORT of the etcd cluster)")
+		}
+		for i, e := range d.Endpoints {
+			if err := hostPort(e, false, false); err != nil {
+				v.errorf(idx(dp+".endpoints", i), "%v", err)
+			}
+		}
+		if !strings.HasPrefix(d.Prefix, "/") {
+			v.errorf(dp+".prefix", "prefix %q must start with /", d.Prefix)
+		}
+	}
+}
+
+// dnsName is a DNS name: dot-separated labels of letters, digits, '-' and
+// '_' (SRV names start with _service._proto).
+var dnsName = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*$`)
+
 var hashKey = regexp.MustCompile(`^(ip|path|(header|cookie|query):.+)$`)
 
 func (v *validator) upstreams() {
@@ -331,26 +433,7 @@ func (v *validator) upstreams() {
 			}
 		}
 		if d := u.Discovery; d != nil {
-			dp := p + ".discovery"
-			if v.oneOf(dp+".type", "discovery type", d.Type, discoveryTypes) && d.Type != "static" {
-				if d.Name == "" {
-					v.errorf(dp+".name", "discovery type %s needs a name", d.Type)
-				}
-				if d.Type == "dns" && (d.Port < 1 || d.Port > 65535) {
-					v.errorf(dp+".port", "discovery type dns needs a port in 1-65535")
-				}
-			}
-			if d.Port < 0 || d.Port > 65535 {
-				v.errorf(dp+".port", "port %d out of range 1-65535", d.Port)
-			}
-			if d.Refresh < 0 {
-				v.errorf(dp+".refresh", "must not be negative")
-			}
-			if d.Resolver != "" {
-				if err := hostPort(d.Resolver, false, false); err != nil {
-					v.errorf(dp+".resolver", "%v", err)
-				}
-			}
+			v.discovery(p, u, d)
 		}
 		hashed := u.Balancer == "ring_hash" || u.Balancer == "maglev"
 		v.oneOf(p+".balancer", "balancer", u.Balancer, balancers)

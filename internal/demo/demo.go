@@ -29,8 +29,10 @@ type Config struct {
 // uses them.
 type Demo struct {
 	GatewayConfig *config.Config
-	servers       []*http.Server
-	wg            sync.WaitGroup
+	// GatewayYAML is the document GatewayConfig was parsed from.
+	GatewayYAML string
+	servers     []*http.Server
+	wg          sync.WaitGroup
 }
 
 type service struct {
@@ -100,7 +102,7 @@ func Start(cfg Config) (*Demo, error) {
 		d.Close()
 		return nil, fmt.Errorf("demo config: %w", err)
 	}
-	d.GatewayConfig = c
+	d.GatewayConfig, d.GatewayYAML = c, y
 	return d, nil
 }
 

@@ -134,6 +134,7 @@ func (r *Registry) Close() {
 type Claims struct {
 	list     []claim
 	after    []func()
+	release  []func()
 	reg      *Registry
 	acquired bool
 	released bool
@@ -155,6 +156,10 @@ func Claim[T any](c *Claims, key string, mk func() *T, set func(*T)) {
 // AfterAcquire runs f once every claim is bound, in the order given (for
 // work that needs the bound state, such as starting health checks).
 func (c *Claims) AfterAcquire(f func()) { c.after = append(c.after, f) }
+
+// AfterRelease runs f once when the claims are released, before any
+// state is closed (for undoing what an AfterAcquire function did).
+func (c *Claims) AfterRelease(f func()) { c.release = append(c.release, f) }
 
 // Keys returns the keys claimed, in the order claimed.
 func (c *Claims) Keys() []string {
@@ -194,6 +199,9 @@ func (c *Claims) Release() {
 		return
 	}
 	c.released = true
+	for _, f := range c.release {
+		f()
+	}
 	if c.reg == nil {
 		return
 	}

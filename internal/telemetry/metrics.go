@@ -23,6 +23,8 @@ type Metrics struct {
 	UpstreamDuration   *prometheus.HistogramVec // upstream
 	TargetHealthy      *prometheus.GaugeVec     // upstream, target
 	CircuitOpen        *prometheus.GaugeVec     // upstream
+	DiscoveryTargets   *prometheus.GaugeVec     // upstream
+	DiscoveryLookups   *prometheus.CounterVec   // upstream, type, result
 	Retries            *prometheus.CounterVec   // route, upstream
 	RateLimitDecisions *prometheus.CounterVec   // policy, decision
 	RateLimitStoreErrs *prometheus.CounterVec   // policy, reason
@@ -90,6 +92,12 @@ func NewMetrics() *Metrics {
 	m.CircuitOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "rampart_upstream_circuit_open", Help: "1 while the upstream's circuit is open or half-open (circuit_breaker.trip) or a circuit breaker limit is saturated.",
 	}, []string{"upstream"})
+	m.DiscoveryTargets = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rampart_discovery_targets", Help: "Targets that discovery (dns, srv, etcd) found for the upstream at its last success.",
+	}, []string{"upstream"})
+	m.DiscoveryLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_discovery_lookups_total", Help: "Discovery lookups (dns, srv) and etcd watch answers, by result (ok, error).",
+	}, []string{"upstream", "type", "result"})
 	m.Retries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_retries_total", Help: "Upstream retries, by route and upstream.",
 	}, []string{"route", "upstream"})
@@ -143,7 +151,7 @@ func NewMetrics() *Metrics {
 		Name: "rampart_sanitize_findings_total", Help: "Findings of sanitize policies, by policy, check (sqli, xss, utf8, nul, too_long, json, json_depth, body_too_large) and action (blocked, detected).",
 	}, []string{"policy", "check", "action"})
 	m.MustRegister(m.Requests, m.Duration, m.RequestSize, m.ResponseSize,
-		m.UpstreamRequests, m.UpstreamDuration, m.TargetHealthy, m.CircuitOpen, m.Retries,
+		m.UpstreamRequests, m.UpstreamDuration, m.TargetHealthy, m.CircuitOpen, m.DiscoveryTargets, m.DiscoveryLookups, m.Retries,
 		m.RateLimitDecisions, m.RateLimitStoreErrs, m.RateLimitStoreTime, m.RedisUp, m.ConcInFlight, m.ConcQueued, m.ConcLimit,
 		m.WAFBlocked, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.Refused,
 		m.ConfigInfo, m.JWTVerifications, m.JWKSReads, m.SanitizeFindings)

@@ -23,6 +23,10 @@ type Target struct {
 	Weight int
 	// Zone is the target's locality, if known.
 	Zone string
+	// Priority is the target's priority group (SRV discovery): the
+	// cluster balances over the lowest group with a healthy target.
+	// Balancers ignore it. Static targets are all priority 0.
+	Priority int
 
 	// InFlight counts requests currently sent to this target. The proxy
 	// increments it before the exchange and decrements it after.

@@ -88,8 +88,11 @@ type Client struct {
 	hosts  map[string]*host
 	nidle  int
 	closed bool
-	jstop  chan struct{} // closed to stop the janitor; nil when none runs
-	jdone  chan struct{} // closed when the janitor has returned
+	// gone are addresses retired by Retire: their connections are closed
+	// instead of pooled. Nil until the first Retire.
+	gone  map[string]struct{}
+	jstop chan struct{} // closed to stop the janitor; nil when none runs
+	jdone chan struct{} // closed when the janitor has returned
 }
 
 var _ http.RoundTripper = (*Client)(nil)
@@ -264,6 +267,11 @@ func (c *Client) put(cn *conn) {
 		cn.close()
 		return
 	}
+	if _, gone := c.gone[cn.addr]; gone {
+		c.mu.Unlock()
+		cn.close()
+		return
+	}
 	h := c.hosts[cn.addr]
 	if h == nil {
 		h = &host{}
@@ -370,6 +378,39 @@ func (c *Client) CloseIdleConnections() {
 	for _, cn := range idle {
 		cn.close()
 	}
+}
+
+// maxGone bounds the addresses Retire remembers. Past it the marks are
+// dropped: a connection in use to a forgotten address is then pooled
+// again when its exchange ends, and closes at IdleTimeout.
+const maxGone = 4096
+
+// Retire closes the idle connections to addr, and connections to addr in
+// use when their exchange ends: addr left the upstream (discovery), and
+// requests still running on it finish. Readmit undoes it.
+func (c *Client) Retire(addr string) {
+	c.mu.Lock()
+	if c.gone == nil || len(c.gone) >= maxGone {
+		c.gone = map[string]struct{}{}
+	}
+	c.gone[addr] = struct{}{}
+	var idle []*conn
+	if h := c.hosts[addr]; h != nil {
+		idle = h.idle
+		c.nidle -= len(idle)
+		delete(c.hosts, addr)
+	}
+	c.mu.Unlock()
+	for _, cn := range idle {
+		cn.close()
+	}
+}
+
+// Readmit lets connections to addr be pooled again (addr is back).
+func (c *Client) Readmit(addr string) {
+	c.mu.Lock()
+	delete(c.gone, addr)
+	c.mu.Unlock()
 }
 
 // Close closes idle connections and keeps connections in use from being

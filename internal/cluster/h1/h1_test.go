@@ -493,6 +493,61 @@ func TestPoolLimit(t *testing.T) {
 	waitFor(t, "all connections closed", func() bool { return closed.Load() == 5 })
 }
 
+// TestRetire: retiring an address closes its idle connections at once,
+// lets a request in flight finish and closes its connection afterwards
+// instead of pooling it, and leaves other addresses' connections alone;
+// Readmit pools again.
+func TestRetire(t *testing.T) {
+	checkNoLeaks(t)
+	release := make(chan struct{})
+	var inFlight atomic.Int32
+	slow := func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			inFlight.Add(1)
+			<-release
+		}
+		io.WriteString(w, "ok")
+	}
+	gone, openedGone, closedGone := countingServer(t, http.HandlerFunc(slow))
+	other, _, closedOther := countingServer(t, http.HandlerFunc(okHandler))
+	c := New(Config{})
+	defer c.CloseIdleConnections()
+	done := make(chan error, 1)
+	go func() {
+		_, body, err := get(t, c, http.MethodGet, gone+"/slow")
+		if err == nil && string(body) != "ok" {
+			err = fmt.Errorf("body %q", body)
+		}
+		done <- err
+	}()
+	waitFor(t, "a request in flight", func() bool { return inFlight.Load() == 1 })
+	// A second connection to the address, and one to another, go idle.
+	for _, u := range []string{gone, other} {
+		if _, _, err := get(t, c, http.MethodGet, u+"/"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Retire(strings.TrimPrefix(gone, "http://"))
+	waitFor(t, "the idle connection closed", func() bool { return closedGone.Load() == 1 })
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("request in flight: %v", err)
+	}
+	waitFor(t, "the in-flight connection closed after its exchange", func() bool { return closedGone.Load() == 2 })
+	if n := closedOther.Load(); n != 0 {
+		t.Errorf("%d connections of another address closed", n)
+	}
+	c.Readmit(strings.TrimPrefix(gone, "http://"))
+	for range 3 {
+		if _, _, err := get(t, c, http.MethodGet, gone+"/"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := openedGone.Load(); n != 3 {
+		t.Errorf("%d connections opened, want 3 (the readmitted address pools again)", n)
+	}
+}
+
 func TestIdleTimeout(t *testing.T) {
 	t.Run("janitor closes idle connections", func(t *testing.T) {
 		checkNoLeaks(t)

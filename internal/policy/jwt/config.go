@@ -127,6 +127,10 @@ var (
 	hmacAlgs       = []string{"HS256", "HS384", "HS512"}
 )
 
+// Algorithms returns every signing algorithm the algorithms key may name
+// (the config's JSON Schema lists them).
+func Algorithms() []string { return slices.Concat(asymmetricAlgs, hmacAlgs) }
+
 // sources names the key sources that are set.
 func (c *Config) sources() []string {
 	var out []string

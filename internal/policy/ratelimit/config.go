@@ -56,6 +56,11 @@ type Part struct {
 	Name string // canonical header name for header:NAME, the claim for claim:NAME
 }
 
+// KeyPattern is the grammar ParseKeyPart accepts, as a regular expression
+// for the config's JSON Schema (a header name is an RFC 9110 token); a test
+// holds the two to the same answers.
+const KeyPattern = "^(ip|consumer|route|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+|claim:[\\s\\S]+)$"
+
 // ParseKeyPart parses ip, consumer, route, header:NAME or claim:NAME.
 func ParseKeyPart(s string) (Part, string) {
 	switch s {

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"encoding/json"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -265,6 +266,19 @@ func TestAppendKey(t *testing.T) {
 	}
 }
 
+var keyPattern = regexp.MustCompile(KeyPattern)
+
+// TestKeyPattern holds the schema's grammar of a key to ParseKeyPart's.
+func TestKeyPattern(t *testing.T) {
+	for _, spec := range []string{"ip", "consumer", "route", "header:X-Tenant", "header:x_a.b~c", "claim:sub",
+		"claim:a b", "claim:", "header:", "header:X Y", "header:X:Y", "IP", "ip ", " route", "tenant", "", "cookie:a", "claim:\n"} {
+		_, msg := ParseKeyPart(spec)
+		if keyPattern.MatchString(spec) != (msg == "") {
+			t.Errorf("KeyPattern matches %q: %v, ParseKeyPart says %q", spec, keyPattern.MatchString(spec), msg)
+		}
+	}
+}
+
 // FuzzKey checks key parsing and extraction on arbitrary input: no panic,
 // bounded length, and the same request always gives the same key.
 func FuzzKey(f *testing.F) {
@@ -273,6 +287,9 @@ func FuzzKey(f *testing.F) {
 	f.Add("ip", "", "garbage", ",,,", 3)
 	f.Fuzz(func(t *testing.T, spec, value, remote, xff string, trust int) {
 		p, msg := ParseKeyPart(spec)
+		if keyPattern.MatchString(spec) != (msg == "") {
+			t.Fatalf("KeyPattern matches %q: %v, ParseKeyPart: %q", spec, keyPattern.MatchString(spec), msg)
+		}
 		if msg != "" {
 			return
 		}
