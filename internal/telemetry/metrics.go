@@ -41,6 +41,7 @@ type Metrics struct {
 	ConfigInfo         *prometheus.GaugeVec   // version
 	JWTVerifications   *prometheus.CounterVec // policy, result
 	JWKSReads          *prometheus.CounterVec // jwks, result
+	SanitizeFindings   *prometheus.CounterVec // policy, check, action
 
 	// collectors are the gateway's own collectors, registered through
 	// MustRegister, for Describe.
@@ -146,11 +147,14 @@ func NewMetrics() *Metrics {
 	m.JWKSReads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_jwks_reads_total", Help: "Reads of JWKS key sets (URL or file), by key set and result (ok, unchanged, error).",
 	}, []string{"jwks", "result"})
+	m.SanitizeFindings = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_sanitize_findings_total", Help: "Findings of sanitize policies, by policy, check (sqli, xss, utf8, nul, too_long, json, json_depth, body_too_large) and action (blocked, detected).",
+	}, []string{"policy", "check", "action"})
 	m.MustRegister(m.Requests, m.Duration, m.RequestSize, m.ResponseSize,
 		m.UpstreamRequests, m.UpstreamDuration, m.TargetHealthy, m.CircuitOpen, m.DiscoveryTargets, m.DiscoveryLookups, m.Retries,
 		m.RateLimitDecisions, m.RateLimitStoreErrs, m.RateLimitStoreTime, m.RedisUp, m.ConcInFlight, m.ConcQueued, m.ConcLimit,
 		m.WAFBlocked, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.Refused,
-		m.ConfigInfo, m.JWTVerifications, m.JWKSReads)
+		m.ConfigInfo, m.JWTVerifications, m.JWKSReads, m.SanitizeFindings)
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.ConfigReloads.WithLabelValues("ok")
 	m.ConfigReloads.WithLabelValues("error")
