@@ -373,6 +373,17 @@ func (c *limitedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// Unwrap returns the connection beneath (the L4 proxy splices on it).
+func (c *limitedConn) Unwrap() net.Conn { return c.Conn }
+
+// CloseWrite half-closes the connection beneath, when it can.
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // outlierConfig is the detector's config for config's passive health
 // check, whose defaults config applied. Config's values carry over as
 // they are, but for max_ejection_percent: 0, which ejects no target,

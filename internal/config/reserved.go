@@ -18,15 +18,6 @@ import (
 // listed here: compile refuses them, positioned, from the list of
 // registered policy factories.
 var Reserved = []ReservedKey{
-	{Key: "listeners[].protocol: tcp", Issue: 17, find: func(c *Config) []hit {
-		var hs []hit
-		for i, l := range c.Listeners {
-			if l.Protocol == "tcp" {
-				hs = append(hs, hit{path: idx("listeners", i) + ".protocol", what: "protocol tcp"})
-			}
-		}
-		return hs
-	}},
 	{Key: "upstreams.*.discovery", Issue: 17, find: func(c *Config) []hit {
 		var hs []hit
 		for _, name := range slices.Sorted(maps.Keys(c.Upstreams)) {

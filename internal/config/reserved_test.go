@@ -18,9 +18,6 @@ func TestReservedRefused(t *testing.T) {
 		doc  string
 		want string // one of the error lines, without "t.yaml:"
 	}{
-		{"listeners[].protocol: tcp", "tcp listener",
-			strings.Replace(base, `- address: "127.0.0.1:8080"`, `- {address: "127.0.0.1:8080", protocol: tcp, upstream: app}`, 1),
-			"2:43: listeners[0].protocol: protocol tcp is not available in this release"},
 		{"upstreams.*.discovery", "dns discovery",
 			strings.Replace(base, `targets: [{address: "127.0.0.1:9001"}]`, "discovery: {type: dns, name: app.internal, port: 80}", 1),
 			`5:16: upstreams.app.discovery: discovery type "dns" is not available in this release; list the targets instead`},

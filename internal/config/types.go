@@ -141,8 +141,10 @@ type Limits struct {
 	// ReadHeaderTimeout cuts off clients that send headers slowly. Default
 	// 10s (DefaultReadHeaderTimeout).
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout" json:"read_header_timeout"`
-	// IdleTimeout closes idle keep-alive client connections. Default 60s
-	// (DefaultIdleTimeout).
+	// IdleTimeout closes idle keep-alive client connections; on a tcp
+	// listener, connections that carried no byte either way for this
+	// long. Default 60s (DefaultIdleTimeout); 1h for tcp listeners
+	// (DefaultTCPIdleTimeout).
 	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout"`
 	// MaxConnections caps open client connections; extra ones are closed at
 	// once. Default 100000.

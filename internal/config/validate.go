@@ -184,10 +184,8 @@ func (v *validator) listeners() {
 		}
 		if v.oneOf(p+".protocol", "protocol", l.Protocol, listenerProtocols) {
 			switch {
-			case l.Protocol == "tcp" && l.Upstream == "":
-				v.errorf(p+".upstream", "a tcp listener needs an upstream")
 			case l.Protocol == "tcp":
-				v.upstreamRef(p+".upstream", l.Upstream)
+				v.tcpListener(p, l)
 			case l.Upstream != "":
 				v.errorf(p+".upstream", "upstream is only for protocol tcp; http listeners use routes")
 			}
@@ -256,6 +254,135 @@ func (v *validator) listeners() {
 			if v.oneOf(tp+".client_auth.mode", "client_auth mode", mode, clientAuthModes) && mode != "none" && t.ClientAuth.CAFile == "" {
 				v.errorf(tp+".client_auth.ca_file", "client_auth mode %q needs a ca_file", mode)
 			}
+		}
+	}
+}
+
+// httpLimits are the listener limits that only HTTP listeners apply: a
+// tcp listener refuses them rather than ignore them.
+var httpLimits = []string{"max_header_bytes", "max_body_bytes", "max_headers", "max_uri_bytes",
+	"max_requests_per_connection", "max_concurrent_streams", "body_buffer_bytes", "buffer_memory_bytes", "buffer_dir"}
+
+// tcpListener checks what is particular to a protocol tcp listener (the
+// L4 proxy, docs/tcp.md): its upstream, and no HTTP-only limit.
+func (v *validator) tcpListener(p string, l *Listener) {
+	if l.Upstream == "" {
+		v.errorf(p+".upstream", "a tcp listener needs an upstream")
+	} else {
+		v.upstreamRef(p+".upstream", l.Upstream)
+	}
+	for _, k := range httpLimits {
+		if v.written(p + ".limits." + k) {
+			v.errorf(p+".limits."+k, "%s is for http listeners; a tcp listener carries bytes, not requests", k)
+		}
+	}
+}
+
+// written reports whether the document set the value at path (a config
+// built in Go has no positions and sets nothing this way).
+func (v *validator) written(path string) bool {
+	_, ok := v.c.pos[path]
+	return ok
+}
+
+// tcpUpstreams returns the upstreams that tcp listeners use, directly or
+// through failover, each with the path of the first listener key that
+// leads to it; and the set of upstreams that routes use, likewise.
+func (v *validator) upstreamUsers() (tcp map[string]string, http map[string]bool) {
+	tcp, http = map[string]string{}, map[string]bool{}
+	follow := func(name string, visit func(string) bool) {
+		// Bounded by the number of upstreams: failover cycles are
+		// reported elsewhere and must not loop here.
+		for range len(v.c.Upstreams) {
+			u := v.c.Upstreams[name]
+			if u == nil || !visit(name) {
+				return
+			}
+			name = u.Failover
+		}
+	}
+	for i := range v.c.Listeners {
+		l := &v.c.Listeners[i]
+		if l.Protocol != "tcp" {
+			continue
+		}
+		at := idx("listeners", i)
+		for _, name := range l.tcpUpstreams() {
+			follow(name, func(n string) bool {
+				if _, seen := tcp[n]; seen {
+					return false
+				}
+				tcp[n] = at
+				return true
+			})
+		}
+	}
+	for i := range v.c.Routes {
+		r := &v.c.Routes[i]
+		names := []string{r.Upstream}
+		for _, it := range r.Split {
+			names = append(names, it.Upstream)
+		}
+		if r.Mirror != nil {
+			names = append(names, r.Mirror.Upstream)
+		}
+		if r.Aggregate != nil {
+			for _, b := range r.Aggregate.Backends {
+				names = append(names, b.Upstream)
+			}
+		}
+		for _, name := range names {
+			follow(name, func(n string) bool {
+				if http[n] {
+					return false
+				}
+				http[n] = true
+				return true
+			})
+		}
+	}
+	return tcp, http
+}
+
+// tcpUpstreams names every upstream a tcp listener may connect to.
+func (l *Listener) tcpUpstreams() []string {
+	if l.Upstream == "" {
+		return nil
+	}
+	return []string{l.Upstream}
+}
+
+// tcpOnlyKeys are upstream keys that shape HTTP requests: an upstream only
+// tcp listeners use refuses them rather than ignore them.
+var tcpOnlyKeys = []struct{ key, why string }{
+	{"protocol", "the L4 proxy carries bytes; it speaks no HTTP version"},
+	{"keepalive", "the L4 proxy opens one upstream connection per client connection and pools none"},
+	{"circuit_breaker.max_pending_requests", "the L4 proxy has no requests; circuit_breaker.max_connections bounds its connections"},
+	{"circuit_breaker.max_requests", "the L4 proxy has no requests; circuit_breaker.max_connections bounds its connections"},
+	{"circuit_breaker.max_retries", "the L4 proxy does not retry; it fails over to the next target on a failed connect"},
+	{"circuit_breaker.trip", "the failure-tripped breaker judges HTTP answers"},
+}
+
+// tcpUpstreamKeys refuses, on upstreams that only tcp listeners use, the
+// keys that would be ignored there.
+func (v *validator) tcpUpstreamKeys() {
+	tcp, http := v.upstreamUsers()
+	for _, name := range slices.Sorted(maps.Keys(tcp)) {
+		u := v.c.Upstreams[name]
+		if u == nil || http[name] {
+			continue
+		}
+		p := "upstreams." + name
+		for _, k := range tcpOnlyKeys {
+			if v.written(p + "." + k.key) {
+				v.errorf(p+"."+k.key, "%s has no effect on an upstream only tcp listeners use (%s): %s", k.key, tcp[name], k.why)
+			}
+		}
+		switch {
+		case u.Balancer == "ewma":
+			v.errorf(p+".balancer", "balancer ewma needs HTTP latencies; the upstream is used only by tcp listeners (%s): use least_request", tcp[name])
+		case u.HashKey != "" && u.HashKey != "ip":
+			v.errorf(p+".hash_key", "hash_key %q needs HTTP requests; the upstream is used only by tcp listeners (%s): use ip", u.HashKey, tcp[name])
 		}
 	}
 }
@@ -391,6 +518,7 @@ func (v *validator) upstreams() {
 		}
 	}
 	v.failoverCycles()
+	v.tcpUpstreamKeys()
 }
 
 // failoverCycles reports each cycle of failover references once, at the
@@ -480,7 +608,7 @@ func (v *validator) health(p string, h *HealthCheck) {
 
 func (v *validator) routes() {
 	c := v.c
-	if len(c.Routes) == 0 {
+	if len(c.Routes) == 0 && slices.ContainsFunc(c.Listeners, func(l Listener) bool { return l.Protocol != "tcp" }) {
 		v.errorf("routes", "at least one route is required")
 	}
 	names := map[string]string{}

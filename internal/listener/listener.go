@@ -255,6 +255,22 @@ func (l *Listener) Close() error {
 // ActiveConnections is the number of open client connections.
 func (l *Listener) ActiveConnections() int64 { return l.ln.n.Load() }
 
+// Limit wraps ln with the connection caps of lim (max_connections and
+// max_connections_per_ip), like an HTTP listener's: open connections count
+// in rampart_active_connections and those closed at accept in
+// rampart_rejected_connections_total, under the listener name. It hands
+// out the accepted connections as they are (no TLS, no HTTP framing
+// guard), for the L4 proxy; closing one releases its place.
+func Limit(ln net.Listener, name string, lim config.Limits, m *telemetry.Metrics) net.Listener {
+	// fast: connections are handed out unguarded.
+	ll := &limitListener{Listener: ln, max: int64(lim.MaxConnections), perIP: lim.MaxConnectionsPerIP, fast: true}
+	if m != nil {
+		ll.active = m.ActiveConnections.WithLabelValues(name)
+		ll.rejected = m.RejectedConns.WithLabelValues(name)
+	}
+	return ll
+}
+
 // limitListener counts open connections and closes new ones beyond max at
 // once (like Envoy's connection limit), rather than leaving them queued in
 // the kernel where clients cannot tell overload from slowness.

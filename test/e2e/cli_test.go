@@ -341,8 +341,6 @@ func TestReservedKeysRefused(t *testing.T) {
 	tests := []struct {
 		name, doc, want string // want: the line after "FILE:"
 	}{
-		{"tcp", strings.Replace(base, `address: "127.0.0.1:0"}`, `address: "127.0.0.1:0", protocol: tcp, upstream: app}`, 1),
-			"2:54: listeners[0].protocol: protocol tcp is not available in this release"},
 		{"discovery", strings.Replace(base, `{targets: [{address: "127.0.0.1:9"}]}`, `{discovery: {type: dns, name: app.internal, port: 80}}`, 1),
 			`6:20: upstreams.app.discovery: discovery type "dns" is not available in this release; list the targets instead`},
 		{"mirror", strings.Replace(base, "upstream: app}", "upstream: app, mirror: {upstream: app}}", 1),

@@ -1,0 +1,74 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tcpBase is a valid config with only a tcp listener: it needs no routes.
+const tcpBase = `listeners:
+  - {name: db, address: "127.0.0.1:5433", protocol: tcp, upstream: pg}
+upstreams:
+  pg:
+    targets: [{address: "127.0.0.1:5432"}]
+`
+
+func TestTCPBaseIsValid(t *testing.T) {
+	c, err := LoadBytes("t.yaml", []byte(tcpBase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A tcp listener's idle connections rest longer than HTTP keep-alive.
+	if got := c.Listeners[0].Limits.IdleTimeout.D(); got != time.Hour {
+		t.Errorf("tcp listener idle_timeout default = %v, want 1h", got)
+	}
+	// An upstream that both a route and a tcp listener use may keep its
+	// HTTP keys: the routes use them.
+	shared := tcpBase + "    keepalive: {max_idle_per_target: 8}\n    balancer: ewma\nroutes:\n  - upstream: pg\n"
+	if _, err := LoadBytes("t.yaml", []byte(shared)); err != nil {
+		t.Errorf("upstream shared with a route: %v", err)
+	}
+}
+
+// Problems particular to tcp listeners and their upstreams are refused at
+// their position.
+func TestTCPRefused(t *testing.T) {
+	listener := func(extra string) string {
+		return strings.Replace(tcpBase, "upstream: pg}", "upstream: pg, "+extra+"}", 1)
+	}
+	upstream := func(extra string) string { return tcpBase + "    " + extra + "\n" }
+	tests := []struct {
+		name, doc, want string
+	}{
+		{"max_body_bytes", listener("limits: {max_body_bytes: 10}"), `2:97: listeners[0].limits.max_body_bytes: max_body_bytes is for http listeners; a tcp listener carries bytes, not requests`},
+		{"max_header_bytes", listener("limits: {max_header_bytes: 10}"), `2:99: listeners[0].limits.max_header_bytes: max_header_bytes is for http listeners; a tcp listener carries bytes, not requests`},
+		{"buffer_dir", listener("limits: {buffer_dir: /tmp}"), `2:93: listeners[0].limits.buffer_dir: buffer_dir is for http listeners; a tcp listener carries bytes, not requests`},
+		{"unknown upstream", strings.Replace(tcpBase, "upstream: pg}", "upstream: pq}", 1), `2:68: listeners[0].upstream: unknown upstream "pq" (did you mean "pg"?)`},
+		{"ewma", upstream("balancer: ewma"), `6:15: upstreams.pg.balancer: balancer ewma needs HTTP latencies; the upstream is used only by tcp listeners (listeners[0]): use least_request`},
+		{"hash on a header", upstream("balancer: maglev\n    hash_key: header:X-User"), `7:15: upstreams.pg.hash_key: hash_key "header:X-User" needs HTTP requests; the upstream is used only by tcp listeners (listeners[0]): use ip`},
+		{"keepalive", upstream("keepalive: {max_idle_per_target: 4}"), `6:16: upstreams.pg.keepalive: keepalive has no effect on an upstream only tcp listeners use (listeners[0]): the L4 proxy opens one upstream connection per client connection and pools none`},
+		{"protocol", upstream("protocol: h2c"), `6:15: upstreams.pg.protocol: protocol has no effect on an upstream only tcp listeners use (listeners[0]): the L4 proxy carries bytes; it speaks no HTTP version`},
+		{"max_requests", upstream("circuit_breaker: {max_connections: 10, max_requests: 5}"), `6:58: upstreams.pg.circuit_breaker.max_requests: circuit_breaker.max_requests has no effect on an upstream only tcp listeners use (listeners[0]): the L4 proxy has no requests; circuit_breaker.max_connections bounds its connections`},
+		{"through failover", upstream("failover: spare") + "  spare:\n    targets: [{address: \"127.0.0.1:5434\"}]\n    keepalive: {idle_timeout: 1s}\n",
+			`9:16: upstreams.spare.keepalive: keepalive has no effect on an upstream only tcp listeners use (listeners[0]): the L4 proxy opens one upstream connection per client connection and pools none`},
+		{"http listener still needs routes", strings.Replace(tcpBase, "listeners:\n", "listeners:\n  - {name: web, address: \"127.0.0.1:8080\"}\n", 1), `1:1: routes: at least one route is required`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadBytes("t.yaml", []byte(tt.doc))
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("LoadBytes = %v, want Errors with %q", err, tt.want)
+			}
+			want := "t.yaml:" + tt.want
+			for _, e := range errs {
+				if e.Error() == want {
+					return
+				}
+			}
+			t.Errorf("missing error line\nwant: %s\ngot:\n%v", want, err)
+		})
+	}
+}
