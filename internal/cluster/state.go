@@ -109,15 +109,26 @@ func (s *state) configure(cfg *config.Upstream, addrs []string) {
 		if cfg.TLS != nil {
 			hc.Scheme = "https"
 		}
+		// Without a path the probe is a TCP connect, with send and
+		// expect when set.
+		hc.TCP = active.Path == ""
+		if hc.TCP {
+			hc.Send, hc.Expect = []byte(active.Send), []byte(active.Expect)
+		}
 		// A checker is replaced only when its kind of probe changes;
 		// other settings are applied in place so verdicts survive.
-		kind := hc.Scheme + "|" + fmt.Sprint(cfg.TLS)
+		kind := hc.Scheme + "|" + fmt.Sprint(hc.TCP) + "|" + fmt.Sprint(cfg.TLS)
 		c := s.health.Load()
 		if c == nil || kind != s.healthKey {
 			deps := health.Deps{OnChange: s.onHealth, Logger: s.log}
-			if cfg.TLS != nil {
+			if cfg.TLS != nil && !hc.TCP {
 				if t, err := newTransport(cfg, nil); err == nil {
 					deps.Transport = t
+				}
+			}
+			if cfg.TLS != nil && hc.TCP {
+				if tc, err := tlsConfig(cfg); err == nil {
+					deps.TLS = tc
 				}
 			}
 			if c != nil {

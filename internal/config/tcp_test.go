@@ -30,6 +30,12 @@ func TestTCPBaseIsValid(t *testing.T) {
 	if _, err := LoadBytes("t.yaml", []byte(shared)); err != nil {
 		t.Errorf("upstream shared with a route: %v", err)
 	}
+	// Active checks without a path are TCP checks, bare or send/expect.
+	for _, hc := range []string{"{}", `{expect: "220 "}`, `{send: "PING\r\n", expect: "+PONG", interval: 1s}`} {
+		if _, err := LoadBytes("t.yaml", []byte(tcpBase+"    health_check: {active: "+hc+"}\n")); err != nil {
+			t.Errorf("active %s: %v", hc, err)
+		}
+	}
 }
 
 // Problems particular to tcp listeners and their upstreams are refused at
@@ -53,6 +59,10 @@ func TestTCPRefused(t *testing.T) {
 		{"max_requests", upstream("circuit_breaker: {max_connections: 10, max_requests: 5}"), `6:58: upstreams.pg.circuit_breaker.max_requests: circuit_breaker.max_requests has no effect on an upstream only tcp listeners use (listeners[0]): the L4 proxy has no requests; circuit_breaker.max_connections bounds its connections`},
 		{"through failover", upstream("failover: spare") + "  spare:\n    targets: [{address: \"127.0.0.1:5434\"}]\n    keepalive: {idle_timeout: 1s}\n",
 			`9:16: upstreams.spare.keepalive: keepalive has no effect on an upstream only tcp listeners use (listeners[0]): the L4 proxy opens one upstream connection per client connection and pools none`},
+		{"send without expect", upstream(`health_check: {active: {send: "PING\r\n"}}`), `6:35: upstreams.pg.health_check.active.send: send needs expect: what a healthy target answers`},
+		{"send with a path", upstream(`health_check: {active: {path: /h, send: "PING", expect: "PONG"}}`), `6:45: upstreams.pg.health_check.active.send: send is for TCP checks, which have no path; an HTTP check (path) judges the status`},
+		{"expect with a path", upstream(`health_check: {active: {path: /h, expect: "PONG"}}`), `6:47: upstreams.pg.health_check.active.expect: expect is for TCP checks, which have no path; an HTTP check (path) judges the status`},
+		{"expect too long", upstream(`health_check: {active: {expect: "` + strings.Repeat("x", 4097) + `"}}`), `6:37: upstreams.pg.health_check.active.expect: 4097 bytes; at most 4096`},
 		{"http listener still needs routes", strings.Replace(tcpBase, "listeners:\n", "listeners:\n  - {name: web, address: \"127.0.0.1:8080\"}\n", 1), `1:1: routes: at least one route is required`},
 	}
 	for _, tt := range tests {

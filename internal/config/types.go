@@ -307,8 +307,16 @@ type HealthCheck struct {
 // ActiveHealth probes each target periodically.
 type ActiveHealth struct {
 	// Path is probed with GET on each target, starting with "/"; 2xx and
-	// 3xx answers are healthy. Required.
-	Path string `yaml:"path" json:"path"`
+	// 3xx answers are healthy. No default: without a path the probe is a
+	// TCP connect (with Send and Expect, if set).
+	Path string `yaml:"path" json:"path,omitempty"`
+	// Send is written to the target once a TCP probe connected (no path);
+	// at most 4096 bytes, and only with Expect. No default: nothing.
+	Send string `yaml:"send" json:"send,omitempty"`
+	// Expect must be contained in what the target answers to a TCP probe
+	// (no path), read up to 64 KiB, within Timeout; at most 4096 bytes.
+	// No default: the connect alone is the check.
+	Expect string `yaml:"expect" json:"expect,omitempty"`
 	// Interval is the time between probes of one target, ±10 % jitter;
 	// positive. Default 5s (DefaultHealthInterval).
 	Interval Duration `yaml:"interval" json:"interval"`

@@ -10,6 +10,9 @@ import (
 	"strings"
 )
 
+// MaxHealthPayload bounds health_check.active.send and expect, in bytes.
+const MaxHealthPayload = 4096
+
 // Choices accepted for enumerated keys.
 var (
 	listenerProtocols = []string{"http", "tcp"}
@@ -567,8 +570,22 @@ func (v *validator) health(p string, h *HealthCheck) {
 	}
 	if a := h.Active; a != nil {
 		ap := p + ".active"
-		if !strings.HasPrefix(a.Path, "/") {
+		switch {
+		case a.Path != "" && !strings.HasPrefix(a.Path, "/"):
 			v.errorf(ap+".path", "path must start with \"/\"")
+		case a.Path != "" && (a.Send != "" || a.Expect != ""):
+			key := "send"
+			if a.Send == "" {
+				key = "expect"
+			}
+			v.errorf(ap+"."+key, "%s is for TCP checks, which have no path; an HTTP check (path) judges the status", key)
+		case a.Send != "" && a.Expect == "":
+			v.errorf(ap+".send", "send needs expect: what a healthy target answers")
+		}
+		for _, f := range []struct{ key, val string }{{"send", a.Send}, {"expect", a.Expect}} {
+			if len(f.val) > MaxHealthPayload {
+				v.errorf(ap+"."+f.key, "%d bytes; at most %d", len(f.val), MaxHealthPayload)
+			}
 		}
 		if a.Interval <= 0 {
 			v.errorf(ap+".interval", "must be positive")
