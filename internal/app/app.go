@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -185,7 +186,14 @@ func (a *App) bind(cfg *config.Config) error {
 	}
 	for _, lc := range cfg.Listeners {
 		if lc.Protocol == "tcp" {
-			l, err := l4.Listen(l4.Config{Name: lc.Name, Address: lc.Address, ReusePort: lc.ReusePort, Upstream: lc.Upstream, Limits: lc.Limits},
+			trusted := make([]netip.Prefix, 0, len(lc.TrustedProxies))
+			for _, s := range lc.TrustedProxies {
+				if p, err := config.ParsePrefix(s); err == nil { // Validate refused the others
+					trusted = append(trusted, p)
+				}
+			}
+			l, err := l4.Listen(l4.Config{Name: lc.Name, Address: lc.Address, ReusePort: lc.ReusePort, Upstream: lc.Upstream, Limits: lc.Limits,
+				TrustedProxies: trusted},
 				l4.Deps{Store: &a.store, Metrics: a.tcp, Telemetry: a.metrics, Log: a.log, Bind: func(name, address string, reusePort bool) (net.Listener, error) {
 					return a.opts.Inherited.Listen(upgrade.Key(name, address), address, reusePort)
 				}})

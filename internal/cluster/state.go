@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/cluster/health"
 	"github.com/rampart-gw/rampart/internal/cluster/outlier"
 	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/proxyproto"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
 
@@ -114,6 +116,12 @@ func (s *state) configure(cfg *config.Upstream, addrs []string) {
 		hc.TCP = active.Path == ""
 		if hc.TCP {
 			hc.Send, hc.Expect = []byte(active.Send), []byte(active.Expect)
+			if v := proxyVersion(cfg.ProxyProtocol); v != 0 {
+				// Targets that want a PROXY header get one that says
+				// the connection is the gateway's own (HAProxy's
+				// check-send-proxy).
+				hc.Preamble = proxyproto.Append(nil, v, true, netip.AddrPort{}, netip.AddrPort{})
+			}
 		}
 		// A checker is replaced only when its kind of probe changes;
 		// other settings are applied in place so verdicts survive.

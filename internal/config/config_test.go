@@ -399,16 +399,16 @@ func TestPositions(t *testing.T) {
 		want string
 	}{
 		{"listeners[0].limits.max_body_bytes", "13:23"},
-		{"upstreams.users", "29:3"},
-		{"upstreams.users.targets[1].address", "32:19"},
-		{"routes[2].match.path.regex", "88:21"},
-		{"routes[0].match.headers.X-Api-Version", "64:17"},
-		{"policies.auth", "96:3"},
-		{"policies.auth.type", "97:11"},
-		{"policies.auth.audiences[0]", "100:17"},
+		{"upstreams.users", "31:3"},
+		{"upstreams.users.targets[1].address", "34:19"},
+		{"routes[2].match.path.regex", "93:21"},
+		{"routes[0].match.headers.X-Api-Version", "69:17"},
+		{"policies.auth", "101:3"},
+		{"policies.auth.type", "102:11"},
+		{"policies.auth.audiences[0]", "105:17"},
 		// Absent values fall back to their nearest written parent.
-		{"routes[1].timeout", "80:5"},
-		{"upstreams.users.targets[0].zone", "31:9"},
+		{"routes[1].timeout", "85:5"},
+		{"upstreams.users.targets[0].zone", "33:9"},
 	} {
 		t.Run(tt.path, func(t *testing.T) {
 			if got := c.Pos(tt.path); got.String() != "testdata/full.yaml:"+tt.want {
@@ -424,7 +424,7 @@ func TestPositions(t *testing.T) {
 	})
 	t.Run("Errorf", func(t *testing.T) {
 		e := c.Errorf("routes[0].upstream", "unknown upstream %q", "x")
-		if got, want := e.Error(), `testdata/full.yaml:68:15: routes[0].upstream: unknown upstream "x"`; got != want {
+		if got, want := e.Error(), `testdata/full.yaml:73:15: routes[0].upstream: unknown upstream "x"`; got != want {
 			t.Errorf("got %q, want %q", got, want)
 		}
 		e = &Error{Pos: Pos{File: "f", Line: 1, Col: 2}, Msg: "m"}

@@ -18,6 +18,19 @@ import (
 // listed here: compile refuses them, positioned, from the list of
 // registered policy factories.
 var Reserved = []ReservedKey{
+	// Built for tcp listeners (the PROXY protocol); trusting
+	// X-Forwarded-For on http listeners is not planned yet (rate_limit
+	// and ip_filter have trust_forwarded).
+	{Key: "listeners[].trusted_proxies (http)", find: func(c *Config) []hit {
+		var hs []hit
+		for i, l := range c.Listeners {
+			if l.Protocol != "tcp" && len(l.TrustedProxies) > 0 {
+				hs = append(hs, hit{path: idx("listeners", i) + ".trusted_proxies", what: "trusted_proxies on an http listener",
+					hint: "set trust_forwarded on the rate_limit and ip_filter policies"})
+			}
+		}
+		return hs
+	}},
 	{Key: "upstreams.*.discovery", Issue: 17, find: func(c *Config) []hit {
 		var hs []hit
 		for _, name := range slices.Sorted(maps.Keys(c.Upstreams)) {
@@ -64,7 +77,7 @@ var Reserved = []ReservedKey{
 type ReservedKey struct {
 	// Key names the key as docs/configuration.md lists it.
 	Key string
-	// Issue is the project issue that builds it.
+	// Issue is the project issue that builds it; 0 when none is planned.
 	Issue int
 	// find returns where c sets the key.
 	find func(c *Config) []hit

@@ -18,6 +18,9 @@ func TestReservedRefused(t *testing.T) {
 		doc  string
 		want string // one of the error lines, without "t.yaml:"
 	}{
+		{"listeners[].trusted_proxies (http)", "trusted proxies on http",
+			strings.Replace(base, `- address: "127.0.0.1:8080"`, `- {address: "127.0.0.1:8080", trusted_proxies: [10.0.0.0/8]}`, 1),
+			"2:50: listeners[0].trusted_proxies: trusted_proxies on an http listener is not available in this release; set trust_forwarded on the rate_limit and ip_filter policies"},
 		{"upstreams.*.discovery", "dns discovery",
 			strings.Replace(base, `targets: [{address: "127.0.0.1:9001"}]`, "discovery: {type: dns, name: app.internal, port: 80}", 1),
 			`5:16: upstreams.app.discovery: discovery type "dns" is not available in this release; list the targets instead`},

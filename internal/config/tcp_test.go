@@ -63,6 +63,9 @@ func TestTCPRefused(t *testing.T) {
 		{"send with a path", upstream(`health_check: {active: {path: /h, send: "PING", expect: "PONG"}}`), `6:45: upstreams.pg.health_check.active.send: send is for TCP checks, which have no path; an HTTP check (path) judges the status`},
 		{"expect with a path", upstream(`health_check: {active: {path: /h, expect: "PONG"}}`), `6:47: upstreams.pg.health_check.active.expect: expect is for TCP checks, which have no path; an HTTP check (path) judges the status`},
 		{"expect too long", upstream(`health_check: {active: {expect: "` + strings.Repeat("x", 4097) + `"}}`), `6:37: upstreams.pg.health_check.active.expect: 4097 bytes; at most 4096`},
+		{"proxy_protocol version", upstream("proxy_protocol: v3"), `6:21: upstreams.pg.proxy_protocol: invalid proxy_protocol "v3" (want v1 or v2) (did you mean "v1"?)`},
+		{"proxy_protocol on an http upstream", upstream("proxy_protocol: v1") + "routes:\n  - upstream: pg\n", `6:21: upstreams.pg.proxy_protocol: proxy_protocol is sent by tcp listeners only, and routes[0] uses this upstream for HTTP`},
+		{"trusted proxy", listener(`trusted_proxies: [10.0.0.0/8, "10.1.2.3/33"]`), `2:102: listeners[0].trusted_proxies[1]: invalid address or prefix "10.1.2.3/33" (want e.g. 10.0.0.0/8, 192.0.2.1 or 2001:db8::/32)`},
 		{"http listener still needs routes", strings.Replace(tcpBase, "listeners:\n", "listeners:\n  - {name: web, address: \"127.0.0.1:8080\"}\n", 1), `1:1: routes: at least one route is required`},
 	}
 	for _, tt := range tests {

@@ -81,6 +81,15 @@ type Listener struct {
 	// Upstream is the target group of a tcp listener: required for tcp,
 	// refused for http. No default.
 	Upstream string `yaml:"upstream" json:"upstream,omitempty"`
+	// TrustedProxies are the peers, IP addresses or CIDR prefixes
+	// (ParsePrefix), that stand in front of the gateway. On a tcp listener,
+	// a connection from one of them must start with a PROXY protocol
+	// header (version 1 or 2, read within read_header_timeout), whose
+	// client address then counts as the client's (hash_key ip,
+	// max_connections_per_ip, the header sent on with proxy_protocol);
+	// bytes from other peers are relayed untouched. Not available on http
+	// listeners yet (Reserved). No default: none.
+	TrustedProxies []string `yaml:"trusted_proxies" json:"trusted_proxies,omitempty"`
 	// ReusePort sets SO_REUSEPORT on the socket, so that several processes
 	// can bind the same address and the kernel spreads connections over
 	// them. Default false.
@@ -233,6 +242,11 @@ type Upstream struct {
 	// Failover names another upstream used while this one has no healthy
 	// target; it must exist and form no cycle. No default: none.
 	Failover string `yaml:"failover" json:"failover,omitempty"`
+	// ProxyProtocol, v1 or v2, makes tcp listeners start every connection
+	// to a target with a PROXY protocol header naming the client (before
+	// TLS, with tls). Only for upstreams that no route uses. No default:
+	// none is sent.
+	ProxyProtocol string `yaml:"proxy_protocol" json:"proxy_protocol,omitempty"`
 }
 
 // Target is one upstream instance.

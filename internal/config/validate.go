@@ -24,6 +24,7 @@ var (
 	redisFailureModes = []string{"local", "allow", "deny"}
 	logFormats        = []string{"json"}
 	bufferingModes    = []string{"auto", "on", "off"}
+	proxyProtocols    = []string{"v1", "v2"}
 
 	// PolicyTypes are the policy types a config may name.
 	PolicyTypes = []string{"jwt", "api_key", "rate_limit", "ip_filter", "waf", "sanitize", "concurrency_limit", "require_role", "cors", "headers"}
@@ -274,6 +275,11 @@ func (v *validator) tcpListener(p string, l *Listener) {
 	} else {
 		v.upstreamRef(p+".upstream", l.Upstream)
 	}
+	for j, tp := range l.TrustedProxies {
+		if _, err := ParsePrefix(tp); err != nil {
+			v.errorf(idx(p+".trusted_proxies", j), "%v", err)
+		}
+	}
 	for _, k := range httpLimits {
 		if v.written(p + ".limits." + k) {
 			v.errorf(p+".limits."+k, "%s is for http listeners; a tcp listener carries bytes, not requests", k)
@@ -291,8 +297,8 @@ func (v *validator) written(path string) bool {
 // tcpUpstreams returns the upstreams that tcp listeners use, directly or
 // through failover, each with the path of the first listener key that
 // leads to it; and the set of upstreams that routes use, likewise.
-func (v *validator) upstreamUsers() (tcp map[string]string, http map[string]bool) {
-	tcp, http = map[string]string{}, map[string]bool{}
+func (v *validator) upstreamUsers() (tcp, http map[string]string) {
+	tcp, http = map[string]string{}, map[string]string{}
 	follow := func(name string, visit func(string) bool) {
 		// Bounded by the number of upstreams: failover cycles are
 		// reported elsewhere and must not loop here.
@@ -322,6 +328,7 @@ func (v *validator) upstreamUsers() (tcp map[string]string, http map[string]bool
 	}
 	for i := range v.c.Routes {
 		r := &v.c.Routes[i]
+		at := idx("routes", i)
 		names := []string{r.Upstream}
 		for _, it := range r.Split {
 			names = append(names, it.Upstream)
@@ -336,10 +343,10 @@ func (v *validator) upstreamUsers() (tcp map[string]string, http map[string]bool
 		}
 		for _, name := range names {
 			follow(name, func(n string) bool {
-				if http[n] {
+				if _, seen := http[n]; seen {
 					return false
 				}
-				http[n] = true
+				http[n] = at
 				return true
 			})
 		}
@@ -370,9 +377,21 @@ var tcpOnlyKeys = []struct{ key, why string }{
 // keys that would be ignored there.
 func (v *validator) tcpUpstreamKeys() {
 	tcp, http := v.upstreamUsers()
+	for _, name := range slices.Sorted(maps.Keys(v.c.Upstreams)) {
+		u := v.c.Upstreams[name]
+		if u == nil || u.ProxyProtocol == "" {
+			continue
+		}
+		p := "upstreams." + name + ".proxy_protocol"
+		if v.oneOf(p, "proxy_protocol", u.ProxyProtocol, proxyProtocols) {
+			if route, ok := http[name]; ok {
+				v.errorf(p, "proxy_protocol is sent by tcp listeners only, and %s uses this upstream for HTTP", route)
+			}
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(tcp)) {
 		u := v.c.Upstreams[name]
-		if u == nil || http[name] {
+		if _, shared := http[name]; u == nil || shared {
 			continue
 		}
 		p := "upstreams." + name

@@ -29,6 +29,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/gateway"
 	"github.com/rampart-gw/rampart/internal/listener"
+	"github.com/rampart-gw/rampart/internal/proxyproto"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 	"github.com/rampart-gw/rampart/internal/upgrade"
 )
@@ -50,6 +51,9 @@ type Config struct {
 	// Limits: idle_timeout, max_connections, max_connections_per_ip and
 	// read_header_timeout apply.
 	Limits config.Limits
+	// TrustedProxies are the peers whose connections start with a PROXY
+	// protocol header naming the client.
+	TrustedProxies []netip.Prefix
 }
 
 // Deps are the listener's collaborators.
@@ -103,7 +107,11 @@ func Listen(cfg Config, deps Deps) (*Listener, error) {
 		return nil, err
 	}
 	l := &Listener{cfg: cfg, raw: raw, log: deps.Log, m: deps.Metrics, st: deps.Store, conns: map[net.Conn]struct{}{}}
-	l.ln = listener.Limit(raw, cfg.Name, cfg.Limits, deps.Telemetry)
+	var exempt func(netip.Addr) bool
+	if len(cfg.TrustedProxies) > 0 {
+		exempt = l.trusted
+	}
+	l.ln = listener.Limit(raw, cfg.Name, cfg.Limits, deps.Telemetry, exempt)
 	l.ctx, l.stop = context.WithCancel(context.Background())
 	return l, nil
 }
@@ -225,9 +233,19 @@ func (l *Listener) serve(c net.Conn) {
 		l.mu.Unlock()
 		l.wg.Done()
 	}()
-	client := addrPort(c.RemoteAddr())
+	client, local := addrPort(c.RemoteAddr()), addrPort(c.LocalAddr())
 	name := l.cfg.Upstream
-	result, u, up, t := l.connect(name, client)
+	if l.trusted(client.Addr()) {
+		var ok bool
+		if client, local, ok = l.proxyHeader(c, client, local); !ok {
+			l.m.Connections.WithLabelValues(l.cfg.Name, name, ResultProxyHeader).Inc()
+			return
+		}
+		if !listener.Charge(c, client.Addr()) {
+			return // the client is at max_connections_per_ip
+		}
+	}
+	result, u, up, t := l.connect(name, client, local)
 	if up == nil {
 		if u != nil {
 			name = u.Name
@@ -255,7 +273,7 @@ func (l *Listener) serve(c net.Conn) {
 // failover upstream when none is left. It returns the connection, its
 // target and the upstream it belongs to; without a connection, the
 // result to count.
-func (l *Listener) connect(name string, client netip.AddrPort) (string, *cluster.Upstream, net.Conn, *balancer.Target) {
+func (l *Listener) connect(name string, client, local netip.AddrPort) (string, *cluster.Upstream, net.Conn, *balancer.Target) {
 	snap := l.st.Load()
 	if snap == nil {
 		return ResultNoTarget, nil, nil, nil
@@ -288,7 +306,11 @@ func (l *Listener) connect(name string, client netip.AddrPort) (string, *cluster
 				break
 			}
 			tried = append(tried, t)
-			up, err := u.DialTCP(l.ctx, t)
+			var preamble []byte
+			if v := u.ProxyProtocol(); v != 0 {
+				preamble = proxyproto.Append(nil, v, false, client, local)
+			}
+			up, err := u.DialTCP(l.ctx, t, preamble)
 			if err == nil {
 				return ResultOK, u, up, t
 			}
@@ -313,6 +335,39 @@ func (l *Listener) connect(name string, client netip.AddrPort) (string, *cluster
 		u = u.Failover
 	}
 	return result, u, nil, nil
+}
+
+// trusted reports whether a connection from ip starts with a PROXY
+// protocol header (trusted_proxies).
+func (l *Listener) trusted(ip netip.Addr) bool {
+	for _, p := range l.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// proxyHeader reads the PROXY protocol header a trusted peer starts its
+// connection with, within read_header_timeout, and returns the client and
+// the address it connected to that the header names (the connection's
+// own for a LOCAL or UNKNOWN header). It reads nothing past the header.
+func (l *Listener) proxyHeader(c net.Conn, client, local netip.AddrPort) (netip.AddrPort, netip.AddrPort, bool) {
+	if d := l.cfg.Limits.ReadHeaderTimeout.D(); d > 0 {
+		c.SetReadDeadline(time.Now().Add(d))
+		defer c.SetReadDeadline(time.Time{})
+	}
+	h, err := proxyproto.Read(c)
+	if err != nil {
+		if l.log.Enabled(l.ctx, slog.LevelDebug) {
+			l.log.Debug("tcp connection from a trusted proxy without a valid PROXY header; closed", "listener", l.cfg.Name, "peer", client.String(), "err", err.Error())
+		}
+		return client, local, false
+	}
+	if h.Local {
+		return client, local, true
+	}
+	return h.Source, h.Destination, true
 }
 
 func contains(ts []*balancer.Target, t *balancer.Target) bool {

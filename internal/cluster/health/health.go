@@ -52,17 +52,17 @@ type Config struct {
 	// target unhealthy. Default 3.
 	UnhealthyThreshold int
 	// TCP probes with a TCP connect instead of an HTTP request. With Send
-	// or Expect it also writes Preamble and Send, and, with Expect, reads
-	// until the answer contains Expect (at most MaxExpectRead bytes).
+	// or Expect it also writes Send, and, with Expect, reads until the
+	// answer contains Expect (at most MaxExpectRead bytes).
 	TCP bool
 	// Send is written once connected (TCP only). Default: nothing.
 	Send []byte
 	// Expect must be contained in what the target answers (TCP only).
 	// Default: nothing is read; the connect is the check.
 	Expect []byte
-	// Preamble is written before Send when Send or Expect is set (TCP
-	// only): a PROXY protocol header for targets that want one. Default:
-	// nothing.
+	// Preamble is written first, before TLS, by TCP probes that send
+	// anything (Send, Expect or a TLS handshake): a PROXY protocol header
+	// for targets that want one. Default: nothing.
 	Preamble []byte
 	// InitialUnhealthy makes new targets start unhealthy, taking traffic
 	// only after HealthyThreshold successful probes. Default false.
@@ -410,6 +410,13 @@ func (c *Checker) tcpProbe(ctx context.Context, addr string) error {
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
+	// A target that wants a PROXY header wants it before anything else,
+	// TLS included; a bare connect sends nothing at all.
+	if len(cfg.Preamble) > 0 && (c.tls != nil || len(cfg.Send) > 0 || len(cfg.Expect) > 0) {
+		if _, err := conn.Write(cfg.Preamble); err != nil {
+			return fmt.Errorf("probe %s: send: %w", addr, err)
+		}
+	}
 	if c.tls != nil {
 		tc := c.tls
 		if tc.ServerName == "" {
@@ -425,8 +432,8 @@ func (c *Checker) tcpProbe(ctx context.Context, addr string) error {
 	if len(cfg.Send) == 0 && len(cfg.Expect) == 0 {
 		return nil
 	}
-	if out := slices.Concat(cfg.Preamble, cfg.Send); len(out) > 0 {
-		if _, err := conn.Write(out); err != nil {
+	if len(cfg.Send) > 0 {
+		if _, err := conn.Write(cfg.Send); err != nil {
 			return fmt.Errorf("probe %s: send: %w", addr, err)
 		}
 	}
