@@ -193,7 +193,7 @@ func (a *App) bind(cfg *config.Config) error {
 				}
 			}
 			l, err := l4.Listen(l4.Config{Name: lc.Name, Address: lc.Address, ReusePort: lc.ReusePort, Upstream: lc.Upstream, Limits: lc.Limits,
-				TrustedProxies: trusted},
+				TrustedProxies: trusted, TLS: lc.TLS},
 				l4.Deps{Store: &a.store, Metrics: a.tcp, Telemetry: a.metrics, Log: a.log, Bind: func(name, address string, reusePort bool) (net.Listener, error) {
 					return a.opts.Inherited.Listen(upgrade.Key(name, address), address, reusePort)
 				}})

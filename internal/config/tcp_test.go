@@ -30,6 +30,11 @@ func TestTCPBaseIsValid(t *testing.T) {
 	if _, err := LoadBytes("t.yaml", []byte(shared)); err != nil {
 		t.Errorf("upstream shared with a route: %v", err)
 	}
+	// With sni_routes, the listener's upstream is optional.
+	sniOnly := strings.Replace(tcpBase, "protocol: tcp, upstream: pg}", "protocol: tcp, tls: {certificates: [{cert_file: c, key_file: k}], sni_routes: {\"*.example.com\": pg}}}", 1)
+	if _, err := LoadBytes("t.yaml", []byte(sniOnly)); err != nil {
+		t.Errorf("sni_routes without a listener upstream: %v", err)
+	}
 	// Active checks without a path are TCP checks, bare or send/expect.
 	for _, hc := range []string{"{}", `{expect: "220 "}`, `{send: "PING\r\n", expect: "+PONG", interval: 1s}`} {
 		if _, err := LoadBytes("t.yaml", []byte(tcpBase+"    health_check: {active: "+hc+"}\n")); err != nil {
@@ -45,6 +50,11 @@ func TestTCPRefused(t *testing.T) {
 		return strings.Replace(tcpBase, "upstream: pg}", "upstream: pg, "+extra+"}", 1)
 	}
 	upstream := func(extra string) string { return tcpBase + "    " + extra + "\n" }
+	// sni gives the listener TLS with these sni_routes and no upstream.
+	sni := func(routes string) string {
+		return strings.Replace(tcpBase, "  - {name: db, address: \"127.0.0.1:5433\", protocol: tcp, upstream: pg}",
+			"  - name: db\n    address: \"127.0.0.1:5433\"\n    protocol: tcp\n    tls: {certificates: [{cert_file: c, key_file: k}], sni_routes: "+routes+"}", 1)
+	}
 	tests := []struct {
 		name, doc, want string
 	}{
@@ -66,6 +76,10 @@ func TestTCPRefused(t *testing.T) {
 		{"proxy_protocol version", upstream("proxy_protocol: v3"), `6:21: upstreams.pg.proxy_protocol: invalid proxy_protocol "v3" (want v1 or v2) (did you mean "v1"?)`},
 		{"proxy_protocol on an http upstream", upstream("proxy_protocol: v1") + "routes:\n  - upstream: pg\n", `6:21: upstreams.pg.proxy_protocol: proxy_protocol is sent by tcp listeners only, and routes[0] uses this upstream for HTTP`},
 		{"trusted proxy", listener(`trusted_proxies: [10.0.0.0/8, "10.1.2.3/33"]`), `2:102: listeners[0].trusted_proxies[1]: invalid address or prefix "10.1.2.3/33" (want e.g. 10.0.0.0/8, 192.0.2.1 or 2001:db8::/32)`},
+		{"sni_routes on http", strings.Replace(base, `- address: "127.0.0.1:8080"`, "- address: \"127.0.0.1:8080\"\n    tls: {certificates: [{cert_file: c, key_file: k}], sni_routes: {a.example.com: app}}", 1), `3:68: listeners[0].tls.sni_routes: sni_routes is for tcp listeners; an http listener routes by host with routes[].match.hosts`},
+		{"sni host", sni(`{"a..example.com": pg}`), `5:69: listeners[0].tls.sni_routes.a..example.com: invalid host "a..example.com": not a DNS name`},
+		{"sni upstream", sni(`{a.example.com: pq}`), `5:69: listeners[0].tls.sni_routes.a.example.com: unknown upstream "pq" (did you mean "pg"?)`},
+		{"sni duplicate", sni(`{a.example.com: pg, A.Example.com: pg}`), `5:69: listeners[0].tls.sni_routes.a.example.com: host "a.example.com" is also routed as "A.Example.com"`},
 		{"http listener still needs routes", strings.Replace(tcpBase, "listeners:\n", "listeners:\n  - {name: web, address: \"127.0.0.1:8080\"}\n", 1), `1:1: routes: at least one route is required`},
 	}
 	for _, tt := range tests {

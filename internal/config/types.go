@@ -78,8 +78,9 @@ type Listener struct {
 	// Limits protect the listener from oversized or slow clients.
 	// Default: each limit's own default.
 	Limits Limits `yaml:"limits" json:"limits"`
-	// Upstream is the target group of a tcp listener: required for tcp,
-	// refused for http. No default.
+	// Upstream is the target group of a tcp listener: required for tcp
+	// (unless tls.sni_routes names upstreams; then it takes the names that
+	// match none), refused for http. No default.
 	Upstream string `yaml:"upstream" json:"upstream,omitempty"`
 	// TrustedProxies are the peers, IP addresses or CIDR prefixes
 	// (ParsePrefix), that stand in front of the gateway. On a tcp listener,
@@ -119,6 +120,13 @@ type ListenerTLS struct {
 	// ClientAuth configures client certificates (mTLS). Default: mode
 	// none.
 	ClientAuth ClientAuth `yaml:"client_auth" json:"client_auth,omitempty"`
+	// SNIRoutes sends a tcp listener's connections to an upstream by the
+	// SNI name of their TLS handshake: host (ParseHost's grammar, exact
+	// names before wildcards) to upstream name; a name that matches none
+	// goes to the listener's upstream, or is closed without one. Only on
+	// tcp listeners. No default: every connection goes to the listener's
+	// upstream.
+	SNIRoutes map[string]string `yaml:"sni_routes" json:"sni_routes,omitempty"`
 }
 
 // Certificate is a PEM certificate chain and its key.

@@ -193,6 +193,9 @@ func (v *validator) listeners() {
 			case l.Upstream != "":
 				v.errorf(p+".upstream", "upstream is only for protocol tcp; http listeners use routes")
 			}
+			if l.Protocol != "tcp" && l.TLS != nil && l.TLS.SNIRoutes != nil {
+				v.errorf(p+".tls.sni_routes", "sni_routes is for tcp listeners; an http listener routes by host with routes[].match.hosts")
+			}
 		}
 		lp := p + ".limits"
 		if l.Limits.MaxHeaderBytes < 0 {
@@ -270,10 +273,28 @@ var httpLimits = []string{"max_header_bytes", "max_body_bytes", "max_headers", "
 // tcpListener checks what is particular to a protocol tcp listener (the
 // L4 proxy, docs/tcp.md): its upstream, and no HTTP-only limit.
 func (v *validator) tcpListener(p string, l *Listener) {
-	if l.Upstream == "" {
-		v.errorf(p+".upstream", "a tcp listener needs an upstream")
-	} else {
+	var routes map[string]string
+	if l.TLS != nil {
+		routes = l.TLS.SNIRoutes
+	}
+	switch {
+	case l.Upstream != "":
 		v.upstreamRef(p+".upstream", l.Upstream)
+	case len(routes) == 0:
+		v.errorf(p+".upstream", "a tcp listener needs an upstream (or tls.sni_routes)")
+	}
+	seen := map[Host]string{}
+	for _, host := range slices.Sorted(maps.Keys(routes)) {
+		rp := p + ".tls.sni_routes." + host
+		h, err := ParseHost(host)
+		if err != nil {
+			v.errorf(rp, "%v", err)
+		} else if first, dup := seen[h]; dup {
+			v.errorf(rp, "host %q is also routed as %q", host, first)
+		} else {
+			seen[h] = host
+		}
+		v.upstreamRef(rp, routes[host])
 	}
 	for j, tp := range l.TrustedProxies {
 		if _, err := ParsePrefix(tp); err != nil {
@@ -356,10 +377,16 @@ func (v *validator) upstreamUsers() (tcp, http map[string]string) {
 
 // tcpUpstreams names every upstream a tcp listener may connect to.
 func (l *Listener) tcpUpstreams() []string {
-	if l.Upstream == "" {
-		return nil
+	var names []string
+	if l.Upstream != "" {
+		names = append(names, l.Upstream)
 	}
-	return []string{l.Upstream}
+	if l.TLS != nil {
+		for _, host := range slices.Sorted(maps.Keys(l.TLS.SNIRoutes)) {
+			names = append(names, l.TLS.SNIRoutes[host])
+		}
+	}
+	return names
 }
 
 // tcpOnlyKeys are upstream keys that shape HTTP requests: an upstream only

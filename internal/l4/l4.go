@@ -14,6 +14,7 @@ package l4
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +55,9 @@ type Config struct {
 	// TrustedProxies are the peers whose connections start with a PROXY
 	// protocol header naming the client.
 	TrustedProxies []netip.Prefix
+	// TLS, when set, terminates TLS (no ALPN), and its SNIRoutes choose
+	// the upstream by SNI name.
+	TLS *config.ListenerTLS
 }
 
 // Deps are the listener's collaborators.
@@ -81,6 +85,12 @@ type Listener struct {
 	ctx  context.Context // ends when the listener is closed
 	stop context.CancelFunc
 
+	// certs and tls terminate TLS (nil: plain); sni routes by SNI name.
+	certs *listener.Certs
+	tls   *tls.Config
+	sni   sniRoutes
+	watch sync.WaitGroup // the certificate watcher
+
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
 	closing bool
@@ -102,11 +112,25 @@ func Listen(cfg Config, deps Deps) (*Listener, error) {
 	if bind == nil {
 		bind = func(_, address string, _ bool) (net.Listener, error) { return net.Listen("tcp", address) }
 	}
+	l := &Listener{cfg: cfg, log: deps.Log, m: deps.Metrics, st: deps.Store, conns: map[net.Conn]struct{}{}}
+	if cfg.TLS != nil {
+		certs, err := listener.LoadCerts(*cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		// No ALPN: the bytes may be any protocol, and a client offering
+		// h2 must not be told the upstream speaks it.
+		if l.tls, err = certs.ConfigFor(nil); err != nil {
+			return nil, err
+		}
+		l.certs = certs
+		l.sni = newSNIRoutes(cfg.TLS.SNIRoutes)
+	}
 	raw, err := bind(cfg.Name, cfg.Address, cfg.ReusePort)
 	if err != nil {
 		return nil, err
 	}
-	l := &Listener{cfg: cfg, raw: raw, log: deps.Log, m: deps.Metrics, st: deps.Store, conns: map[net.Conn]struct{}{}}
+	l.raw = raw
 	var exempt func(netip.Addr) bool
 	if len(cfg.TrustedProxies) > 0 {
 		exempt = l.trusted
@@ -126,9 +150,14 @@ func (l *Listener) Addr() net.Addr { return l.raw.Addr() }
 // to a new process in a binary upgrade.
 func (l *Listener) File() (*os.File, error) { return upgrade.Files(l.raw) }
 
-// ReloadCerts re-reads the listener's certificate files; without TLS it
-// does nothing.
-func (l *Listener) ReloadCerts() error { return nil }
+// ReloadCerts re-reads the listener's certificate files; on error the
+// current certificates stay in use. Without TLS it does nothing.
+func (l *Listener) ReloadCerts() error {
+	if l.certs == nil {
+		return nil
+	}
+	return l.certs.Reload()
+}
 
 // ActiveConnections is the number of open client connections.
 func (l *Listener) ActiveConnections() int {
@@ -139,6 +168,14 @@ func (l *Listener) ActiveConnections() int {
 
 // Serve accepts connections until Shutdown or Close; it returns nil then.
 func (l *Listener) Serve() error {
+	if l.certs != nil {
+		l.watch.Add(1)
+		go func() {
+			defer l.watch.Done()
+			l.certs.Watch(l.ctx, listener.CertPollInterval, l.log)
+		}()
+		defer l.watch.Wait() // l.ctx ends with Shutdown or Close
+	}
 	var backoff time.Duration
 	for {
 		c, err := l.ln.Accept()
@@ -245,6 +282,19 @@ func (l *Listener) serve(c net.Conn) {
 			return // the client is at max_connections_per_ip
 		}
 	}
+	var conn net.Conn = c
+	if l.tls != nil {
+		tc, ok := l.handshake(c)
+		if !ok {
+			l.m.Connections.WithLabelValues(l.cfg.Name, name, ResultTLSHandshake).Inc()
+			return
+		}
+		if name = l.sni.route(tc.ConnectionState().ServerName, name); name == "" {
+			l.m.Connections.WithLabelValues(l.cfg.Name, "", ResultNoRoute).Inc()
+			return
+		}
+		conn = tc
+	}
 	result, u, up, t := l.connect(name, client, local)
 	if up == nil {
 		if u != nil {
@@ -262,7 +312,7 @@ func (l *Listener) serve(c net.Conn) {
 		t.InFlight.Add(-1)
 		l.m.Connections.WithLabelValues(l.cfg.Name, name, ResultOK).Inc()
 	}()
-	relay(c, up, l.cfg.Limits.IdleTimeout.D(), counters{
+	relay(conn, up, l.cfg.Limits.IdleTimeout.D(), counters{
 		in:  l.m.Received.WithLabelValues(l.cfg.Name, name),
 		out: l.m.Sent.WithLabelValues(l.cfg.Name, name),
 	})
@@ -335,6 +385,24 @@ func (l *Listener) connect(name string, client, local netip.AddrPort) (string, *
 		u = u.Failover
 	}
 	return result, u, nil, nil
+}
+
+// handshake terminates TLS on c within read_header_timeout.
+func (l *Listener) handshake(c net.Conn) (*tls.Conn, bool) {
+	ctx := l.ctx
+	if d := l.cfg.Limits.ReadHeaderTimeout.D(); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	tc := tls.Server(c, l.tls)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		if l.log.Enabled(l.ctx, slog.LevelDebug) {
+			l.log.Debug("tcp listener's TLS handshake failed; closed", "listener", l.cfg.Name, "peer", c.RemoteAddr().String(), "err", err.Error())
+		}
+		return nil, false
+	}
+	return tc, true
 }
 
 // trusted reports whether a connection from ip starts with a PROXY
