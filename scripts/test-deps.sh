@@ -5,6 +5,8 @@ set -euo pipefail
 export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 need=()
 # for pkg in ...; do command -v ... >/dev/null || need+=(pkg); done
+# internal/l4 runs a real Redis behind the TCP proxy (redis-cli too).
+command -v redis-server >/dev/null || need+=(redis-server)
 # test/reload runs a real etcd server (the control-plane tests).
 command -v etcd >/dev/null || need+=(etcd-server)
 # test/dashboard renders the admin dashboard in headless Chromium.
