@@ -27,7 +27,7 @@ func pong(c net.Conn) {
 // connect check off a dead port, a send/expect check off a target that
 // accepts but answers wrong.
 func TestActiveHealth(t *testing.T) {
-	const fast = "interval: 50ms, timeout: 200ms, healthy_threshold: 1, unhealthy_threshold: 1"
+	const fast = "interval: 100ms, healthy_threshold: 1, unhealthy_threshold: 2"
 	tests := []struct {
 		name   string
 		active string

@@ -57,9 +57,9 @@ func TestEchoAndHalfClose(t *testing.T) {
 		out = g.metric("rampart_tcp_sent_bytes_total", `listener="db",upstream="pg"`)
 		return in == want && out == want
 	})
-	if n := g.metric("rampart_tcp_connections_total", `listener="db",upstream="pg",result="ok"`); n != 3 {
-		t.Errorf("rampart_tcp_connections_total{result=ok} = %v, want 3", n)
-	}
+	waitFor(t, "rampart_tcp_connections_total{result=ok} 3", func() bool {
+		return g.metric("rampart_tcp_connections_total", `listener="db",upstream="pg",result="ok"`) == 3
+	})
 }
 
 // Connections are spread over three echo targets by the upstream's
@@ -312,9 +312,10 @@ func TestConnectionLimits(t *testing.T) {
 			if n := echo.accepted.Load(); n != int64(tt.max) {
 				t.Errorf("the target got %d connections, want %d", n, tt.max)
 			}
-			if n := g.metric("rampart_rejected_connections_total", `listener="db"`); n != 1 {
-				t.Errorf("rampart_rejected_connections_total = %v, want 1", n)
-			}
+			// Counted just after the reset is sent.
+			waitFor(t, "rampart_rejected_connections_total 1", func() bool {
+				return g.metric("rampart_rejected_connections_total", `listener="db"`) == 1
+			})
 			// A place freed is a place taken.
 			held[0].Close()
 			waitFor(t, "the freed place", func() bool {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -245,16 +246,21 @@ func TestHealthCheckSendsProxyHeader(t *testing.T) {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
 			pt := newProxyTarget(t, func(r *bufio.Reader, c net.Conn) { pong(readConn{c, r}) })
 			g := startGateway(t, tcpConfig([]string{pt.addr()}, "",
-				fmt.Sprintf("proxy_protocol: v%d\nhealth_check: {active: {send: \"PING\\r\\n\", expect: \"+PONG\", interval: 50ms, unhealthy_threshold: 1}}", v)))
+				fmt.Sprintf("proxy_protocol: v%d\nhealth_check: {active: {send: \"PING\\r\\n\", expect: \"+PONG\", interval: 200ms, unhealthy_threshold: 1}}", v)))
 			waitFor(t, "two health probes", func() bool { return len(pt.headers()) >= 2 })
 			for _, h := range pt.headers() {
+				if errors.Is(h.err, io.EOF) {
+					// A probe that ran out of its timeout before writing
+					// (a loaded machine): it sent nothing at all.
+					continue
+				}
 				if h != (seen{version: v, local: true}) {
 					t.Fatalf("a probe's header: %+v, want version %d local", h, v)
 				}
 			}
-			if n := g.metric("rampart_upstream_target_healthy", fmt.Sprintf("upstream=%q,target=%q", "pg", pt.addr())); n != 1 {
-				t.Errorf("target healthy = %v, want 1", n)
-			}
+			waitFor(t, "the target healthy", func() bool {
+				return g.metric("rampart_upstream_target_healthy", fmt.Sprintf("upstream=%q,target=%q", "pg", pt.addr())) == 1
+			})
 		})
 	}
 }
