@@ -4,7 +4,8 @@ set -euo pipefail
 export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 need=()
 # for pkg in ...; do command -v ... >/dev/null || need+=(pkg); done
-# The store redis rate-limit tests run real redis-server processes.
+# The store redis rate-limit tests and internal/l4 (Redis behind the TCP proxy)
+# run real redis-server processes.
 command -v redis-server >/dev/null || need+=(redis-server)
 # redis-cli --cluster create builds the Redis Cluster of the accuracy tests.
 command -v redis-cli >/dev/null || need+=(redis-tools)

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/clientip"
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/gateway"
+	"github.com/rampart-gw/rampart/internal/l4"
 	"github.com/rampart-gw/rampart/internal/listener"
 	"github.com/rampart-gw/rampart/internal/proxy"
 	"github.com/rampart-gw/rampart/internal/registry"
@@ -76,9 +78,12 @@ type App struct {
 	// retiredLogs are access logs replaced by a reload, closed at exit.
 	retiredLogs []*telemetry.AccessLog
 
-	listeners []*listener.Listener
-	adminSrv  *http.Server
-	adminLn   net.Listener
+	listeners []server
+	// tcp are the L4 proxy's metrics, registered whether or not a tcp
+	// listener is configured (docs/operations.md lists them).
+	tcp      *l4.Metrics
+	adminSrv *http.Server
+	adminLn  net.Listener
 
 	// reloadMu serialises every change of the active or candidate
 	// snapshot; requests never take it.
@@ -126,6 +131,7 @@ func New(opts Options) (*App, error) {
 	}
 	a := &App{opts: opts, log: opts.Log, metrics: telemetry.NewMetrics(), registry: registry.New(), drainReq: make(chan struct{})}
 	a.versions.init(a.metrics)
+	a.tcp = l4.NewMetrics(a.metrics)
 	a.candGauge = newCandidateGauge(a.metrics)
 	a.store.SetObserver(&a.versions)
 	var err error
@@ -174,12 +180,31 @@ func (a *App) startFile() error {
 
 func (a *App) bind(cfg *config.Config) error {
 	a.boundAddr = map[string]string{}
-	// Keys that are not built (protocol tcp among them) were refused by
-	// config validation, positioned, before anything was applied.
+	// Keys that are not built were refused by config validation,
+	// positioned, before anything was applied.
 	if err := checkBufferDirs(cfg); err != nil {
 		return err
 	}
 	for _, lc := range cfg.Listeners {
+		if lc.Protocol == "tcp" {
+			trusted := make([]netip.Prefix, 0, len(lc.TrustedProxies))
+			for _, s := range lc.TrustedProxies {
+				if p, err := config.ParsePrefix(s); err == nil { // Validate refused the others
+					trusted = append(trusted, p)
+				}
+			}
+			l, err := l4.Listen(l4.Config{Name: lc.Name, Address: lc.Address, ReusePort: lc.ReusePort, Upstream: lc.Upstream, Limits: lc.Limits,
+				TrustedProxies: trusted, TLS: lc.TLS},
+				l4.Deps{Store: &a.store, Metrics: a.tcp, Telemetry: a.metrics, Log: a.log, Bind: func(name, address string, reusePort bool) (net.Listener, error) {
+					return a.opts.Inherited.Listen(upgrade.Key(name, address), address, reusePort)
+				}})
+			if err != nil {
+				return fmt.Errorf("listener %s: %w", lc.Name, err)
+			}
+			a.listeners = append(a.listeners, l)
+			a.boundAddr[lc.Name] = lc.Address
+			continue
+		}
 		clients, err := clientip.New(lc.TrustedProxies)
 		if err != nil {
 			return fmt.Errorf("listener %s: trusted_proxies: %w", lc.Name, err)
@@ -214,6 +239,27 @@ func (a *App) bind(cfg *config.Config) error {
 	}
 	return nil
 }
+
+// server is a bound listener of either protocol: http (internal/listener)
+// or tcp (internal/l4).
+type server interface {
+	Name() string
+	Addr() net.Addr
+	// Serve accepts until Shutdown or Close.
+	Serve() error
+	// Shutdown stops accepting and lets open connections finish until
+	// ctx ends, then closes them.
+	Shutdown(ctx context.Context) error
+	Close() error
+	// File duplicates the listening socket for a binary upgrade.
+	File() (*os.File, error)
+	ReloadCerts() error
+}
+
+var (
+	_ server = (*listener.Listener)(nil)
+	_ server = (*l4.Listener)(nil)
+)
 
 // checkBufferDirs refuses, with its position, a listener's
 // limits.buffer_dir that is not a directory: request_buffering would

@@ -13,10 +13,11 @@
 package clientip
 
 import (
-	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/rampart-gw/rampart/internal/config"
 )
 
 // Resolver holds a listener's trusted proxies. The zero value trusts no
@@ -25,34 +26,18 @@ type Resolver struct {
 	trusted []netip.Prefix
 }
 
-// New parses trusted proxies: CIDRs ("10.0.0.0/8") or single addresses.
+// New parses trusted proxies: CIDRs ("10.0.0.0/8") or single addresses
+// (config.ParsePrefix, the one address grammar).
 func New(trusted []string) (*Resolver, error) {
 	r := &Resolver{}
 	for _, s := range trusted {
-		p, err := ParsePrefix(s)
+		p, err := config.ParsePrefix(s)
 		if err != nil {
 			return nil, err
 		}
 		r.trusted = append(r.trusted, p)
 	}
 	return r, nil
-}
-
-// ParsePrefix parses a CIDR or a single address (as a /32 or /128).
-func ParsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q", s)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("invalid address %q (want an IP or a CIDR)", s)
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // Trusts reports whether a is a trusted proxy.

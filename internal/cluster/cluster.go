@@ -72,6 +72,8 @@ type Upstream struct {
 	cfg   *config.Upstream
 	addrs []string
 	calls callState // Do's per-upstream state (call.go)
+	// tls is the client TLS config of an upstream with tls (DialTCP).
+	tls *tls.Config
 }
 
 // lbSet is a balancer over the targets eligible for traffic at one
@@ -372,7 +374,7 @@ func Build(name string, cfg *config.Upstream, opts BuildOptions, claims *registr
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tlsConfig(cfg); err != nil {
+	if u.tls, err = tlsConfig(cfg); err != nil {
 		return nil, err
 	}
 	addrs := make([]string, 0, len(cfg.Targets))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/cluster/health"
 	"github.com/rampart-gw/rampart/internal/cluster/outlier"
 	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/proxyproto"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 )
 
@@ -127,15 +129,32 @@ func (s *state) configure(cfg *config.Upstream, addrs []string, disc *discEntry)
 		if cfg.TLS != nil {
 			hc.Scheme = "https"
 		}
+		// Without a path the probe is a TCP connect, with send and
+		// expect when set.
+		hc.TCP = active.Path == ""
+		if hc.TCP {
+			hc.Send, hc.Expect = []byte(active.Send), []byte(active.Expect)
+			if v := proxyVersion(cfg.ProxyProtocol); v != 0 {
+				// Targets that want a PROXY header get one that says
+				// the connection is the gateway's own (HAProxy's
+				// check-send-proxy).
+				hc.Preamble = proxyproto.Append(nil, v, true, netip.AddrPort{}, netip.AddrPort{})
+			}
+		}
 		// A checker is replaced only when its kind of probe changes;
 		// other settings are applied in place so verdicts survive.
-		kind := hc.Scheme + "|" + fmt.Sprint(cfg.TLS)
+		kind := hc.Scheme + "|" + fmt.Sprint(hc.TCP) + "|" + fmt.Sprint(cfg.TLS)
 		c := s.health.Load()
 		if c == nil || kind != s.healthKey {
 			deps := health.Deps{OnChange: s.onHealth, Logger: s.log}
-			if cfg.TLS != nil {
+			if cfg.TLS != nil && !hc.TCP {
 				if t, err := newTransport(cfg, nil); err == nil {
 					deps.Transport = t
+				}
+			}
+			if cfg.TLS != nil && hc.TCP {
+				if tc, err := tlsConfig(cfg); err == nil {
+					deps.TLS = tc
 				}
 			}
 			if c != nil {
@@ -406,6 +425,17 @@ type limitedConn struct {
 func (c *limitedConn) Close() error {
 	c.once.Do(c.b.ReleaseConnection)
 	return c.Conn.Close()
+}
+
+// Unwrap returns the connection beneath (the L4 proxy splices on it).
+func (c *limitedConn) Unwrap() net.Conn { return c.Conn }
+
+// CloseWrite half-closes the connection beneath, when it can.
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // outlierConfig is the detector's config for config's passive health

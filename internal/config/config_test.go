@@ -163,7 +163,7 @@ func TestRules(t *testing.T) {
 		{"listener address no port", strings.Replace(base, `"127.0.0.1:8080"`, `"127.0.0.1"`, 1), `2:14: listeners[0].address: invalid address "127.0.0.1" (want host:port)`},
 		{"listener port not numeric", strings.Replace(base, `"127.0.0.1:8080"`, `"127.0.0.1:http"`, 1), `2:14: listeners[0].address: invalid address "127.0.0.1:http": port "http" is not a number`},
 		{"listener protocol", strings.Replace(base, `- address: "127.0.0.1:8080"`, `- {address: "127.0.0.1:8080", protocol: udp}`, 1), `2:43: listeners[0].protocol: invalid protocol "udp" (want http or tcp)`},
-		{"tcp needs upstream", strings.Replace(base, `- address: "127.0.0.1:8080"`, `- {address: "127.0.0.1:8080", protocol: tcp}`, 1), `2:5: listeners[0].upstream: a tcp listener needs an upstream`},
+		{"tcp needs upstream", strings.Replace(base, `- address: "127.0.0.1:8080"`, `- {address: "127.0.0.1:8080", protocol: tcp}`, 1), `2:5: listeners[0].upstream: a tcp listener needs an upstream (or tls.sni_routes)`},
 		{"tcp unknown upstream", strings.Replace(base, `- address: "127.0.0.1:8080"`, `- {address: "127.0.0.1:8080", protocol: tcp, upstream: ap}`, 1), `2:58: listeners[0].upstream: unknown upstream "ap" (did you mean "app"?)`},
 		{"http forbids upstream", strings.Replace(base, `- address: "127.0.0.1:8080"`, `- {address: "127.0.0.1:8080", upstream: app}`, 1), `2:43: listeners[0].upstream: upstream is only for protocol tcp; http listeners use routes`},
 		{"negative limit", strings.Replace(base, `- address: "127.0.0.1:8080"`, `- {address: "127.0.0.1:8080", limits: {max_header_bytes: -1}}`, 1), `2:60: listeners[0].limits.max_header_bytes: must not be negative`},
@@ -413,16 +413,16 @@ func TestPositions(t *testing.T) {
 		want string
 	}{
 		{"listeners[0].limits.max_body_bytes", "13:23"},
-		{"upstreams.users", "29:3"},
-		{"upstreams.users.targets[1].address", "32:19"},
-		{"routes[2].match.path.regex", "88:21"},
-		{"routes[0].match.headers.X-Api-Version", "64:17"},
-		{"policies.auth", "96:3"},
-		{"policies.auth.type", "97:11"},
-		{"policies.auth.audiences[0]", "100:17"},
+		{"upstreams.users", "34:3"},
+		{"upstreams.users.targets[1].address", "37:19"},
+		{"routes[2].match.path.regex", "96:21"},
+		{"routes[0].match.headers.X-Api-Version", "72:17"},
+		{"policies.auth", "104:3"},
+		{"policies.auth.type", "105:11"},
+		{"policies.auth.audiences[0]", "108:17"},
 		// Absent values fall back to their nearest written parent.
-		{"routes[1].timeout", "80:5"},
-		{"upstreams.users.targets[0].zone", "31:9"},
+		{"routes[1].timeout", "88:5"},
+		{"upstreams.users.targets[0].zone", "36:9"},
 	} {
 		t.Run(tt.path, func(t *testing.T) {
 			if got := c.Pos(tt.path); got.String() != "testdata/full.yaml:"+tt.want {
@@ -438,7 +438,7 @@ func TestPositions(t *testing.T) {
 	})
 	t.Run("Errorf", func(t *testing.T) {
 		e := c.Errorf("routes[0].upstream", "unknown upstream %q", "x")
-		if got, want := e.Error(), `testdata/full.yaml:68:15: routes[0].upstream: unknown upstream "x"`; got != want {
+		if got, want := e.Error(), `testdata/full.yaml:76:15: routes[0].upstream: unknown upstream "x"`; got != want {
 			t.Errorf("got %q, want %q", got, want)
 		}
 		e = &Error{Pos: Pos{File: "f", Line: 1, Col: 2}, Msg: "m"}

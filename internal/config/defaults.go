@@ -9,13 +9,17 @@ import (
 // Defaults for keys left out of a config. Each is documented on its field
 // and in docs/configuration.md.
 const (
-	DefaultAdminAddress       = "127.0.0.1:9901"
-	DefaultDrainTimeout       = Duration(30 * time.Second)
-	DefaultUpgradeTimeout     = Duration(30 * time.Second)
-	DefaultMaxHeaderBytes     = 61440
-	DefaultMaxBodyBytes       = 10 << 20
-	DefaultReadHeaderTimeout  = Duration(10 * time.Second)
-	DefaultIdleTimeout        = Duration(60 * time.Second)
+	DefaultAdminAddress      = "127.0.0.1:9901"
+	DefaultDrainTimeout      = Duration(30 * time.Second)
+	DefaultUpgradeTimeout    = Duration(30 * time.Second)
+	DefaultMaxHeaderBytes    = 61440
+	DefaultMaxBodyBytes      = 10 << 20
+	DefaultReadHeaderTimeout = Duration(10 * time.Second)
+	DefaultIdleTimeout       = Duration(60 * time.Second)
+	// DefaultTCPIdleTimeout is limits.idle_timeout of a tcp listener: a
+	// database or broker connection may rest for minutes (Envoy's
+	// tcp_proxy default).
+	DefaultTCPIdleTimeout     = Duration(time.Hour)
 	DefaultMaxConnections     = 100000
 	DefaultMaxConnsPerIP      = 1024
 	DefaultMaxHeaders         = 100
@@ -87,6 +91,9 @@ func (c *Config) ApplyDefaults() {
 		def(c, p+".limits.max_header_bytes", &l.Limits.MaxHeaderBytes, DefaultMaxHeaderBytes)
 		def(c, p+".limits.max_body_bytes", &l.Limits.MaxBodyBytes, DefaultMaxBodyBytes)
 		def(c, p+".limits.read_header_timeout", &l.Limits.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+		if l.Protocol == "tcp" {
+			def(c, p+".limits.idle_timeout", &l.Limits.IdleTimeout, DefaultTCPIdleTimeout)
+		}
 		def(c, p+".limits.idle_timeout", &l.Limits.IdleTimeout, DefaultIdleTimeout)
 		def(c, p+".limits.max_connections", &l.Limits.MaxConnections, DefaultMaxConnections)
 		def(c, p+".limits.max_connections_per_ip", &l.Limits.MaxConnectionsPerIP, DefaultMaxConnsPerIP)

@@ -8,19 +8,10 @@ package config
 // it deletes the key's line here and its entry in the "Not available in
 // this release" list of docs/configuration.md.
 //
-// Policy types without an implementation (waf, sanitize) are not
+// Policy types without an implementation (waf) are not
 // listed here: compile refuses them, positioned, from the list of
 // registered policy factories.
 var Reserved = []ReservedKey{
-	{Key: "listeners[].protocol: tcp", Issue: 17, find: func(c *Config) []hit {
-		var hs []hit
-		for i, l := range c.Listeners {
-			if l.Protocol == "tcp" {
-				hs = append(hs, hit{path: idx("listeners", i) + ".protocol", what: "protocol tcp"})
-			}
-		}
-		return hs
-	}},
 	{Key: "routes[].mirror", Issue: 18, find: func(c *Config) []hit {
 		var hs []hit
 		for i, r := range c.Routes {
@@ -51,7 +42,7 @@ var Reserved = []ReservedKey{
 type ReservedKey struct {
 	// Key names the key as docs/configuration.md lists it.
 	Key string
-	// Issue is the project issue that builds it.
+	// Issue is the project issue that builds it; 0 when none is planned.
 	Issue int
 	// find returns where c sets the key.
 	find func(c *Config) []hit

@@ -18,9 +18,6 @@ func TestReservedRefused(t *testing.T) {
 		doc  string
 		want string // one of the error lines, without "t.yaml:"
 	}{
-		{"listeners[].protocol: tcp", "tcp listener",
-			strings.Replace(base, `- address: "127.0.0.1:8080"`, `- {address: "127.0.0.1:8080", protocol: tcp, upstream: app}`, 1),
-			"2:43: listeners[0].protocol: protocol tcp is not available in this release"},
 		{"routes[].mirror", "mirror",
 			strings.Replace(base, "upstream: app", "upstream: app\n    mirror: {upstream: app, percent: 10}", 1),
 			"8:13: routes[0].mirror: mirror is not available in this release"},

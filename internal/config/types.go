@@ -78,20 +78,27 @@ type Listener struct {
 	// Limits protect the listener from oversized or slow clients.
 	// Default: each limit's own default.
 	Limits Limits `yaml:"limits" json:"limits"`
-	// Upstream is the target group of a tcp listener: required for tcp,
-	// refused for http. No default.
+	// Upstream is the target group of a tcp listener: required for tcp
+	// (unless tls.sni_routes names upstreams; then it takes the names that
+	// match none), refused for http. No default.
 	Upstream string `yaml:"upstream" json:"upstream,omitempty"`
+	// TrustedProxies are the peers, IP addresses or CIDR prefixes
+	// (ParsePrefix), that stand in front of the gateway. On an http
+	// listener, their X-Forwarded-For / Forwarded may name the client; the
+	// resolved client is what ip_filter, rate_limit key ip, hash_key ip,
+	// the candidate split, the access log's client_ip and the
+	// X-Forwarded-For sent upstream use, and other peers' forwarding
+	// headers are replaced. On a tcp listener, a connection from one of
+	// them must start with a PROXY protocol header (version 1 or 2, read
+	// within read_header_timeout), whose client address then counts as the
+	// client's (hash_key ip, max_connections_per_ip, the header sent on
+	// with proxy_protocol); bytes from other peers are relayed untouched.
+	// No default: none (the TCP peer is the client).
+	TrustedProxies []string `yaml:"trusted_proxies" json:"trusted_proxies,omitempty"`
 	// ReusePort sets SO_REUSEPORT on the socket, so that several processes
 	// can bind the same address and the kernel spreads connections over
 	// them. Default false.
 	ReusePort bool `yaml:"reuse_port" json:"reuse_port,omitempty"`
-	// TrustedProxies are the peers (CIDRs or addresses) whose
-	// X-Forwarded-For / Forwarded may name the client; the resolved client
-	// is what ip_filter, rate_limit key ip, hash_key ip, the candidate
-	// split, the access log's client_ip and the X-Forwarded-For sent
-	// upstream use. Default none: the TCP peer is the client and
-	// client-sent forwarding headers are replaced.
-	TrustedProxies []string `yaml:"trusted_proxies" json:"trusted_proxies,omitempty"`
 }
 
 // Upgrade configures the binary upgrade: the running process starts
@@ -117,6 +124,13 @@ type ListenerTLS struct {
 	// ClientAuth configures client certificates (mTLS). Default: mode
 	// none.
 	ClientAuth ClientAuth `yaml:"client_auth" json:"client_auth,omitempty"`
+	// SNIRoutes sends a tcp listener's connections to an upstream by the
+	// SNI name of their TLS handshake: host (ParseHost's grammar, exact
+	// names before wildcards) to upstream name; a name that matches none
+	// goes to the listener's upstream, or is closed without one. Only on
+	// tcp listeners. No default: every connection goes to the listener's
+	// upstream.
+	SNIRoutes map[string]string `yaml:"sni_routes" json:"sni_routes,omitempty"`
 }
 
 // Certificate is a PEM certificate chain and its key.
@@ -148,8 +162,10 @@ type Limits struct {
 	// ReadHeaderTimeout cuts off clients that send headers slowly. Default
 	// 10s (DefaultReadHeaderTimeout).
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout" json:"read_header_timeout"`
-	// IdleTimeout closes idle keep-alive client connections. Default 60s
-	// (DefaultIdleTimeout).
+	// IdleTimeout closes idle keep-alive client connections; on a tcp
+	// listener, connections that carried no byte either way for this
+	// long. Default 60s (DefaultIdleTimeout); 1h for tcp listeners
+	// (DefaultTCPIdleTimeout).
 	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout"`
 	// MaxConnections caps open client connections; extra ones are closed at
 	// once. Default 100000.
@@ -238,6 +254,11 @@ type Upstream struct {
 	// Failover names another upstream used while this one has no healthy
 	// target; it must exist and form no cycle. No default: none.
 	Failover string `yaml:"failover" json:"failover,omitempty"`
+	// ProxyProtocol, v1 or v2, makes tcp listeners start every connection
+	// to a target with a PROXY protocol header naming the client (before
+	// TLS, with tls). Only for upstreams that no route uses. No default:
+	// none is sent.
+	ProxyProtocol string `yaml:"proxy_protocol" json:"proxy_protocol,omitempty"`
 }
 
 // Target is one upstream instance.
@@ -324,8 +345,16 @@ type HealthCheck struct {
 // ActiveHealth probes each target periodically.
 type ActiveHealth struct {
 	// Path is probed with GET on each target, starting with "/"; 2xx and
-	// 3xx answers are healthy. Required.
-	Path string `yaml:"path" json:"path"`
+	// 3xx answers are healthy. No default: without a path the probe is a
+	// TCP connect (with Send and Expect, if set).
+	Path string `yaml:"path" json:"path,omitempty"`
+	// Send is written to the target once a TCP probe connected (no path);
+	// at most 4096 bytes, and only with Expect. No default: nothing.
+	Send string `yaml:"send" json:"send,omitempty"`
+	// Expect must be contained in what the target answers to a TCP probe
+	// (no path), read up to 64 KiB, within Timeout; at most 4096 bytes.
+	// No default: the connect alone is the check.
+	Expect string `yaml:"expect" json:"expect,omitempty"`
 	// Interval is the time between probes of one target, ±10 % jitter;
 	// positive. Default 5s (DefaultHealthInterval).
 	Interval Duration `yaml:"interval" json:"interval"`

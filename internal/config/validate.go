@@ -9,9 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/rampart-gw/rampart/internal/clientip"
 )
+
+// MaxHealthPayload bounds health_check.active.send and expect, in bytes.
+const MaxHealthPayload = 4096
 
 // Choices accepted for enumerated keys.
 var (
@@ -24,6 +25,7 @@ var (
 	redisFailureModes = []string{"local", "allow", "deny"}
 	logFormats        = []string{"json"}
 	bufferingModes    = []string{"auto", "on", "off"}
+	proxyProtocols    = []string{"v1", "v2"}
 
 	// PolicyTypes are the policy types a config may name.
 	PolicyTypes = []string{"jwt", "api_key", "rate_limit", "ip_filter", "waf", "sanitize", "concurrency_limit", "require_role", "cors", "headers"}
@@ -218,17 +220,20 @@ func (v *validator) listeners() {
 		}
 		if v.oneOf(p+".protocol", "protocol", l.Protocol, listenerProtocols) {
 			switch {
-			case l.Protocol == "tcp" && l.Upstream == "":
-				v.errorf(p+".upstream", "a tcp listener needs an upstream")
 			case l.Protocol == "tcp":
-				v.upstreamRef(p+".upstream", l.Upstream)
+				v.tcpListener(p, l)
 			case l.Upstream != "":
 				v.errorf(p+".upstream", "upstream is only for protocol tcp; http listeners use routes")
 			}
+			if l.Protocol != "tcp" && l.TLS != nil && l.TLS.SNIRoutes != nil {
+				v.errorf(p+".tls.sni_routes", "sni_routes is for tcp listeners; an http listener routes by host with routes[].match.hosts")
+			}
 		}
-		for j, tp := range l.TrustedProxies {
-			if _, err := clientip.ParsePrefix(tp); err != nil {
-				v.errorf(idx(p+".trusted_proxies", j), "%v", err)
+		if l.Protocol != "tcp" {
+			for j, tp := range l.TrustedProxies {
+				if _, err := ParsePrefix(tp); err != nil {
+					v.errorf(idx(p+".trusted_proxies", j), "%v", err)
+				}
 			}
 		}
 		lp := p + ".limits"
@@ -295,6 +300,177 @@ func (v *validator) listeners() {
 			if v.oneOf(tp+".client_auth.mode", "client_auth mode", mode, clientAuthModes) && mode != "none" && t.ClientAuth.CAFile == "" {
 				v.errorf(tp+".client_auth.ca_file", "client_auth mode %q needs a ca_file", mode)
 			}
+		}
+	}
+}
+
+// httpLimits are the listener limits that only HTTP listeners apply: a
+// tcp listener refuses them rather than ignore them.
+var httpLimits = []string{"max_header_bytes", "max_body_bytes", "max_headers", "max_uri_bytes",
+	"max_requests_per_connection", "max_concurrent_streams", "body_buffer_bytes", "buffer_memory_bytes", "buffer_dir"}
+
+// tcpListener checks what is particular to a protocol tcp listener (the
+// L4 proxy, docs/tcp.md): its upstream, and no HTTP-only limit.
+func (v *validator) tcpListener(p string, l *Listener) {
+	var routes map[string]string
+	if l.TLS != nil {
+		routes = l.TLS.SNIRoutes
+	}
+	switch {
+	case l.Upstream != "":
+		v.upstreamRef(p+".upstream", l.Upstream)
+	case len(routes) == 0:
+		v.errorf(p+".upstream", "a tcp listener needs an upstream (or tls.sni_routes)")
+	}
+	seen := map[Host]string{}
+	for _, host := range slices.Sorted(maps.Keys(routes)) {
+		rp := p + ".tls.sni_routes." + host
+		h, err := ParseHost(host)
+		if err != nil {
+			v.errorf(rp, "%v", err)
+		} else if first, dup := seen[h]; dup {
+			v.errorf(rp, "host %q is also routed as %q", host, first)
+		} else {
+			seen[h] = host
+		}
+		v.upstreamRef(rp, routes[host])
+	}
+	for j, tp := range l.TrustedProxies {
+		if _, err := ParsePrefix(tp); err != nil {
+			v.errorf(idx(p+".trusted_proxies", j), "%v", err)
+		}
+	}
+	for _, k := range httpLimits {
+		if v.written(p + ".limits." + k) {
+			v.errorf(p+".limits."+k, "%s is for http listeners; a tcp listener carries bytes, not requests", k)
+		}
+	}
+}
+
+// written reports whether the document set the value at path (a config
+// built in Go has no positions and sets nothing this way).
+func (v *validator) written(path string) bool {
+	_, ok := v.c.pos[path]
+	return ok
+}
+
+// tcpUpstreams returns the upstreams that tcp listeners use, directly or
+// through failover, each with the path of the first listener key that
+// leads to it; and the set of upstreams that routes use, likewise.
+func (v *validator) upstreamUsers() (tcp, http map[string]string) {
+	tcp, http = map[string]string{}, map[string]string{}
+	follow := func(name string, visit func(string) bool) {
+		// Bounded by the number of upstreams: failover cycles are
+		// reported elsewhere and must not loop here.
+		for range len(v.c.Upstreams) {
+			u := v.c.Upstreams[name]
+			if u == nil || !visit(name) {
+				return
+			}
+			name = u.Failover
+		}
+	}
+	for i := range v.c.Listeners {
+		l := &v.c.Listeners[i]
+		if l.Protocol != "tcp" {
+			continue
+		}
+		at := idx("listeners", i)
+		for _, name := range l.tcpUpstreams() {
+			follow(name, func(n string) bool {
+				if _, seen := tcp[n]; seen {
+					return false
+				}
+				tcp[n] = at
+				return true
+			})
+		}
+	}
+	for i := range v.c.Routes {
+		r := &v.c.Routes[i]
+		at := idx("routes", i)
+		names := []string{r.Upstream}
+		for _, it := range r.Split {
+			names = append(names, it.Upstream)
+		}
+		if r.Mirror != nil {
+			names = append(names, r.Mirror.Upstream)
+		}
+		if r.Aggregate != nil {
+			for _, b := range r.Aggregate.Backends {
+				names = append(names, b.Upstream)
+			}
+		}
+		for _, name := range names {
+			follow(name, func(n string) bool {
+				if _, seen := http[n]; seen {
+					return false
+				}
+				http[n] = at
+				return true
+			})
+		}
+	}
+	return tcp, http
+}
+
+// tcpUpstreams names every upstream a tcp listener may connect to.
+func (l *Listener) tcpUpstreams() []string {
+	var names []string
+	if l.Upstream != "" {
+		names = append(names, l.Upstream)
+	}
+	if l.TLS != nil {
+		for _, host := range slices.Sorted(maps.Keys(l.TLS.SNIRoutes)) {
+			names = append(names, l.TLS.SNIRoutes[host])
+		}
+	}
+	return names
+}
+
+// tcpOnlyKeys are upstream keys that shape HTTP requests: an upstream only
+// tcp listeners use refuses them rather than ignore them.
+var tcpOnlyKeys = []struct{ key, why string }{
+	{"protocol", "the L4 proxy carries bytes; it speaks no HTTP version"},
+	{"keepalive", "the L4 proxy opens one upstream connection per client connection and pools none"},
+	{"circuit_breaker.max_pending_requests", "the L4 proxy has no requests; circuit_breaker.max_connections bounds its connections"},
+	{"circuit_breaker.max_requests", "the L4 proxy has no requests; circuit_breaker.max_connections bounds its connections"},
+	{"circuit_breaker.max_retries", "the L4 proxy does not retry; it fails over to the next target on a failed connect"},
+	{"circuit_breaker.trip", "the failure-tripped breaker judges HTTP answers"},
+}
+
+// tcpUpstreamKeys refuses, on upstreams that only tcp listeners use, the
+// keys that would be ignored there.
+func (v *validator) tcpUpstreamKeys() {
+	tcp, http := v.upstreamUsers()
+	for _, name := range slices.Sorted(maps.Keys(v.c.Upstreams)) {
+		u := v.c.Upstreams[name]
+		if u == nil || u.ProxyProtocol == "" {
+			continue
+		}
+		p := "upstreams." + name + ".proxy_protocol"
+		if v.oneOf(p, "proxy_protocol", u.ProxyProtocol, proxyProtocols) {
+			if route, ok := http[name]; ok {
+				v.errorf(p, "proxy_protocol is sent by tcp listeners only, and %s uses this upstream for HTTP", route)
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(tcp)) {
+		u := v.c.Upstreams[name]
+		if _, shared := http[name]; u == nil || shared {
+			continue
+		}
+		p := "upstreams." + name
+		for _, k := range tcpOnlyKeys {
+			if v.written(p + "." + k.key) {
+				v.errorf(p+"."+k.key, "%s has no effect on an upstream only tcp listeners use (%s): %s", k.key, tcp[name], k.why)
+			}
+		}
+		switch {
+		case u.Balancer == "ewma":
+			v.errorf(p+".balancer", "balancer ewma needs HTTP latencies; the upstream is used only by tcp listeners (%s): use least_request", tcp[name])
+		case u.HashKey != "" && u.HashKey != "ip":
+			v.errorf(p+".hash_key", "hash_key %q needs HTTP requests; the upstream is used only by tcp listeners (%s): use ip", u.HashKey, tcp[name])
 		}
 	}
 }
@@ -481,6 +657,7 @@ func (v *validator) upstreams() {
 		}
 	}
 	v.failoverCycles()
+	v.tcpUpstreamKeys()
 }
 
 // failoverCycles reports each cycle of failover references once, at the
@@ -529,8 +706,22 @@ func (v *validator) health(p string, h *HealthCheck) {
 	}
 	if a := h.Active; a != nil {
 		ap := p + ".active"
-		if !strings.HasPrefix(a.Path, "/") {
+		switch {
+		case a.Path != "" && !strings.HasPrefix(a.Path, "/"):
 			v.errorf(ap+".path", "path must start with \"/\"")
+		case a.Path != "" && (a.Send != "" || a.Expect != ""):
+			key := "send"
+			if a.Send == "" {
+				key = "expect"
+			}
+			v.errorf(ap+"."+key, "%s is for TCP checks, which have no path; an HTTP check (path) judges the status", key)
+		case a.Send != "" && a.Expect == "":
+			v.errorf(ap+".send", "send needs expect: what a healthy target answers")
+		}
+		for _, f := range []struct{ key, val string }{{"send", a.Send}, {"expect", a.Expect}} {
+			if len(f.val) > MaxHealthPayload {
+				v.errorf(ap+"."+f.key, "%d bytes; at most %d", len(f.val), MaxHealthPayload)
+			}
 		}
 		if a.Interval <= 0 {
 			v.errorf(ap+".interval", "must be positive")
@@ -570,7 +761,7 @@ func (v *validator) health(p string, h *HealthCheck) {
 
 func (v *validator) routes() {
 	c := v.c
-	if len(c.Routes) == 0 {
+	if len(c.Routes) == 0 && slices.ContainsFunc(c.Listeners, func(l Listener) bool { return l.Protocol != "tcp" }) {
 		v.errorf("routes", "at least one route is required")
 	}
 	names := map[string]string{}

@@ -256,6 +256,25 @@ func (l *Listener) Close() error {
 // ActiveConnections is the number of open client connections.
 func (l *Listener) ActiveConnections() int64 { return l.ln.n.Load() }
 
+// Limit wraps ln with the connection caps of lim (max_connections and
+// max_connections_per_ip), like an HTTP listener's: open connections count
+// in rampart_active_connections and those closed at accept in
+// rampart_rejected_connections_total, under the listener name. It hands
+// out the accepted connections as they are (no TLS, no HTTP framing
+// guard), for the L4 proxy; closing one releases its place. Connections
+// from peers for which exempt (if set) reports true are not counted per
+// IP at accept: they are a proxy's, whose PROXY protocol header names the
+// client that Charge then counts.
+func Limit(ln net.Listener, name string, lim config.Limits, m *telemetry.Metrics, exempt func(netip.Addr) bool) net.Listener {
+	// fast: connections are handed out unguarded.
+	ll := &limitListener{Listener: ln, max: int64(lim.MaxConnections), perIP: lim.MaxConnectionsPerIP, fast: true, exempt: exempt}
+	if m != nil {
+		ll.active = m.ActiveConnections.WithLabelValues(name)
+		ll.rejected = m.RejectedConns.WithLabelValues(name)
+	}
+	return ll
+}
+
 // limitListener counts open connections and closes new ones beyond max at
 // once (like Envoy's connection limit), rather than leaving them queued in
 // the kernel where clients cannot tell overload from slowness.
@@ -274,6 +293,44 @@ type limitListener struct {
 		Dec()
 	}
 	rejected interface{ Inc() }
+	// exempt peers are counted per IP by Charge, not at accept (Limit).
+	exempt func(netip.Addr) bool
+}
+
+// Charge counts c, a connection a Limit listener accepted from an exempt
+// peer, against max_connections_per_ip as a connection of the client ip
+// (which a PROXY protocol header named), until c is closed. It reports
+// false when ip is at its cap (counted in
+// rampart_rejected_connections_total), or c is closed: the caller then
+// closes c. Charging a connection twice, or one that was counted
+// at accept, does nothing and reports true.
+func Charge(c net.Conn, ip netip.Addr) bool {
+	cc, ok := c.(*countedConn)
+	if !ok || cc.l.exempt == nil || cc.ip.IsValid() || cc.l.perIP <= 0 {
+		return true
+	}
+	l := cc.l
+	ip = ip.Unmap()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cc.closed {
+		return false
+	}
+	if cc.charged.IsValid() {
+		return true
+	}
+	if l.byIP == nil {
+		l.byIP = make(map[netip.Addr]int)
+	}
+	if l.byIP[ip] >= l.perIP {
+		if l.rejected != nil {
+			l.rejected.Inc()
+		}
+		return false
+	}
+	l.byIP[ip]++
+	cc.charged = ip
+	return true
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -329,6 +386,9 @@ func (l *limitListener) admit(c net.Conn) (netip.Addr, bool) {
 		return netip.Addr{}, true
 	}
 	ip := ap.Addr().Unmap()
+	if l.exempt != nil && l.exempt(ip) {
+		return netip.Addr{}, true // counted by Charge
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.byIP == nil {
@@ -359,11 +419,23 @@ type countedConn struct {
 	l    *limitListener
 	ip   netip.Addr
 	once sync.Once
+	// charged is the client Charge counted (guarded by l.mu), and closed
+	// is set when the connection closed (likewise): only on listeners
+	// with exempt peers.
+	charged netip.Addr
+	closed  bool
 }
 
 func (c *countedConn) Close() error {
 	c.once.Do(func() {
 		c.l.release(c.ip)
+		if c.l.exempt != nil {
+			c.l.mu.Lock()
+			c.closed = true
+			ip := c.charged
+			c.l.mu.Unlock()
+			c.l.release(ip)
+		}
 		c.l.n.Add(-1)
 		if c.l.active != nil {
 			c.l.active.Dec()

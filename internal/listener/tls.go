@@ -121,10 +121,14 @@ func (s *certSet) pick(name string) *tls.Certificate {
 
 // Config returns the server TLS configuration: certificates by SNI, the
 // minimum version, ALPN for h2 and HTTP/1.1, and client authentication.
-func (c *Certs) Config() (*tls.Config, error) {
+func (c *Certs) Config() (*tls.Config, error) { return c.ConfigFor([]string{"h2", "http/1.1"}) }
+
+// ConfigFor is Config with the ALPN protocols alpn (none: no ALPN, as
+// for a tcp listener, whose bytes may be any protocol).
+func (c *Certs) ConfigFor(alpn []string) (*tls.Config, error) {
 	tc := &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		NextProtos: []string{"h2", "http/1.1"},
+		NextProtos: alpn,
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return c.set.Load().pick(hello.ServerName), nil
 		},
@@ -158,7 +162,11 @@ func (c *Certs) Config() (*tls.Config, error) {
 }
 
 // certPollInterval is how often certificate files are checked for changes.
-const certPollInterval = 5 * time.Second
+const certPollInterval = CertPollInterval
+
+// CertPollInterval is how often a listener checks its certificate files
+// for changes (Watch).
+const CertPollInterval = 5 * time.Second
 
 // Watch reloads the certificates whenever one of their files changes, until
 // ctx is done. It polls modification times, which also catches editors and

@@ -353,8 +353,6 @@ func TestReservedKeysRefused(t *testing.T) {
 	tests := []struct {
 		name, doc, want string // want: the line after "FILE:"
 	}{
-		{"tcp", strings.Replace(base, `address: "127.0.0.1:0"}`, `address: "127.0.0.1:0", protocol: tcp, upstream: app}`, 1),
-			"2:54: listeners[0].protocol: protocol tcp is not available in this release"},
 		{"mirror", strings.Replace(base, "upstream: app}", "upstream: app, mirror: {upstream: app}}", 1),
 			"8:40: routes[0].mirror: mirror is not available in this release"},
 		{"aggregate", strings.Replace(base, "upstream: app}", "aggregate: {backends: [{upstream: app, path: /a}]}}", 1),

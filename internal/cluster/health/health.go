@@ -3,7 +3,9 @@ package health
 import (
 	"github.com/rampart-gw/rampart/internal/config"
 
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -49,8 +51,19 @@ type Config struct {
 	// UnhealthyThreshold is the consecutive failures that mark a healthy
 	// target unhealthy. Default 3.
 	UnhealthyThreshold int
-	// TCP probes with a TCP connect instead of an HTTP request.
+	// TCP probes with a TCP connect instead of an HTTP request. With Send
+	// or Expect it also writes Send, and, with Expect, reads until the
+	// answer contains Expect (at most MaxExpectRead bytes).
 	TCP bool
+	// Send is written once connected (TCP only). Default: nothing.
+	Send []byte
+	// Expect must be contained in what the target answers (TCP only).
+	// Default: nothing is read; the connect is the check.
+	Expect []byte
+	// Preamble is written first, before TLS, by TCP probes that send
+	// anything (Send, Expect or a TLS handshake): a PROXY protocol header
+	// for targets that want one. Default: nothing.
+	Preamble []byte
 	// InitialUnhealthy makes new targets start unhealthy, taking traffic
 	// only after HealthyThreshold successful probes. Default false.
 	InitialUnhealthy bool
@@ -93,6 +106,10 @@ type Deps struct {
 	Transport http.RoundTripper
 	// Probe replaces the HTTP and TCP probes altogether.
 	Probe ProbeFunc
+	// TLS, when set, makes TCP probes complete a TLS handshake with it
+	// (the SNI name defaults to the target's host), and send and expect
+	// over TLS.
+	TLS *tls.Config
 	// OnChange is told when a target turns healthy or unhealthy. It runs on
 	// the target's probe goroutine and should not block.
 	OnChange func(addr string, healthy bool)
@@ -125,6 +142,7 @@ type Checker struct {
 	probe     ProbeFunc
 	transport http.RoundTripper
 	ownTr     *http.Transport // closed by Close when the Checker made it
+	tls       *tls.Config     // TCP probes over TLS; nil: plain
 	onChange  func(string, bool)
 	log       *slog.Logger
 	rand      func() float64
@@ -147,6 +165,7 @@ func New(cfg Config, deps Deps) *Checker {
 		onChange:  deps.OnChange,
 		log:       deps.Logger,
 		rand:      deps.Rand,
+		tls:       deps.TLS,
 	}
 	cfg = cfg.withDefaults()
 	c.cfg.Store(&cfg)
@@ -168,7 +187,7 @@ func New(cfg Config, deps Deps) *Checker {
 	}
 	if c.probe == nil {
 		if cfg.TCP {
-			c.probe = tcpProbe
+			c.probe = c.tcpProbe
 		} else {
 			c.probe = c.httpProbe
 		}
@@ -369,13 +388,84 @@ func (c *Checker) httpProbe(ctx context.Context, addr string) error {
 	return nil
 }
 
-func tcpProbe(ctx context.Context, addr string) error {
+// MaxExpectRead bounds what a TCP probe reads looking for Expect.
+const MaxExpectRead = 64 << 10
+
+// ErrExpect is wrapped by the TCP probe when the answer does not contain
+// Config.Expect.
+var ErrExpect = errors.New("answer does not contain the expected bytes")
+
+// tcpProbe connects to addr (and completes a TLS handshake with TLS set);
+// with Send or Expect it writes Preamble and Send, then reads until the
+// answer contains Expect, the target closes, MaxExpectRead bytes came or
+// ctx ends.
+func (c *Checker) tcpProbe(ctx context.Context, addr string) error {
+	cfg := c.cfg.Load()
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", addr, err)
 	}
-	return conn.Close()
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	// A target that wants a PROXY header wants it before anything else,
+	// TLS included; a bare connect sends nothing at all.
+	if len(cfg.Preamble) > 0 && (c.tls != nil || len(cfg.Send) > 0 || len(cfg.Expect) > 0) {
+		if _, err := conn.Write(cfg.Preamble); err != nil {
+			return fmt.Errorf("probe %s: send: %w", addr, err)
+		}
+	}
+	if c.tls != nil {
+		tc := c.tls
+		if tc.ServerName == "" {
+			tc = tc.Clone()
+			tc.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		t := tls.Client(conn, tc)
+		if err := t.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("probe %s: tls: %w", addr, err)
+		}
+		conn = t
+	}
+	if len(cfg.Send) == 0 && len(cfg.Expect) == 0 {
+		return nil
+	}
+	if len(cfg.Send) > 0 {
+		if _, err := conn.Write(cfg.Send); err != nil {
+			return fmt.Errorf("probe %s: send: %w", addr, err)
+		}
+	}
+	if len(cfg.Expect) == 0 {
+		return nil
+	}
+	buf := make([]byte, 0, min(MaxExpectRead, max(512, 2*len(cfg.Expect))))
+	for len(buf) < MaxExpectRead {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(cap(buf), MaxExpectRead-len(buf)))
+		}
+		n, err := conn.Read(buf[len(buf):min(cap(buf), MaxExpectRead)])
+		buf = buf[:len(buf)+n]
+		if bytes.Contains(buf, cfg.Expect) {
+			return nil
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return fmt.Errorf("probe %s: read: %w", addr, err)
+		}
+	}
+	return fmt.Errorf("probe %s: %w (got %q)", addr, ErrExpect, clip(buf, 64))
+}
+
+// clip returns at most n bytes of b, for error messages.
+func clip(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
 }
 
 // Status is one target's health, for the admin API.

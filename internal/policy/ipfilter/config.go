@@ -1,9 +1,7 @@
 package ipfilter
 
 import (
-	"net/netip"
 	"strconv"
-	"strings"
 
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/policy"
@@ -32,7 +30,7 @@ func (c *Config) Validate(s policy.Spec) config.Errors {
 		list []string
 	}{{"allow", c.Allow}, {"deny", c.Deny}} {
 		for i, v := range l.list {
-			if _, err := ParsePrefix(v); err != nil {
+			if _, err := config.ParsePrefix(v); err != nil {
 				errs = append(errs, s.Errorf(l.key+"["+strconv.Itoa(i)+"]", "%v", err))
 			}
 		}
@@ -41,32 +39,4 @@ func (c *Config) Validate(s policy.Spec) config.Errors {
 		errs = append(errs, s.Errorf("trust_forwarded", "trust_forwarded must be between 0 and 64"))
 	}
 	return errs
-}
-
-// ParsePrefix parses a CIDR prefix or a single address (as a /32 or /128).
-// The prefix is masked, and IPv4-mapped IPv6 prefixes become IPv4.
-func ParsePrefix(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if !strings.Contains(s, "/") {
-		a, err := netip.ParseAddr(s)
-		if err != nil || a.Zone() != "" {
-			return netip.Prefix{}, &prefixError{s}
-		}
-		a = a.Unmap()
-		return netip.PrefixFrom(a, a.BitLen()), nil
-	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return netip.Prefix{}, &prefixError{s}
-	}
-	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-	}
-	return p.Masked(), nil
-}
-
-type prefixError struct{ s string }
-
-func (e *prefixError) Error() string {
-	return "invalid address or prefix " + strconv.Quote(e.s) + " (want e.g. 10.0.0.0/8, 192.0.2.1 or 2001:db8::/32)"
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/netip"
 
+	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/exchange"
 	"github.com/rampart-gw/rampart/internal/policy"
 )
@@ -24,11 +25,11 @@ func New(s policy.Spec) (policy.Policy, error) {
 	}
 	f := &Filter{trust: c.TrustForwarded}
 	for _, v := range c.Allow {
-		p, _ := ParsePrefix(v)
+		p, _ := config.ParsePrefix(v)
 		f.allow = append(f.allow, p)
 	}
 	for _, v := range c.Deny {
-		p, _ := ParsePrefix(v)
+		p, _ := config.ParsePrefix(v)
 		f.deny = append(f.deny, p)
 	}
 	return f, nil
