@@ -22,6 +22,8 @@ func FuzzParse(f *testing.F) {
 	f.Add(v2("21 11 000c", "c0000201 c6336402 dc04 01bb"))
 	f.Add(v2("21 21 0024", "20010db8000000000000000000000001 20010db8000000000000000000000002 0001 ffff"))
 	f.Add(v2("20 00 0000", ""))
+	// An IPv6 source with an IPv4-mapped destination stays one IPv6 pair.
+	f.Add(v2("21 21 0024", "30303030303030303030303030303030 00000000000000000000ffff30303030 3030 3030"))
 	f.Add(v2("21 11 0014", "c0000201 c6336402 dc04 01bb 04 0001 00 ea 0001 ff"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, n, err := Parse(b)

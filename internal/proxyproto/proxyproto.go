@@ -185,8 +185,9 @@ func parseV1(b []byte) (Header, int, error) {
 		}
 		ports[i] = p
 	}
-	h.Source = netip.AddrPortFrom(addrs[0].Unmap(), ports[0])
-	h.Destination = netip.AddrPortFrom(addrs[1].Unmap(), ports[1])
+	src, dst := unmapPair(addrs[0], addrs[1])
+	h.Source = netip.AddrPortFrom(src, ports[0])
+	h.Destination = netip.AddrPortFrom(dst, ports[1])
 	return h, end + 1, nil
 }
 
@@ -254,8 +255,9 @@ func parseV2(b []byte) (Header, int, error) {
 		h.Source = netip.AddrPortFrom(netip.AddrFrom4([4]byte(a[0:4])), binary.BigEndian.Uint16(a[8:]))
 		h.Destination = netip.AddrPortFrom(netip.AddrFrom4([4]byte(a[4:8])), binary.BigEndian.Uint16(a[10:]))
 	} else {
-		h.Source = netip.AddrPortFrom(netip.AddrFrom16([16]byte(a[0:16])).Unmap(), binary.BigEndian.Uint16(a[32:]))
-		h.Destination = netip.AddrPortFrom(netip.AddrFrom16([16]byte(a[16:32])).Unmap(), binary.BigEndian.Uint16(a[34:]))
+		src, dst := unmapPair(netip.AddrFrom16([16]byte(a[0:16])), netip.AddrFrom16([16]byte(a[16:32])))
+		h.Source = netip.AddrPortFrom(src, binary.BigEndian.Uint16(a[32:]))
+		h.Destination = netip.AddrPortFrom(dst, binary.BigEndian.Uint16(a[34:]))
 	}
 	return h, 16 + l, nil
 }
@@ -276,6 +278,16 @@ func tlvs(b []byte) error {
 	return nil
 }
 
+// unmapPair turns IPv4-mapped IPv6 addresses into IPv4 ones when both
+// are mapped, so that a pair keeps one family: an IPv6 source with a
+// mapped destination stays an IPv6 pair.
+func unmapPair(a, b netip.Addr) (netip.Addr, netip.Addr) {
+	if a.Unmap().Is4() && b.Unmap().Is4() {
+		return a.Unmap(), b.Unmap()
+	}
+	return a, b
+}
+
 func clip(b []byte) string {
 	if len(b) > 40 {
 		b = b[:40]
@@ -289,7 +301,7 @@ func clip(b []byte) string {
 // else v2 PROXY with address family UNSPEC). A local header (the proxy's
 // own connection, such as a health check) is v1 UNKNOWN or v2 LOCAL.
 func Append(dst []byte, v int, local bool, src, to netip.AddrPort) []byte {
-	sa, da := src.Addr().Unmap(), to.Addr().Unmap()
+	sa, da := unmapPair(src.Addr(), to.Addr())
 	known := !local && sa.IsValid() && da.IsValid() && sa.Is4() == da.Is4()
 	if v == V1 {
 		if !known {
