@@ -468,6 +468,16 @@ CONF
 	PROXY_PID=$!
 }
 
+# start_rampart-b runs the other build of an A/B ($RAMPART_B) with the same
+# config as start_rampart.
+start_rampart-b() { # MODE
+	local save=$RAMPART rc=0
+	RAMPART=$RAMPART_B
+	start_rampart "$@" || rc=$?
+	RAMPART=$save
+	return $rc
+}
+
 # make_cert writes a self-signed P-256 certificate for 127.0.0.1 and localhost
 # to $CERT and $KEY.
 make_cert() {

@@ -23,6 +23,9 @@
 #   GATEWAY_CPU=0 LOAD_CPU=1  taskset pinning (gateway | load generator + backend); NOPIN=1 disables
 #   NO_INSTALL=1            never call apt-get
 #   RAMPART_BIN=PATH        measure this rampart binary instead of building cmd/rampart
+#   RAMPART_B=PATH          A/B: also measure this other rampart binary, as target
+#                           rampart-b, interleaved with rampart in every round
+#                           (e.g. RAMPART_B=/tmp/rampart-old make bench-quick)
 #   NO_HEAD_FALLBACK=1      skip rampart when the working tree does not build, instead
 #                           of building the last commit
 #   RESULTS_DIR=...         where results go (default bench/results/<timestamp>)
@@ -55,6 +58,12 @@ has_phase() { [[ " $PHASES " == *" $1 "* ]]; }
 # Idle connections need one descriptor each on both sides: lift the soft limit
 # to the hard one (20,000 on this machine kind); children inherit it.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [[ -n ${RAMPART_B:-} ]]; then
+	[[ -x $RAMPART_B ]] || die "RAMPART_B=$RAMPART_B is not an executable"
+	# rampart-b runs right after rampart in every phase that has rampart.
+	addb() { [[ " $1 " == *" rampart "* && " $1 " != *" rampart-b "* ]] && echo "${1/rampart/rampart rampart-b}" || echo "$1"; }
+	TARGETS=$(addb "$TARGETS") H2_TARGETS=$(addb "$H2_TARGETS") TLS_TARGETS=$(addb "$TLS_TARGETS") IDLE_TARGETS=$(addb "$IDLE_TARGETS")
+fi
 need_tools $TARGETS $H2_TARGETS $TLS_TARGETS $IDLE_TARGETS "$(has_phase h2 && echo h2load)"
 # available T: the proxy T can run here (direct and rampart are checked later).
 available() {
@@ -96,6 +105,7 @@ RESULTS=$RESULTS_DIR/results.txt
 	echo "# host: $(uname -srm), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)"
 	echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (dirty tree)')"
 	[[ -n ${RAMPART_BUILT_FROM:-} ]] && echo "# rampart built from $RAMPART_BUILT_FROM"
+	[[ -n ${RAMPART_B:-} ]] && echo "# rampart-b: $RAMPART_B ($("$RAMPART_B" version 2>&1 | head -1))"
 	echo "# $(go version)"
 	echo "# wrk: $(wrk --version 2>&1 | head -1 | cut -c1-40)"
 	[[ -n $NGINX ]] && echo "# nginx: $("$NGINX" -v 2>&1)"

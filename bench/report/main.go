@@ -210,7 +210,7 @@ type row struct {
 }
 
 // targetOrder puts the well-known targets first, in the order a reader compares them.
-var targetOrder = []string{"direct", "rampart", "nginx", "haproxy", "caddy"}
+var targetOrder = []string{"direct", "rampart", "rampart-b", "nginx", "haproxy", "caddy"}
 
 func rank(t string) int {
 	if i := slices.Index(targetOrder, t); i >= 0 {
@@ -304,7 +304,8 @@ func writeScenario(w io.Writer, scenario string, all []Run) {
 }
 
 // ratioPairs lists the comparisons worth quoting: rampart against no proxy,
-// then every proxy against NGINX, the reference of issue 6.
+// rampart against rampart-b (RAMPART_B, an A/B of two builds), then every
+// proxy against NGINX, the reference of issue 6.
 func ratioPairs(rows []row) [][2]row {
 	find := func(t string) (row, bool) {
 		i := slices.IndexFunc(rows, func(r row) bool { return r.target == t })
@@ -317,6 +318,10 @@ func ratioPairs(rows []row) [][2]row {
 	rp, haveRampart := find("rampart")
 	if d, ok := find("direct"); ok && haveRampart {
 		pairs = append(pairs, [2]row{rp, d})
+	}
+	// The A/B of RAMPART_B: this build against the other binary.
+	if b, ok := find("rampart-b"); ok && haveRampart {
+		pairs = append(pairs, [2]row{rp, b})
 	}
 	if ng, ok := find("nginx"); ok {
 		for _, r := range rows {
