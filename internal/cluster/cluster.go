@@ -513,7 +513,7 @@ func poolKey(name string, cfg *config.Upstream) (string, error) {
 			}
 			ca = strconv.Itoa(len(b)) + string(b[:min(len(b), 64)]) + string(b[max(0, len(b)-64):])
 		}
-		k += fmt.Sprintf("|tls|%s|%v|%s", cfg.TLS.ServerName, cfg.TLS.InsecureSkipVerify, ca)
+		k += fmt.Sprintf("|tls|%s|%v|%s|%s|%s", cfg.TLS.ServerName, cfg.TLS.InsecureSkipVerify, ca, cfg.TLS.CertFile, cfg.TLS.KeyFile)
 	}
 	return k, nil
 }
@@ -634,6 +634,13 @@ func tlsConfig(cfg *config.Upstream) (*tls.Config, error) {
 			return nil, fmt.Errorf("upstream ca_file %s: no PEM certificates", cfg.TLS.CAFile)
 		}
 		tc.RootCAs = roots
+	}
+	if cfg.TLS.CertFile != "" {
+		cc, err := loadClientCert(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		tc.GetClientCertificate = cc.get
 	}
 	return tc, nil
 }

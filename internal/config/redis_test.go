@@ -78,3 +78,21 @@ func TestRedisForms(t *testing.T) {
 		})
 	}
 }
+
+// upstreams.X.tls.cert_file and key_file (upstream mTLS) come as a pair.
+func TestUpstreamClientCertPair(t *testing.T) {
+	const doc = "listeners: [{name: public, address: \"127.0.0.1:8080\"}]\nupstreams:\n  s:\n    targets: [{address: \"127.0.0.1:9000\"}]\n    tls: {%s}\nroutes:\n  - {name: all, match: {path: {prefix: /}}, upstream: s}\n"
+	for _, tt := range []struct{ tls, want string }{
+		{"cert_file: c.pem", "t.yaml:5:22: upstreams.s.tls.cert_file: cert_file needs key_file"},
+		{"key_file: k.pem", "t.yaml:5:21: upstreams.s.tls.key_file: key_file needs cert_file"},
+		{"cert_file: c.pem, key_file: k.pem", ""},
+	} {
+		_, err := LoadBytes("t.yaml", []byte(strings.Replace(doc, "%s", tt.tls, 1)))
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", tt.tls, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s: error %v, want %s", tt.tls, err, tt.want)
+		}
+	}
+}

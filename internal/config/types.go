@@ -326,6 +326,12 @@ type UpstreamTLS struct {
 	// InsecureSkipVerify turns off verifying target certificates (testing
 	// only). Default false.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify" json:"insecure_skip_verify,omitempty"`
+	// CertFile is a PEM client certificate chain presented to targets that
+	// ask for one (upstream mTLS); both or neither of CertFile and
+	// KeyFile. Re-read when the files change. No default: none.
+	CertFile string `yaml:"cert_file" json:"cert_file,omitempty"`
+	// KeyFile is CertFile's PEM private key. No default.
+	KeyFile string `yaml:"key_file" json:"key_file,omitempty"`
 }
 
 // HealthCheck groups active probing and passive outlier detection.

@@ -632,6 +632,13 @@ func (v *validator) upstreams() {
 		if u.Keepalive.IdleTimeout < 0 {
 			v.errorf(p+".keepalive.idle_timeout", "must not be negative")
 		}
+		if t := u.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
+			if t.CertFile == "" {
+				v.errorf(p+".tls.key_file", "key_file needs cert_file")
+			} else {
+				v.errorf(p+".tls.cert_file", "cert_file needs key_file")
+			}
+		}
 		if h := u.HealthCheck; h != nil {
 			v.health(p+".health_check", h)
 		}
