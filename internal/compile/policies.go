@@ -6,6 +6,7 @@ import (
 
 	"github.com/rampart-gw/rampart/internal/policy"
 	"github.com/rampart-gw/rampart/internal/policy/apikey"
+	"github.com/rampart-gw/rampart/internal/policy/clientcert"
 	"github.com/rampart-gw/rampart/internal/policy/concurrency"
 	"github.com/rampart-gw/rampart/internal/policy/cors"
 	"github.com/rampart-gw/rampart/internal/policy/headers"
@@ -30,6 +31,7 @@ type factory struct {
 // type X is not available in this release".
 var factories = map[string]factory{
 	"api_key":           {apikey.New, reflect.TypeFor[apikey.Config]()},
+	"client_cert":       {clientcert.New, reflect.TypeFor[clientcert.Config]()},
 	"concurrency_limit": {concurrency.New, reflect.TypeFor[concurrency.Config]()},
 	"cors":              {cors.New, reflect.TypeFor[cors.Config]()},
 	"headers":           {headers.New, reflect.TypeFor[headers.Config]()},

@@ -96,3 +96,23 @@ func TestUpstreamClientCertPair(t *testing.T) {
 		}
 	}
 }
+
+// consumers[].client_certs are "sha256:" fingerprints, each of one consumer.
+func TestConsumerClientCerts(t *testing.T) {
+	fp := "sha256:" + strings.Repeat("ab", 32)
+	const doc = "listeners: [{name: public, address: \"127.0.0.1:8080\"}]\nconsumers:\n  - {name: a, client_certs: [%s]}\n  - {name: b, client_certs: [%s]}\nupstreams:\n  s: {targets: [{address: \"127.0.0.1:9000\"}]}\nroutes:\n  - {name: all, match: {path: {prefix: /}}, upstream: s}\n"
+	for _, tt := range []struct{ a, b, want string }{
+		{fp, "sha256:" + strings.Repeat("cd", 32), ""},
+		{fp, fp, "t.yaml:4:30: consumers[1].client_certs[0]: client certificate already used by consumers[0]"},
+		{"ab12", "sha256:" + strings.Repeat("cd", 32), `t.yaml:3:30: consumers[0].client_certs[0]: client certificate "ab12": want "sha256:" and the 64 hex digits`},
+		{"sha256:" + strings.Repeat("zz", 32), fp, `consumers[0].client_certs[0]: client certificate "sha256:zz`},
+	} {
+		_, err := LoadBytes("t.yaml", []byte(strings.Replace(strings.Replace(doc, "%s", tt.a, 1), "%s", tt.b, 1)))
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", tt.a, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s/%s: error %v, want %s", tt.a, tt.b, err, tt.want)
+		}
+	}
+}

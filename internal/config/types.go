@@ -641,6 +641,11 @@ type Consumer struct {
 	// Roles are the consumer's roles, for require_role and rate limits by
 	// role. No default: none.
 	Roles []string `yaml:"roles" json:"roles,omitempty"`
+	// ClientCerts identify the consumer by a verified mTLS client
+	// certificate, for the client_cert policy: "sha256:HEX", the SHA-256
+	// of the DER certificate (as sent upstream in X-Client-Cert-SHA256);
+	// each belongs to one consumer. No default: none.
+	ClientCerts []string `yaml:"client_certs" json:"client_certs,omitempty"`
 }
 
 // Cluster holds cross-instance settings.

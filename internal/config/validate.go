@@ -28,7 +28,7 @@ var (
 	proxyProtocols    = []string{"v1", "v2"}
 
 	// PolicyTypes are the policy types a config may name.
-	PolicyTypes = []string{"jwt", "api_key", "rate_limit", "ip_filter", "waf", "sanitize", "concurrency_limit", "require_role", "cors", "headers"}
+	PolicyTypes = []string{"jwt", "api_key", "client_cert", "rate_limit", "ip_filter", "waf", "sanitize", "concurrency_limit", "require_role", "cors", "headers"}
 )
 
 // Vocabulary returns the choices of every enumerated key, by the key's
@@ -997,6 +997,7 @@ func (v *validator) policies() {
 func (v *validator) consumers() {
 	names := map[string]int{}
 	keys := map[string]string{}
+	certs := map[string]string{}
 	for i, cs := range v.c.Consumers {
 		p := idx("consumers", i)
 		if cs.Name == "" {
@@ -1019,6 +1020,17 @@ func (v *validator) consumers() {
 		for j, r := range cs.Roles {
 			if r == "" {
 				v.errorf(idx(p+".roles", j), "role must not be empty")
+			}
+		}
+		for j, c := range cs.ClientCerts {
+			cp := idx(p+".client_certs", j)
+			hexs, ok := strings.CutPrefix(strings.ToLower(c), "sha256:")
+			if !ok || len(hexs) != 64 || strings.Trim(hexs, "0123456789abcdef") != "" {
+				v.errorf(cp, "client certificate %q: want \"sha256:\" and the 64 hex digits of the certificate's SHA-256", c)
+			} else if owner, dup := certs[hexs]; dup {
+				v.errorf(cp, "client certificate already used by %s", owner)
+			} else {
+				certs[hexs] = p
 			}
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/rampart-gw/rampart/internal/certid"
 	"github.com/rampart-gw/rampart/internal/cluster"
 	"github.com/rampart-gw/rampart/internal/exchange"
 	"github.com/rampart-gw/rampart/internal/route"
@@ -325,6 +326,14 @@ func (p *Proxy) setForwarded(r *http.Request) {
 		}
 	} else {
 		delete(r.Header, "Forwarded")
+	}
+	// The client certificate's identity: this connection's verified one,
+	// else a trusted proxy's headers, else none (a client's own copies
+	// never pass).
+	if leaf := certid.Leaf(r.TLS); leaf != nil {
+		certid.Set(r.Header, leaf)
+	} else if !trusted {
+		certid.Strip(r.Header)
 	}
 	// One backing array for the three values, each capped: the room the
 	// request's context has for them, else a new one.
