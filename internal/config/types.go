@@ -124,6 +124,12 @@ type ListenerTLS struct {
 	// ClientAuth configures client certificates (mTLS). Default: mode
 	// none.
 	ClientAuth ClientAuth `yaml:"client_auth" json:"client_auth,omitempty"`
+	// SessionTickets lets clients resume TLS sessions (TLS 1.2 tickets and
+	// TLS 1.3 PSK resumption), with one ticket key set shared by every
+	// listener, kept across reloads and rotated hourly in memory (the
+	// previous key still accepted). false turns resumption off. Default
+	// true.
+	SessionTickets *bool `yaml:"session_tickets" json:"session_tickets,omitempty"`
 	// SNIRoutes sends a tcp listener's connections to an upstream by the
 	// SNI name of their TLS handshake: host (ParseHost's grammar, exact
 	// names before wildcards) to upstream name; a name that matches none

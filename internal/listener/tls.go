@@ -133,6 +133,14 @@ func (c *Certs) ConfigFor(alpn []string) (*tls.Config, error) {
 			return c.set.Load().pick(hello.ServerName), nil
 		},
 	}
+	if c.cfg.SessionTickets != nil && !*c.cfg.SessionTickets {
+		tc.SessionTicketsDisabled = true
+	} else {
+		// One key set for every listener, kept across reloads and
+		// rotated hourly (tickets.go). A per-handshake clone below
+		// copies the keys current at the time.
+		ticketKeys.apply(tc)
+	}
 	switch c.cfg.MinVersion {
 	case "", "1.2":
 	case "1.3":

@@ -28,7 +28,7 @@ type testCA struct {
 	pem  []byte
 }
 
-func newTestCA(t *testing.T) *testCA {
+func newTestCA(t testing.TB) *testCA {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{
@@ -46,7 +46,7 @@ func newTestCA(t *testing.T) *testCA {
 
 // issue writes a leaf certificate and key for names into dir and returns
 // their paths.
-func (ca *testCA) issue(t *testing.T, dir, file string, client bool, names ...string) (string, string) {
+func (ca *testCA) issue(t testing.TB, dir, file string, client bool, names ...string) (string, string) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
