@@ -9,6 +9,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/policy/clientcert"
 	"github.com/rampart-gw/rampart/internal/policy/concurrency"
 	"github.com/rampart-gw/rampart/internal/policy/cors"
+	"github.com/rampart-gw/rampart/internal/policy/grpcweb"
 	"github.com/rampart-gw/rampart/internal/policy/headers"
 	"github.com/rampart-gw/rampart/internal/policy/ipfilter"
 	"github.com/rampart-gw/rampart/internal/policy/jwt"
@@ -32,6 +33,7 @@ type factory struct {
 var factories = map[string]factory{
 	"api_key":           {apikey.New, reflect.TypeFor[apikey.Config]()},
 	"client_cert":       {clientcert.New, reflect.TypeFor[clientcert.Config]()},
+	"grpc_web":          {grpcweb.New, reflect.TypeFor[grpcweb.Config]()},
 	"concurrency_limit": {concurrency.New, reflect.TypeFor[concurrency.Config]()},
 	"cors":              {cors.New, reflect.TypeFor[cors.Config]()},
 	"headers":           {headers.New, reflect.TypeFor[headers.Config]()},

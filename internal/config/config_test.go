@@ -260,8 +260,8 @@ func TestRules(t *testing.T) {
 		{"duplicate policy", strings.Replace(base, "upstream: app", "upstream: app\n    policies: [a, a]", 1) + "policies:\n  a: {type: waf}\n", `8:19: routes[0].policies[1]: duplicate policy "a" (also policies[0])`},
 
 		// Policies.
-		{"policy without type", base + "policies:\n  a: {issuer: x}\n", "9:3: policies.a: type is required (one of jwt, api_key, client_cert, rate_limit, ip_filter, waf, sanitize, concurrency_limit, require_role, cors or headers)"},
-		{"policy unknown type", base + "policies:\n  a: {type: oauth}\n", `9:13: policies.a.type: invalid policy type "oauth" (want jwt, api_key, client_cert, rate_limit, ip_filter, waf, sanitize, concurrency_limit, require_role, cors or headers)`},
+		{"policy without type", base + "policies:\n  a: {issuer: x}\n", "9:3: policies.a: type is required (one of jwt, api_key, client_cert, rate_limit, ip_filter, waf, sanitize, concurrency_limit, require_role, cors, headers or grpc_web)"},
+		{"policy unknown type", base + "policies:\n  a: {type: oauth}\n", `9:13: policies.a.type: invalid policy type "oauth" (want jwt, api_key, client_cert, rate_limit, ip_filter, waf, sanitize, concurrency_limit, require_role, cors, headers or grpc_web)`},
 		{"policy type not string", base + "policies:\n  a: {type: [jwt]}\n", "9:13: policies.a.type: expected a string, got a list"},
 		{"policy not mapping", base + "policies:\n  a: jwt\n", `9:6: policies.a: expected a mapping, got string "jwt"`},
 

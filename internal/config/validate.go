@@ -28,7 +28,7 @@ var (
 	proxyProtocols    = []string{"v1", "v2"}
 
 	// PolicyTypes are the policy types a config may name.
-	PolicyTypes = []string{"jwt", "api_key", "client_cert", "rate_limit", "ip_filter", "waf", "sanitize", "concurrency_limit", "require_role", "cors", "headers"}
+	PolicyTypes = []string{"jwt", "api_key", "client_cert", "rate_limit", "ip_filter", "waf", "sanitize", "concurrency_limit", "require_role", "cors", "headers", "grpc_web"}
 )
 
 // Vocabulary returns the choices of every enumerated key, by the key's
