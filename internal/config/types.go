@@ -99,6 +99,11 @@ type Listener struct {
 	// can bind the same address and the kernel spreads connections over
 	// them. Default false.
 	ReusePort bool `yaml:"reuse_port" json:"reuse_port,omitempty"`
+	// HTTP3 also serves HTTP/3 over QUIC on the UDP port of the same
+	// number, with the same routes, policies and limits, and advertises it
+	// with Alt-Svc on HTTP/1.1 and HTTP/2 answers. Needs tls; no 0-RTT.
+	// Default false.
+	HTTP3 bool `yaml:"http3" json:"http3,omitempty"`
 }
 
 // Upgrade configures the binary upgrade: the running process starts

@@ -225,6 +225,11 @@ func (v *validator) listeners() {
 			case l.Upstream != "":
 				v.errorf(p+".upstream", "upstream is only for protocol tcp; http listeners use routes")
 			}
+			if l.HTTP3 && l.Protocol == "tcp" {
+				v.errorf(p+".http3", "http3 is for http listeners")
+			} else if l.HTTP3 && l.TLS == nil {
+				v.errorf(p+".http3", "http3 needs tls (QUIC is always encrypted)")
+			}
 			if l.Protocol != "tcp" && l.TLS != nil && l.TLS.SNIRoutes != nil {
 				v.errorf(p+".tls.sni_routes", "sni_routes is for tcp listeners; an http listener routes by host with routes[].match.hosts")
 			}

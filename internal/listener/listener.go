@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/quic-go/quic-go"
+
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/listener/guard"
 	"github.com/rampart-gw/rampart/internal/listener/h1server"
@@ -39,6 +41,9 @@ type Config struct {
 	NetHTTP bool
 	// ReusePort asks Bind for SO_REUSEPORT.
 	ReusePort bool
+	// HTTP3 also serves HTTP/3 (QUIC) on the UDP port of the same number;
+	// needs TLS.
+	HTTP3 bool
 }
 
 // Deps are shared services.
@@ -59,6 +64,7 @@ type Listener struct {
 	ln    *limitListener
 	log   *slog.Logger
 	certs *Certs
+	h3    *h3 // nil without http3
 	stop  context.CancelFunc
 	wg    sync.WaitGroup
 }
@@ -141,6 +147,21 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		ErrorLog: slog.NewLogLogger(deps.Log.Handler(), slog.LevelDebug),
 	}
 	l := &Listener{name: cfg.Name, srv: srv, ln: ll, log: deps.Log, certs: certs}
+	if cfg.HTTP3 {
+		if ll.tls == nil {
+			raw.Close()
+			return nil, errors.New("http3 needs tls")
+		}
+		h, err := listenH3(raw.Addr(), ll.tls, guard.Handler(handler, framing), srv.MaxHeaderBytes)
+		if err != nil {
+			raw.Close()
+			return nil, err
+		}
+		l.h3 = h
+		// HTTP/1.1 and HTTP/2 answers advertise it.
+		handler = h.advertise(handler)
+		srv.Handler = guard.Handler(handler, framing)
+	}
 	if ll.fast {
 		l.hand = &handListener{addr: raw.Addr(), c: make(chan net.Conn), done: make(chan struct{})}
 		l.fast = &h1server.Server{
@@ -186,6 +207,15 @@ func (l *Listener) Serve() error {
 		}()
 		defer func() { cancel(); l.wg.Wait() }()
 	}
+	if l.h3 != nil {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			if err := l.h3.srv.Serve(l.h3.conn); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, quic.ErrServerClosed) {
+				l.log.Error("http3 server stopped", "listener", l.name, "err", err.Error())
+			}
+		}()
+	}
 	if l.fast != nil {
 		// Connections the fast path hands over (HTTP/2 prefaces, upgrades,
 		// refusals, ...) are served by net/http, as without it.
@@ -229,6 +259,15 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 			fastErr = l.fast.Shutdown(ctx)
 		}()
 	}
+	if l.h3 != nil {
+		// GOAWAY to every HTTP/3 connection; requests in flight finish.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.h3.srv.Shutdown(ctx)
+			l.h3.conn.Close()
+		}()
+	}
 	l.srv.SetKeepAlivesEnabled(false)
 	err := l.srv.Shutdown(ctx)
 	if err != nil {
@@ -246,6 +285,10 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 
 // Close closes the listener and every connection at once.
 func (l *Listener) Close() error {
+	if l.h3 != nil {
+		l.h3.srv.Close()
+		l.h3.conn.Close()
+	}
 	if l.fast != nil {
 		l.fast.Close()
 		l.hand.Close()

@@ -53,10 +53,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodConnect:
-		h.refuseAs(w, rConnect, r.ProtoMajor == 2)
+		h.refuseAs(w, rConnect, r.ProtoMajor >= 2)
 		return
 	case http.MethodTrace:
-		h.refuseAs(w, rTrace, r.ProtoMajor == 2)
+		h.refuseAs(w, rTrace, r.ProtoMajor >= 2)
 		return
 	}
 	// Underscores in names are dropped, as NGINX (underscores_in_headers
@@ -108,7 +108,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // a GOAWAY for every stream on the connection. A stream the client reset
 // also fails its body read; its response goes nowhere.
 func (h *handler) serveH2(w http.ResponseWriter, r *http.Request) {
-	stream := r.ProtoMajor == 2
+	stream := r.ProtoMajor >= 2 // HTTP/2 and HTTP/3: a refusal answers the stream
 	if stream && !validHost([]byte(r.Host)) {
 		h.refuseAs(w, rHost, stream)
 		return
