@@ -107,13 +107,11 @@ func TestHTTP3(t *testing.T) {
 	}
 }
 
-
 // BenchmarkHTTP3VsHTTP2: one small GET through the gateway over HTTP/3
 // and over HTTP/2 on TLS, the same listener, one connection each, client,
 // gateway and upstream in this process (docs/performance.md).
 func BenchmarkHTTP3VsHTTP2(b *testing.B) {
-	t := &testing.T{}
-	p := newPKI(t)
+	p := newPKI(b)
 	cf, kf := p.issue("api", false, "api.example.com")
 	up := gwtest.Upstream(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	g := gwtest.Start(b, fmt.Sprintf(`listeners:

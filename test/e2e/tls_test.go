@@ -24,14 +24,14 @@ import (
 
 // pki issues test certificates signed by one CA.
 type pki struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	ca   *x509.Certificate
 	key  *ecdsa.PrivateKey
 	pool *x509.CertPool
 }
 
-func newPKI(t *testing.T) *pki {
+func newPKI(t testing.TB) *pki {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e CA"},
