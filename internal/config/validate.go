@@ -862,7 +862,7 @@ func (v *validator) routes() {
 				}
 			default:
 				if pm.Prefix == "" && pm.Template == "" {
-					v.errorf(p+".rewrite", "rewrite.prefix needs match.path.prefix or match.path.template")
+					v.errorf(p+".rewrite", "rewrite needs match.path.prefix or match.path.template")
 				}
 				if !strings.HasPrefix(rw.Prefix, "/") {
 					v.errorf(p+".rewrite.prefix", "prefix must start with \"/\"")
