@@ -246,7 +246,7 @@ func (a *Aggregate) call(ctx context.Context, r *http.Request, ex *exchange.Exch
 	if err != nil {
 		return result{err: err, outcome: "invalid_json"}
 	}
-	return result{val: shape(v, b.Allow, b.Rename)}
+	return result{val: shape(v, b.Allow, b.Rename), outcome: "ok"}
 }
 
 // failed classifies a call's failure: a deadline (the aggregate's or the
@@ -257,7 +257,7 @@ func failed(ctx context.Context, err error) result {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return result{err: fmt.Errorf("timed out: %w", err), outcome: "timeout"}
 	case errors.As(err, &ce) && ce.Kind == cluster.Timeout:
-		return result{err: err, outcome: "timeout"}
+		return result{err: fmt.Errorf("timed out: %w", err), outcome: "timeout"}
 	case ctx.Err() != nil:
 		return result{err: err, outcome: "canceled"}
 	}
