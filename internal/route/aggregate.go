@@ -260,6 +260,9 @@ func failed(ctx context.Context, err error) result {
 		return result{err: fmt.Errorf("timed out: %w", err), outcome: "timeout"}
 	case ctx.Err() != nil:
 		return result{err: err, outcome: "canceled"}
+	case ce != nil && (ce.Code == "circuit_open" || ce.Code == "no_healthy_upstream"):
+		// Refused before any attempt: the upstream's breaker or health.
+		return result{err: err, outcome: ce.Code}
 	}
 	return result{err: err, outcome: "error"}
 }

@@ -41,6 +41,14 @@ func backends(t *testing.T, calls *atomic.Int64) string {
 	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
 		js(w, map[string]any{"blob": strings.Repeat("x", 4096)})
 	})
+	var flaky atomic.Int64
+	mux.HandleFunc("/flaky", func(w http.ResponseWriter, r *http.Request) {
+		if flaky.Add(1)%2 == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		js(w, map[string]any{"ok": true})
+	})
 	mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
 	})
@@ -104,6 +112,9 @@ upstreams:
   orders: {targets: [{address: %[1]q}]}
   prefs: {targets: [{address: %[1]q}]}
   down: {targets: [{address: %[2]q}]}
+  tripping:
+    targets: [{address: %[2]q}]
+    circuit_breaker: {trip: {consecutive_failures: 2, open_for: 30s}}
 routes:
   - name: profile
     match: {path: {template: "/profile/{id}"}}
@@ -166,6 +177,26 @@ routes:
       backends:
         - {upstream: users, path: "/users/1?delay=200ms", group: a}
         - {upstream: orders, path: "/orders?delay=200ms", group: b}
+  - name: three
+    match: {path: {prefix: /three}}
+    aggregate:
+      backends:
+        - {upstream: users, path: "/users/1?delay=100ms", group: a}
+        - {upstream: orders, path: "/orders?delay=200ms", group: b}
+        - {upstream: prefs, path: "/prefs?delay=300ms", group: c}
+  - name: retried
+    match: {path: {prefix: /retried}}
+    retry: {attempts: 2, on: [503], backoff: {base: 1ms, max: 5ms}}
+    aggregate:
+      backends:
+        - {upstream: users, path: "/users/1", group: u}
+        - {upstream: orders, path: "/flaky", group: f}
+  - name: breaker
+    match: {path: {prefix: /breaker}}
+    aggregate:
+      backends:
+        - {upstream: users, path: "/users/1", group: u}
+        - {upstream: tripping, path: "/x", group: t, optional: true}
 `, be, dead))
 	c := gwtest.Client(t, 10*time.Second)
 
@@ -251,6 +282,48 @@ routes:
 			t.Errorf("two 200ms backends took %v: not in parallel", best)
 		}
 	})
+	t.Run("three backends take the slowest", func(t *testing.T) {
+		// 100, 200 and 300ms backends: about 300ms, not 600ms.
+		best := time.Hour
+		for range 3 {
+			a := call(t, c, g.URL+"/three")
+			if a.status != 200 || len(a.body) != 3 {
+				t.Fatalf("status %d body %s", a.status, a.raw)
+			}
+			best = min(best, a.took)
+		}
+		t.Logf("100+200+300ms backends answered in %v (overhead over the slowest %v)", best, best-300*time.Millisecond)
+		if best < 300*time.Millisecond || best >= 500*time.Millisecond {
+			t.Errorf("100, 200 and 300ms backends took %v, want about 300ms", best)
+		}
+	})
+	t.Run("retry per backend", func(t *testing.T) {
+		// The flaky backend answers 503 every other call; the route's
+		// retry makes each aggregate whole.
+		for range 4 {
+			if a := call(t, c, g.URL+"/retried"); a.status != 200 || a.completed != "true" {
+				t.Fatalf("status %d completed %q body %s", a.status, a.completed, a.raw)
+			}
+		}
+	})
+	t.Run("breaker per backend", func(t *testing.T) {
+		// Two connect failures open the tripping upstream's circuit;
+		// later calls fail at once with circuit_open, and the users
+		// backend still answers.
+		for range 2 {
+			call(t, c, g.URL+"/breaker")
+		}
+		before := callsOf(t, c, g.Admin, "breaker", "tripping", "circuit_open")
+		for range 3 {
+			a := call(t, c, g.URL+"/breaker")
+			if a.status != 200 || a.completed != "false" || a.body["u"] == nil {
+				t.Fatalf("status %d completed %q body %s", a.status, a.completed, a.raw)
+			}
+		}
+		if got := callsOf(t, c, g.Admin, "breaker", "tripping", "circuit_open"); got-before != 3 {
+			t.Errorf("tripping backend refused %v calls with circuit_open, want 3", got-before)
+		}
+	})
 	t.Run("metrics", func(t *testing.T) {
 		resp, err := c.Get(g.Admin + "/metrics")
 		if err != nil {
@@ -277,4 +350,26 @@ routes:
 			t.Errorf("/metrics lacks the aggregate backend duration series")
 		}
 	})
+}
+
+// callsOf reads rampart_aggregate_backend_requests_total for one route,
+// upstream and outcome.
+func callsOf(t *testing.T, c *http.Client, admin, route, upstream, outcome string) float64 {
+	t.Helper()
+	resp, err := c.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	sum := 0.0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "rampart_aggregate_backend_requests_total{") &&
+			strings.Contains(line, fmt.Sprintf(`{outcome=%q,route=%q,upstream=%q}`, outcome, route, upstream)) {
+			_, v, _ := strings.Cut(line, "} ")
+			n, _ := strconv.ParseFloat(v, 64)
+			sum += n
+		}
+	}
+	return sum
 }
