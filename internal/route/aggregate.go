@@ -222,7 +222,13 @@ func (a *Aggregate) call(ctx context.Context, r *http.Request, ex *exchange.Exch
 			p.Timeout = max(d, time.Millisecond)
 		}
 	}
-	resp, err := b.Upstream.Do(req, &p)
+	// An upstream without a healthy target, or whose circuit is open,
+	// hands the call to its failover chain, as a proxied route does.
+	up := b.Upstream
+	for hops := 0; up.Failover != nil && hops < 4 && (up.NoHealthy() || up.CircuitOpen()); hops++ {
+		up = up.Failover
+	}
+	resp, err := up.Do(req, &p)
 	if err != nil {
 		return failed(ctx, err)
 	}
