@@ -24,8 +24,9 @@ type Subst struct {
 
 type part struct {
 	lit   string
-	name  string // capture or query parameter name; "" for a literal
+	name  string // capture or query parameter name, or resp path; "" for a literal
 	query bool
+	resp  bool // {resp.GROUP.path}: a field of an earlier aggregate answer
 }
 
 // Mode is where an expansion goes, which decides its escaping.
@@ -42,7 +43,14 @@ const (
 )
 
 // Parse parses s.
-func Parse(s string) (*Subst, error) {
+func Parse(s string) (*Subst, error) { return parse(s, false) }
+
+// ParseSteps parses s, an aggregate backend path, which may also hold
+// {resp.GROUP.dotted.path}: a field of the answer of the backend with
+// that group (sequential steps).
+func ParseSteps(s string) (*Subst, error) { return parse(s, true) }
+
+func parse(s string, steps bool) (*Subst, error) {
 	t := &Subst{src: s}
 	rest := s
 	for rest != "" {
@@ -64,7 +72,12 @@ func Parse(s string) (*Subst, error) {
 		name := rest[i+1 : i+j]
 		rest = rest[i+j+1:]
 		p := part{}
-		if q, ok := strings.CutPrefix(name, "query."); ok {
+		if rp, ok := strings.CutPrefix(name, "resp."); ok && steps {
+			if rp == "" || strings.HasPrefix(rp, ".") || strings.HasSuffix(rp, ".") || strings.Contains(rp, "..") {
+				return nil, fmt.Errorf("%q: invalid placeholder {%s} (want {resp.GROUP.field})", s, name)
+			}
+			p.name, p.resp = rp, true
+		} else if q, ok := strings.CutPrefix(name, "query."); ok {
 			if q == "" || strings.ContainsAny(q, "{&=#") {
 				return nil, fmt.Errorf("%q: invalid query placeholder {%s}", s, name)
 			}
@@ -113,7 +126,7 @@ func (t *Subst) Literal() bool {
 func (t *Subst) Names() []string {
 	var out []string
 	for _, p := range t.parts {
-		if p.name != "" && !p.query && !contains(out, p.name) {
+		if p.name != "" && !p.query && !p.resp && !contains(out, p.name) {
 			out = append(out, p.name)
 		}
 	}
@@ -139,6 +152,17 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
+// Resps returns the {resp.PATH} paths t uses, in order.
+func (t *Subst) Resps() []string {
+	var out []string
+	for _, p := range t.parts {
+		if p.resp {
+			out = append(out, p.name)
+		}
+	}
+	return out
+}
+
 // Missing returns the first capture name t uses that have does not hold.
 func (t *Subst) Missing(have []string) (string, bool) {
 	for _, n := range t.Names() {
@@ -152,6 +176,12 @@ func (t *Subst) Missing(have []string) (string, bool) {
 // Expand appends t to dst with the placeholders replaced by params and the
 // values of rawQuery, escaped for mode.
 func (t *Subst) Expand(dst []byte, params []exchange.Param, rawQuery string, mode Mode) []byte {
+	return t.ExpandSteps(dst, params, rawQuery, mode, nil)
+}
+
+// ExpandSteps is Expand with resp giving the value of each {resp.PATH}
+// ("" without it).
+func (t *Subst) ExpandSteps(dst []byte, params []exchange.Param, rawQuery string, mode Mode, resp func(path string) string) []byte {
 	var q url.Values
 	for _, p := range t.parts {
 		if p.name == "" {
@@ -160,7 +190,11 @@ func (t *Subst) Expand(dst []byte, params []exchange.Param, rawQuery string, mod
 		}
 		var v string
 		rest := false
-		if p.query {
+		if p.resp {
+			if resp != nil {
+				v = resp(p.name)
+			}
+		} else if p.query {
 			if q == nil {
 				q, _ = url.ParseQuery(rawQuery)
 			}

@@ -351,15 +351,31 @@ func buildAggregate(rc *config.Route, snap *gateway.Snapshot, pol cluster.Policy
 			return nil, fmt.Errorf("aggregate.backends[%d]: unknown upstream %q", j, b.Upstream)
 		}
 		pathPart, query, hasQuery := strings.Cut(b.Path, "?")
-		pt, err := capture.Parse(pathPart)
+		pt, err := capture.ParseSteps(pathPart)
 		if err != nil {
 			return nil, fmt.Errorf("aggregate.backends[%d].path: %w", j, err)
 		}
 		be := &route.Backend{Upstream: u, Path: pt, Group: b.Group, Optional: b.Optional, Timeout: b.Timeout.D(),
 			Allow: route.SplitAllow(b.Allow), Rename: b.Rename, MaxBodyBytes: b.MaxBodyBytes, Policy: pol}
 		if hasQuery {
-			if be.Query, err = capture.Parse(query); err != nil {
+			if be.Query, err = capture.ParseSteps(query); err != nil {
 				return nil, fmt.Errorf("aggregate.backends[%d].path: %w", j, err)
+			}
+		}
+		// Sequential steps: the earlier backends whose groups the path
+		// uses ({resp.GROUP.field}); validation allows only earlier ones.
+		resps := pt.Resps()
+		if be.Query != nil {
+			resps = append(resps, be.Query.Resps()...)
+		}
+		for _, rp := range resps {
+			g, _, _ := strings.Cut(rp, ".")
+			k := slices.IndexFunc(a.Backends[:j], func(o config.AggregateBackend) bool { return o.Group == g })
+			if k < 0 {
+				return nil, fmt.Errorf("aggregate.backends[%d].path: {resp.%s}: no earlier backend has group %q", j, rp, g)
+			}
+			if !slices.Contains(be.After, k) {
+				be.After = append(be.After, k)
 			}
 		}
 		if be.MaxBodyBytes == 0 {

@@ -43,6 +43,13 @@ func TestCaptureRules(t *testing.T) {
 		{"aggregate timeout", "    aggregate: {backends: [{upstream: app, path: /a, timeout: -1s}]}\n",
 			"8:63: routes[0].aggregate.backends[0].timeout: negative duration \"-1s\""},
 		{"hash param ok", "    upstream: hashed\n", ""},
+		{"step ok", "    aggregate: {backends: [{upstream: app, path: /a, group: a}, {upstream: app, path: \"/b/{resp.a.x.y}?q={resp.a.z}\"}]}\n", ""},
+		{"step later group", "    aggregate: {backends: [{upstream: app, path: \"/b/{resp.a.x}\"}, {upstream: app, path: /a, group: a}]}\n",
+			"8:50: routes[0].aggregate.backends[0].path: placeholder {resp.a.x}: no backend before this one has group \"a\""},
+		{"step bad", "    aggregate: {backends: [{upstream: app, path: \"/b/{resp.}\"}]}\n",
+			"8:50: routes[0].aggregate.backends[0].path: \"/b/{resp.}\": invalid placeholder {resp.} (want {resp.GROUP.field})"},
+		{"resp in rewrite", "    upstream: app\n    rewrite: {path: \"/v1/{resp.a}\"}\n",
+			"9:21: routes[0].rewrite.path: \"/v1/{resp.a}\": invalid placeholder {resp.a} (want {name} or {query.NAME})"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

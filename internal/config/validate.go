@@ -813,8 +813,14 @@ func (v *validator) routes() {
 				v.upstreamRef(bp+".upstream", b.Upstream)
 				if !strings.HasPrefix(b.Path, "/") {
 					v.errorf(bp+".path", "path must start with \"/\"")
-				} else {
-					v.placeholders(bp+".path", b.Path, r.Match.Path)
+				} else if v.placeholders(bp+".path", b.Path, r.Match.Path, true) {
+					t, _ := capture.ParseSteps(b.Path)
+					for _, rp := range t.Resps() {
+						g, _, _ := strings.Cut(rp, ".")
+						if _, ok := groups[g]; !ok {
+							v.errorf(bp+".path", "placeholder {resp.%s}: no backend before this one has group %q", rp, g)
+						}
+					}
 				}
 				if b.Timeout < 0 {
 					v.errorf(bp+".timeout", "must not be negative")
@@ -858,7 +864,7 @@ func (v *validator) routes() {
 				} else if strings.ContainsAny(rw.Path, "?#") {
 					v.errorf(p+".rewrite.path", "path must not hold a query or fragment (the request's query is kept)")
 				} else {
-					v.placeholders(p+".rewrite.path", rw.Path, pm)
+					v.placeholders(p+".rewrite.path", rw.Path, pm, false)
 				}
 			default:
 				if pm.Prefix == "" && pm.Template == "" {
@@ -973,16 +979,23 @@ func isToken(s string) bool {
 
 // placeholders checks a string with capture placeholders ({id},
 // {query.NAME}) against the captures the route's path match supplies.
-func (v *validator) placeholders(p, s string, pm PathMatch) {
-	t, err := capture.Parse(s)
+// With steps (an aggregate backend path), {resp.GROUP.field} is allowed
+// too. It reports whether s parsed.
+func (v *validator) placeholders(p, s string, pm PathMatch, steps bool) bool {
+	parse := capture.Parse
+	if steps {
+		parse = capture.ParseSteps
+	}
+	t, err := parse(s)
 	if err != nil {
 		v.errorf(p, "%v", err)
-		return
+		return false
 	}
 	have := PathParams(pm)
 	if name, missing := t.Missing(have); missing {
 		v.errorf(p, "placeholder {%s}: %s", name, supplies(pm, have))
 	}
+	return true
 }
 
 // supplies says which captures a path match has, for an error.

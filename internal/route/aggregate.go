@@ -54,6 +54,9 @@ type Backend struct {
 	MaxBodyBytes int64
 	// Policy is the call's retry and timeout policy (the route's).
 	Policy cluster.Policy
+	// After are the earlier backends whose answers this one's path uses
+	// ({resp.GROUP.field}), by index: it starts once they have answered.
+	After []int
 }
 
 // ErrNotJSON is a backend answer that is not JSON (or, without a group,
@@ -70,10 +73,14 @@ func (e errStatus) Error() string { return fmt.Sprintf("answered status %d", int
 
 // result is what one backend gave.
 type result struct {
-	val     any
+	val     any // shaped (allow, rename)
+	raw     any // as decoded, for later steps
 	err     error
 	outcome string
 }
+
+// errStep is a backend not called because one it depends on failed.
+var errStep = errors.New("an earlier backend it uses failed")
 
 func (a *Aggregate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -88,13 +95,35 @@ func (a *Aggregate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	ex := exchange.From(r.Context())
 	results := make([]result, len(a.Backends))
+	done := make([]chan struct{}, len(a.Backends))
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
 	var wg sync.WaitGroup
 	for i, b := range a.Backends {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer close(done[i])
+			var resp func(string) string
+			for _, j := range b.After {
+				<-done[j] // closed after results[j] is written
+				if results[j].err != nil {
+					results[i] = result{err: fmt.Errorf("%w (backend %d)", errStep, j), outcome: "skipped"}
+					if !b.Optional {
+						cancel()
+					}
+					if m := a.Metrics; m != nil {
+						m.AggregateBackend.WithLabelValues(a.Route, b.Upstream.Name, "skipped").Inc()
+					}
+					return
+				}
+			}
+			if len(b.After) > 0 {
+				resp = a.stepValue(results)
+			}
 			start := time.Now()
-			results[i] = a.call(ctx, r, ex, b)
+			results[i] = a.call(ctx, r, ex, b, resp)
 			if results[i].err != nil && !b.Optional {
 				cancel()
 			}
@@ -177,7 +206,41 @@ var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", 
 	"Upgrade", "Content-Length", "Content-Type", "Content-Encoding", "Expect", "Accept-Encoding"}
 
 // call makes one backend's request and decodes its answer.
-func (a *Aggregate) call(ctx context.Context, r *http.Request, ex *exchange.Exchange, b *Backend) result {
+// stepValue returns the lookup of {resp.GROUP.path} in the answers of
+// finished backends: a scalar's text, "" for anything else or a field that
+// is not there.
+func (a *Aggregate) stepValue(results []result) func(string) string {
+	return func(path string) string {
+		group, rest, _ := strings.Cut(path, ".")
+		for j, b := range a.Backends {
+			if b.Group != group {
+				continue
+			}
+			var v any = results[j].raw
+			for rest != "" {
+				var key string
+				key, rest, _ = strings.Cut(rest, ".")
+				m, ok := v.(map[string]any)
+				if !ok {
+					return ""
+				}
+				v = m[key]
+			}
+			switch t := v.(type) {
+			case string:
+				return t
+			case json.Number:
+				return t.String()
+			case bool:
+				return fmt.Sprint(t)
+			}
+			return ""
+		}
+		return ""
+	}
+}
+
+func (a *Aggregate) call(ctx context.Context, r *http.Request, ex *exchange.Exchange, b *Backend, step func(string) string) result {
 	if b.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, b.Timeout)
@@ -194,7 +257,7 @@ func (a *Aggregate) call(ctx context.Context, r *http.Request, ex *exchange.Exch
 		params = ex.Params
 	}
 	ctx = exchange.With(ctx, &own)
-	esc := b.Path.ExpandString(params, r.URL.RawQuery, capture.Path)
+	esc := string(b.Path.ExpandSteps(nil, params, r.URL.RawQuery, capture.Path, step))
 	u := &url.URL{Path: esc}
 	if dec, err := url.PathUnescape(esc); err == nil {
 		u.Path = dec
@@ -203,7 +266,7 @@ func (a *Aggregate) call(ctx context.Context, r *http.Request, ex *exchange.Exch
 		}
 	}
 	if b.Query != nil {
-		u.RawQuery = b.Query.ExpandString(params, r.URL.RawQuery, capture.Query)
+		u.RawQuery = string(b.Query.ExpandSteps(nil, params, r.URL.RawQuery, capture.Query, step))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
 	if err != nil {
@@ -252,7 +315,11 @@ func (a *Aggregate) call(ctx context.Context, r *http.Request, ex *exchange.Exch
 	if err != nil {
 		return result{err: err, outcome: "invalid_json"}
 	}
-	return result{val: shape(v, b.Allow, b.Rename), outcome: "ok"}
+	raw := v
+	if b.Rename != nil && b.Allow == nil {
+		raw = clone(v) // shape renames in place
+	}
+	return result{val: shape(v, b.Allow, b.Rename), raw: raw, outcome: "ok"}
 }
 
 // failed classifies a call's failure: a deadline (the aggregate's or the
@@ -292,6 +359,19 @@ func decodeJSON(data []byte, object bool) (any, error) {
 		return nil, fmt.Errorf("%w object (a backend without group must answer an object)", ErrNotJSON)
 	}
 	return v, nil
+}
+
+// clone copies the top level of an object (what rename changes).
+func clone(v any) any {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return v
+	}
+	out := make(map[string]any, len(m))
+	for k, x := range m {
+		out[k] = x
+	}
+	return out
 }
 
 // shape applies allow and rename to an answer: objects are filtered, and

@@ -160,7 +160,7 @@ func NewMetrics() *Metrics {
 		m.WAFBlocked, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.Refused,
 		m.ConfigInfo, m.JWTVerifications, m.JWKSReads, m.SanitizeFindings)
 	m.AggregateBackend = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "rampart_aggregate_backend_requests_total", Help: "Backend calls of aggregate routes, by route, upstream and outcome (ok, error, status, timeout, invalid_json, too_large, circuit_open, no_healthy_upstream, canceled).",
+		Name: "rampart_aggregate_backend_requests_total", Help: "Backend calls of aggregate routes, by route, upstream and outcome (ok, error, status, timeout, invalid_json, too_large, circuit_open, no_healthy_upstream, canceled, skipped).",
 	}, []string{"route", "upstream", "outcome"})
 	m.AggregateDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "rampart_aggregate_backend_duration_seconds", Help: "Time of backend calls of aggregate routes, body read included, by route and upstream.",

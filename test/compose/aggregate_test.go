@@ -191,6 +191,20 @@ routes:
       backends:
         - {upstream: users, path: "/users/1", group: u}
         - {upstream: orders, path: "/flaky", group: f}
+  - name: steps
+    match: {path: {template: "/steps/{id}"}}
+    aggregate:
+      backends:
+        - {upstream: users, path: "/users/{id}", group: user, allow: [id]}
+        - {upstream: orders, path: "/orders?user={resp.user.name}&city={resp.user.address.city}", group: orders, allow: [user]}
+        - {upstream: prefs, path: "/prefs?lang={query.lang}", group: prefs}
+  - name: steps-failed
+    match: {path: {prefix: /steps-failed}}
+    aggregate:
+      backends:
+        - {upstream: down, path: "/x", group: first, optional: true}
+        - {upstream: users, path: "/users/{resp.first.id}", group: second, optional: true}
+        - {upstream: prefs, path: "/prefs", group: p}
   - name: breaker
     match: {path: {prefix: /breaker}}
     aggregate:
@@ -322,6 +336,20 @@ routes:
 		}
 		if got := callsOf(t, c, g.Admin, "breaker", "tripping", "circuit_open"); got-before != 3 {
 			t.Errorf("tripping backend refused %v calls with circuit_open, want 3", got-before)
+		}
+	})
+	t.Run("sequential steps", func(t *testing.T) {
+		a := call(t, c, g.URL+"/steps/9?lang=de")
+		want := `{"orders":[{"user":"Ada"},{"user":"Ada"}],"prefs":{"lang":"de","theme":"dark"},"user":{"id":"9"}}`
+		if a.status != 200 || jsonOf(a.body) != want {
+			t.Errorf("status %d body %s, want %s", a.status, a.raw, want)
+		}
+		a = call(t, c, g.URL+"/steps-failed")
+		if a.status != 200 || a.completed != "false" || jsonOf(a.body) != `{"p":{"lang":"","theme":"dark"}}` {
+			t.Errorf("status %d completed %q body %s", a.status, a.completed, a.raw)
+		}
+		if n := callsOf(t, c, g.Admin, "steps-failed", "users", "skipped"); n != 1 {
+			t.Errorf("skipped step counted %v times, want 1", n)
 		}
 	})
 	t.Run("metrics", func(t *testing.T) {
