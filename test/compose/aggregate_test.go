@@ -17,7 +17,7 @@ import (
 
 // backends is one real server on 127.0.0.1 with a behaviour per path.
 // ?delay=250ms delays any answer.
-func backends(t *testing.T, calls *atomic.Int64) string {
+func backends(t testing.TB, calls *atomic.Int64) string {
 	mux := http.NewServeMux()
 	js := func(w http.ResponseWriter, v any) {
 		w.Header().Set("Content-Type", "application/json")
