@@ -139,10 +139,11 @@ func (a *Aggregate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The first required backend that failed by itself (not canceled
-	// because another one failed) names the failure.
+	// or skipped because another one failed) names the failure.
 	bad := -1
+	secondary := func(i int) bool { return results[i].outcome == "canceled" || results[i].outcome == "skipped" }
 	for i, b := range a.Backends {
-		if res := results[i]; res.err != nil && !b.Optional && (bad < 0 || results[bad].outcome == "canceled" && res.outcome != "canceled") {
+		if res := results[i]; res.err != nil && !b.Optional && (bad < 0 || secondary(bad) && !secondary(i)) {
 			bad = i
 		}
 	}
