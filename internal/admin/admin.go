@@ -146,6 +146,7 @@ type routeView struct {
 	Match       config.Match       `json:"match"`
 	Upstream    string             `json:"upstream,omitempty"`
 	Split       []config.SplitItem `json:"split,omitempty"`
+	Aggregate   *config.Aggregate  `json:"aggregate,omitempty"`
 	StripPrefix bool               `json:"strip_prefix,omitempty"`
 	Rewrite     *config.Rewrite    `json:"rewrite,omitempty"`
 	Timeout     string             `json:"timeout"`
@@ -164,7 +165,7 @@ func (a *api) routes(w http.ResponseWriter, r *http.Request) {
 		if pol == nil {
 			pol = []string{}
 		}
-		out = append(out, routeView{Name: c.Name, Match: c.Match, Upstream: c.Upstream, Split: c.Split,
+		out = append(out, routeView{Name: c.Name, Match: c.Match, Upstream: c.Upstream, Split: c.Split, Aggregate: c.Aggregate,
 			StripPrefix: c.StripPrefix, Rewrite: c.Rewrite, Timeout: c.Timeout.String(), Policies: pol})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"version": s.Version, "routes": out})

@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/rampart-gw/rampart/internal/capture"
 	"github.com/rampart-gw/rampart/internal/cluster"
 	"github.com/rampart-gw/rampart/internal/cluster/cache"
 	"github.com/rampart-gw/rampart/internal/cluster/retry"
@@ -114,7 +116,9 @@ func Build(cfg *config.Config, deps Deps) (*gateway.Snapshot, error) {
 			errs = append(errs, cfg.Errorf(path, "%v", err))
 			continue
 		}
-		route := &gateway.Route{Name: rc.Name, Config: rc, Handler: h}
+		perrs, usesParams := captureUse(cfg, path, rc, snap, policies)
+		errs = append(errs, perrs...)
+		route := &gateway.Route{Name: rc.Name, Config: rc, Handler: h, Params: usesParams}
 		if deps.Metrics != nil {
 			route.Metrics = deps.Metrics.Route(rc.Name)
 		}
@@ -143,8 +147,14 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 		RequestIDHeader: snap.RequestIDHeader,
 		Policy:          cluster.Policy{Route: rc.Name, Timeout: rc.Timeout.D(), Metrics: deps.Metrics, Log: deps.Log},
 	}
-	if rc.Rewrite != nil {
-		pc.Rewrite, pc.HasRewrite = rc.Rewrite.Prefix, true
+	if rw := rc.Rewrite; rw != nil && rw.Path != "" {
+		t, err := capture.Parse(rw.Path)
+		if err != nil {
+			return nil, fmt.Errorf("rewrite.path: %w", err)
+		}
+		pc.RewritePath = t
+	} else if rw != nil {
+		pc.Rewrite, pc.HasRewrite = rw.Prefix, true
 	}
 	buffering, err := proxy.ParseBuffering(rc.RequestBuffering)
 	if err != nil {
@@ -218,8 +228,14 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 			return nil, err
 		}
 		h = sp
+	case rc.Aggregate != nil:
+		ag, err := buildAggregate(rc, snap, pc.Policy, deps)
+		if err != nil {
+			return nil, err
+		}
+		h = ag
 	default:
-		return nil, errors.New("route needs upstream or split")
+		return nil, errors.New("route needs upstream, split or aggregate")
 	}
 	errs := &route.Errors{}
 	if c := rc.Cache; c != nil && c.TTL > 0 {
@@ -320,6 +336,99 @@ type failedPolicy struct{}
 func (*failedPolicy) Wrap(next http.Handler) http.Handler { return next }
 
 func isFailed(p policy.Policy) bool { _, ok := p.(*failedPolicy); return ok }
+
+// buildAggregate compiles a route's aggregate: each backend calls its
+// upstream with the route's retry policy and timeout.
+func buildAggregate(rc *config.Route, snap *gateway.Snapshot, pol cluster.Policy, deps Deps) (*route.Aggregate, error) {
+	a := rc.Aggregate
+	ag := &route.Aggregate{Route: rc.Name, Timeout: a.Timeout.D(), Metrics: deps.Metrics, Log: deps.Log}
+	if ag.Timeout == 0 {
+		ag.Timeout = rc.Timeout.D()
+	}
+	for j, b := range a.Backends {
+		u := snap.Upstreams[b.Upstream]
+		if u == nil {
+			return nil, fmt.Errorf("aggregate.backends[%d]: unknown upstream %q", j, b.Upstream)
+		}
+		pathPart, query, hasQuery := strings.Cut(b.Path, "?")
+		pt, err := capture.ParseSteps(pathPart)
+		if err != nil {
+			return nil, fmt.Errorf("aggregate.backends[%d].path: %w", j, err)
+		}
+		be := &route.Backend{Upstream: u, Path: pt, Group: b.Group, Optional: b.Optional, Timeout: b.Timeout.D(),
+			Allow: route.SplitAllow(b.Allow), Rename: b.Rename, MaxBodyBytes: b.MaxBodyBytes, Policy: pol}
+		if hasQuery {
+			if be.Query, err = capture.ParseSteps(query); err != nil {
+				return nil, fmt.Errorf("aggregate.backends[%d].path: %w", j, err)
+			}
+		}
+		// Sequential steps: the earlier backends whose groups the path
+		// uses ({resp.GROUP.field}); validation allows only earlier ones.
+		resps := pt.Resps()
+		if be.Query != nil {
+			resps = append(resps, be.Query.Resps()...)
+		}
+		for _, rp := range resps {
+			g, _, _ := strings.Cut(rp, ".")
+			k := slices.IndexFunc(a.Backends[:j], func(o config.AggregateBackend) bool { return o.Group == g })
+			if k < 0 {
+				return nil, fmt.Errorf("aggregate.backends[%d].path: {resp.%s}: no earlier backend has group %q", j, rp, g)
+			}
+			if !slices.Contains(be.After, k) {
+				be.After = append(be.After, k)
+			}
+		}
+		if be.MaxBodyBytes == 0 {
+			be.MaxBodyBytes = config.DefaultAggregateMaxBodyBytes
+		}
+		if be.Timeout > 0 && (be.Policy.Timeout == 0 || be.Timeout < be.Policy.Timeout) {
+			be.Policy.Timeout = be.Timeout
+		}
+		be.Policy.Path = nil
+		ag.Backends = append(ag.Backends, be)
+	}
+	return ag, nil
+}
+
+// captureUse says whether the route's handlers use its path captures
+// (rewrite.path, aggregate, a policy's placeholders, an upstream's
+// hash_key param:NAME) and refuses a policy whose placeholders the route's
+// match does not supply. Config validation checks the route's own keys.
+func captureUse(cfg *config.Config, path string, rc *config.Route, snap *gateway.Snapshot, policies map[string]policy.Policy) (config.Errors, bool) {
+	var errs config.Errors
+	have := config.PathParams(rc.Match.Path)
+	uses := rc.Aggregate != nil || rc.Rewrite != nil && rc.Rewrite.Path != ""
+	for j, name := range rc.Policies {
+		cu, ok := policies[name].(policy.CaptureUser)
+		if !ok {
+			continue
+		}
+		for _, n := range cu.CaptureNames() {
+			uses = true
+			if !slices.Contains(have, n) {
+				errs = append(errs, cfg.Errorf(fmt.Sprintf("%s.policies[%d]", path, j),
+					"policy %q uses capture {%s}, which this route's match.path does not supply (captures: %s)", name, n, orNone(have)))
+			}
+		}
+	}
+	ups := []string{rc.Upstream}
+	for _, s := range rc.Split {
+		ups = append(ups, s.Upstream)
+	}
+	for _, name := range ups {
+		if u := cfg.Upstreams[name]; u != nil && strings.HasPrefix(u.HashKey, "param:") {
+			uses = true
+		}
+	}
+	return errs, uses && len(have) > 0
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
 
 // rewritePrefix is the part of the request path that strip_prefix removes
 // and rewrite.prefix replaces: a prefix route's prefix, or a template

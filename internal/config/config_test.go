@@ -206,7 +206,7 @@ func TestRules(t *testing.T) {
 		{"weight too big", strings.Replace(base, `"127.0.0.1:9001"`, `"127.0.0.1:9001", weight: 10001`, 1), `5:51: upstreams.app.targets[0].weight: weight 10001 out of range 1-10000`},
 		{"balancer", strings.Replace(base, "  app:\n", "  app:\n    balancer: fastest\n", 1), `5:15: upstreams.app.balancer: invalid balancer "fastest" (want round_robin, random, least_request, ring_hash, maglev or ewma)`},
 		{"hash key without hashing", strings.Replace(base, "  app:\n", "  app:\n    hash_key: ip\n", 1), `5:15: upstreams.app.hash_key: hash_key is only for balancer ring_hash or maglev`},
-		{"hash key form", strings.Replace(base, "  app:\n", "  app:\n    balancer: maglev\n    hash_key: \"header:\"\n", 1), `6:15: upstreams.app.hash_key: invalid hash_key "header:" (want ip, path, header:NAME, cookie:NAME or query:NAME)`},
+		{"hash key form", strings.Replace(base, "  app:\n", "  app:\n    balancer: maglev\n    hash_key: \"header:\"\n", 1), `6:15: upstreams.app.hash_key: invalid hash_key "header:" (want ip, path, header:NAME, cookie:NAME, query:NAME or param:NAME)`},
 		{"upstream protocol", strings.Replace(base, "  app:\n", "  app:\n    protocol: h2\n", 1), `5:15: upstreams.app.protocol: invalid protocol "h2" (want http1 or h2c) (did you mean "h2c"?)`},
 		{"failover to itself", strings.Replace(base, "  app:\n", "  app:\n    failover: app\n", 1), `5:15: upstreams.app.failover: an upstream cannot fail over to itself`},
 		{"failover unknown", strings.Replace(base, "  app:\n", "  app:\n    failover: dr\n", 1), `5:15: upstreams.app.failover: unknown upstream "dr"`},

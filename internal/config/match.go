@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -146,4 +148,37 @@ func isIdent(s string) bool {
 		return false
 	}
 	return true
+}
+
+// PathParams returns the names of the captures a path match supplies: a
+// template's {name} and {*name} variables, a regex's named groups
+// ((?P<name>...)). Other paths, and ones that do not parse, supply none.
+func PathParams(p PathMatch) []string {
+	switch {
+	case p.Template != "":
+		t, err := ParseTemplate(p.Template)
+		if err != nil {
+			return nil
+		}
+		var names []string
+		for _, s := range t.Segments {
+			if s.Kind != SegmentLiteral {
+				names = append(names, s.Name)
+			}
+		}
+		return names
+	case p.Regex != "":
+		re, err := regexp.Compile(p.Regex)
+		if err != nil {
+			return nil
+		}
+		var names []string
+		for _, n := range re.SubexpNames() {
+			if n != "" && !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+		return names
+	}
+	return nil
 }

@@ -21,15 +21,6 @@ var Reserved = []ReservedKey{
 		}
 		return hs
 	}},
-	{Key: "routes[].aggregate", Issue: 18, find: func(c *Config) []hit {
-		var hs []hit
-		for i, r := range c.Routes {
-			if r.Aggregate != nil {
-				hs = append(hs, hit{path: idx("routes", i) + ".aggregate", what: "aggregate"})
-			}
-		}
-		return hs
-	}},
 	{Key: "observability.tracing", Issue: 13, find: func(c *Config) []hit {
 		if c.Observability.Tracing == nil {
 			return nil

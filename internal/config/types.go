@@ -519,10 +519,16 @@ type PathMatch struct {
 	Template string `yaml:"template" json:"template,omitempty"`
 }
 
-// Rewrite replaces the matched prefix.
+// Rewrite replaces the matched prefix, or the whole path.
 type Rewrite struct {
-	// Prefix replaces the matched prefix; it starts with "/". Required.
-	Prefix string `yaml:"prefix" json:"prefix"`
+	// Prefix replaces the matched prefix; it starts with "/". Exactly one
+	// of Prefix and Path is required.
+	Prefix string `yaml:"prefix" json:"prefix,omitempty"`
+	// Path replaces the whole path; it starts with "/" and may use the
+	// match's captures as {name} (template variables, regex named
+	// groups), percent-encoded again when substituted. The query is kept.
+	// No default (see Prefix).
+	Path string `yaml:"path" json:"path,omitempty"`
 }
 
 // SplitItem is one weighted branch of a traffic split.
@@ -628,7 +634,23 @@ type AggregateBackend struct {
 	// Optional lets the request succeed when this branch fails. Default
 	// false.
 	Optional bool `yaml:"optional" json:"optional,omitempty"`
+	// Timeout bounds this backend's call, retries included, inside the
+	// aggregate's timeout. Default 0s: the aggregate's timeout.
+	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
+	// Allow keeps only these fields of the answer, as dotted paths into
+	// nested objects ("user.name"). No default: every field.
+	Allow []string `yaml:"allow" json:"allow,omitempty"`
+	// Rename renames top-level fields of the answer (after Allow), old
+	// name to new. No default: none.
+	Rename map[string]string `yaml:"rename" json:"rename,omitempty"`
+	// MaxBodyBytes bounds the answer's body; a larger one fails the
+	// backend. Default 1048576 (1 MiB, DefaultAggregateMaxBodyBytes).
+	MaxBodyBytes int64 `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
 }
+
+// DefaultAggregateMaxBodyBytes is an aggregate backend's max_body_bytes
+// when not set.
+const DefaultAggregateMaxBodyBytes = 1 << 20
 
 // Policy is a named request policy. Type selects the implementation; the
 // remaining keys are that type's settings, decoded and validated by the

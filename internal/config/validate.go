@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rampart-gw/rampart/internal/capture"
 )
 
 // MaxHealthPayload bounds health_check.active.send and expect, in bytes.
@@ -583,7 +585,7 @@ func (v *validator) discovery(p string, u *Upstream, d *Discovery) {
 // '_' (SRV names start with _service._proto).
 var dnsName = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*$`)
 
-var hashKey = regexp.MustCompile(`^(ip|path|(header|cookie|query):.+)$`)
+var hashKey = regexp.MustCompile(`^(ip|path|(header|cookie|query):.+|param:[A-Za-z0-9_]+)$`)
 
 func (v *validator) upstreams() {
 	for _, name := range slices.Sorted(maps.Keys(v.c.Upstreams)) {
@@ -625,7 +627,7 @@ func (v *validator) upstreams() {
 		case u.HashKey != "" && !hashed:
 			v.errorf(p+".hash_key", "hash_key is only for balancer ring_hash or maglev")
 		case u.HashKey != "" && !hashKey.MatchString(u.HashKey):
-			v.errorf(p+".hash_key", "invalid hash_key %q (want ip, path, header:NAME, cookie:NAME or query:NAME)", u.HashKey)
+			v.errorf(p+".hash_key", "invalid hash_key %q (want ip, path, header:NAME, cookie:NAME, query:NAME or param:NAME)", u.HashKey)
 		}
 		v.oneOf(p+".protocol", "protocol", u.Protocol, upstreamProtocols)
 		if u.ConnectTimeout < 0 {
@@ -817,11 +819,42 @@ func (v *validator) routes() {
 			if len(a.Backends) == 0 {
 				v.errorf(ap+".backends", "at least one backend is required")
 			}
+			groups := map[string]string{}
 			for j, b := range a.Backends {
 				bp := idx(ap+".backends", j)
 				v.upstreamRef(bp+".upstream", b.Upstream)
 				if !strings.HasPrefix(b.Path, "/") {
 					v.errorf(bp+".path", "path must start with \"/\"")
+				} else if v.placeholders(bp+".path", b.Path, r.Match.Path, true) {
+					t, _ := capture.ParseSteps(b.Path)
+					for _, rp := range t.Resps() {
+						g, _, _ := strings.Cut(rp, ".")
+						if _, ok := groups[g]; !ok {
+							v.errorf(bp+".path", "placeholder {resp.%s}: no backend before this one has group %q", rp, g)
+						}
+					}
+				}
+				if b.Timeout < 0 {
+					v.errorf(bp+".timeout", "must not be negative")
+				}
+				if b.MaxBodyBytes < 0 {
+					v.errorf(bp+".max_body_bytes", "must not be negative")
+				}
+				for k, f := range b.Allow {
+					if f == "" || strings.HasPrefix(f, ".") || strings.HasSuffix(f, ".") || strings.Contains(f, "..") {
+						v.errorf(idx(bp+".allow", k), "invalid field path %q (want name or dotted.path)", f)
+					}
+				}
+				for _, from := range slices.Sorted(maps.Keys(b.Rename)) {
+					if from == "" || b.Rename[from] == "" {
+						v.errorf(bp+".rename."+from, "rename needs a field name and a new name")
+					}
+				}
+				if b.Group != "" {
+					if first, dup := groups[b.Group]; dup {
+						v.errorf(bp+".group", "group %q is already used by %s", b.Group, first)
+					}
+					groups[b.Group] = bp
 				}
 			}
 		}
@@ -831,13 +864,30 @@ func (v *validator) routes() {
 			v.errorf(p+".strip_prefix", "strip_prefix needs match.path.prefix or match.path.template")
 		}
 		if rw := r.Rewrite; rw != nil {
-			if pm.Prefix == "" && pm.Template == "" {
-				v.errorf(p+".rewrite", "rewrite needs match.path.prefix or match.path.template")
-			}
-			if !strings.HasPrefix(rw.Prefix, "/") {
-				v.errorf(p+".rewrite.prefix", "prefix must start with \"/\"")
+			switch {
+			case rw.Prefix != "" && rw.Path != "":
+				v.errorf(p+".rewrite.path", "rewrite has both prefix and path; use one")
+			case rw.Path != "":
+				if r.StripPrefix {
+					v.errorf(p+".strip_prefix", "strip_prefix does nothing with rewrite.path, which replaces the whole path")
+				}
+				if !strings.HasPrefix(rw.Path, "/") {
+					v.errorf(p+".rewrite.path", "path must start with \"/\"")
+				} else if strings.ContainsAny(rw.Path, "?#") {
+					v.errorf(p+".rewrite.path", "path must not hold a query or fragment (the request's query is kept)")
+				} else {
+					v.placeholders(p+".rewrite.path", rw.Path, pm, false)
+				}
+			default:
+				if pm.Prefix == "" && pm.Template == "" {
+					v.errorf(p+".rewrite", "rewrite needs match.path.prefix or match.path.template")
+				}
+				if !strings.HasPrefix(rw.Prefix, "/") {
+					v.errorf(p+".rewrite.prefix", "prefix must start with \"/\"")
+				}
 			}
 		}
+		v.paramHashKeys(p, r)
 		if m := r.Mirror; m != nil {
 			v.upstreamRef(p+".mirror.upstream", m.Upstream)
 			if m.Percent < 0 || m.Percent > 100 {
@@ -937,6 +987,67 @@ func isToken(s string) bool {
 		return false
 	}
 	return true
+}
+
+// placeholders checks a string with capture placeholders ({id},
+// {query.NAME}) against the captures the route's path match supplies.
+// With steps (an aggregate backend path), {resp.GROUP.field} is allowed
+// too. It reports whether s parsed.
+func (v *validator) placeholders(p, s string, pm PathMatch, steps bool) bool {
+	parse := capture.Parse
+	if steps {
+		parse = capture.ParseSteps
+	}
+	t, err := parse(s)
+	if err != nil {
+		v.errorf(p, "%v", err)
+		return false
+	}
+	have := PathParams(pm)
+	if name, missing := t.Missing(have); missing {
+		v.errorf(p, "placeholder {%s}: %s", name, supplies(pm, have))
+	}
+	return true
+}
+
+// supplies says which captures a path match has, for an error.
+func supplies(pm PathMatch, have []string) string {
+	switch {
+	case len(have) > 0:
+		return "the route's match.path captures only " + strings.Join(have, ", ")
+	case pm.Template != "" || pm.Regex != "":
+		return "the route's match.path has no captures (a template {name} or a regex (?P<name>...))"
+	}
+	return "captures need match.path.template or a regex with (?P<name>...) groups"
+}
+
+// paramHashKeys checks that the route supplies the capture of each
+// upstream it uses whose hash_key is param:NAME.
+func (v *validator) paramHashKeys(p string, r *Route) {
+	check := func(at, name string) {
+		u, ok := v.c.Upstreams[name]
+		if !ok {
+			return
+		}
+		param, ok := strings.CutPrefix(u.HashKey, "param:")
+		if !ok {
+			return
+		}
+		if have := PathParams(r.Match.Path); !slices.Contains(have, param) {
+			v.errorf(at, "upstream %q hashes by capture %q (hash_key param:%s): %s", name, param, param, supplies(r.Match.Path, have))
+		}
+	}
+	if r.Upstream != "" {
+		check(p+".upstream", r.Upstream)
+	}
+	for j, s := range r.Split {
+		check(idx(p+".split", j)+".upstream", s.Upstream)
+	}
+	if a := r.Aggregate; a != nil {
+		for j, b := range a.Backends {
+			check(idx(p+".aggregate.backends", j)+".upstream", b.Upstream)
+		}
+	}
 }
 
 func (v *validator) match(p string, m *Match) {

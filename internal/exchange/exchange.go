@@ -53,10 +53,33 @@ type Exchange struct {
 	// gateway deliberately answered with nothing: 499 when the client went
 	// away (nginx's code). It is never sent.
 	Unanswered int
+	// Params are the route's path captures ({id}, {*rest} of a template,
+	// (?P<id>...) of a regex), percent-decoded, for the routes whose
+	// settings use them (rewrite.path, aggregate, headers values,
+	// hash_key param:NAME); nil for every other route.
+	Params []Param
 	// Spool is the listener's request body spool, which a route's
 	// request_buffering reads the body into (nil outside a listener: the
 	// body streams).
 	Spool *spool.Spool
+}
+
+// Param is one path capture of the matched route.
+type Param struct {
+	Name, Value string
+	// Rest marks a {*name} capture, whose slashes separate segments
+	// and stay slashes when substituted into a path.
+	Rest bool
+}
+
+// Param returns the value of the capture name.
+func (e *Exchange) Param(name string) (string, bool) {
+	for _, p := range e.Params {
+		if p.Name == name {
+			return p.Value, true
+		}
+	}
+	return "", false
 }
 
 // ErrBodyTooLarge is the error a request body over the listener's

@@ -163,6 +163,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		route = snap.Routes[idx]
 		ex.Route = route.Name
+		if route.Params {
+			ex.Params = snap.Router.Params(idx, r.URL.Path, nil)
+		}
 		if h.limits.MaxBodyBytes > 0 && r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
 			r.Body = &limitedBody{rc: r.Body, left: h.limits.MaxBodyBytes}
 		}

@@ -65,6 +65,10 @@ type Route struct {
 	// Handler runs the route's policies and then forwards the request.
 	Handler http.Handler
 	Metrics *telemetry.RouteMetrics
+	// Params says whether the route's handlers use its path captures
+	// (exchange.Exchange.Params), which are then extracted for each
+	// request; other routes never pay for them.
+	Params bool
 }
 
 // Store holds the active snapshot. Load is a single atomic read.

@@ -35,6 +35,14 @@ type ClaimReader interface {
 	ReadsClaims() string
 }
 
+// CaptureUser is a policy whose settings use path captures ({id}; see
+// internal/capture). CaptureNames lists them; compile refuses a route that
+// lists the policy without supplying them, and extracts the captures for
+// the routes that do.
+type CaptureUser interface {
+	CaptureNames() []string
+}
+
 // ClaimWriter is a policy that records verified token claims.
 type ClaimWriter interface {
 	WritesClaims()

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/rampart-gw/rampart/internal/capture"
 	"github.com/rampart-gw/rampart/internal/certid"
 	"github.com/rampart-gw/rampart/internal/cluster"
 	"github.com/rampart-gw/rampart/internal/exchange"
@@ -39,6 +40,9 @@ type Config struct {
 	// Rewrite, when set (HasRewrite), replaces Prefix.
 	Rewrite    string
 	HasRewrite bool
+	// RewritePath, when set, replaces the whole path (rewrite.path), its
+	// placeholders filled from the request's captures.
+	RewritePath *capture.Subst
 	// RequestIDHeader is the canonical request ID header name.
 	RequestIDHeader string
 	// Buffering is the route's request_buffering.
@@ -114,6 +118,9 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 // ServeHTTP forwards r to the upstream and streams its answer back; a
 // failed call is handed to route.Fail.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.cfg.RewritePath != nil {
+		r = p.withPath(r)
+	}
 	upgrade := p.prepare(r)
 	if upgrade == "" && p.buffers(r) {
 		p.serveBuffered(w, r)
@@ -379,6 +386,30 @@ func (p *Proxy) outURL(in *url.URL) url.URL {
 		}
 	}
 	return u
+}
+
+// withPath returns a shallow copy of r whose URL has the path of
+// rewrite.path, its captures percent-encoded again; the query is kept.
+func (p *Proxy) withPath(r *http.Request) *http.Request {
+	var params []exchange.Param
+	if ex := exchange.From(r.Context()); ex != nil {
+		params = ex.Params
+	}
+	esc := p.cfg.RewritePath.ExpandString(params, r.URL.RawQuery, capture.Path)
+	u := *r.URL
+	u.RawPath = ""
+	if dec, err := url.PathUnescape(esc); err == nil {
+		u.Path = dec
+		if dec != esc {
+			u.RawPath = esc
+		}
+	} else {
+		u.Path = esc
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.URL = &u
+	return r2
 }
 
 // joinPath joins a replacement prefix and the rest of a path so that the

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/exchange"
 )
 
 // matchTemplate reports whether path fits the template t.
@@ -33,6 +34,22 @@ func matchTemplate(t *config.Template, path string) bool {
 		p = rest
 	}
 	return true
+}
+
+// templateParams appends the variables of t in path, which fits t.
+func templateParams(t *config.Template, path string, dst []exchange.Param) []exchange.Param {
+	p := strings.TrimPrefix(path, "/")
+	for _, s := range t.Segments {
+		if s.Kind == config.SegmentRest {
+			return append(dst, exchange.Param{Name: s.Name, Value: p, Rest: true})
+		}
+		seg, rest, _ := strings.Cut(p, "/")
+		if s.Kind == config.SegmentVar {
+			dst = append(dst, exchange.Param{Name: s.Name, Value: seg})
+		}
+		p = rest
+	}
+	return dst
 }
 
 // queryHas reports whether rawQuery holds key=value, decoded and split the way

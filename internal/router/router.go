@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/exchange"
 )
 
 // Rule is the compiled form's input: one per route, in config order.
@@ -26,6 +27,7 @@ type Router struct {
 	exact map[string]*table // by lower-case host
 	wild  map[string]*table // by wildcard suffix, ".example.com"
 	any   *table            // rules without hosts
+	rules []*route          // by rule index, for Params
 }
 
 // Path ranks: an exact path ranks rankExact, a prefix of n bytes 2n+1 and a
@@ -94,7 +96,7 @@ type request struct {
 // templates are parsed by config.ParseHost and config.ParseTemplate, the
 // grammar Validate checks.
 func New(rules []Rule) (*Router, error) {
-	rt := &Router{exact: map[string]*table{}, wild: map[string]*table{}}
+	rt := &Router{exact: map[string]*table{}, wild: map[string]*table{}, rules: make([]*route, len(rules))}
 	var errs []error
 	for i, rule := range rules {
 		r, err := compile(i, rule.Match)
@@ -102,6 +104,7 @@ func New(rules []Rule) (*Router, error) {
 			errs = append(errs, fmt.Errorf("compile rule %d: %w", i, err))
 			continue
 		}
+		rt.rules[i] = r
 		if len(rule.Match.Hosts) == 0 {
 			if rt.any == nil {
 				rt.any = &table{}
@@ -299,6 +302,50 @@ func Literal(p config.PathMatch) (string, bool) {
 		return tpl.Literal, true
 	}
 	return "", false
+}
+
+// Params appends to dst the path captures of rule idx for path, the decoded
+// path Match chose it for: the {name} and {*name} variables of a template,
+// and the named groups of a regex ((?P<name>...); a group that took no
+// part in the match captures ""). Other rules capture nothing. Only
+// routes that use captures call it, so Match itself never allocates for
+// them.
+func (rt *Router) Params(idx int, path string, dst []exchange.Param) []exchange.Param {
+	if idx < 0 || idx >= len(rt.rules) || rt.rules[idx] == nil {
+		return dst
+	}
+	r := rt.rules[idx]
+	switch {
+	case r.tpl != nil:
+		return templateParams(r.tpl, path, dst)
+	case r.re != nil:
+		names := r.re.SubexpNames()
+		named := false
+		for _, n := range names {
+			if n != "" {
+				named = true
+				break
+			}
+		}
+		if !named {
+			return dst
+		}
+		m := r.re.FindStringSubmatchIndex(path)
+		if m == nil {
+			return dst
+		}
+		for i, n := range names {
+			if n == "" || i == 0 {
+				continue
+			}
+			v := ""
+			if m[2*i] >= 0 {
+				v = path[m[2*i]:m[2*i+1]]
+			}
+			dst = append(dst, exchange.Param{Name: n, Value: v})
+		}
+	}
+	return dst
 }
 
 // add files r under its path in t.

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/exchange"
 )
 
 type req struct {
@@ -400,5 +402,43 @@ func TestLiteral(t *testing.T) {
 		if _, ok := Literal(p); ok {
 			t.Errorf("Literal(%+v) ok, want false", p)
 		}
+	}
+}
+
+func TestParams(t *testing.T) {
+	rules := []Rule{
+		{Match: config.Match{Path: config.PathMatch{Template: "/u/{id}/x/{*rest}"}}},
+		{Match: config.Match{Path: config.PathMatch{Regex: `^/p/(?P<id>[0-9]+)(?:/(?P<tail>.*))?$`}}},
+		{Match: config.Match{Path: config.PathMatch{Prefix: "/"}}},
+		{Match: config.Match{Path: config.PathMatch{Regex: `^/r/([0-9]+)$`}}},
+	}
+	rt, err := New(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		path string
+		idx  int
+		want []exchange.Param
+	}{
+		{"/u/a b/x/c/d", 0, []exchange.Param{{Name: "id", Value: "a b"}, {Name: "rest", Value: "c/d", Rest: true}}},
+		{"/u/42/x/", 0, []exchange.Param{{Name: "id", Value: "42"}, {Name: "rest", Value: "", Rest: true}}},
+		{"/p/7", 1, []exchange.Param{{Name: "id", Value: "7"}, {Name: "tail", Value: ""}}},
+		{"/p/7/a/b", 1, []exchange.Param{{Name: "id", Value: "7"}, {Name: "tail", Value: "a/b"}}},
+		{"/other", 2, nil},
+		{"/r/1", 3, nil},
+	}
+	for _, tt := range tests {
+		idx := rt.Match("h", tt.path, "GET", nil, "")
+		if idx != tt.idx {
+			t.Fatalf("Match(%q) = %d, want %d", tt.path, idx, tt.idx)
+		}
+		got := rt.Params(idx, tt.path, nil)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("Params(%q) = %+v, want %+v", tt.path, got, tt.want)
+		}
+	}
+	if got := rt.Params(-1, "/x", nil); got != nil {
+		t.Errorf("Params(-1) = %v", got)
 	}
 }

@@ -42,6 +42,10 @@ type Metrics struct {
 	JWTVerifications   *prometheus.CounterVec // policy, result
 	JWKSReads          *prometheus.CounterVec // jwks, result
 	SanitizeFindings   *prometheus.CounterVec // policy, check, action
+	// AggregateBackend and AggregateDuration are the calls of aggregate
+	// routes' backends (issue 18).
+	AggregateBackend  *prometheus.CounterVec   // route, upstream, outcome
+	AggregateDuration *prometheus.HistogramVec // route, upstream
 
 	// collectors are the gateway's own collectors, registered through
 	// MustRegister, for Describe.
@@ -155,6 +159,14 @@ func NewMetrics() *Metrics {
 		m.RateLimitDecisions, m.RateLimitStoreErrs, m.RateLimitStoreTime, m.RedisUp, m.ConcInFlight, m.ConcQueued, m.ConcLimit,
 		m.WAFBlocked, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.Refused,
 		m.ConfigInfo, m.JWTVerifications, m.JWKSReads, m.SanitizeFindings)
+	m.AggregateBackend = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_aggregate_backend_requests_total", Help: "Backend calls of aggregate routes, by route, upstream and outcome (ok, error, status, timeout, invalid_json, too_large, circuit_open, no_healthy_upstream, canceled, skipped).",
+	}, []string{"route", "upstream", "outcome"})
+	m.AggregateDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "rampart_aggregate_backend_duration_seconds", Help: "Time of backend calls of aggregate routes, body read included, by route and upstream.",
+		Buckets: latencyBuckets,
+	}, []string{"route", "upstream"})
+	m.MustRegister(m.AggregateBackend, m.AggregateDuration)
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.ConfigReloads.WithLabelValues("ok")
 	m.ConfigReloads.WithLabelValues("error")
@@ -346,6 +358,8 @@ func (m *Metrics) RetainRoutes(keep map[string]bool) {
 		m.ResponseSize.DeletePartialMatch(l)
 		m.Retries.DeletePartialMatch(l)
 		m.WAFBlocked.DeletePartialMatch(l)
+		m.AggregateBackend.DeletePartialMatch(l)
+		m.AggregateDuration.DeletePartialMatch(l)
 		return true
 	})
 }

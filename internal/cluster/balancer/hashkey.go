@@ -28,14 +28,15 @@ const (
 	keyCookie
 	keyQuery
 	keyPath
+	keyParam
 )
 
 // ErrHashKey is returned for a hash_key that is not one of ip, path,
-// header:NAME, cookie:NAME or query:NAME.
-var ErrHashKey = errors.New("hash_key must be ip, path, header:NAME, cookie:NAME or query:NAME")
+// header:NAME, cookie:NAME, query:NAME or param:NAME.
+var ErrHashKey = errors.New("hash_key must be ip, path, header:NAME, cookie:NAME, query:NAME or param:NAME")
 
 // ParseHashKey parses a hash_key setting: ip (the client address without its
-// port), path, header:NAME, cookie:NAME or query:NAME. The empty string is
+// port), path, header:NAME, cookie:NAME, query:NAME or param:NAME. The empty string is
 // accepted and keys on nothing. Config validation can call it to report a
 // bad key up front.
 func ParseHashKey(s string) (HashKey, error) {
@@ -64,6 +65,8 @@ func ParseHashKey(s string) (HashKey, error) {
 		return HashKey{kind: keyCookie, name: name}, nil
 	case "query":
 		return HashKey{kind: keyQuery, name: name}, nil
+	case "param":
+		return HashKey{kind: keyParam, name: name}, nil
 	}
 	return HashKey{}, fmt.Errorf("parse hash_key %q: %w", s, ErrHashKey)
 }
@@ -81,6 +84,8 @@ func (k HashKey) String() string {
 		return "cookie:" + k.name
 	case keyQuery:
 		return "query:" + k.name
+	case keyParam:
+		return "param:" + k.name
 	}
 	return ""
 }
@@ -114,6 +119,11 @@ func (k HashKey) Value(r *http.Request) (string, bool) {
 	case keyQuery:
 		if r.URL != nil {
 			v = queryValue(r.URL.RawQuery, k.name)
+		}
+	case keyParam:
+		// A path capture of the matched route (exchange.Param).
+		if ex := exchange.From(r.Context()); ex != nil {
+			v, _ = ex.Param(k.name)
 		}
 	}
 	return v, v != ""

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/rampart-gw/rampart/internal/exchange"
 )
 
 func TestParseHashKey(t *testing.T) {
@@ -18,6 +20,7 @@ func TestParseHashKey(t *testing.T) {
 		{"header-canonicalised", "header:x-user-id", "header:X-User-Id", false},
 		{"cookie", "cookie:session", "cookie:session", false},
 		{"query", "query:user", "query:user", false},
+		{"param", "param:id", "param:id", false},
 		{"unknown-kind", "body:user", "", true},
 		{"missing-name", "header:", "", true},
 		{"no-colon", "header", "", true},
@@ -95,6 +98,9 @@ func TestHashKeyValue(t *testing.T) {
 		{"query-prefix-name", "query:user", req("/p?username=u7", nil), "", false},
 		{"query-no-value", "query:user", req("/p?user", nil), "", false},
 		{"query-missing", "query:user", req("/p", nil), "", false},
+		{"param", "param:id", withParams(req("/u/a%20b", nil), exchange.Param{Name: "x", Value: "1"}, exchange.Param{Name: "id", Value: "a b"}), "a b", true},
+		{"param-missing", "param:id", withParams(req("/u/1", nil), exchange.Param{Name: "x", Value: "1"}), "", false},
+		{"param-no-exchange", "param:id", req("/u/1", nil), "", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,4 +129,9 @@ func TestHashKeyValueDoesNotAllocate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withParams gives r an Exchange holding path captures.
+func withParams(r *http.Request, ps ...exchange.Param) *http.Request {
+	return r.WithContext(exchange.With(r.Context(), &exchange.Exchange{Params: ps}))
 }

@@ -22,5 +22,9 @@
 // changes the Host sent upstream. Response changes apply to every response
 // of the route, including gateway-made errors written after this policy.
 //
+// Values may hold the route's path captures, {id}, and {query.NAME}
+// (internal/capture), filled in per request; CaptureNames lets compile
+// check that each route listing the policy supplies them.
+//
 // Metrics: none.
 package headers
