@@ -18,9 +18,6 @@ func TestReservedRefused(t *testing.T) {
 		doc  string
 		want string // one of the error lines, without "t.yaml:"
 	}{
-		{"routes[].mirror", "mirror",
-			strings.Replace(base, "upstream: app", "upstream: app\n    mirror: {upstream: app, percent: 10}", 1),
-			"8:13: routes[0].mirror: mirror is not available in this release"},
 		{"routes[].aggregate", "aggregate",
 			strings.Replace(base, "upstream: app", "aggregate: {backends: [{upstream: app, path: /x}]}", 1),
 			"7:16: routes[0].aggregate: aggregate is not available in this release"},
