@@ -42,6 +42,7 @@ type Metrics struct {
 	JWTVerifications   *prometheus.CounterVec // policy, result
 	JWKSReads          *prometheus.CounterVec // jwks, result
 	SanitizeFindings   *prometheus.CounterVec // policy, check, action
+	Mirror             MirrorMetrics
 
 	// collectors are the gateway's own collectors, registered through
 	// MustRegister, for Describe.
@@ -155,6 +156,7 @@ func NewMetrics() *Metrics {
 		m.RateLimitDecisions, m.RateLimitStoreErrs, m.RateLimitStoreTime, m.RedisUp, m.ConcInFlight, m.ConcQueued, m.ConcLimit,
 		m.WAFBlocked, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.Refused,
 		m.ConfigInfo, m.JWTVerifications, m.JWKSReads, m.SanitizeFindings)
+	m.Mirror = newMirrorMetrics(m)
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.ConfigReloads.WithLabelValues("ok")
 	m.ConfigReloads.WithLabelValues("error")
@@ -346,6 +348,8 @@ func (m *Metrics) RetainRoutes(keep map[string]bool) {
 		m.ResponseSize.DeletePartialMatch(l)
 		m.Retries.DeletePartialMatch(l)
 		m.WAFBlocked.DeletePartialMatch(l)
+		m.Mirror.Requests.DeletePartialMatch(l)
+		m.Mirror.Responses.DeletePartialMatch(l)
 		return true
 	})
 }
