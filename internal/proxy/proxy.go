@@ -213,9 +213,10 @@ func (p *Proxy) Shadow(r *http.Request) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	status := resp.StatusCode // resp is not touched after its body closes
 	io.CopyN(io.Discard, resp.Body, maxShadowDrain)
 	resp.Body.Close()
-	return resp.StatusCode, nil
+	return status, nil
 }
 
 var _ route.Shadow = (*Proxy)(nil)

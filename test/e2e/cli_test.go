@@ -353,8 +353,6 @@ func TestReservedKeysRefused(t *testing.T) {
 	tests := []struct {
 		name, doc, want string // want: the line after "FILE:"
 	}{
-		{"mirror", strings.Replace(base, "upstream: app}", "upstream: app, mirror: {upstream: app}}", 1),
-			"8:40: routes[0].mirror: mirror is not available in this release"},
 		{"aggregate", strings.Replace(base, "upstream: app}", "aggregate: {backends: [{upstream: app, path: /a}]}}", 1),
 			"8:28: routes[0].aggregate: aggregate is not available in this release"},
 		{"tracing", strings.Replace(base, `{access_log: {path: "off"}}`, `{access_log: {path: "off"}, tracing: {otlp_endpoint: "127.0.0.1:4317"}}`, 1),
