@@ -165,8 +165,8 @@ func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	in := *r
 	in.Body = t
+	defer t.end() // also when Next panics (an aborted response): the slot is given back
 	m.Next.ServeHTTP(w, &in)
-	t.end()
 }
 
 // job is one copy to send.
