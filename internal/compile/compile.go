@@ -237,6 +237,13 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 	default:
 		return nil, errors.New("route needs upstream, split or aggregate")
 	}
+	if mc := rc.Mirror; mc != nil && mc.Percent > 0 {
+		m, err := buildMirror(rc, mc, pc, h, snap, deps, pdeps, claims)
+		if err != nil {
+			return nil, err
+		}
+		h = m
+	}
 	errs := &route.Errors{}
 	if c := rc.Cache; c != nil && c.TTL > 0 {
 		ch := &route.Cache{Next: h, Route: rc.Name, TTL: c.TTL.D(), StaleIfError: c.StaleIfError.D()}
@@ -257,6 +264,39 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 		h = pol.Wrap(h)
 	}
 	return h, nil
+}
+
+// buildMirror wraps h, the route's choice of upstream, in its mirror: a
+// proxy for the shadow upstream with the route's path handling and
+// timeout and no retries, and the mirror's state, shared by every
+// snapshot that mirrors the route to that upstream (so that max_in_flight
+// holds across reloads).
+func buildMirror(rc *config.Route, mc *config.Mirror, pc proxy.Config, h http.Handler, snap *gateway.Snapshot, deps Deps, pdeps proxy.Deps, claims *registry.Claims) (*route.Mirror, error) {
+	u := snap.Upstreams[mc.Upstream]
+	if u == nil {
+		return nil, fmt.Errorf("mirror: unknown upstream %q", mc.Upstream)
+	}
+	pc.Upstream = u
+	pc.Policy.Retry = nil
+	shadow, err := proxy.New(pc, pdeps)
+	if err != nil {
+		return nil, fmt.Errorf("mirror: %w", err)
+	}
+	timeout := rc.Timeout.D()
+	if timeout <= 0 {
+		timeout = config.DefaultRouteTimeout.D()
+	}
+	m := route.NewMirror(route.Mirror{
+		Next: h, Shadow: shadow, Route: rc.Name, Upstream: u.Name,
+		Percent: mc.Percent, MaxInFlight: int64(mc.MaxInFlight), MaxBody: mc.MaxBodyBytes,
+		Timeout: timeout, Metrics: deps.Metrics, Log: deps.Log,
+	})
+	key := "mirror|" + rc.Name + "|" + u.Name
+	if claims == nil {
+		return m, nil // NewMirror made a state of its own
+	}
+	registry.Claim(claims, key, route.NewShadows, func(s *route.Shadows) { m.State = s })
+	return m, nil
 }
 
 func buildPolicies(cfg *config.Config, deps Deps, claims *registry.Claims) (map[string]policy.Policy, config.Errors) {

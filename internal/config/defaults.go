@@ -34,6 +34,10 @@ const (
 	DefaultBufferMemoryBytes  = 64 << 20
 	DefaultRequestBuffering   = "auto"
 
+	// Mirroring (routes[].mirror).
+	DefaultMirrorMaxInFlight  = 100
+	DefaultMirrorMaxBodyBytes = 1 << 20
+
 	// Active health checks (health_check.active).
 	DefaultHealthInterval     = Duration(5 * time.Second)
 	DefaultHealthTimeout      = Duration(time.Second)
@@ -178,6 +182,8 @@ func (c *Config) ApplyDefaults() {
 		def(c, p+".request_buffering", &r.RequestBuffering, DefaultRequestBuffering)
 		if m := r.Mirror; m != nil {
 			def(c, p+".mirror.percent", &m.Percent, 100)
+			def(c, p+".mirror.max_in_flight", &m.MaxInFlight, DefaultMirrorMaxInFlight)
+			def(c, p+".mirror.max_body_bytes", &m.MaxBodyBytes, DefaultMirrorMaxBodyBytes)
 		}
 		if rt := r.Retry; rt != nil {
 			q := p + ".retry"

@@ -12,15 +12,6 @@ package config
 // listed here: compile refuses them, positioned, from the list of
 // registered policy factories.
 var Reserved = []ReservedKey{
-	{Key: "routes[].mirror", Issue: 18, find: func(c *Config) []hit {
-		var hs []hit
-		for i, r := range c.Routes {
-			if r.Mirror != nil {
-				hs = append(hs, hit{path: idx("routes", i) + ".mirror", what: "mirror"})
-			}
-		}
-		return hs
-	}},
 	{Key: "observability.tracing", Issue: 13, find: func(c *Config) []hit {
 		if c.Observability.Tracing == nil {
 			return nil

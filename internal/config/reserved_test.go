@@ -18,9 +18,6 @@ func TestReservedRefused(t *testing.T) {
 		doc  string
 		want string // one of the error lines, without "t.yaml:"
 	}{
-		{"routes[].mirror", "mirror",
-			strings.Replace(base, "upstream: app", "upstream: app\n    mirror: {upstream: app, percent: 10}", 1),
-			"8:13: routes[0].mirror: mirror is not available in this release"},
 		{"observability.tracing", "tracing",
 			base + "observability:\n  tracing: {otlp_endpoint: \"127.0.0.1:4317\"}\n",
 			"9:12: observability.tracing: tracing is not available in this release"},

@@ -544,9 +544,17 @@ type SplitItem struct {
 type Mirror struct {
 	// Upstream receives the copies; its answers are discarded. Required.
 	Upstream string `yaml:"upstream" json:"upstream"`
-	// Percent is the share of requests mirrored, 0-100 percent. Default
-	// 100 percent.
+	// Percent is the share of requests mirrored, 0-100 percent (a
+	// fraction such as 0.5 is allowed). Default 100 percent.
 	Percent float64 `yaml:"percent" json:"percent"`
+	// MaxInFlight bounds the copies being sent at once, at least 1; a copy
+	// over it is dropped (and counted), never queued. Default 100.
+	MaxInFlight int `yaml:"max_in_flight" json:"max_in_flight"`
+	// MaxBodyBytes bounds the request body a copy carries, in bytes, 0 or
+	// more; a request with a larger body is not copied (counted as
+	// dropped). 0 copies only requests without a body. Default 1048576
+	// (1 MiB).
+	MaxBodyBytes int64 `yaml:"max_body_bytes" json:"max_body_bytes"`
 }
 
 // Retry configures retries of failed upstream attempts.

@@ -893,6 +893,12 @@ func (v *validator) routes() {
 			if m.Percent < 0 || m.Percent > 100 {
 				v.errorf(p+".mirror.percent", "%v out of range 0-100", m.Percent)
 			}
+			if m.MaxInFlight < 1 {
+				v.errorf(p+".mirror.max_in_flight", "must be at least 1")
+			}
+			if m.MaxBodyBytes < 0 {
+				v.errorf(p+".mirror.max_body_bytes", "must not be negative")
+			}
 		}
 		if r.Timeout < 0 {
 			v.errorf(p+".timeout", "must not be negative")

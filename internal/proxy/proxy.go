@@ -168,12 +168,19 @@ func (p *Proxy) serveBuffered(w http.ResponseWriter, r *http.Request) {
 		p.forward(w, r) // outside a listener: nothing to buffer into
 		return
 	}
+	tap, _ := r.Body.(bodyTap)
+	if tap != nil {
+		tap.Pause() // the mirror's copy shares the buffer (route.Tee)
+	}
 	b, err := sp.Read(r.Body, p.cfg.Buffering == BufferOn)
 	if err != nil {
 		route.Fail(w, r, p.bodyError(r, err))
 		return
 	}
 	defer b.Close()
+	if tap != nil {
+		tap.Spooled(b)
+	}
 	out := *r
 	out.Body, _ = b.Open()
 	if b.Complete() {
@@ -185,6 +192,42 @@ func (p *Proxy) serveBuffered(w http.ResponseWriter, r *http.Request) {
 	}
 	p.forward(w, &out)
 }
+
+// bodyTap is a request body that keeps a copy of itself for a mirrored
+// request (route.Tee): Pause stops its copying while the body is buffered,
+// Spooled hands it the buffered body to share.
+type bodyTap interface {
+	Pause()
+	Spooled(*spool.Body)
+}
+
+var _ bodyTap = (*route.Tee)(nil)
+
+// maxShadowDrain bounds the bytes of a shadow's answer read (and
+// discarded) so that its connection can be reused; a longer answer's
+// connection is closed.
+const maxShadowDrain = 64 << 10
+
+// Shadow sends r, a mirrored copy of a request (route.Mirror), to the
+// upstream in one call (the proxy's Policy, which compile gives no
+// retries), and discards the answer: it returns the status, or the error.
+// r is the copy's own: its headers are edited for forwarding as a proxied
+// request's are, and its Host gets "-shadow" appended (route.ShadowHost),
+// X-Forwarded-Host keeping the original.
+func (p *Proxy) Shadow(r *http.Request) (int, error) {
+	p.prepare(r)
+	r.Host = route.ShadowHost(r.Host)
+	resp, err := p.cfg.Upstream.Do(r, &p.cfg.Policy)
+	if err != nil {
+		return 0, err
+	}
+	status := resp.StatusCode // resp is not touched after its body closes
+	io.CopyN(io.Discard, resp.Body, maxShadowDrain)
+	resp.Body.Close()
+	return status, nil
+}
+
+var _ route.Shadow = (*Proxy)(nil)
 
 // forward makes the call for r and answers with it.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request) {

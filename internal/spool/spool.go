@@ -200,6 +200,12 @@ type Body struct {
 	done   bool      // the source ended: the body is complete
 	rest   io.Reader // the unread rest of an incomplete body's source
 	closed bool
+	// shares counts the holders besides the owner (Retain); the memory
+	// and the file are released when the owner has closed the body and
+	// every holder has released it.
+	shares atomic.Int32
+	owner  atomic.Bool // the owner has closed the body
+	mu     sync.Mutex  // serializes free between Close and Release
 }
 
 // Complete reports whether the whole body is buffered (its source ended).
@@ -227,9 +233,37 @@ func (b *Body) Open() (io.ReadCloser, error) {
 	return &reader{b: b}, nil
 }
 
+// Retain adds a holder of a complete body besides its owner (a mirrored
+// copy of the request reading it after the request ended): the body's
+// memory and file stay until the owner has closed it and every holder has
+// called Release once. It is safe to call from another goroutine than the
+// owner's, before the owner's Close.
+func (b *Body) Retain() { b.shares.Add(1) }
+
+// Release gives back a holder's Retain.
+func (b *Body) Release() {
+	if b.shares.Add(-1) == 0 && b.owner.Load() {
+		b.free()
+	}
+}
+
 // Close releases the body's memory and closes and removes its temporary
-// file. It may be called more than once.
+// file, once every holder (Retain) has released it. It may be called more
+// than once.
 func (b *Body) Close() error {
+	if b.owner.Swap(true) {
+		return nil
+	}
+	if b.shares.Load() > 0 {
+		return nil // the last Release frees it
+	}
+	return b.free()
+}
+
+// free releases the memory and the file, once.
+func (b *Body) free() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.closed {
 		return nil
 	}

@@ -193,3 +193,45 @@ func TestSpillError(t *testing.T) {
 		t.Errorf("InUse() = %d, want 0", s.InUse())
 	}
 }
+
+// TestRetain checks that a retained body outlives its owner's Close: its
+// memory budget and its file stay until the last holder releases it, and a
+// reader opened by the holder reads the whole body meanwhile.
+func TestRetain(t *testing.T) {
+	const memory = 1000
+	for _, order := range []string{"close first", "release first"} {
+		t.Run(order, func(t *testing.T) {
+			dir := t.TempDir()
+			s := New(Config{Memory: memory, Budget: 10 * memory, Dir: dir})
+			want := make([]byte, 3*memory)
+			rand.Read(want)
+			b, err := s.Read(chunks(want), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Retain()
+			rd, _ := b.Open()
+			if order == "close first" {
+				b.Close()
+				b.Close() // twice is still one owner's close
+				if s.InUse() == 0 || len(tempFiles(t, dir)) != 1 {
+					t.Fatalf("body freed while held: in use %d, files %v", s.InUse(), tempFiles(t, dir))
+				}
+			}
+			got, err := io.ReadAll(rd)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("holder read %d bytes (err %v), want the %d of the body", len(got), err, len(want))
+			}
+			b.Release()
+			if order == "release first" {
+				if s.InUse() == 0 || len(tempFiles(t, dir)) != 1 {
+					t.Fatalf("body freed before its owner closed it")
+				}
+				b.Close()
+			}
+			if s.InUse() != 0 || len(tempFiles(t, dir)) != 0 {
+				t.Errorf("after close and release: in use %d, files %v, want none", s.InUse(), tempFiles(t, dir))
+			}
+		})
+	}
+}

@@ -46,6 +46,7 @@ type Metrics struct {
 	// routes' backends (issue 18).
 	AggregateBackend  *prometheus.CounterVec   // route, upstream, outcome
 	AggregateDuration *prometheus.HistogramVec // route, upstream
+	Mirror            MirrorMetrics
 
 	// collectors are the gateway's own collectors, registered through
 	// MustRegister, for Describe.
@@ -167,6 +168,7 @@ func NewMetrics() *Metrics {
 		Buckets: latencyBuckets,
 	}, []string{"route", "upstream"})
 	m.MustRegister(m.AggregateBackend, m.AggregateDuration)
+	m.Mirror = newMirrorMetrics(m)
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.ConfigReloads.WithLabelValues("ok")
 	m.ConfigReloads.WithLabelValues("error")
@@ -360,6 +362,8 @@ func (m *Metrics) RetainRoutes(keep map[string]bool) {
 		m.WAFBlocked.DeletePartialMatch(l)
 		m.AggregateBackend.DeletePartialMatch(l)
 		m.AggregateDuration.DeletePartialMatch(l)
+		m.Mirror.Requests.DeletePartialMatch(l)
+		m.Mirror.Responses.DeletePartialMatch(l)
 		return true
 	})
 }

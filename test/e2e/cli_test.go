@@ -353,8 +353,6 @@ func TestReservedKeysRefused(t *testing.T) {
 	tests := []struct {
 		name, doc, want string // want: the line after "FILE:"
 	}{
-		{"mirror", strings.Replace(base, "upstream: app}", "upstream: app, mirror: {upstream: app}}", 1),
-			"8:40: routes[0].mirror: mirror is not available in this release"},
 		{"tracing", strings.Replace(base, `{access_log: {path: "off"}}`, `{access_log: {path: "off"}, tracing: {otlp_endpoint: "127.0.0.1:4317"}}`, 1),
 			"4:53: observability.tracing: tracing is not available in this release"},
 	}
