@@ -39,7 +39,7 @@ unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 # Each fuzz target for a bounded time (FUZZTIME_SMOKE), so CI stays fast.
-FUZZTIME_SMOKE ?= 10s
+FUZZTIME_SMOKE ?= 5s
 fuzz-smoke:
 	@bash scripts/fuzz.sh $(FUZZTIME_SMOKE)
 
