@@ -526,6 +526,7 @@ func gcraSHA() string { return fmt.Sprintf("%x", sha1.Sum([]byte(gcraSource))) }
 func TestRedisConfigErrors(t *testing.T) {
 	tests := []struct{ name, cluster, policy, want string }{
 		{"bad on_failure", "", "rate: 1/s\n    on_failure: open", `test.yaml:8:17: policies.l.on_failure: invalid on_failure "open" (want local, allow or deny)`},
+		{"bad sync", "", "rate: 1/s\n    sync: batch", `test.yaml:8:11: policies.l.sync: invalid sync "batch" (want plain or lease)`},
 		{"rate too high", "", "rate: 2000000/s", "test.yaml:7:11: policies.l.rate: rate too high for store redis (at most 1000000/s: Redis keeps time in microseconds)"},
 		{"role rate too high", "", "rate: 1/s\n    by_role: {fast: 2000000/s}", "policies.l.rate: rate too high for store redis"},
 		{"missing password file", ", password_file: /nonexistent/redis.pw", "rate: 1/s", "test.yaml:2:50: cluster.redis.password_file: read password_file: open /nonexistent/redis.pw: no such file or directory"},
