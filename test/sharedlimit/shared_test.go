@@ -264,11 +264,18 @@ func TestThreeGatewaysShareOneLimit(t *testing.T) {
 // Redis killed mid-load (SIGKILL): no 5xx, every instance falls back to
 // its share (on_failure local, 600 ÷ 3 each) without waiting for the
 // timeout; one log line per instance says so. Restarted, shared limiting
-// resumes within a couple of seconds.
+// resumes within a couple of seconds. The same in sync lease: leased
+// tokens are spent, then on_failure decides.
 func TestRedisKilledMidLoad(t *testing.T) {
+	for _, mode := range []string{"plain", "lease"} {
+		t.Run(mode, func(t *testing.T) { redisKilledMidLoad(t, mode) })
+	}
+}
+
+func redisKilledMidLoad(t *testing.T, mode string) {
 	rs := redistest.Start(t)
 	up := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
-	ins := startInstances(t, 3, single(rs.Addr()), up, "")
+	ins := startInstances(t, 3, single(rs.Addr()), up, defaultPolicy+", sync: "+mode)
 
 	var killed atomic.Bool
 	ta, _ := load(t, ins, "outage", 1500, 12, func(sent int64) {
