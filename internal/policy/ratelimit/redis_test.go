@@ -249,9 +249,11 @@ func TestRedisRejectedDoNotConsume(t *testing.T) {
 
 // Keys are prefix + 32 hex characters whatever the client sent (long,
 // binary), with a TTL of at most the time to refill.
-func TestRedisKeys(t *testing.T) {
+func TestRedisKeys(t *testing.T) { forModes(t, testRedisKeys) }
+
+func testRedisKeys(t *testing.T, sync string) {
 	rs := redistest.Start(t)
-	g := start(t, redisDoc(rs.Addr(), ", prefix: \"t:rl:\"", keyed+"rate: 1/s\n    burst: 10"))
+	g := start(t, redisDoc(rs.Addr(), ", prefix: \"t:rl:\"", keyed+"rate: 1/s\n    burst: 10"+"\n    sync: "+sync))
 	g.waitUp(t, true)
 	values := []string{"", "a", strings.Repeat("x", 60000), "bin\t\xff\xfe\x80", "é ünïcode"}
 	for _, v := range values {
@@ -359,9 +361,11 @@ func TestRedisOnFailure(t *testing.T) {
 // A Redis that stalls (DEBUG SLEEP) costs the timeout once: the circuit
 // opens and the other requests are decided by on_failure at once, until
 // Redis answers a probe again.
-func TestRedisSlow(t *testing.T) {
+func TestRedisSlow(t *testing.T) { forModes(t, testRedisSlow) }
+
+func testRedisSlow(t *testing.T, sync string) {
 	rs := redistest.Start(t)
-	g := start(t, redisDoc(rs.Addr(), ", timeout: 200ms, on_failure: allow", keyed+"rate: 1/h\n    burst: 1"))
+	g := start(t, redisDoc(rs.Addr(), ", timeout: 200ms, on_failure: allow", keyed+"rate: 1/h\n    burst: 1"+"\n    sync: "+sync))
 	g.waitUp(t, true)
 	go rs.Do("DEBUG", "SLEEP", "3")
 	time.Sleep(100 * time.Millisecond) // let the sleep begin
@@ -423,9 +427,11 @@ func TestRedisNoScript(t *testing.T) {
 // A key holding something else (another program's list, or a string that
 // is not a number) is an error reply: counted, decided by on_failure,
 // never a crash or a 5xx.
-func TestRedisUnexpectedValue(t *testing.T) {
+func TestRedisUnexpectedValue(t *testing.T) { forModes(t, testRedisUnexpectedValue) }
+
+func testRedisUnexpectedValue(t *testing.T, sync string) {
 	rs := redistest.Start(t)
-	g := start(t, redisDoc(rs.Addr(), ", on_failure: deny", keyed+"rate: 1/h\n    burst: 5"))
+	g := start(t, redisDoc(rs.Addr(), ", on_failure: deny", keyed+"rate: 1/h\n    burst: 5"+"\n    sync: "+sync))
 	g.waitUp(t, true)
 	tests := []struct {
 		name, key string
@@ -508,6 +514,13 @@ func TestRedisClientSharedAcrossReloads(t *testing.T) {
 	cc.Release()
 	if keys := reg.Keys(); len(keys) != 0 {
 		t.Errorf("registry holds %v after every release", keys)
+	}
+}
+
+// forModes runs test in sync plain and in sync lease.
+func forModes(t *testing.T, test func(t *testing.T, sync string)) {
+	for _, mode := range []string{"plain", "lease"} {
+		t.Run(mode, func(t *testing.T) { test(t, mode) })
 	}
 }
 
