@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,8 +39,12 @@ type instance struct {
 func single(addr string) string { return fmt.Sprintf("address: %q", addr) }
 
 // startInstances runs n gateways with where (the keys saying where Redis
-// is) in cluster.redis.
-func startInstances(t *testing.T, n int, where, upstream string) []*instance {
+// is) in cluster.redis, and policy: the rate_limit policy's settings
+// after its type and key (defaultPolicy when empty).
+func startInstances(t *testing.T, n int, where, upstream, policy string) []*instance {
+	if policy == "" {
+		policy = defaultPolicy
+	}
 	t.Helper()
 	var out []*instance
 	for i := range n {
@@ -53,11 +59,11 @@ upstreams:
 routes:
   - {name: api, match: {path: {prefix: /}}, upstream: echo, policies: [shared]}
 policies:
-  shared: {type: rate_limit, key: "header:X-Tenant", rate: 600/m, burst: 600, store: redis}
+  shared: {type: rate_limit, key: "header:X-Tenant", %s}
 cluster:
   instances: %d
   redis: {%s, timeout: 1s, on_failure: local}
-`, addr, admin, upstream, n, where)
+`, addr, admin, upstream, policy, n, where)
 		file := filepath.Join(t.TempDir(), fmt.Sprintf("rampart-%d.yaml", i))
 		if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
 			t.Fatal(err)
@@ -74,6 +80,9 @@ cluster:
 	}
 	return out
 }
+
+// defaultPolicy is the limit of the accuracy and outage tests.
+const defaultPolicy = "rate: 600/m, burst: 600, store: redis"
 
 // metric returns the value of the sample line starting with prefix, or "".
 func (in *instance) metric(c *http.Client, prefix string) string {
@@ -188,25 +197,41 @@ func load(t *testing.T, ins []*instance, tenant string, total, workers int, duri
 // Three gateway processes, one limit of 600/m with a burst of 600,
 // concurrent load spread over all three: together they admit the burst
 // plus what refilled during the load (10/s), within 2 %.
+//
+// In sync lease mode too: the instances lease batches of tokens, and
+// once the burst is spent Redis grants only what refilled, so the total
+// stays within the same 2 %. The test reports the Redis round trips per
+// request (script calls counted by INFO commandstats on every node).
 func TestThreeGatewaysShareOneLimit(t *testing.T) {
+	oneServer := func(t *testing.T) (string, []*redistest.Server) {
+		rs := redistest.Start(t)
+		return single(rs.Addr()), []*redistest.Server{rs}
+	}
+	cluster := func(t *testing.T) (string, []*redistest.Server) {
+		rc := redistest.StartCluster(t, 3)
+		var q []string
+		for _, a := range rc.Addrs() {
+			q = append(q, fmt.Sprintf("%q", a))
+		}
+		return "addresses: [" + strings.Join(q, ", ") + "]", rc.Nodes
+	}
 	tests := []struct {
 		name  string
-		where func(t *testing.T) string
+		where func(t *testing.T) (string, []*redistest.Server)
+		sync  string
 	}{
-		{"one server", func(t *testing.T) string { return single(redistest.Start(t).Addr()) }},
-		{"redis cluster", func(t *testing.T) string {
-			var q []string
-			for _, a := range redistest.StartCluster(t, 3).Addrs() {
-				q = append(q, fmt.Sprintf("%q", a))
-			}
-			return "addresses: [" + strings.Join(q, ", ") + "]"
-		}},
+		{"one server", oneServer, "plain"},
+		{"redis cluster", cluster, "plain"},
+		{"one server lease", oneServer, "lease"},
+		{"redis cluster lease", cluster, "lease"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			up := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
-			ins := startInstances(t, 3, tc.where(t), up)
+			where, nodes := tc.where(t)
+			ins := startInstances(t, 3, where, up, defaultPolicy+", sync: "+tc.sync)
 
+			before := scriptCalls(t, nodes)
 			ta, elapsed := load(t, ins, "accuracy", 1800, 12, nil)
 			admitted := ta.codes[200]
 			// Refill during the load: 10 tokens a second.
@@ -217,7 +242,13 @@ func TestThreeGatewaysShareOneLimit(t *testing.T) {
 			if ta.errs != 0 || ta.codes[200]+ta.codes[429] != 1800 {
 				t.Errorf("answers %v, %d transport errors; want only 200 and 429", ta.codes, ta.errs)
 			}
-			t.Logf("admitted %d of 1800 in %v (600 + %.1f refilled); p99 %v", admitted, elapsed, elapsed.Seconds()*10, ta.p99())
+			time.Sleep(time.Second) // the sweepers give back what leases did not spend
+			trips := scriptCalls(t, nodes) - before
+			t.Logf("sync %s: admitted %d of 1800 in %v (600 + %.1f refilled, %+.2f %%); %d Redis round trips (%.3f per request); p99 %v",
+				tc.sync, admitted, elapsed, elapsed.Seconds()*10, 100*(float64(admitted)/float64(want)-1), trips, float64(trips)/1800, ta.p99())
+			if tc.sync == "lease" && trips >= 1800 {
+				t.Errorf("lease mode made %d round trips for 1800 requests, want fewer than one per request", trips)
+			}
 			c := gwtest.Client(t, 5*time.Second)
 			for _, in := range ins {
 				for _, reason := range []string{"timeout", "down", "error"} {
@@ -233,11 +264,18 @@ func TestThreeGatewaysShareOneLimit(t *testing.T) {
 // Redis killed mid-load (SIGKILL): no 5xx, every instance falls back to
 // its share (on_failure local, 600 ÷ 3 each) without waiting for the
 // timeout; one log line per instance says so. Restarted, shared limiting
-// resumes within a couple of seconds.
+// resumes within a couple of seconds. The same in sync lease: leased
+// tokens are spent, then on_failure decides.
 func TestRedisKilledMidLoad(t *testing.T) {
+	for _, mode := range []string{"plain", "lease"} {
+		t.Run(mode, func(t *testing.T) { redisKilledMidLoad(t, mode) })
+	}
+}
+
+func redisKilledMidLoad(t *testing.T, mode string) {
 	rs := redistest.Start(t)
 	up := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
-	ins := startInstances(t, 3, single(rs.Addr()), up)
+	ins := startInstances(t, 3, single(rs.Addr()), up, defaultPolicy+", sync: "+mode)
 
 	var killed atomic.Bool
 	ta, _ := load(t, ins, "outage", 1500, 12, func(sent int64) {
@@ -294,5 +332,93 @@ func TestRedisKilledMidLoad(t *testing.T) {
 		if n := strings.Count(in.proc.Stderr(), "redis available"); n != 2 {
 			t.Errorf("instance %d: %d 'redis available' log lines, want 2 (start, recovery)", i, n)
 		}
+	}
+}
+
+// scriptCalls is how many scripts (EVALSHA, EVAL) the nodes have run:
+// the rate limit's round trips.
+func scriptCalls(t *testing.T, nodes []*redistest.Server) int {
+	t.Helper()
+	n := 0
+	for _, rs := range nodes {
+		out, err := rs.Do("INFO", "commandstats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range scriptStat.FindAllStringSubmatch(out, -1) {
+			c, _ := strconv.Atoi(m[1])
+			n += c
+		}
+	}
+	return n
+}
+
+var scriptStat = regexp.MustCompile(`cmdstat_(?:evalsha|eval):calls=(\d+)`)
+
+// Rejected requests don't count, in either mode: a client hammering the
+// three instances at 10× its limit (50/s) for two seconds gets the burst
+// plus what refilled, and is admitted again as soon as a token refills
+// after it stops. A limiter counting rejections would admit the burst
+// only.
+func TestRejectedDoNotCount(t *testing.T) {
+	rs := redistest.Start(t)
+	for _, mode := range []string{"plain", "lease"} {
+		t.Run(mode, func(t *testing.T) {
+			up := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+			ins := startInstances(t, 3, single(rs.Addr()), up, "rate: 50/s, burst: 50, store: redis, sync: "+mode)
+			c := gwtest.Client(t, 10*time.Second)
+			tenant := "hammer-" + mode
+			get := func(in *instance) int {
+				req, _ := http.NewRequest("GET", in.url+"/x", nil)
+				req.Header.Set("X-Tenant", tenant)
+				resp, err := c.Do(req)
+				if err != nil {
+					return 0
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			var ok, limited, other atomic.Int64
+			var wg sync.WaitGroup
+			before := scriptCalls(t, []*redistest.Server{rs})
+			begin := time.Now()
+			for w := range 10 { // each about 50 requests a second: 500/s, 10× the limit
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for n := 0; n < 200 && time.Since(begin) < 2*time.Second; n++ {
+						switch get(ins[w%3]) {
+						case 200:
+							ok.Add(1)
+						case 429:
+							limited.Add(1)
+						default:
+							other.Add(1)
+						}
+						time.Sleep(20 * time.Millisecond)
+					}
+				}()
+			}
+			wg.Wait()
+			elapsed := time.Since(begin)
+			trips := scriptCalls(t, []*redistest.Server{rs}) - before
+			sent := ok.Load() + limited.Load() + other.Load()
+			want := 50 + 50*elapsed.Seconds()
+			t.Logf("sync %s: admitted %d of %d in %v (want %.0f); %d round trips (%.3f per request)", mode, ok.Load(), sent, elapsed, want, trips, float64(trips)/float64(sent))
+			if other.Load() != 0 {
+				t.Errorf("%d answers neither 200 nor 429", other.Load())
+			}
+			if float64(sent) < 4*want {
+				t.Errorf("sent only %d requests in %v: not hammering (want at least 4× the %.0f allowed)", sent, elapsed, want)
+			}
+			if a := float64(ok.Load()); a < want*0.95 || a > want*1.02+1 {
+				t.Errorf("admitted %d, want %.0f (burst + refill) within -5/+2 %%", ok.Load(), want)
+			}
+			time.Sleep(60 * time.Millisecond) // three tokens refill
+			if code := get(ins[0]); code != 200 {
+				t.Errorf("after the hammering stopped: %d, want 200 as soon as a token refilled", code)
+			}
+		})
 	}
 }

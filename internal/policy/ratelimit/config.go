@@ -31,6 +31,11 @@ type Config struct {
 	// OnFailure, for store redis, overrides cluster.redis.on_failure for
 	// this policy: local, allow or deny.
 	OnFailure string `yaml:"on_failure" json:"on_failure,omitempty"`
+	// Sync, for store redis, is how decisions reach Redis: plain (one
+	// round trip per request, exact) or lease (an instance takes a small
+	// batch of tokens per key and spends it locally; hot keys pay a round
+	// trip every few requests). Default plain.
+	Sync string `yaml:"sync" json:"sync,omitempty"`
 	// TrustForwarded is how many proxies in front of the gateway append to
 	// X-Forwarded-For, for the ip key. Default 0: the TCP peer.
 	TrustForwarded int `yaml:"trust_forwarded" json:"trust_forwarded,omitempty"`
@@ -140,6 +145,9 @@ func (c *Config) Validate(s policy.Spec) config.Errors {
 		if c.OnFailure != "" {
 			errs = append(errs, s.Errorf("on_failure", "on_failure applies only to store redis"))
 		}
+		if c.Sync != "" {
+			errs = append(errs, s.Errorf("sync", "sync applies only to store redis"))
+		}
 	case "redis":
 		if s.Config == nil || s.Config.Cluster.Redis == nil {
 			errs = append(errs, s.Errorf("store", "store redis needs cluster.redis (where Redis is)"))
@@ -148,6 +156,11 @@ func (c *Config) Validate(s policy.Spec) config.Errors {
 		case "", "local", "allow", "deny":
 		default:
 			errs = append(errs, s.Errorf("on_failure", "invalid on_failure %q (want local, allow or deny)", c.OnFailure))
+		}
+		switch c.Sync {
+		case "", "plain", "lease":
+		default:
+			errs = append(errs, s.Errorf("sync", "invalid sync %q (want plain or lease)", c.Sync))
 		}
 		if c.Rate.N > 0 && maxRedisRate(c) > maxRedisPerSecond {
 			errs = append(errs, s.Errorf("rate", "rate too high for store redis (at most %d/s: Redis keeps time in microseconds)", maxRedisPerSecond))

@@ -11,6 +11,7 @@
 //	    by_role: {free: 100/m, premium: 10000/m}
 //	    store: local                # local (default) | redis (shared through cluster.redis)
 //	    on_failure: deny            # store redis only: overrides cluster.redis.on_failure
+//	    sync: plain                 # store redis only: plain (default) | lease
 //	    trust_forwarded: 0          # X-Forwarded-For hops to trust for the ip key
 //	    max_keys: 100000            # buckets held per rate (default 100000)
 //
@@ -62,6 +63,16 @@
 // reply), on_failure does: local uses buckets in this process at rate ÷
 // cluster.instances (burst likewise, rounded up); allow admits; deny
 // answers 429 with Retry-After: 1.
+//
+// sync lease (lease.go): an instance takes a batch of tokens for a key in
+// one round trip (leaseScript: GCRA with a cost, granting as many as fit)
+// and spends them locally; the batch is what the key's observed rate needs
+// in 200ms, from 1 (cold keys: one round trip per request) to burst/20. A
+// lease lives 200ms; what it did not spend goes back (the TAT moves back,
+// never below Redis's now), with the next fetch or by one background
+// sweeper per rate. A key Redis refused is refused locally until its next
+// token fits. At most instances × burst/20 tokens are outstanding per key:
+// the bound docs/policies.md states.
 //
 // Metrics: rampart_rate_limit_decisions_total{policy, decision} with
 // decision allowed or limited; with store redis,

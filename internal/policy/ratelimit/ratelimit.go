@@ -30,6 +30,7 @@ type Limit struct {
 type limiter struct {
 	store  *Store
 	remote *remote
+	lease  *leases  // sync lease: the tokens leased from Redis
 	limit  []string // RateLimit-Limit value
 	burst  int
 }
@@ -82,6 +83,10 @@ func New(s policy.Spec) (policy.Policy, error) {
 		key := fmt.Sprintf("%s|%s|%s|%d", ident, role, r, burst)
 		if sh != nil {
 			l.remote = newRemote(sh, s.Name, role, perSecond, burst)
+			if c.Sync == "lease" {
+				policy.Claim(s.Claims, key+"|lease", func() *leases { return newLeases(burst, maxKeys) },
+					func(ls *leases) { l.lease = ls })
+			}
 			if sh.mode != "local" {
 				return l
 			}
@@ -143,8 +148,19 @@ func (l *Limit) Wrap(next http.Handler) http.Handler {
 		key := AppendKey(buf[:0], l.parts, l.trust, r, ex)
 		var d Decision
 		decided := false
-		if lim.remote != nil {
+		if lim.lease != nil {
+			t := time.Time{}
+			if ex != nil {
+				t = ex.Start
+			}
+			if t.IsZero() {
+				t = time.Now()
+			}
+			d, decided = lim.lease.take(r.Context(), lim.remote, key, t)
+		} else if lim.remote != nil {
 			d, decided = lim.remote.take(r.Context(), key)
+		}
+		if lim.remote != nil {
 			if !decided {
 				switch lim.remote.mode {
 				case "allow":

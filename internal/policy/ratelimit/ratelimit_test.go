@@ -25,6 +25,8 @@ func TestConfigErrors(t *testing.T) {
 		{"redis without cluster.redis", "rate: 1/s\n    store: redis", "test.yaml:5:12: policies.l.store: store redis needs cluster.redis (where Redis is)"},
 		{"on_failure with local", "rate: 1/s\n    on_failure: deny", "test.yaml:5:17: policies.l.on_failure: on_failure applies only to store redis"},
 		{"unknown store", "rate: 1/s\n    store: memcached", "unknown store"},
+		{"sync lease with local", "rate: 1/s\n    sync: lease", "test.yaml:5:11: policies.l.sync: sync applies only to store redis"},
+		{"sync plain with local", "rate: 1/s\n    store: local\n    sync: plain", "test.yaml:6:11: policies.l.sync: sync applies only to store redis"},
 		{"claim", "rate: 1/s\n    key: claim:sub", ""},
 		{"claim in list", "rate: 1/s\n    key: [ip, claim:tenant]", ""},
 		{"claim without name", "rate: 1/s\n    key: [ip, \"claim:\"]", `policies.l.key[1]: key "claim:" names no claim`},

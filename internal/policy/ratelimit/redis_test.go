@@ -249,9 +249,11 @@ func TestRedisRejectedDoNotConsume(t *testing.T) {
 
 // Keys are prefix + 32 hex characters whatever the client sent (long,
 // binary), with a TTL of at most the time to refill.
-func TestRedisKeys(t *testing.T) {
+func TestRedisKeys(t *testing.T) { forModes(t, testRedisKeys) }
+
+func testRedisKeys(t *testing.T, sync string) {
 	rs := redistest.Start(t)
-	g := start(t, redisDoc(rs.Addr(), ", prefix: \"t:rl:\"", keyed+"rate: 1/s\n    burst: 10"))
+	g := start(t, redisDoc(rs.Addr(), ", prefix: \"t:rl:\"", keyed+"rate: 1/s\n    burst: 10"+"\n    sync: "+sync))
 	g.waitUp(t, true)
 	values := []string{"", "a", strings.Repeat("x", 60000), "bin\t\xff\xfe\x80", "é ünïcode"}
 	for _, v := range values {
@@ -359,9 +361,11 @@ func TestRedisOnFailure(t *testing.T) {
 // A Redis that stalls (DEBUG SLEEP) costs the timeout once: the circuit
 // opens and the other requests are decided by on_failure at once, until
 // Redis answers a probe again.
-func TestRedisSlow(t *testing.T) {
+func TestRedisSlow(t *testing.T) { forModes(t, testRedisSlow) }
+
+func testRedisSlow(t *testing.T, sync string) {
 	rs := redistest.Start(t)
-	g := start(t, redisDoc(rs.Addr(), ", timeout: 200ms, on_failure: allow", keyed+"rate: 1/h\n    burst: 1"))
+	g := start(t, redisDoc(rs.Addr(), ", timeout: 200ms, on_failure: allow", keyed+"rate: 1/h\n    burst: 1"+"\n    sync: "+sync))
 	g.waitUp(t, true)
 	go rs.Do("DEBUG", "SLEEP", "3")
 	time.Sleep(100 * time.Millisecond) // let the sleep begin
@@ -423,9 +427,11 @@ func TestRedisNoScript(t *testing.T) {
 // A key holding something else (another program's list, or a string that
 // is not a number) is an error reply: counted, decided by on_failure,
 // never a crash or a 5xx.
-func TestRedisUnexpectedValue(t *testing.T) {
+func TestRedisUnexpectedValue(t *testing.T) { forModes(t, testRedisUnexpectedValue) }
+
+func testRedisUnexpectedValue(t *testing.T, sync string) {
 	rs := redistest.Start(t)
-	g := start(t, redisDoc(rs.Addr(), ", on_failure: deny", keyed+"rate: 1/h\n    burst: 5"))
+	g := start(t, redisDoc(rs.Addr(), ", on_failure: deny", keyed+"rate: 1/h\n    burst: 5"+"\n    sync: "+sync))
 	g.waitUp(t, true)
 	tests := []struct {
 		name, key string
@@ -511,6 +517,13 @@ func TestRedisClientSharedAcrossReloads(t *testing.T) {
 	}
 }
 
+// forModes runs test in sync plain and in sync lease.
+func forModes(t *testing.T, test func(t *testing.T, sync string)) {
+	for _, mode := range []string{"plain", "lease"} {
+		t.Run(mode, func(t *testing.T) { test(t, mode) })
+	}
+}
+
 // gauge reads a gauge's value.
 func gauge(g interface{ Write(*dto.Metric) error }) float64 {
 	var m dto.Metric
@@ -526,6 +539,7 @@ func gcraSHA() string { return fmt.Sprintf("%x", sha1.Sum([]byte(gcraSource))) }
 func TestRedisConfigErrors(t *testing.T) {
 	tests := []struct{ name, cluster, policy, want string }{
 		{"bad on_failure", "", "rate: 1/s\n    on_failure: open", `test.yaml:8:17: policies.l.on_failure: invalid on_failure "open" (want local, allow or deny)`},
+		{"bad sync", "", "rate: 1/s\n    sync: batch", `test.yaml:8:11: policies.l.sync: invalid sync "batch" (want plain or lease)`},
 		{"rate too high", "", "rate: 2000000/s", "test.yaml:7:11: policies.l.rate: rate too high for store redis (at most 1000000/s: Redis keeps time in microseconds)"},
 		{"role rate too high", "", "rate: 1/s\n    by_role: {fast: 2000000/s}", "policies.l.rate: rate too high for store redis"},
 		{"missing password file", ", password_file: /nonexistent/redis.pw", "rate: 1/s", "test.yaml:2:50: cluster.redis.password_file: read password_file: open /nonexistent/redis.pw: no such file or directory"},

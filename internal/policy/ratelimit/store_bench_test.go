@@ -4,7 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,4 +123,115 @@ func BenchmarkRedisTake(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkRedisLeaseTake is the sync lease decision for a hot key
+// against a real redis-server on loopback, sequential and in parallel
+// (all goroutines on the same keys), next to plain mode's one round trip
+// per decision. roundtrips/op counts the scripts Redis ran (INFO
+// commandstats), give-backs included. The key changes every 100,000
+// decisions so that the burst (1,000,000) never runs out: each new key
+// starts cold, at one token per round trip, and its leases grow with its
+// rate. The time is read every 256 decisions, as the gateway passes the
+// request's start time.
+func BenchmarkRedisLeaseTake(b *testing.B) {
+	rs := redistest.Start(b)
+	mk := func(sync string) *limiter {
+		doc := "cluster:\n  redis: {address: \"" + rs.Addr() + "\", timeout: 2s}\npolicies:\n  l:\n    type: rate_limit\n    store: redis\n    sync: " + sync + "\n    rate: 1000000/s\n    burst: 1000000\n"
+		s := policytest.Spec(b, doc, "l")
+		s.Claims = &registry.Claims{}
+		s.Log = slog.New(slog.DiscardHandler)
+		p, err := New(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		reg := registry.New()
+		b.Cleanup(reg.Close)
+		s.Claims.Acquire(reg)
+		lim := p.(*Limit).base
+		for i := 0; !lim.remote.client.Up(); i++ {
+			if i == 500 {
+				b.Fatal("redis not up within 5s")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return lim
+	}
+	calls := regexp.MustCompile(`cmdstat_(?:evalsha|eval):calls=(\d+)`)
+	scripts := func() int {
+		out, err := rs.Do("INFO", "commandstats")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for _, m := range calls.FindAllStringSubmatch(out, -1) {
+			c, _ := strconv.Atoi(m[1])
+			n += c
+		}
+		return n
+	}
+	ctx := context.Background()
+	var gen atomic.Int64 // distinct keys per run
+	decide := func(lim *limiter, key []byte, now time.Time) bool {
+		if lim.lease != nil {
+			d, ok := lim.lease.take(ctx, lim.remote, key, now)
+			return ok && d.Allowed
+		}
+		d, ok := lim.remote.take(ctx, key)
+		return ok && d.Allowed
+	}
+	for _, mode := range []string{"plain", "lease"} {
+		lim := mk(mode)
+		b.Run(mode+"/sequential", func(b *testing.B) {
+			g := gen.Add(1)
+			before := scripts()
+			key := AppendInt(AppendInt([]byte("k"), int(g)), 0)
+			now := time.Now()
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				if i&255 == 0 {
+					now = time.Now()
+				}
+				if i%100_000 == 0 {
+					key = AppendInt(AppendInt([]byte("k"), int(g)), i)
+				}
+				if !decide(lim, key, now) {
+					b.Fatal("not admitted")
+				}
+				i++
+			}
+			b.StopTimer()
+			time.Sleep(leasePeriod + 4*sweepEvery)
+			b.ReportMetric(float64(scripts()-before)/float64(b.N), "roundtrips/op")
+		})
+		b.Run(mode+"/parallel", func(b *testing.B) {
+			g := gen.Add(1)
+			before := scripts()
+			var ops atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				now := time.Now()
+				i := 0
+				var key []byte
+				for pb.Next() {
+					if i&255 == 0 {
+						now = time.Now()
+					}
+					if i%100_000 == 0 {
+						key = AppendInt(AppendInt([]byte("p"), int(g)), i)
+					}
+					if !decide(lim, key, now) {
+						b.Error("not admitted")
+						return
+					}
+					i++
+				}
+				ops.Add(int64(i))
+			})
+			b.StopTimer()
+			time.Sleep(leasePeriod + 4*sweepEvery)
+			b.ReportMetric(float64(scripts()-before)/float64(max(1, ops.Load())), "roundtrips/op")
+		})
+	}
 }
