@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"regexp"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -234,4 +235,36 @@ func BenchmarkRedisLeaseTake(b *testing.B) {
 			b.ReportMetric(float64(scripts()-before)/float64(max(1, ops.Load())), "roundtrips/op")
 		})
 	}
+}
+
+// BenchmarkTakeMillionKeys: the local store holding 1,000,000 distinct
+// keys (max_keys raised to fit them): heap bytes per key once filled, and
+// the decision over keys drawn across the whole set.
+func BenchmarkTakeMillionKeys(b *testing.B) {
+	const n = 1_000_000
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s := NewStore(1e6, 1000, n, nil)
+	keys := make([][]byte, n)
+	for i := range keys {
+		keys[i] = AppendInt([]byte("198.51.100.0\x00"), i)
+		s.TakeBytes(keys[i])
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	keyBytes := 0
+	for _, k := range keys {
+		keyBytes += cap(k) + 24
+	}
+	perKey := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)-int64(keyBytes)) / n
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		s.TakeBytes(keys[i])
+		i = (i + 7919) % n
+	}
+	b.ReportMetric(perKey, "store-B/key")
+	runtime.KeepAlive(keys)
 }
