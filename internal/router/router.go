@@ -26,6 +26,9 @@ type Router struct {
 	exact map[string]*table // by lower-case host
 	wild  map[string]*table // by wildcard suffix, ".example.com"
 	any   *table            // rules without hosts
+
+	// all holds every rule in config order, for Explain only.
+	all []*route
 }
 
 // Path ranks: an exact path ranks rankExact, a prefix of n bytes 2n+1 and a
@@ -54,7 +57,8 @@ type route struct {
 	re  *regexp.Regexp
 	tpl *config.Template
 
-	hosts []config.Host // parsed only while building
+	hosts []config.Host // parsed hosts, read by Explain only
+	path  config.PathMatch
 }
 
 type pair struct{ name, value string }
@@ -102,6 +106,7 @@ func New(rules []Rule) (*Router, error) {
 			errs = append(errs, fmt.Errorf("compile rule %d: %w", i, err))
 			continue
 		}
+		rt.all = append(rt.all, r)
 		if len(rule.Match.Hosts) == 0 {
 			if rt.any == nil {
 				rt.any = &table{}
@@ -126,7 +131,6 @@ func New(rules []Rule) (*Router, error) {
 			}
 			t.add(r, rule.Match.Path)
 		}
-		r.hosts = nil
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -145,7 +149,7 @@ func New(rules []Rule) (*Router, error) {
 
 // compile checks one rule's match and turns it into a route.
 func compile(i int, m config.Match) (*route, error) {
-	r := &route{index: i}
+	r := &route{index: i, path: m.Path}
 	for _, s := range m.Hosts {
 		h, err := config.ParseHost(s)
 		if err != nil {
