@@ -31,7 +31,8 @@ type Verdict struct {
 	// to the winner; it is empty for the winner.
 	Reason string `json:"reason,omitempty"`
 
-	passed   int // how many of host, path, methods, headers, query hold
+	passed   int // nearness: host and path count 2, methods, headers, query 1
+	nearRank int // pathRank when the path matches, else -1
 	pathRank int
 	hostCls  int // 2 exact, 1 wildcard, 0 none given
 	hostLen  int // wildcard suffix length
@@ -43,8 +44,9 @@ type Explanation struct {
 	Winner int
 	// Verdicts holds one entry per rule: the winner first, then the other
 	// matching rules best first, then the rules that did not match, the
-	// nearest first (the most conditions holding, then the path rank,
-	// then config order).
+	// nearest first (the most conditions holding, the host and the path
+	// counting double; then the path rank, if the path matches; then
+	// config order).
 	Verdicts []Verdict
 }
 
@@ -70,11 +72,8 @@ func (rt *Router) Explain(host, path, method string, h http.Header, rawQuery str
 			return -compareKey(a, b)
 		case a.passed != b.passed:
 			return b.passed - a.passed
-		case a.pathRank != b.pathRank:
-			if a.pathRank > b.pathRank {
-				return -1
-			}
-			return 1
+		case a.nearRank != b.nearRank:
+			return cmpInt(b.nearRank, a.nearRank)
 		}
 		return a.Index - b.Index
 	})
@@ -181,10 +180,12 @@ func (r *route) verdict(host string, q *request) Verdict {
 		}
 	}
 	if hostOK {
-		v.passed++
+		v.passed += 2
 	}
+	v.nearRank = -1
 	if pathOK {
-		v.passed++
+		v.passed += 2
+		v.nearRank = v.pathRank
 	} else {
 		reasons = append(reasons, fmt.Sprintf("path %q does not match %s %q", q.path, v.PathKind, v.Path))
 	}
