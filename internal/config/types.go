@@ -99,6 +99,14 @@ type Listener struct {
 	// can bind the same address and the kernel spreads connections over
 	// them. Default false.
 	ReusePort bool `yaml:"reuse_port" json:"reuse_port,omitempty"`
+	// Explain, on an http listener, answers a request that carries
+	// X-Rampart-Explain: 1 with the admin API's explanation of it
+	// (GET /api/v1/explain, compact JSON) in an X-Rampart-Explain
+	// response header; the request is served as usual. Default false: the
+	// request header is ignored. It shows routes, upstream targets and
+	// policy settings (secrets redacted) to any client, so enable it only
+	// on listeners that operators reach.
+	Explain bool `yaml:"explain" json:"explain,omitempty"`
 }
 
 // Upgrade configures the binary upgrade: the running process starts

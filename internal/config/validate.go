@@ -225,6 +225,9 @@ func (v *validator) listeners() {
 			case l.Upstream != "":
 				v.errorf(p+".upstream", "upstream is only for protocol tcp; http listeners use routes")
 			}
+			if l.Protocol == "tcp" && l.Explain {
+				v.errorf(p+".explain", "explain is for http listeners; a tcp listener sees no HTTP request to explain")
+			}
 			if l.Protocol != "tcp" && l.TLS != nil && l.TLS.SNIRoutes != nil {
 				v.errorf(p+".tls.sni_routes", "sni_routes is for tcp listeners; an http listener routes by host with routes[].match.hosts")
 			}

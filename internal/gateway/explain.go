@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
 	"time"
@@ -215,4 +216,24 @@ func budget(rc *config.Route) *Budget {
 	b.RetryBudget = rr.Budget
 	b.NonIdempotent = rr.NonIdempotent
 	return b
+}
+
+// explainInto answers a request that asks for it (X-Rampart-Explain: 1)
+// with its explanation, compact, in the X-Rampart-Explain response header,
+// and drops the request header so that the upstream never sees it. Only
+// listeners with explain: true call it.
+func explainInto(w http.ResponseWriter, r *http.Request, s *Snapshot) {
+	vv := r.Header[ExplainHeader]
+	if len(vv) == 0 {
+		return
+	}
+	delete(r.Header, ExplainHeader)
+	if len(vv) != 1 || vv[0] != "1" {
+		return
+	}
+	b, err := json.Marshal(s.Explain(r))
+	if err != nil {
+		return
+	}
+	w.Header()[ExplainHeader] = []string{string(b)}
 }
