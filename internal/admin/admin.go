@@ -1,7 +1,7 @@
 // Package admin serves the admin API on its own listener: liveness and
 // readiness, Prometheus metrics, the active config (read, replace, stage a
-// candidate beside it), routes and upstreams, the live dashboard with its
-// stats, and pprof for profiling.
+// candidate beside it), routes and upstreams, the explanation of a
+// request, the live dashboard with its stats, and pprof for profiling.
 package admin
 
 import (
@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rampart-gw/rampart/internal/admin/dashboard"
-	"github.com/rampart-gw/rampart/internal/cluster/breaker"
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/gateway"
 	"github.com/rampart-gw/rampart/internal/telemetry"
@@ -66,6 +65,7 @@ func New(deps Deps) http.Handler {
 	}
 	mux.HandleFunc("GET /api/v1/routes", a.routes)
 	mux.HandleFunc("GET /api/v1/upstreams", a.upstreams)
+	mux.HandleFunc("GET /api/v1/explain", a.explain)
 	dash := dashboard.New(dashboard.Deps{Store: deps.Store, Metrics: deps.Metrics})
 	mux.Handle("GET /dashboard/", dash)
 	mux.HandleFunc("GET /api/v1/stats", dash.Stats)
@@ -171,53 +171,6 @@ func (a *api) routes(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"version": s.Version, "routes": out})
 }
 
-type targetView struct {
-	Address        string     `json:"address"`
-	Weight         int        `json:"weight"`
-	Zone           string     `json:"zone,omitempty"`
-	Priority       int        `json:"priority,omitempty"`
-	Healthy        bool       `json:"healthy"`
-	Ejected        bool       `json:"ejected"`
-	EjectedUntil   *time.Time `json:"ejected_until,omitempty"`
-	ActiveRequests int64      `json:"active_requests"`
-	LatencyEWMAms  float64    `json:"latency_ewma_ms"`
-}
-
-type upstreamView struct {
-	Name     string        `json:"name"`
-	Balancer string        `json:"balancer"`
-	Circuit  string        `json:"circuit"`
-	Breaker  breaker.Stats `json:"breaker"`
-	// Trip is the failure-tripped breaker (circuit_breaker.trip), when set.
-	Trip     *breaker.TripStats `json:"trip,omitempty"`
-	Panic    bool               `json:"panic_mode"`
-	Failover string             `json:"failover,omitempty"`
-	// Discovery is the state of dns, srv or etcd discovery, when set.
-	Discovery *discoveryView `json:"discovery,omitempty"`
-	Targets   []targetView   `json:"targets"`
-}
-
-// discoveryView is an upstream's discovery: what it watches, when it last
-// succeeded, its last error, and how many targets it found.
-type discoveryView struct {
-	Type        string     `json:"type"`
-	Source      string     `json:"source"`
-	LastRefresh *time.Time `json:"last_refresh"`
-	LastAttempt *time.Time `json:"last_attempt"`
-	LastError   string     `json:"last_error,omitempty"`
-	Targets     int        `json:"targets"`
-	Refreshes   uint64     `json:"refreshes"`
-	Failures    uint64     `json:"failures"`
-}
-
-func utcOrNil(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	t = t.UTC()
-	return &t
-}
-
 func (a *api) upstreams(w http.ResponseWriter, r *http.Request) {
 	s := a.snapshot(w)
 	if s == nil {
@@ -228,39 +181,9 @@ func (a *api) upstreams(w http.ResponseWriter, r *http.Request) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	out := make([]upstreamView, 0, len(names))
+	out := make([]gateway.UpstreamView, 0, len(names))
 	for _, n := range names {
-		u := s.Upstreams[n]
-		stats := u.Breaker().Stats()
-		uv := upstreamView{Name: n, Balancer: s.Config.Upstreams[n].Balancer, Circuit: "closed", Breaker: stats,
-			Panic: u.Panic(), Failover: s.Config.Upstreams[n].Failover, Targets: []targetView{}}
-		if stats.Open {
-			uv.Circuit = "open"
-		}
-		if tr := u.Trip(); tr != nil {
-			ts := tr.Stats(time.Now())
-			uv.Trip = &ts
-			if st, _ := tr.State(); st != breaker.StateClosed {
-				uv.Circuit = st.String()
-			}
-		}
-		if d := u.Discovery(); d != nil {
-			uv.Discovery = &discoveryView{Type: d.Type, Source: d.Source, LastRefresh: utcOrNil(d.LastRefresh),
-				LastAttempt: utcOrNil(d.LastAttempt), LastError: d.LastError, Targets: d.Targets,
-				Refreshes: d.Refreshes, Failures: d.Failures}
-		}
-		for _, t := range u.Live() {
-			st := u.State(t.Addr)
-			tv := targetView{Address: t.Addr, Weight: t.Weight, Zone: t.Zone, Priority: t.Priority, Healthy: st.Healthy && !st.Ejected,
-				Ejected: st.Ejected, ActiveRequests: t.InFlight.Load(),
-				LatencyEWMAms: float64(t.Latency().Microseconds()) / 1000}
-			if st.Ejected {
-				until := st.EjectedUntil.UTC()
-				tv.EjectedUntil = &until
-			}
-			uv.Targets = append(uv.Targets, tv)
-		}
-		out = append(out, uv)
+		out = append(out, s.UpstreamView(n))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"version": s.Version, "upstreams": out})
 }

@@ -209,7 +209,7 @@ func (a *App) bind(cfg *config.Config) error {
 		if err != nil {
 			return fmt.Errorf("listener %s: trusted_proxies: %w", lc.Name, err)
 		}
-		hc := gateway.HandlerConfig{Listener: lc.Name, Limits: lc.Limits, Clients: clients}
+		hc := gateway.HandlerConfig{Listener: lc.Name, Limits: lc.Limits, Clients: clients, Explain: lc.Explain}
 		if lc.TLS != nil {
 			hc.TLSState = listener.TLSState
 		}

@@ -111,14 +111,14 @@ func Build(cfg *config.Config, deps Deps) (*gateway.Snapshot, error) {
 		}
 		rules[i] = router.Rule{Match: m}
 		errs = append(errs, claimOrder(cfg, path, rc, policies)...)
-		h, err := buildRoute(cfg, rc, snap, policies, deps, claims)
+		h, fwd, err := buildRoute(cfg, rc, snap, policies, deps, claims)
 		if err != nil {
 			errs = append(errs, cfg.Errorf(path, "%v", err))
 			continue
 		}
 		perrs, usesParams := captureUse(cfg, path, rc, snap, policies)
 		errs = append(errs, perrs...)
-		route := &gateway.Route{Name: rc.Name, Config: rc, Handler: h, Params: usesParams}
+		route := &gateway.Route{Name: rc.Name, Config: rc, Handler: h, Params: usesParams, Forward: fwd}
 		if deps.Metrics != nil {
 			route.Metrics = deps.Metrics.Route(rc.Name)
 		}
@@ -139,7 +139,7 @@ func Build(cfg *config.Config, deps Deps) (*gateway.Snapshot, error) {
 // buildRoute composes a route's handler: its policies around
 // route.Errors, the cache, the split between upstreams and each upstream's
 // failover chain, with a proxy per upstream at the core.
-func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, policies map[string]policy.Policy, deps Deps, claims *registry.Claims) (http.Handler, error) {
+func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, policies map[string]policy.Policy, deps Deps, claims *registry.Claims) (http.Handler, *proxy.Config, error) {
 	pc := proxy.Config{
 		Route:           rc.Name,
 		Prefix:          rewritePrefix(rc.Match.Path),
@@ -150,7 +150,7 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 	if rw := rc.Rewrite; rw != nil && rw.Path != "" {
 		t, err := capture.Parse(rw.Path)
 		if err != nil {
-			return nil, fmt.Errorf("rewrite.path: %w", err)
+			return nil, nil, fmt.Errorf("rewrite.path: %w", err)
 		}
 		pc.RewritePath = t
 	} else if rw != nil {
@@ -158,7 +158,7 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 	}
 	buffering, err := proxy.ParseBuffering(rc.RequestBuffering)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pc.Buffering = buffering
 	if rr := rc.Retry; rr != nil {
@@ -167,7 +167,7 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 		// explicit zero backoff does not wait.
 		on, err := config.ParseRetryOn(rr.On)
 		if err != nil {
-			return nil, fmt.Errorf("retry.on: %w", err)
+			return nil, nil, fmt.Errorf("retry.on: %w", err)
 		}
 		conds := retry.New(on)
 		pr := &cluster.Retry{Attempts: max(rr.Attempts, 1), PerTryTimeout: rr.PerTryTimeout.D(), On: conds,
@@ -201,46 +201,46 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 	case rc.Upstream != "":
 		u := snap.Upstreams[rc.Upstream]
 		if u == nil {
-			return nil, fmt.Errorf("unknown upstream %q", rc.Upstream)
+			return nil, nil, fmt.Errorf("unknown upstream %q", rc.Upstream)
 		}
 		var err error
 		if h, err = upstream(u, 0); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	case len(rc.Split) > 0:
 		branches := make([]route.Branch, 0, len(rc.Split))
 		for _, s := range rc.Split {
 			u := snap.Upstreams[s.Upstream]
 			if u == nil {
-				return nil, fmt.Errorf("unknown upstream %q", s.Upstream)
+				return nil, nil, fmt.Errorf("unknown upstream %q", s.Upstream)
 			}
 			bh, err := upstream(u, 0)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if s.Weight <= 0 {
-				return nil, fmt.Errorf("upstream %s: weight must be positive", s.Upstream)
+				return nil, nil, fmt.Errorf("upstream %s: weight must be positive", s.Upstream)
 			}
 			branches = append(branches, route.Branch{Handler: bh, Weight: s.Weight})
 		}
 		sp, err := route.NewSplit(branches)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		h = sp
 	case rc.Aggregate != nil:
 		ag, err := buildAggregate(rc, snap, pc.Policy, deps)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		h = ag
 	default:
-		return nil, errors.New("route needs upstream, split or aggregate")
+		return nil, nil, errors.New("route needs upstream, split or aggregate")
 	}
 	if mc := rc.Mirror; mc != nil && mc.Percent > 0 {
 		m, err := buildMirror(rc, mc, pc, h, snap, deps, pdeps, claims)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		h = m
 	}
@@ -259,11 +259,11 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 	for i := len(rc.Policies) - 1; i >= 0; i-- {
 		pol := policies[rc.Policies[i]]
 		if pol == nil {
-			return nil, fmt.Errorf("unknown policy %q", rc.Policies[i])
+			return nil, nil, fmt.Errorf("unknown policy %q", rc.Policies[i])
 		}
 		h = pol.Wrap(h)
 	}
-	return h, nil
+	return h, &pc, nil
 }
 
 // buildMirror wraps h, the route's choice of upstream, in its mirror: a

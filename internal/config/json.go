@@ -24,6 +24,10 @@ func (c *Config) JSON() ([]byte, error) {
 	return json.MarshalIndent(m, "", "  ")
 }
 
+// Redacted returns the config as JSON() writes it, as maps and slices:
+// policies as their type plus their settings, secrets redacted.
+func (c *Config) Redacted() (map[string]any, error) { return c.plain(true) }
+
 // Version returns a short content hash of the config: the first 12 hex
 // digits of the SHA-256 of its canonical (compact, sorted, unredacted)
 // JSON. Equal configs have equal versions whatever their formatting.

@@ -61,6 +61,7 @@ func TestTCPRefused(t *testing.T) {
 		{"max_body_bytes", listener("limits: {max_body_bytes: 10}"), `2:97: listeners[0].limits.max_body_bytes: max_body_bytes is for http listeners; a tcp listener carries bytes, not requests`},
 		{"max_header_bytes", listener("limits: {max_header_bytes: 10}"), `2:99: listeners[0].limits.max_header_bytes: max_header_bytes is for http listeners; a tcp listener carries bytes, not requests`},
 		{"buffer_dir", listener("limits: {buffer_dir: /tmp}"), `2:93: listeners[0].limits.buffer_dir: buffer_dir is for http listeners; a tcp listener carries bytes, not requests`},
+		{"explain", listener("explain: true"), `2:81: listeners[0].explain: explain is for http listeners; a tcp listener sees no HTTP request to explain`},
 		{"unknown upstream", strings.Replace(tcpBase, "upstream: pg}", "upstream: pq}", 1), `2:68: listeners[0].upstream: unknown upstream "pq" (did you mean "pg"?)`},
 		{"ewma", upstream("balancer: ewma"), `6:15: upstreams.pg.balancer: balancer ewma needs HTTP latencies; the upstream is used only by tcp listeners (listeners[0]): use least_request`},
 		{"hash on a header", upstream("balancer: maglev\n    hash_key: header:X-User"), `7:15: upstreams.pg.hash_key: hash_key "header:X-User" needs HTTP requests; the upstream is used only by tcp listeners (listeners[0]): use ip`},

@@ -104,6 +104,14 @@ type Listener struct {
 	// with Alt-Svc on HTTP/1.1 and HTTP/2 answers. Needs tls; no 0-RTT.
 	// Default false.
 	HTTP3 bool `yaml:"http3" json:"http3,omitempty"`
+	// Explain, on an http listener, answers a request that carries
+	// X-Rampart-Explain: 1 with the admin API's explanation of it
+	// (GET /api/v1/explain, compact JSON) in an X-Rampart-Explain
+	// response header; the request is served as usual. Default false: the
+	// request header is ignored. It shows routes, upstream targets and
+	// policy settings (secrets redacted) to any client, so enable it only
+	// on listeners that operators reach.
+	Explain bool `yaml:"explain" json:"explain,omitempty"`
 }
 
 // Upgrade configures the binary upgrade: the running process starts

@@ -232,6 +232,9 @@ func (v *validator) listeners() {
 			} else if l.HTTP3 && l.TLS == nil {
 				v.errorf(p+".http3", "http3 needs tls (QUIC is always encrypted)")
 			}
+			if l.Protocol == "tcp" && l.Explain {
+				v.errorf(p+".explain", "explain is for http listeners; a tcp listener sees no HTTP request to explain")
+			}
 			if l.Protocol != "tcp" && l.TLS != nil && l.TLS.SNIRoutes != nil {
 				v.errorf(p+".tls.sni_routes", "sni_routes is for tcp listeners; an http listener routes by host with routes[].match.hosts")
 			}

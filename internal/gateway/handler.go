@@ -37,6 +37,8 @@ type Handler struct {
 	spool *spool.Spool
 	// clients resolves each request's client (trusted_proxies).
 	clients *clientip.Resolver
+	// explain honours X-Rampart-Explain: 1 (the listener's explain).
+	explain bool
 
 	// unmatched holds the series for requests that matched no route
 	// (route label ""), created on the first such request.
@@ -54,6 +56,9 @@ type HandlerConfig struct {
 	// Clients resolves the client of each request from the listener's
 	// trusted_proxies (nil: the TCP peer).
 	Clients *clientip.Resolver
+	// Explain answers X-Rampart-Explain: 1 with the request's
+	// explanation in a response header (the listener's explain).
+	Explain bool
 }
 
 // HandlerDeps are the shared services a Handler uses.
@@ -67,7 +72,7 @@ type HandlerDeps struct {
 
 // NewHandler returns the handler for one listener.
 func NewHandler(cfg HandlerConfig, deps HandlerDeps) *Handler {
-	h := &Handler{store: deps.Store, listener: cfg.Listener, limits: cfg.Limits, metrics: deps.Metrics, log: deps.AccessLog, tls: cfg.TLSState, clients: cfg.Clients}
+	h := &Handler{store: deps.Store, listener: cfg.Listener, limits: cfg.Limits, metrics: deps.Metrics, log: deps.AccessLog, tls: cfg.TLSState, clients: cfg.Clients, explain: cfg.Explain}
 	lim := cfg.Limits
 	h.spool = spool.New(spool.Config{Memory: lim.BodyBufferBytes, Budget: lim.BufferMemoryBytes, Dir: lim.BufferDir})
 	if h.log == nil {
@@ -156,6 +161,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// One spelling per path before routing and policies (docs/security.md).
 		exchange.Error(rw, r, http.StatusBadRequest, "bad_request", "malformed request path")
 	default:
+		if h.explain {
+			explainInto(rw, r, snap)
+		}
 		idx := snap.Router.Match(r.Host, r.URL.Path, r.Method, r.Header, r.URL.RawQuery)
 		if idx < 0 {
 			exchange.Error(rw, r, http.StatusNotFound, "route_not_found", "no route matches "+r.Method+" "+r.URL.Path)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rampart-gw/rampart/internal/cluster"
 	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/proxy"
 	"github.com/rampart-gw/rampart/internal/registry"
 	"github.com/rampart-gw/rampart/internal/router"
 	"github.com/rampart-gw/rampart/internal/telemetry"
@@ -69,6 +70,9 @@ type Route struct {
 	// (exchange.Exchange.Params), which are then extracted for each
 	// request; other routes never pay for them.
 	Params bool
+	// Forward is the forwarding settings the route's proxies share
+	// (path rewrite, timeout, retries; Upstream unset), read by explain.
+	Forward *proxy.Config
 }
 
 // Store holds the active snapshot. Load is a single atomic read.

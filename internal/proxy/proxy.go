@@ -408,18 +408,23 @@ func (p *Proxy) rewrite(u *url.URL) {
 
 // outURL builds the upstream URL's path and query: the request's after
 // strip_prefix / rewrite (Do adds the scheme and the target's address).
-func (p *Proxy) outURL(in *url.URL) url.URL {
+func (p *Proxy) outURL(in *url.URL) url.URL { return p.cfg.OutboundURL(in) }
+
+// OutboundURL is the path and query the upstream receives for the request
+// URL in: the request's after strip_prefix / rewrite, as the proxy
+// forwards it (the admin API's explain endpoint shows it too).
+func (c *Config) OutboundURL(in *url.URL) url.URL {
 	u := url.URL{Path: in.Path, RawPath: in.RawPath, RawQuery: in.RawQuery}
-	if !p.cfg.StripPrefix && !p.cfg.HasRewrite {
+	if !c.StripPrefix && !c.HasRewrite {
 		return u
 	}
-	pre := p.cfg.Prefix
+	pre := c.Prefix
 	if !strings.HasPrefix(in.Path, pre) {
 		return u
 	}
 	repl := ""
-	if p.cfg.HasRewrite {
-		repl = p.cfg.Rewrite
+	if c.HasRewrite {
+		repl = c.Rewrite
 	}
 	u.Path = joinPath(repl, in.Path[len(pre):])
 	u.RawPath = ""

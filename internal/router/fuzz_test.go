@@ -34,7 +34,7 @@ func (s *byteSource) Uint64() uint64 {
 
 // FuzzMatch builds rules from the fuzz input, adds one rule whose host, path
 // pattern and query come straight from fuzzed strings, and checks that Match
-// neither panics nor disagrees with the reference, which ranks regexes and
+// neither panics nor disagrees with the reference (nor Explain with Match), which ranks regexes and
 // templates by the length of their literal prefix as the Router does.
 func FuzzMatch(f *testing.F) {
 	f.Add([]byte("seed-one-\x00\x01\x02\x03\x04\x05\x06\x07"), "api.Example.com:80", "/u/{id}/{*rest}", "^/u/[0-9]+$", "/u/12/x", "a=1&b=a+b")
@@ -77,6 +77,7 @@ func FuzzMatch(f *testing.F) {
 			if got != want {
 				t.Fatalf("Match(%+v) = %d, reference %d\nrules: %+v", q, got, want, rules)
 			}
+			checkExplain(t, rt, rules, q)
 		}
 	})
 }

@@ -28,6 +28,9 @@ type Router struct {
 	wild  map[string]*table // by wildcard suffix, ".example.com"
 	any   *table            // rules without hosts
 	rules []*route          // by rule index, for Params
+
+	// all holds every rule in config order, for Explain only.
+	all []*route
 }
 
 // Path ranks: an exact path ranks rankExact, a prefix of n bytes 2n+1 and a
@@ -56,7 +59,8 @@ type route struct {
 	re  *regexp.Regexp
 	tpl *config.Template
 
-	hosts []config.Host // parsed only while building
+	hosts []config.Host // parsed hosts, read by Explain only
+	path  config.PathMatch
 }
 
 type pair struct{ name, value string }
@@ -105,6 +109,7 @@ func New(rules []Rule) (*Router, error) {
 			continue
 		}
 		rt.rules[i] = r
+		rt.all = append(rt.all, r)
 		if len(rule.Match.Hosts) == 0 {
 			if rt.any == nil {
 				rt.any = &table{}
@@ -129,7 +134,6 @@ func New(rules []Rule) (*Router, error) {
 			}
 			t.add(r, rule.Match.Path)
 		}
-		r.hosts = nil
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -148,7 +152,7 @@ func New(rules []Rule) (*Router, error) {
 
 // compile checks one rule's match and turns it into a route.
 func compile(i int, m config.Match) (*route, error) {
-	r := &route{index: i}
+	r := &route{index: i, path: m.Path}
 	for _, s := range m.Hosts {
 		h, err := config.ParseHost(s)
 		if err != nil {
