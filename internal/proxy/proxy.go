@@ -160,12 +160,16 @@ func (p *Proxy) serveBuffered(w http.ResponseWriter, r *http.Request) {
 		p.forward(w, r) // outside a listener: nothing to buffer into
 		return
 	}
-	b, err := sp.Read(r.Body, p.cfg.Buffering == BufferOn)
-	if err != nil {
-		route.Fail(w, r, p.bodyError(r, err))
-		return
-	}
-	defer b.Close()
+	b, ok := spool.Buffered(r.Body)
+	if !ok {
+		var err error
+		b, err = sp.Read(r.Body, p.cfg.Buffering == BufferOn)
+		if err != nil {
+			route.Fail(w, r, p.bodyError(r, err))
+			return
+		}
+		defer b.Close()
+	} // else a policy (waf) buffered it already, and closes it
 	out := *r
 	out.Body, _ = b.Open()
 	if b.Complete() {

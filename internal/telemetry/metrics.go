@@ -34,6 +34,7 @@ type Metrics struct {
 	ConcQueued         *prometheus.GaugeVec   // policy
 	ConcLimit          *prometheus.GaugeVec   // policy
 	WAFBlocked         *prometheus.CounterVec // route
+	WAFDetected        *prometheus.CounterVec // route
 	ConfigReloads      *prometheus.CounterVec // result
 	ActiveConnections  *prometheus.GaugeVec   // listener
 	RejectedConns      *prometheus.CounterVec // listener
@@ -126,6 +127,9 @@ func NewMetrics() *Metrics {
 	m.WAFBlocked = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_waf_blocked_total", Help: "Requests blocked by the WAF, by route.",
 	}, []string{"route"})
+	m.WAFDetected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_waf_detected_total", Help: "Requests a waf policy in detect mode would have blocked (and forwarded), by route.",
+	}, []string{"route"})
 	m.ConfigReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_config_reloads_total", Help: "Config applications, by result (ok or error).",
 	}, []string{"result"})
@@ -153,7 +157,7 @@ func NewMetrics() *Metrics {
 	m.MustRegister(m.Requests, m.Duration, m.RequestSize, m.ResponseSize,
 		m.UpstreamRequests, m.UpstreamDuration, m.TargetHealthy, m.CircuitOpen, m.DiscoveryTargets, m.DiscoveryLookups, m.Retries,
 		m.RateLimitDecisions, m.RateLimitStoreErrs, m.RateLimitStoreTime, m.RedisUp, m.ConcInFlight, m.ConcQueued, m.ConcLimit,
-		m.WAFBlocked, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.Refused,
+		m.WAFBlocked, m.WAFDetected, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.Refused,
 		m.ConfigInfo, m.JWTVerifications, m.JWKSReads, m.SanitizeFindings)
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.ConfigReloads.WithLabelValues("ok")
@@ -346,6 +350,7 @@ func (m *Metrics) RetainRoutes(keep map[string]bool) {
 		m.ResponseSize.DeletePartialMatch(l)
 		m.Retries.DeletePartialMatch(l)
 		m.WAFBlocked.DeletePartialMatch(l)
+		m.WAFDetected.DeletePartialMatch(l)
 		return true
 	})
 }
