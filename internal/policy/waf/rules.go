@@ -9,8 +9,8 @@ import (
 	"time"
 	"weak"
 
-	"github.com/corazawaf/coraza/v3"
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
+	"github.com/corazawaf/coraza/v3"
 )
 
 // exclusionBaseID numbers the rules that apply path-scoped exclusions
