@@ -16,6 +16,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/policy/ratelimit"
 	"github.com/rampart-gw/rampart/internal/policy/requirerole"
 	"github.com/rampart-gw/rampart/internal/policy/sanitize"
+	"github.com/rampart-gw/rampart/internal/policy/waf"
 )
 
 // factory is one policy type: what builds it, and the Config struct its
@@ -28,7 +29,7 @@ type factory struct {
 // factories is the one list of policy types this build knows, by the name
 // used in `type:`. Adding a policy means adding its folder under
 // internal/policy and one line here. Types the config accepts but this
-// list lacks (waf) are refused at compile time as "policy
+// list lacks (none today) are refused at compile time as "policy
 // type X is not available in this release".
 var factories = map[string]factory{
 	"api_key":           {apikey.New, reflect.TypeFor[apikey.Config]()},
@@ -42,6 +43,7 @@ var factories = map[string]factory{
 	"rate_limit":        {ratelimit.New, reflect.TypeFor[ratelimit.Config]()},
 	"require_role":      {requirerole.New, reflect.TypeFor[requirerole.Config]()},
 	"sanitize":          {sanitize.New, reflect.TypeFor[sanitize.Config]()},
+	"waf":               {waf.New, reflect.TypeFor[waf.Config]()},
 }
 
 // PolicyConfigs returns the policy types this build knows, each with the

@@ -46,6 +46,11 @@ type Exchange struct {
 	// jwt policy (nil without one); read-only, shared with the policy's
 	// verified-token cache: never modify.
 	Claims map[string]any
+	// WAFRules are the ids of the rules a waf policy matched, for the
+	// access log (nil when none did); WAFScore is the inbound anomaly
+	// score it computed (0 without a match). Detect mode sets them too.
+	WAFRules []int
+	WAFScore int
 	// Err is a failure a route handler gave up with, waiting for the
 	// route's render (route.Fail sets it, route.Errors takes it).
 	Err error

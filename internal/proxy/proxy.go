@@ -169,18 +169,22 @@ func (p *Proxy) serveBuffered(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tap, _ := r.Body.(bodyTap)
-	if tap != nil {
-		tap.Pause() // the mirror's copy shares the buffer (route.Tee)
-	}
-	b, err := sp.Read(r.Body, p.cfg.Buffering == BufferOn)
-	if err != nil {
-		route.Fail(w, r, p.bodyError(r, err))
-		return
-	}
-	defer b.Close()
-	if tap != nil {
-		tap.Spooled(b)
-	}
+	b, ok := spool.Buffered(r.Body)
+	if !ok {
+		if tap != nil {
+			tap.Pause() // the mirror's copy shares the buffer (route.Tee)
+		}
+		var err error
+		b, err = sp.Read(r.Body, p.cfg.Buffering == BufferOn)
+		if err != nil {
+			route.Fail(w, r, p.bodyError(r, err))
+			return
+		}
+		defer b.Close()
+		if tap != nil {
+			tap.Spooled(b)
+		}
+	} // else a policy (waf) buffered it already, and closes it
 	out := *r
 	out.Body, _ = b.Open()
 	if b.Complete() {

@@ -280,6 +280,18 @@ func (b *Body) free() error {
 	return err
 }
 
+// Buffered returns the complete body rc reads from its start, when rc is
+// a reader Open returned and nothing has been read from it yet: a body a
+// policy buffered already (the waf policy's inspection), which a route's
+// request_buffering uses as it is instead of buffering it again.
+func Buffered(rc io.Reader) (*Body, bool) {
+	r, ok := rc.(*reader)
+	if !ok || r.off != 0 || !r.b.done || r.b.closed {
+		return nil, false
+	}
+	return r.b, true
+}
+
 type reader struct {
 	b   *Body
 	off int64 // into the buffered bytes: mem, extra, file

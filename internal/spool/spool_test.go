@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/iotest"
 )
@@ -233,5 +234,25 @@ func TestRetain(t *testing.T) {
 				t.Errorf("after close and release: in use %d, files %v, want none", s.InUse(), tempFiles(t, dir))
 			}
 		})
+	}
+}
+
+func TestBuffered(t *testing.T) {
+	s := New(Config{Memory: 1 << 10, Budget: 1 << 20})
+	b, err := s.Read(strings.NewReader("hello"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rd, _ := b.Open()
+	if got, ok := Buffered(rd); !ok || got != b {
+		t.Fatal("a fresh reader of a complete body is not recognised")
+	}
+	rd.Read(make([]byte, 2))
+	if _, ok := Buffered(rd); ok {
+		t.Error("a reader already read from is taken as buffered")
+	}
+	if _, ok := Buffered(strings.NewReader("x")); ok {
+		t.Error("another reader is taken as buffered")
 	}
 }

@@ -34,6 +34,7 @@ type Metrics struct {
 	ConcQueued         *prometheus.GaugeVec   // policy
 	ConcLimit          *prometheus.GaugeVec   // policy
 	WAFBlocked         *prometheus.CounterVec // route
+	WAFDetected        *prometheus.CounterVec // route
 	ConfigReloads      *prometheus.CounterVec // result
 	ActiveConnections  *prometheus.GaugeVec   // listener
 	RejectedConns      *prometheus.CounterVec // listener
@@ -131,6 +132,9 @@ func NewMetrics() *Metrics {
 	m.WAFBlocked = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_waf_blocked_total", Help: "Requests blocked by the WAF, by route.",
 	}, []string{"route"})
+	m.WAFDetected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_waf_detected_total", Help: "Requests a waf policy in detect mode would have blocked (and forwarded), by route.",
+	}, []string{"route"})
 	m.ConfigReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_config_reloads_total", Help: "Config applications, by result (ok or error).",
 	}, []string{"result"})
@@ -158,7 +162,7 @@ func NewMetrics() *Metrics {
 	m.MustRegister(m.Requests, m.Duration, m.RequestSize, m.ResponseSize,
 		m.UpstreamRequests, m.UpstreamDuration, m.TargetHealthy, m.CircuitOpen, m.DiscoveryTargets, m.DiscoveryLookups, m.Retries,
 		m.RateLimitDecisions, m.RateLimitStoreErrs, m.RateLimitStoreTime, m.RedisUp, m.ConcInFlight, m.ConcQueued, m.ConcLimit,
-		m.WAFBlocked, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.Refused,
+		m.WAFBlocked, m.WAFDetected, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.Refused,
 		m.ConfigInfo, m.JWTVerifications, m.JWKSReads, m.SanitizeFindings)
 	m.AggregateBackend = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_aggregate_backend_requests_total", Help: "Backend calls of aggregate routes, by route, upstream and outcome (ok, error, status, timeout, invalid_json, too_large, circuit_open, no_healthy_upstream, canceled, skipped).",
@@ -364,6 +368,7 @@ func (m *Metrics) RetainRoutes(keep map[string]bool) {
 		m.AggregateDuration.DeletePartialMatch(l)
 		m.Mirror.Requests.DeletePartialMatch(l)
 		m.Mirror.Responses.DeletePartialMatch(l)
+		m.WAFDetected.DeletePartialMatch(l)
 		return true
 	})
 }

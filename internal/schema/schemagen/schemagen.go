@@ -373,7 +373,7 @@ func (g *gen) element(t reflect.Type, path string) (*object, error) {
 
 // policySchema describes one entry of policies: its type, and for each type
 // this build has, that type's keys (if type is T then only T's keys).
-// Types without a build (waf, sanitize) take any keys: Parse keeps them
+// Types without a build (none today) take any keys: Parse keeps them
 // as they are, and compile refuses the type.
 func (g *gen) policySchema(path string) (*object, error) {
 	tp := path + ".type"
