@@ -187,3 +187,50 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	return append(b, '"')
 }
+
+// IsGRPC reports whether r is a gRPC call: its content-type is
+// application/grpc, application/grpc+FORMAT or application/grpc-web*
+// (gRPC over HTTP/2, PROTOCOL-HTTP2.md). It reads the header map
+// directly, so it costs one map look-up and no allocation.
+func IsGRPC(r *http.Request) bool {
+	if r == nil {
+		return false
+	}
+	v := r.Header["Content-Type"]
+	if len(v) == 0 {
+		return false
+	}
+	ct := v[0]
+	const p = "application/grpc"
+	if len(ct) < len(p) || !equalFoldASCII(ct[:len(p)], p) {
+		return false
+	}
+	if len(ct) == len(p) {
+		return true
+	}
+	switch ct[len(p)] {
+	case '+', ';', '-':
+		return true
+	}
+	return false
+}
+
+// equalFoldASCII is strings.EqualFold for ASCII.
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		c, d := a[i], b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if 'A' <= d && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
+			return false
+		}
+	}
+	return true
+}

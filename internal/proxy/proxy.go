@@ -128,7 +128,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // buffers reports whether the route's request_buffering reads r's body
 // before the upstream request opens: with on, every body; with auto, a
-// body of unknown length (chunked, or HTTP/2 without content-length).
+// body of unknown length (chunked, or HTTP/2 without content-length) that
+// is not a gRPC call.
 func (p *Proxy) buffers(r *http.Request) bool {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return false
@@ -137,7 +138,9 @@ func (p *Proxy) buffers(r *http.Request) bool {
 	case BufferOn:
 		return true
 	case BufferAuto:
-		return r.ContentLength < 0
+		// A gRPC call's body is a stream of messages (client-streaming and
+		// bidi calls wait for answers between them): never held back.
+		return r.ContentLength < 0 && !exchange.IsGRPC(r)
 	}
 	return false
 }
