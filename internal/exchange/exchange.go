@@ -53,6 +53,11 @@ type Exchange struct {
 	// gateway deliberately answered with nothing: 499 when the client went
 	// away (nginx's code). It is never sent.
 	Unanswered int
+	// GRPCStatus is the gRPC status code of a gRPC call's answer as its
+	// decimal text ("0" OK, "14" UNAVAILABLE): the upstream's grpc-status,
+	// or the code of a gateway-made error. "" for other requests, and for
+	// a gRPC call that ended without one.
+	GRPCStatus string
 	// Spool is the listener's request body spool, which a route's
 	// request_buffering reads the body into (nil outside a listener: the
 	// body streams).
@@ -128,7 +133,9 @@ func From(ctx context.Context) *Exchange {
 
 // Error writes a gateway-made error as the JSON body CONTRACT.md defines:
 // {"error":{"status":S,"code":C,"message":M,"request_id":R}}. It records the
-// code on the request's Exchange, if any, for logs and metrics.
+// code on the request's Exchange, if any, for logs and metrics. A gRPC call
+// (IsGRPC) gets the error as a gRPC status instead (WriteGRPCError), since
+// a gRPC client cannot read a JSON body (docs/grpc.md).
 func Error(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
 	rid := ""
 	if r != nil {
@@ -136,6 +143,13 @@ func Error(w http.ResponseWriter, r *http.Request, status int, code, msg string)
 			e.Code = code
 			rid = e.RequestID
 		}
+	}
+	if IsGRPC(r) {
+		if e := From(r.Context()); e != nil {
+			e.GRPCStatus = GRPCCodeName(GRPCCode(status, code))
+		}
+		WriteGRPCError(w, r.Header["Content-Type"][0], GRPCCode(status, code), code, msg)
+		return
 	}
 	WriteError(w, status, code, msg, rid)
 }

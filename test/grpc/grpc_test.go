@@ -18,20 +18,21 @@ import (
 	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
-// gateway runs a gateway with an h2c listener ("public") and a TLS one
-// ("secure", h2 by ALPN) in front of the upstream "echo" (targets, h2c),
-// and extra YAML appended (routes etc. default to one catch-all route).
+// startGateway runs a gateway with an h2c listener ("public") and a TLS
+// one ("secure", h2 by ALPN). upstreams is the YAML under "upstreams:" (at
+// two spaces); rest is appended (routes, policies), by default one
+// catch-all route to the upstream "echo".
 type gateway struct {
 	*gwtest.Gateway
 	Secure string // the TLS listener's address
 	Certs  *certs
 }
 
-func startGateway(t *testing.T, upstream, routes string) *gateway {
+func startGateway(t *testing.T, upstreams, rest string) *gateway {
 	t.Helper()
 	c := newCerts(t, "grpc.example.com")
-	if routes == "" {
-		routes = "routes:\n  - {name: grpc, match: {path: {prefix: /}}, upstream: echo}\n"
+	if rest == "" {
+		rest = "routes:\n  - {name: grpc, match: {path: {prefix: /}}, upstream: echo}\n"
 	}
 	doc := fmt.Sprintf(`listeners:
   - name: public
@@ -46,16 +47,16 @@ drain_timeout: 5s
 observability:
   access_log: {path: "off"}
 upstreams:
-  echo:
 %s
-%s`, c.CertFile, c.KeyFile, upstream, routes)
+%s`, c.CertFile, c.KeyFile, upstreams, rest)
 	g := gwtest.Start(t, doc)
 	return &gateway{Gateway: g, Secure: g.App.ListenerAddr("secure"), Certs: c}
 }
 
-// h2cUpstream is the upstream block for plaintext HTTP/2 targets.
-func h2cUpstream(addrs ...string) string {
-	s := "    protocol: h2c\n    targets:\n"
+// h2cUpstream is the block of an upstream name with plaintext HTTP/2
+// targets.
+func h2cUpstream(name string, addrs ...string) string {
+	s := "  " + name + ":\n    protocol: h2c\n    targets:\n"
 	for _, a := range addrs {
 		s += fmt.Sprintf("      - {address: %q}\n", a)
 	}
@@ -80,8 +81,10 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 // both listeners, and checks headers and trailers pass through.
 func TestGRPCCalls(t *testing.T) {
 	b := startBackend(t)
-	g := startGateway(t, h2cUpstream(b.Addr), "")
-	for name, cc := range g.clients(t) {
+	g := startGateway(t, h2cUpstream("echo", b.Addr), "")
+	ccs := g.clients(t)
+	for _, name := range []string{"h2c", "tls"} {
+		cc := ccs[name]
 		t.Run(name, func(t *testing.T) {
 			t.Run("unary", func(t *testing.T) {
 				var hdr, trl metadata.MD

@@ -23,6 +23,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -269,3 +270,6 @@ func newCerts(t *testing.T, names ...string) *certs {
 	}
 	return c
 }
+
+// gwClient is a plain HTTP/1.1 client.
+func gwClient() *http.Client { return &http.Client{Timeout: 5 * time.Second} }
