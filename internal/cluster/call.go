@@ -416,6 +416,12 @@ func (u *Upstream) attempt(cs *callState, c *call, req *http.Request, p *Policy,
 		// of a failed attempt may still be reading the previous one.
 		out.Header = req.Header.Clone()
 	}
+	if v := out.Header["Grpc-Timeout"]; len(v) > 0 && !headAt.IsZero() {
+		// A gRPC call's deadline (set by the proxy from its grpc-timeout,
+		// capped by the route's): the upstream gets what is left of it
+		// for this attempt (docs/grpc.md).
+		out.Header["Grpc-Timeout"] = []string{exchange.FormatGRPCTimeout(time.Until(headAt))}
+	}
 
 	target.InFlight.Add(1)
 	c.inFlight = true

@@ -63,6 +63,11 @@ type Exchange struct {
 	// settings use them (rewrite.path, aggregate, headers values,
 	// hash_key param:NAME); nil for every other route.
 	Params []Param
+	// GRPCStatus is the gRPC status code of a gRPC call's answer as its
+	// decimal text ("0" OK, "14" UNAVAILABLE): the upstream's grpc-status,
+	// or the code of a gateway-made error. "" for other requests, and for
+	// a gRPC call that ended without one.
+	GRPCStatus string
 	// Spool is the listener's request body spool, which a route's
 	// request_buffering reads the body into (nil outside a listener: the
 	// body streams).
@@ -156,7 +161,9 @@ func From(ctx context.Context) *Exchange {
 
 // Error writes a gateway-made error as the JSON body CONTRACT.md defines:
 // {"error":{"status":S,"code":C,"message":M,"request_id":R}}. It records the
-// code on the request's Exchange, if any, for logs and metrics.
+// code on the request's Exchange, if any, for logs and metrics. A gRPC call
+// (IsGRPC) gets the error as a gRPC status instead (WriteGRPCError), since
+// a gRPC client cannot read a JSON body (docs/grpc.md).
 func Error(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
 	rid := ""
 	if r != nil {
@@ -164,6 +171,13 @@ func Error(w http.ResponseWriter, r *http.Request, status int, code, msg string)
 			e.Code = code
 			rid = e.RequestID
 		}
+	}
+	if IsGRPC(r) {
+		if e := From(r.Context()); e != nil {
+			e.GRPCStatus = GRPCCodeName(GRPCCode(status, code))
+		}
+		WriteGRPCError(w, r.Header["Content-Type"][0], GRPCCode(status, code), code, msg)
+		return
 	}
 	WriteError(w, status, code, msg, rid)
 }
@@ -214,4 +228,51 @@ func appendJSONString(b []byte, s string) []byte {
 		}
 	}
 	return append(b, '"')
+}
+
+// IsGRPC reports whether r is a gRPC call: its content-type is
+// application/grpc, application/grpc+FORMAT or application/grpc-web*
+// (gRPC over HTTP/2, PROTOCOL-HTTP2.md). It reads the header map
+// directly, so it costs one map look-up and no allocation.
+func IsGRPC(r *http.Request) bool {
+	if r == nil {
+		return false
+	}
+	v := r.Header["Content-Type"]
+	if len(v) == 0 {
+		return false
+	}
+	ct := v[0]
+	const p = "application/grpc"
+	if len(ct) < len(p) || !equalFoldASCII(ct[:len(p)], p) {
+		return false
+	}
+	if len(ct) == len(p) {
+		return true
+	}
+	switch ct[len(p)] {
+	case '+', ';', '-':
+		return true
+	}
+	return false
+}
+
+// equalFoldASCII is strings.EqualFold for ASCII.
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		c, d := a[i], b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if 'A' <= d && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
+			return false
+		}
+	}
+	return true
 }

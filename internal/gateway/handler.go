@@ -242,6 +242,9 @@ func (h *Handler) finish(r *http.Request, rw *writer, ex *exchange.Exchange, rou
 			rm = h.unmatched
 		}
 		rm.Count(r.Method, rw.status)
+		if ex.GRPCStatus != "" {
+			rm.CountGRPC(ex.GRPCStatus)
+		}
 		rm.Duration.Observe(d.Seconds())
 		if in > 0 {
 			rm.RequestSize.Observe(float64(in))
@@ -267,6 +270,7 @@ func (h *Handler) finish(r *http.Request, rw *writer, ex *exchange.Exchange, rou
 			Code:       ex.Code,
 			UserAgent:  r.UserAgent(),
 			Attempts:   ex.Attempts,
+			GRPCStatus: ex.GRPCStatus,
 		}
 		al.Log(&e)
 	}

@@ -9,12 +9,14 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -122,9 +124,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = p.withPath(r)
 	}
 	upgrade := p.prepare(r)
-	if upgrade == "" && p.buffers(r) {
-		p.serveBuffered(w, r)
-		return
+	if upgrade == "" {
+		if v := r.Header["Grpc-Timeout"]; len(v) > 0 && exchange.IsGRPC(r) {
+			p.serveDeadline(w, r, v[0])
+			return
+		}
+		if p.buffers(r) {
+			p.serveBuffered(w, r, &p.cfg.Policy)
+			return
+		}
 	}
 	resp, err := p.cfg.Upstream.Do(r, &p.cfg.Policy)
 	if err != nil {
@@ -134,9 +142,50 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.respond(w, r, resp, upgrade)
 }
 
+// serveDeadline forwards a gRPC call that carries a grpc-timeout: the
+// whole call, response body and trailers included, must end within it,
+// capped by the route's timeout. The cluster sends the budget left at each
+// attempt upstream as grpc-timeout (Upstream.Do); when it runs out the
+// client gets DEADLINE_EXCEEDED: as a trailers-only answer before the
+// response head, in the trailers after it (docs/grpc.md).
+func (p *Proxy) serveDeadline(w http.ResponseWriter, r *http.Request, v string) {
+	d, ok := exchange.ParseGRPCTimeout(v)
+	if !ok {
+		exchange.Error(w, r, http.StatusBadRequest, "bad_request", "malformed grpc-timeout "+strconv.Quote(v))
+		return
+	}
+	pol := p.cfg.Policy
+	if pol.Timeout <= 0 || d < pol.Timeout {
+		pol.Timeout = d
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), pol.Timeout)
+	defer cancel()
+	r = r.WithContext(ctx)
+	if p.buffers(r) {
+		p.serveBuffered(w, r, &pol)
+		return
+	}
+	p.forward(w, r, &pol)
+}
+
+// deadlineError is err, or an upstream timeout when r's own deadline (a
+// gRPC call's grpc-timeout) is what cut the call short: the cluster sees
+// a done context and calls it a cancellation, which gets no answer.
+func deadlineError(r *http.Request, err error, pol *cluster.Policy) error {
+	if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+		var e *cluster.Error
+		if errors.As(err, &e) && e.Kind == cluster.Canceled {
+			return &cluster.Error{Kind: cluster.Timeout, Status: http.StatusGatewayTimeout, Code: "upstream_timeout",
+				Msg: "upstream did not answer within the call's deadline (" + pol.Timeout.String() + ")", Upstream: e.Upstream, Err: err}
+		}
+	}
+	return err
+}
+
 // buffers reports whether the route's request_buffering reads r's body
 // before the upstream request opens: with on, every body; with auto, a
-// body of unknown length (chunked, or HTTP/2 without content-length).
+// body of unknown length (chunked, or HTTP/2 without content-length) that
+// is not a gRPC call.
 func (p *Proxy) buffers(r *http.Request) bool {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return false
@@ -145,7 +194,9 @@ func (p *Proxy) buffers(r *http.Request) bool {
 	case BufferOn:
 		return true
 	case BufferAuto:
-		return r.ContentLength < 0
+		// A gRPC call's body is a stream of messages (client-streaming and
+		// bidi calls wait for answers between them): never held back.
+		return r.ContentLength < 0 && !exchange.IsGRPC(r)
 	}
 	return false
 }
@@ -159,13 +210,13 @@ func (p *Proxy) buffers(r *http.Request) bool {
 // the upstream: 413 over max_body_bytes (the listener's limited body fails
 // the read), 400 for a malformed one, nothing for a client that went away,
 // 503 when the temporary file fails.
-func (p *Proxy) serveBuffered(w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) serveBuffered(w http.ResponseWriter, r *http.Request, pol *cluster.Policy) {
 	var sp *spool.Spool
 	if ex := exchange.From(r.Context()); ex != nil {
 		sp = ex.Spool
 	}
 	if sp == nil {
-		p.forward(w, r) // outside a listener: nothing to buffer into
+		p.forward(w, r, pol) // outside a listener: nothing to buffer into
 		return
 	}
 	tap, _ := r.Body.(bodyTap)
@@ -194,7 +245,7 @@ func (p *Proxy) serveBuffered(w http.ResponseWriter, r *http.Request) {
 			out.TransferEncoding = nil
 		}
 	}
-	p.forward(w, &out)
+	p.forward(w, &out, pol)
 }
 
 // bodyTap is a request body that keeps a copy of itself for a mirrored
@@ -234,10 +285,10 @@ func (p *Proxy) Shadow(r *http.Request) (int, error) {
 var _ route.Shadow = (*Proxy)(nil)
 
 // forward makes the call for r and answers with it.
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request) {
-	resp, err := p.cfg.Upstream.Do(r, &p.cfg.Policy)
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, pol *cluster.Policy) {
+	resp, err := p.cfg.Upstream.Do(r, pol)
 	if err != nil {
-		route.Fail(w, r, err)
+		route.Fail(w, r, deadlineError(r, err, pol))
 		return
 	}
 	p.respond(w, r, resp, "")
@@ -324,6 +375,18 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Respo
 
 	streaming := resp.ContentLength < 0 || isStreamType(resp.Header.Get("Content-Type"))
 	if err := copyBody(w, resp.Body, streaming); err != nil {
+		if exchange.IsGRPC(r) && errors.Is(r.Context().Err(), context.DeadlineExceeded) && !errors.Is(err, errClientWrite) {
+			// The call's grpc-timeout ran out mid-stream: end it as gRPC
+			// does, with DEADLINE_EXCEEDED in the trailers.
+			h[http.TrailerPrefix+"Grpc-Status"] = []string{exchange.GRPCCodeName(exchange.GRPCDeadlineExceeded)}
+			h[http.TrailerPrefix+"Grpc-Message"] = []string{"deadline exceeded"}
+			if ex := exchange.From(r.Context()); ex != nil {
+				ex.Code, ex.GRPCStatus = "upstream_timeout", exchange.GRPCCodeName(exchange.GRPCDeadlineExceeded)
+			}
+			closed = true
+			resp.Body.Close()
+			return
+		}
 		if r.Context().Err() == nil && !errors.Is(err, errClientWrite) {
 			// The upstream broke off mid-body (the call counts it against
 			// the target). Abort the client connection (RST / h2 stream
@@ -346,8 +409,28 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Respo
 			}
 		}
 	}
+	if exchange.IsGRPC(r) {
+		recordGRPCStatus(r, resp)
+	}
 	closed = true
 	resp.Body.Close()
+}
+
+// recordGRPCStatus notes the upstream's grpc-status (its trailer, or its
+// header in a trailers-only answer) on the exchange, for the access log
+// and metrics.
+func recordGRPCStatus(r *http.Request, resp *http.Response) {
+	ex := exchange.From(r.Context())
+	if ex == nil {
+		return
+	}
+	v := resp.Trailer["Grpc-Status"]
+	if len(v) == 0 {
+		v = resp.Header["Grpc-Status"]
+	}
+	if len(v) > 0 {
+		ex.GRPCStatus = exchange.GRPCStatusOf(v[0])
+	}
 }
 
 // setForwarded sets the X-Forwarded-* headers. A trusted proxy's

@@ -76,7 +76,8 @@ func (e *Refusal) Unwrap() error { return e.Err }
 // Render answers err for r: nothing for a client that went away (the
 // status 499 is only logged), 413 for a request body over the listener's
 // limit, a Refusal's own error, a stale cache entry or the fallback for
-// 502/503/504, else the JSON error (CONTRACT.md).
+// 502/503/504 (not for a gRPC call), else the JSON error (CONTRACT.md), or
+// the gRPC status for a gRPC call (exchange.Error).
 func Render(w http.ResponseWriter, r *http.Request, err error, fb *config.Fallback, c *Cache) {
 	ex := exchange.From(r.Context())
 	if exchange.BodyTooLarge(r) || errors.Is(err, exchange.ErrBodyTooLarge) {
@@ -116,7 +117,7 @@ func Render(w http.ResponseWriter, r *http.Request, err error, fb *config.Fallba
 			}
 			return
 		}
-		if fb != nil {
+		if fb != nil && !exchange.IsGRPC(r) { // a gRPC client could not read the fallback body: it gets the gRPC status
 			if ex != nil {
 				ex.Code = e.Code
 			}

@@ -43,6 +43,9 @@ type Entry struct {
 	Code      string
 	UserAgent string
 	Attempts  int
+	// GRPCStatus is a gRPC call's status code as decimal digits ("14"),
+	// logged as the number grpc_status; "" (not gRPC) leaves it out.
+	GRPCStatus string
 }
 
 // OpenAccessLog opens the access log at path: stdout, stderr, off (or "")
@@ -133,6 +136,12 @@ func appendEntry(b []byte, t time.Time, e *Entry) []byte {
 	b = appendString(b, e.UserAgent)
 	b = append(b, `,"attempts":`...)
 	b = strconv.AppendInt(b, int64(e.Attempts), 10)
+	if e.GRPCStatus != "" {
+		if n, err := strconv.Atoi(e.GRPCStatus); err == nil {
+			b = append(b, `,"grpc_status":`...)
+			b = strconv.AppendInt(b, int64(n), 10)
+		}
+	}
 	return append(b, "}\n"...)
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -42,6 +43,9 @@ func slogLine(t time.Time, e *Entry) []byte {
 		slog.String("user_agent", e.UserAgent),
 		slog.Int("attempts", e.Attempts),
 	)
+	if n, err := strconv.Atoi(e.GRPCStatus); err == nil {
+		r.AddAttrs(slog.Int("grpc_status", n))
+	}
 	h.Handle(context.Background(), r)
 	return buf.Bytes()
 }
@@ -64,6 +68,8 @@ func TestAccessLogMatchesSlog(t *testing.T) {
 		{"sub-millisecond", Entry{Duration: 7 * time.Microsecond}},
 		{"sub-microsecond", Entry{Duration: 999}},
 		{"negative", Entry{Duration: -1500 * time.Microsecond, BytesIn: -1, Status: -1, Attempts: -3}},
+		{"grpc", Entry{Status: 200, Code: "upstream_timeout", GRPCStatus: "4"}},
+		{"grpc ok", Entry{Status: 200, GRPCStatus: "0"}},
 		{"extremes", Entry{BytesIn: math.MaxInt64, BytesOut: math.MinInt64, Duration: math.MaxInt64}},
 	}
 	times := []time.Time{

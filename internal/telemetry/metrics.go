@@ -48,6 +48,7 @@ type Metrics struct {
 	AggregateBackend  *prometheus.CounterVec   // route, upstream, outcome
 	AggregateDuration *prometheus.HistogramVec // route, upstream
 	Mirror            MirrorMetrics
+	GRPCResponses     *prometheus.CounterVec // route, grpc_code
 
 	// collectors are the gateway's own collectors, registered through
 	// MustRegister, for Describe.
@@ -159,6 +160,10 @@ func NewMetrics() *Metrics {
 	m.SanitizeFindings = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_sanitize_findings_total", Help: "Findings of sanitize policies, by policy, check (sqli, xss, utf8, nul, too_long, json, json_depth, body_too_large) and action (blocked, detected).",
 	}, []string{"policy", "check", "action"})
+	m.GRPCResponses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_grpc_responses_total", Help: "gRPC calls answered, by route and gRPC status code name (OK, UNAVAILABLE, ...): the upstream's grpc-status or the gateway's own.",
+	}, []string{"route", "grpc_code"})
+	m.MustRegister(m.GRPCResponses)
 	m.MustRegister(m.Requests, m.Duration, m.RequestSize, m.ResponseSize,
 		m.UpstreamRequests, m.UpstreamDuration, m.TargetHealthy, m.CircuitOpen, m.DiscoveryTargets, m.DiscoveryLookups, m.Retries,
 		m.RateLimitDecisions, m.RateLimitStoreErrs, m.RateLimitStoreTime, m.RedisUp, m.ConcInFlight, m.ConcQueued, m.ConcLimit,
@@ -226,7 +231,29 @@ type RouteMetrics struct {
 	// index and an atomic load instead of a hashed sync.Map lookup.
 	common atomic.Pointer[commonCounters]
 	byKey  sync.Map // methodCode -> prometheus.Counter, for the other pairs
+	grpc   *prometheus.CounterVec
+	codes  [17]atomic.Pointer[counter] // gRPC codes 0..16, made on first use
 }
+
+// CountGRPC increments the gRPC responses counter for a status code given
+// as its decimal text ("14"); anything else is not counted.
+func (rm *RouteMetrics) CountGRPC(code string) {
+	n, err := strconv.Atoi(code)
+	if err != nil || n < 0 || n >= len(rm.codes) || rm.grpc == nil {
+		return
+	}
+	c := rm.codes[n].Load()
+	if c == nil {
+		c = &counter{rm.grpc.WithLabelValues(rm.route, grpcNames[n])}
+		rm.codes[n].Store(c)
+	}
+	c.Inc()
+}
+
+// grpcNames are the canonical names of the gRPC status codes 0..16.
+var grpcNames = [...]string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+	"UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"}
 
 type commonCounters [len(commonMethods)][len(commonCodes)]atomic.Pointer[counter]
 
@@ -310,6 +337,7 @@ func (m *Metrics) Route(name string) *RouteMetrics {
 		RequestSize:  m.RequestSize.WithLabelValues(name),
 		ResponseSize: m.ResponseSize.WithLabelValues(name),
 		requests:     m.Requests,
+		grpc:         m.GRPCResponses,
 		route:        name,
 	}
 }
@@ -369,6 +397,7 @@ func (m *Metrics) RetainRoutes(keep map[string]bool) {
 		m.Mirror.Requests.DeletePartialMatch(l)
 		m.Mirror.Responses.DeletePartialMatch(l)
 		m.WAFDetected.DeletePartialMatch(l)
+		m.GRPCResponses.DeletePartialMatch(l)
 		return true
 	})
 }
