@@ -13,6 +13,9 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v etcd >/dev/null || need+=(etcd-server)
 # test/dashboard renders the admin dashboard in headless Chromium.
 command -v chromium >/dev/null || need+=(chromium)
+# deploy/prometheus runs promtool on the alert rules; test/grafana runs a
+# real Prometheus against a real gateway (one Debian package has both).
+{ command -v promtool >/dev/null && command -v prometheus >/dev/null; } || need+=(prometheus)
 if ((${#need[@]})); then
 	if [ "$(id -u)" = 0 ]; then
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"

@@ -133,6 +133,14 @@ func New(opts Options) (*App, error) {
 	a.versions.init(a.metrics)
 	a.tcp = l4.NewMetrics(a.metrics)
 	a.candGauge = newCandidateGauge(a.metrics)
+	a.metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "rampart_ready", Help: "1 while the gateway accepts traffic (GET /readyz answers 200): serving an active config and not draining.",
+	}, func() float64 {
+		if a.Ready() {
+			return 1
+		}
+		return 0
+	}))
 	a.store.SetObserver(&a.versions)
 	var err error
 	switch {

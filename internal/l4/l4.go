@@ -81,6 +81,7 @@ type Listener struct {
 	ln   net.Listener // raw with the connection caps
 	log  *slog.Logger
 	m    *Metrics
+	tel  *telemetry.Metrics // the gateway's (nil in some tests)
 	st   *gateway.Store
 	ctx  context.Context // ends when the listener is closed
 	stop context.CancelFunc
@@ -136,6 +137,7 @@ func Listen(cfg Config, deps Deps) (*Listener, error) {
 		exempt = l.trusted
 	}
 	l.ln = listener.Limit(raw, cfg.Name, cfg.Limits, deps.Telemetry, exempt)
+	l.tel = deps.Telemetry
 	l.ctx, l.stop = context.WithCancel(context.Background())
 	return l, nil
 }
@@ -397,6 +399,9 @@ func (l *Listener) handshake(c net.Conn) (*tls.Conn, bool) {
 	}
 	tc := tls.Server(c, l.tls)
 	if err := tc.HandshakeContext(ctx); err != nil {
+		if l.tel != nil {
+			l.tel.TLSHandshakeErrors.WithLabelValues(l.cfg.Name, listener.HandshakeReason(err)).Inc()
+		}
 		if l.log.Enabled(l.ctx, slog.LevelDebug) {
 			l.log.Debug("tcp listener's TLS handshake failed; closed", "listener", l.cfg.Name, "peer", c.RemoteAddr().String(), "err", err.Error())
 		}

@@ -113,6 +113,10 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 	if deps.Metrics != nil {
 		ll.active = deps.Metrics.ActiveConnections.WithLabelValues(cfg.Name)
 		ll.rejected = deps.Metrics.RejectedConns.WithLabelValues(cfg.Name)
+		if ll.tls != nil {
+			hs, name := deps.Metrics.TLSHandshakeErrors, cfg.Name
+			ll.hsErr = func(reason string) { hs.WithLabelValues(name, reason).Inc() }
+		}
 	}
 	var protos http.Protocols
 	protos.SetHTTP1(true)
@@ -171,6 +175,10 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 			IdleTimeout:       lim.IdleTimeout.D(),
 			HandOver:          l.hand.push,
 			Log:               deps.Log,
+		}
+		if ll.hsErr != nil {
+			hsErr := ll.hsErr
+			l.fast.HandshakeError = func(err error) { hsErr(HandshakeReason(err)) }
 		}
 	}
 	return l, nil
@@ -336,6 +344,8 @@ type limitListener struct {
 		Dec()
 	}
 	rejected interface{ Inc() }
+	// hsErr counts a failed TLS handshake by reason (nil: not counted).
+	hsErr func(reason string)
 	// exempt peers are counted per IP by Charge, not at accept (Limit).
 	exempt func(netip.Addr) bool
 }
@@ -410,7 +420,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			// first read, in its own goroutine, bounded by the header read
 			// timeout; h2 negotiated through ALPN reaches net/http as a
 			// prior-knowledge preface, which it serves as HTTP/2.
-			conn = tls.Server(conn, l.tls)
+			if l.hsErr != nil {
+				conn = &hsConn{Conn: tls.Server(conn, l.tls), count: l.hsErr}
+			} else {
+				conn = tls.Server(conn, l.tls)
+			}
 		}
 		return guard.New(conn, l.guard), nil
 	}

@@ -38,6 +38,7 @@ type Metrics struct {
 	ConfigReloads      *prometheus.CounterVec // result
 	ActiveConnections  *prometheus.GaugeVec   // listener
 	RejectedConns      *prometheus.CounterVec // listener
+	TLSHandshakeErrors *prometheus.CounterVec // listener, reason
 	Refused            *prometheus.CounterVec // listener, code, reason
 	ConfigInfo         *prometheus.GaugeVec   // version
 	JWTVerifications   *prometheus.CounterVec // policy, result
@@ -145,6 +146,9 @@ func NewMetrics() *Metrics {
 	m.RejectedConns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_rejected_connections_total", Help: "Client connections closed at accept because the listener was at max_connections or the client IP at max_connections_per_ip.",
 	}, []string{"listener"})
+	m.TLSHandshakeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rampart_tls_handshake_errors_total", Help: "TLS handshakes that failed, by listener and reason (timeout, closed, not_tls, version, cipher, client_certificate, client_alert, other).",
+	}, []string{"listener", "reason"})
 	m.Refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_http_refused_total", Help: "Requests the HTTP/1.1 framing guard answered itself (malformed or ambiguous framing, limits), by listener, status code and error code.",
 	}, []string{"listener", "code", "reason"})
@@ -167,7 +171,7 @@ func NewMetrics() *Metrics {
 	m.MustRegister(m.Requests, m.Duration, m.RequestSize, m.ResponseSize,
 		m.UpstreamRequests, m.UpstreamDuration, m.TargetHealthy, m.CircuitOpen, m.DiscoveryTargets, m.DiscoveryLookups, m.Retries,
 		m.RateLimitDecisions, m.RateLimitStoreErrs, m.RateLimitStoreTime, m.RedisUp, m.ConcInFlight, m.ConcQueued, m.ConcLimit,
-		m.WAFBlocked, m.WAFDetected, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.Refused,
+		m.WAFBlocked, m.WAFDetected, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.TLSHandshakeErrors, m.Refused,
 		m.ConfigInfo, m.JWTVerifications, m.JWKSReads, m.SanitizeFindings)
 	m.AggregateBackend = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_aggregate_backend_requests_total", Help: "Backend calls of aggregate routes, by route, upstream and outcome (ok, error, status, timeout, invalid_json, too_large, circuit_open, no_healthy_upstream, canceled, skipped).",

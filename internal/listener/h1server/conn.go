@@ -180,6 +180,9 @@ func (c *srvConn) handshake(tc *tls.Conn) bool {
 	c.rdl = dl
 	if err != nil {
 		c.s.Log.Debug("h1 server: TLS handshake", "remote", c.remote, "error", err)
+		if c.s.HandshakeError != nil {
+			c.s.HandshakeError(err)
+		}
 		c.close()
 		return false
 	}

@@ -49,7 +49,9 @@ type Server struct {
 	IdleTimeout time.Duration
 	// HandOver serves a connection the fast path does not (see above).
 	HandOver func(*guard.Conn)
-	Log      *slog.Logger
+	// HandshakeError, if set, is told of each failed TLS handshake.
+	HandshakeError func(error)
+	Log            *slog.Logger
 
 	lim      guard.Limits
 	poll     *poller
