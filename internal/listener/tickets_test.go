@@ -3,7 +3,6 @@ package listener
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"net"
 	"syscall"
 	"testing"
 	"time"
@@ -11,38 +10,15 @@ import (
 	"github.com/rampart-gw/rampart/internal/config"
 )
 
-// connect makes one TLS connection to a server running cfg, reads a byte
-// (so that TLS 1.3 tickets are received) and reports whether the session
-// was resumed.
+// connect reports whether a TLS connection to a server running cfg
+// resumed its session.
 func connect(t testing.TB, cfg, client *tls.Config) bool {
 	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	st, err := dialTLS(t, cfg, client)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		if c.(*tls.Conn).Handshake() == nil {
-			c.Write([]byte("x"))
-			c.Read(make([]byte, 1))
-		}
-	}()
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := conn.Read(make([]byte, 1)); err != nil {
-		t.Fatal(err)
-	}
-	return conn.ConnectionState().DidResume
+	return st.DidResume
 }
 
 func ticketCerts(t testing.TB, tickets *bool, version uint16) (serverCfg func() *tls.Config, client *tls.Config) {

@@ -73,6 +73,18 @@ func (ca *testCA) issue(t testing.TB, dir, file string, client bool, names ...st
 // presented, or the handshake error.
 func handshake(t *testing.T, cfg *tls.Config, client *tls.Config) (*x509.Certificate, error) {
 	t.Helper()
+	st, err := dialTLS(t, cfg, client)
+	if err != nil {
+		return nil, err
+	}
+	return st.PeerCertificates[0], nil
+}
+
+// dialTLS makes one TLS connection to a server running cfg, reads a byte
+// (TLS 1.3 reports client-certificate refusals, and delivers session
+// tickets, after the handshake) and returns the client's connection state.
+func dialTLS(t testing.TB, cfg *tls.Config, client *tls.Config) (tls.ConnectionState, error) {
+	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -87,20 +99,20 @@ func handshake(t *testing.T, cfg *tls.Config, client *tls.Config) (*x509.Certifi
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		if err := c.(*tls.Conn).Handshake(); err == nil {
 			c.Write([]byte("x"))
+			c.Read(make([]byte, 1))
 		}
 	}()
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	conn, err := tls.DialWithDialer(d, "tcp", ln.Addr().String(), client)
 	if err != nil {
-		return nil, err
+		return tls.ConnectionState{}, err
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	// TLS 1.3 reports client-certificate refusals on the first read.
 	if _, err := conn.Read(make([]byte, 1)); err != nil {
-		return nil, err
+		return tls.ConnectionState{}, err
 	}
-	return conn.ConnectionState().PeerCertificates[0], nil
+	return conn.ConnectionState(), nil
 }
 
 func TestCertsSNIAndClientAuth(t *testing.T) {
