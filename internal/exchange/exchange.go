@@ -68,6 +68,21 @@ type Exchange struct {
 	// or the code of a gateway-made error. "" for other requests, and for
 	// a gRPC call that ended without one.
 	GRPCStatus string
+	// TraceID and SpanID identify the request's SERVER span when tracing
+	// is on and the request is sampled (all zero otherwise), for the access
+	// log's trace_id and span_id. The tracing code sets them; they are
+	// plain arrays so that this package stays a leaf and costs nothing
+	// with tracing off.
+	TraceID [16]byte
+	SpanID  [8]byte
+	// RejectedBy is the name (type) of the policy that refused the request
+	// ("" when none did), for the access log's rejected_by and the SERVER
+	// span's attribute.
+	RejectedBy string
+	// UpstreamDuration is the time spent in upstream attempts (from the
+	// first attempt's start to the response head of the last), for the
+	// access log's upstream_duration and the spans.
+	UpstreamDuration time.Duration
 	// Spool is the listener's request body spool, which a route's
 	// request_buffering reads the body into (nil outside a listener: the
 	// body streams).
