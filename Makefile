@@ -10,7 +10,7 @@ COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 FUZZTIME ?= 60s
 
-.PHONY: all build demo test test-deps vet fmt-check unit fuzz fuzz-smoke soak bench bench-quick bench-go clean
+.PHONY: all build demo test test-deps vet fmt-check unit fuzz fuzz-smoke soak bench bench-quick bench-go waf-score gotestwaf clean
 
 all: build
 
@@ -65,6 +65,18 @@ bench:
 ## bench-quick: a short version (about 30 s of load per phase).
 bench-quick:
 	QUICK=1 bash bench/run.sh
+
+## waf-score: gotestwaf's true-positive and true-negative scores of the waf policy at PL1
+## and PL2 and of sanitize, each against a gateway on 127.0.0.1 with an echo upstream
+## (docs/security.md). Not in CI: a few minutes. WAFSCORE_OUT keeps the reports;
+## WAFSCORE_ONLY=waf-pl1|waf-pl2|sanitize runs one.
+WAFSCORE_OUT ?= $(CURDIR)/bin/waf-score
+waf-score gotestwaf:
+	cd tools/gotestwaf && $(GO) build -o $(CURDIR)/bin/gotestwaf github.com/wallarm/gotestwaf/cmd/gotestwaf
+	RAMPART_GOTESTWAF=$(CURDIR)/bin/gotestwaf \
+	RAMPART_GOTESTWAF_CASES=$$(cd tools/gotestwaf && $(GO) list -m -f '{{.Dir}}' github.com/wallarm/gotestwaf)/testcases \
+	RAMPART_GOTESTWAF_OUT=$(WAFSCORE_OUT) RAMPART_GOTESTWAF_ONLY=$(WAFSCORE_ONLY) \
+	$(GO) test -run '^TestGoTestWAF$$' -count=1 -timeout 60m -v ./test/wafscore/
 
 clean:
 	rm -rf bin

@@ -106,6 +106,9 @@ Include @crs-setup.conf.example
 // instance is one built Coraza WAF.
 type instance struct {
 	waf coraza.WAF
+	// rules is the SecLang it was built from (ours, then the operator's
+	// directives), for the benchmark against stock Coraza.
+	rules string
 }
 
 // cache holds the instances the live configs use, by their rule set: a
@@ -150,7 +153,7 @@ func get(s settings) (inst *instance, built time.Duration, err error) {
 		}
 		return nil, 0, err
 	}
-	inst = &instance{waf: w}
+	inst = &instance{waf: w, rules: s.seclang() + "\n" + s.directives}
 	cache.m[key] = weak.Make(inst)
 	builds.Lock()
 	builds.n++
