@@ -53,6 +53,8 @@ policies:
 	checkError(t, resp, b, 403, "waf_blocked")
 	resp, b = post("/api", "application/x-www-form-urlencoded", "c=%3Cscript%3Ealert(1)%3C%2Fscript%3E")
 	checkError(t, resp, b, 403, "waf_blocked")
+	resp, b = post("/api", "application/xml", `<!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><foo>&xxe;</foo>`)
+	checkError(t, resp, b, 403, "waf_blocked")
 	if n := calls.Load(); n != 0 {
 		t.Errorf("the upstream saw %d refused requests", n)
 	}
@@ -68,8 +70,8 @@ policies:
 	if resp.StatusCode != 200 || string(b) != "ok" {
 		t.Fatalf("detect mode: %d %s", resp.StatusCode, b)
 	}
-	if v := metric(t, g, `rampart_waf_blocked_total{route="api"}`); v != "5" {
-		t.Errorf("blocked metric %q, want 5", v)
+	if v := metric(t, g, `rampart_waf_blocked_total{route="api"}`); v != "6" {
+		t.Errorf("blocked metric %q, want 6", v)
 	}
 	if v := metric(t, g, `rampart_waf_detected_total{route="watch"}`); v != "1" {
 		t.Errorf("detected metric %q, want 1", v)

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,12 +24,19 @@ import (
 
 // Firewall is a compiled `waf` policy.
 type Firewall struct {
-	name     string
-	inst     *instance
-	detect   bool
-	bodies   bool
-	maxBody  int64
-	partial  bool // body_over_limit: inspect_partial
+	name    string
+	inst    *instance
+	detect  bool
+	bodies  bool
+	maxBody int64
+	partial bool // body_over_limit: inspect_partial
+	// threshold is anomaly_threshold, for the XXE check's score.
+	threshold int
+	// xxe is whether XML bodies are checked for XXE (rule 200007 not
+	// excluded everywhere); xxeSkip are the path prefixes it is excluded
+	// for.
+	xxe      bool
+	xxeSkip  []string
 	log      *slog.Logger
 	blocked  *prometheus.CounterVec // route
 	detected *prometheus.CounterVec // route
@@ -68,6 +77,19 @@ func New(s policy.Spec) (policy.Policy, error) {
 		maxBody: st.maxBody,
 		partial: c.BodyOverLimit == "inspect_partial",
 		log:     s.Log,
+
+		threshold: st.threshold,
+		xxe:       true,
+	}
+	for _, e := range c.RuleExclusions {
+		if len(e.Args) > 0 || !slices.Contains(e.IDs, xxeRule) && !slices.Contains(e.Tags, "attack-xxe") {
+			continue
+		}
+		if e.PathPrefix == "" {
+			f.xxe = false
+		} else {
+			f.xxeSkip = append(f.xxeSkip, e.PathPrefix)
+		}
 	}
 	if f.log == nil {
 		f.log = slog.Default()
@@ -96,7 +118,7 @@ func (f *Firewall) Wrap(next http.Handler) http.Handler {
 		defer tx.Close()
 		// Phases 3 to 5 (response, logging) are never run: responses are
 		// not inspected and the policy logs for itself.
-		it, body, err := f.request(tx, r, ex)
+		it, body, xxe, err := f.request(tx, r, ex)
 		if body != nil {
 			defer body.Close()
 		}
@@ -105,6 +127,11 @@ func (f *Firewall) Wrap(next http.Handler) http.Handler {
 			return
 		}
 		rules, score, wouldBlock := f.matches(tx, it)
+		if xxe {
+			rules = append(rules, xxeRule)
+			score += xxeScore
+			wouldBlock = wouldBlock || score >= f.threshold
+		}
 		if ex != nil && len(rules) > 0 {
 			ex.WAFRules, ex.WAFScore = rules, score
 		}
@@ -140,9 +167,40 @@ func (f *Firewall) Wrap(next http.Handler) http.Handler {
 // errTooLarge is a body over max_body_bytes with body_over_limit reject.
 var errTooLarge = errors.New("request body over the waf policy's max_body_bytes")
 
+// xxeRule is the id reported for an XML body that declares an entity or
+// an external DTD: what XML external entity (XXE) attacks need, which
+// legitimate API clients do not send, and which neither the CRS looks for
+// nor Coraza's XML parser keeps (it drops directives). Rampart checks for
+// it itself, as a critical finding (score 5) that rule_exclusions can
+// remove like a CRS rule (id 200007 or tag attack-xxe).
+const (
+	xxeRule  = 200007
+	xxeScore = 5
+)
+
+var (
+	xxePattern = regexp.MustCompile(`(?i)<!(?:ENTITY\b|DOCTYPE\b[^>\[]*\b(?:SYSTEM|PUBLIC)\b)`)
+	// xmlType is the Content-Type rule 200000 gives the XML body processor.
+	xmlType = regexp.MustCompile(`^(?:application(?:/soap\+|/)|text/)xml`)
+)
+
+// checksXXE reports whether r's body is to be checked for XXE.
+func (f *Firewall) checksXXE(r *http.Request) bool {
+	if !f.xxe || !xmlType.MatchString(strings.ToLower(r.Header.Get("Content-Type"))) {
+		return false
+	}
+	for _, p := range f.xxeSkip {
+		if strings.HasPrefix(r.URL.Path, p) {
+			return false
+		}
+	}
+	return true
+}
+
 // request runs phases 1 and 2 over r. A body it read is returned to be
-// closed once the request is done (r reads it, buffered).
-func (f *Firewall) request(tx types.Transaction, r *http.Request, ex *exchange.Exchange) (*types.Interruption, *spool.Body, error) {
+// closed once the request is done (r reads it, buffered); xxe reports an
+// XML body with an entity or external DTD declaration.
+func (f *Firewall) request(tx types.Transaction, r *http.Request, ex *exchange.Exchange) (_ *types.Interruption, _ *spool.Body, xxe bool, _ error) {
 	client := ""
 	if ex != nil && ex.ClientIP != "" {
 		client = ex.ClientIP
@@ -168,21 +226,21 @@ func (f *Firewall) request(tx types.Transaction, r *http.Request, ex *exchange.E
 		tx.AddRequestHeader("Transfer-Encoding", te)
 	}
 	if it := tx.ProcessRequestHeaders(); it != nil {
-		return it, nil, nil
+		return it, nil, false, nil
 	}
 	var held *spool.Body
 	if f.bodies && r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		b, err := f.readBody(tx, r, ex)
+		b, found, err := f.readBody(tx, r, ex)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
-		held = b
+		held, xxe = b, found
 	}
 	it, err := tx.ProcessRequestBody()
 	if err != nil {
-		return nil, held, err
+		return nil, held, false, err
 	}
-	return it, held, nil
+	return it, held, xxe, nil
 }
 
 // readBody reads up to max_body_bytes of r's body into the listener's
@@ -191,10 +249,11 @@ func (f *Firewall) request(tx types.Transaction, r *http.Request, ex *exchange.E
 // the route's request_buffering then forwards as it is (never buffered
 // twice); a body cut at the limit (inspect_partial) as the buffered part
 // followed by the unread rest.
-func (f *Firewall) readBody(tx types.Transaction, r *http.Request, ex *exchange.Exchange) (*spool.Body, error) {
+func (f *Firewall) readBody(tx types.Transaction, r *http.Request, ex *exchange.Exchange) (_ *spool.Body, xxe bool, _ error) {
 	if r.ContentLength > f.maxBody && !f.partial {
-		return nil, errTooLarge
+		return nil, false, errTooLarge
 	}
+	checkXXE := f.checksXXE(r)
 	src := io.LimitReader(r.Body, f.maxBody+1)
 	var sp *spool.Spool
 	if ex != nil {
@@ -204,47 +263,55 @@ func (f *Firewall) readBody(tx types.Transaction, r *http.Request, ex *exchange.
 		// No listener: a plain memory buffer.
 		data, err := io.ReadAll(src)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		over := int64(len(data)) > f.maxBody
 		if over && !f.partial {
-			return nil, errTooLarge
+			return nil, false, errTooLarge
 		}
-		if _, _, err := tx.WriteRequestBody(data[:min(int64(len(data)), f.maxBody)]); err != nil {
-			return nil, err
+		inspected := data[:min(int64(len(data)), f.maxBody)]
+		if _, _, err := tx.WriteRequestBody(inspected); err != nil {
+			return nil, false, err
 		}
+		xxe = checkXXE && xxePattern.Match(inspected)
 		if over {
 			r.Body = &joined{Reader: io.MultiReader(bytes.NewReader(data), r.Body), c: r.Body}
-			return nil, nil
+			return nil, xxe, nil
 		}
 		r.Body = io.NopCloser(bytes.NewReader(data))
 		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
 		f.known(r, int64(len(data)))
-		return nil, nil
+		return nil, xxe, nil
 	}
 	b, err := sp.Read(src, true)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	over := b.Len() > f.maxBody
 	if over && !f.partial {
 		b.Close()
-		return nil, errTooLarge
+		return nil, false, errTooLarge
 	}
 	rd, _ := b.Open()
-	if _, _, err := tx.ReadRequestBodyFrom(io.LimitReader(rd, f.maxBody)); err != nil {
-		b.Close()
-		return nil, err
+	var inspect io.Reader = io.LimitReader(rd, f.maxBody)
+	var xml bytes.Buffer
+	if checkXXE {
+		inspect = io.TeeReader(inspect, &xml) // at most max_body_bytes
 	}
+	if _, _, err := tx.ReadRequestBodyFrom(inspect); err != nil {
+		b.Close()
+		return nil, false, err
+	}
+	xxe = checkXXE && xxePattern.Match(xml.Bytes())
 	if over {
 		rd, _ = b.Open()
 		r.Body = &joined{Reader: io.MultiReader(rd, r.Body), c: r.Body}
-		return b, nil
+		return b, xxe, nil
 	}
 	r.Body, _ = b.Open()
 	r.GetBody = b.Open
 	f.known(r, b.Len())
-	return b, nil
+	return b, xxe, nil
 }
 
 // known gives r the length of its now complete body.

