@@ -131,8 +131,15 @@ policies:
 				t.Fatal(err)
 			}
 			g := gwtest.Run(t, app.Options{ConfigPath: path, Log: slog.New(slog.NewJSONHandler(logf, nil))})
+			// A name, not 127.0.0.1: a numeric Host is itself a CRS finding
+			// (920350, 3 points on every request), which real clients of a
+			// named API never send. RAMPART_GOTESTWAF_HOST=ip measures with it.
+			target := "http://localhost:" + g.Addr[strings.LastIndexByte(g.Addr, ':')+1:]
+			if os.Getenv("RAMPART_GOTESTWAF_HOST") == "ip" {
+				target = g.URL
+			}
 			start := time.Now()
-			r := run(t, bin, cases, out, c.name, g.URL)
+			r := run(t, bin, cases, out, c.name, target)
 			took := time.Since(start).Round(time.Second)
 			tp, tn := r.Summary.TruePositive.Summary, r.Summary.TrueNegative.Summary
 			line := fmt.Sprintf("%-9s true-positive %6.2f %% (%d of %d blocked, %d unresolved)  true-negative %6.2f %% (%d of %d passed, %d unresolved)  %s",
