@@ -35,6 +35,7 @@ type Metrics struct {
 	ConcLimit          *prometheus.GaugeVec   // policy
 	WAFBlocked         *prometheus.CounterVec // route
 	WAFDetected        *prometheus.CounterVec // route
+	WAFBuilds          prometheus.Counter
 	ConfigReloads      *prometheus.CounterVec // result
 	ActiveConnections  *prometheus.GaugeVec   // listener
 	RejectedConns      *prometheus.CounterVec // listener
@@ -137,6 +138,9 @@ func NewMetrics() *Metrics {
 	m.WAFDetected = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_waf_detected_total", Help: "Requests a waf policy in detect mode would have blocked (and forwarded), by route.",
 	}, []string{"route"})
+	m.WAFBuilds = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "rampart_waf_rule_sets_built_total", Help: "Rule sets (the CRS with a waf policy's settings) built by config loads; a reload that leaves a waf policy's settings unchanged reuses its rule set and adds nothing.",
+	})
 	m.ConfigReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_config_reloads_total", Help: "Config applications, by result (ok or error).",
 	}, []string{"result"})
@@ -171,7 +175,7 @@ func NewMetrics() *Metrics {
 	m.MustRegister(m.Requests, m.Duration, m.RequestSize, m.ResponseSize,
 		m.UpstreamRequests, m.UpstreamDuration, m.TargetHealthy, m.CircuitOpen, m.DiscoveryTargets, m.DiscoveryLookups, m.Retries,
 		m.RateLimitDecisions, m.RateLimitStoreErrs, m.RateLimitStoreTime, m.RedisUp, m.ConcInFlight, m.ConcQueued, m.ConcLimit,
-		m.WAFBlocked, m.WAFDetected, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.TLSHandshakeErrors, m.Refused,
+		m.WAFBlocked, m.WAFDetected, m.WAFBuilds, m.ConfigReloads, m.ActiveConnections, m.RejectedConns, m.TLSHandshakeErrors, m.Refused,
 		m.ConfigInfo, m.JWTVerifications, m.JWKSReads, m.SanitizeFindings)
 	m.AggregateBackend = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rampart_aggregate_backend_requests_total", Help: "Backend calls of aggregate routes, by route, upstream and outcome (ok, error, status, timeout, invalid_json, too_large, circuit_open, no_healthy_upstream, canceled, skipped).",

@@ -96,6 +96,9 @@ func New(s policy.Spec) (policy.Policy, error) {
 	}
 	if took > 0 {
 		f.log.Info("waf: rule set built", "policy", s.Name, "paranoia_level", st.paranoia, "took", took.Round(1e6).String())
+		if s.Metrics != nil {
+			s.Metrics.WAFBuilds.Inc()
+		}
 	}
 	if s.Metrics != nil {
 		f.blocked = s.Metrics.WAFBlocked
