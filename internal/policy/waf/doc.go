@@ -22,6 +22,9 @@
 // has the same settings: a reload with an unchanged waf reuses it. Phases 1
 // and 2 run per request; the body is read once into the listener's spool
 // and forwarded from there. A block answers 403 waf_blocked (rule ids only
-// in the log and exchange.WAFRules). Metrics: rampart_waf_blocked_total
-// {route}, rampart_waf_detected_total{route}.
+// in the log and exchange.WAFRules). XML bodies that declare an entity or
+// an external DTD are a critical finding of the policy's own (rule 200007,
+// tag attack-xxe), which the CRS lacks. Metrics: rampart_waf_blocked_total
+// {route}, rampart_waf_detected_total{route},
+// rampart_waf_rule_sets_built_total.
 package waf
