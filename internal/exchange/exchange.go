@@ -115,6 +115,13 @@ func (e *Exchange) Param(name string) (string, bool) {
 // max_body_bytes fails its reads with.
 var ErrBodyTooLarge = errors.New("request body too large")
 
+// ErrMalformedBody is what a request body that a policy decodes on the
+// fly fails its reads with when the client's encoding is broken (a
+// gRPC-Web text body that is not base64). An upstream call that fails with
+// it is the client's fault: 400 bad_request, no retry, and nothing counted
+// against the target or its circuit breaker.
+var ErrMalformedBody = errors.New("malformed request body")
+
 // BodyTooLarge reports whether r's body ran over the listener's
 // max_body_bytes while being read: whether its body is one that says so
 // (the gateway's limited body).
