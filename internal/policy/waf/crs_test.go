@@ -151,7 +151,9 @@ func TestCRSRegression(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer logFile.Close()
+	// Cleanups run last in, first out: these after the gateway's (below)
+	// has stopped it, so no request writes to a closed log.
+	t.Cleanup(func() { logFile.Close() })
 	var mu sync.Mutex
 	lw := bufio.NewWriter(logFile)
 	restore := waf.SetTestHooks(crsSetup, func(m types.MatchedRule) {
@@ -161,7 +163,7 @@ func TestCRSRegression(t *testing.T) {
 		lw.WriteByte('\n')
 		lw.Flush()
 	})
-	defer restore()
+	t.Cleanup(restore)
 
 	up := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
