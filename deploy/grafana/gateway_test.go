@@ -290,11 +290,3 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	}
 	return certFile, keyFile
 }
-
-func TestProbeDump(t *testing.T) {
-	g := startGateway(t)
-	begin := time.Now()
-	g.traffic(t)
-	t.Logf("traffic took %s", time.Since(begin))
-	os.WriteFile("/tmp/grafana-metrics.txt", []byte(g.scrape(t)), 0o644)
-}
