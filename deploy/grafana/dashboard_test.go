@@ -354,12 +354,12 @@ func TestDashboardMetricsExported(t *testing.T) {
 		}
 	}
 	g := startGateway(t)
-	g.traffic(t)
+	g.traffic(t, nil)
 	exported := exportedNames(g.scrape(t))
 	if missing := missingMetrics(used, exported); len(missing) > 0 {
 		t.Errorf("the dashboard names metrics the gateway does not export:\n%s", strings.Join(missing, "\n"))
 	}
-	t.Logf("%d metric names in the dashboard, all exported", len(used))
+	t.Logf("%d metric names in the dashboard", len(used))
 
 	// The check itself: a made-up query must be reported, a histogram's
 	// base name is not a series, and a label is not a metric.

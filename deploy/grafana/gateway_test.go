@@ -118,11 +118,15 @@ func startGateway(t *testing.T) *testGateway {
 }
 
 // traffic sends requests that give every panel of the dashboard data:
-// 200s, 404s (no route), upstream 503s with retries until the circuit
-// opens, rate-limit refusals, WAF blocks and detections, a guard refusal,
-// TLS handshake errors, one good and one failed reload, and rate-limit
-// decisions while Redis is down.
-func (g *testGateway) traffic(t *testing.T) {
+// 200s, 404s (no route), upstream 503s with a retry until the target is
+// ejected and the circuit opens, rate-limit refusals, WAF blocks and
+// detections, a guard refusal, TLS handshake errors; then one good and one
+// failed reload, and rate-limit decisions while Redis is down. The
+// requests go in two rounds with between called in between (nil: none):
+// the first round creates the series, so that the second one is an
+// increase a rate over a window can see (Prometheus does not count a
+// series' first sample as an increase).
+func (g *testGateway) traffic(t *testing.T, between func()) {
 	t.Helper()
 	get := func(url string, want int) {
 		t.Helper()
@@ -139,27 +143,32 @@ func (g *testGateway) traffic(t *testing.T) {
 	gwtest.WaitFor(t, 5*time.Second, "the dead target marked unhealthy", func() bool {
 		return g.metricValue(t, "rampart_upstream_target_healthy{", `upstream="app"`) == 1
 	})
-	for range 20 {
-		get(g.URL+"/api/x", 200)
-	}
-	get(g.URL+"/nowhere", 404)
-	// Two failed attempts (one retried request) eject the target and
-	// open the circuit.
-	get(g.URL+"/flaky/x", 503)
-	get(g.URL+"/flaky/x", 503) // circuit_open
-	get(g.URL+"/flaky/x", 503)
-	// Burst 3 in Redis: three allowed, then refused.
-	for i := range 5 {
-		want := 200
-		if i >= 3 {
-			want = 429
+	for round := range 2 {
+		if round == 1 && between != nil {
+			between()
 		}
-		get(g.URL+"/limited/x", want)
+		for range 20 {
+			get(g.URL+"/api/x", 200)
+		}
+		get(g.URL+"/nowhere", 404)
+		// Two failed attempts (one retried request) eject the target and
+		// open the circuit; then 503 circuit_open.
+		for range 3 {
+			get(g.URL+"/flaky/x", 503)
+		}
+		// Burst 3 in Redis (refilled at 1/m): three allowed, then refused.
+		for i := range 5 {
+			want := 429
+			if round == 0 && i < 3 {
+				want = 200
+			}
+			get(g.URL+"/limited/x", want)
+		}
+		get(g.URL+"/waf/?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", 403)
+		get(g.URL+"/watched/?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", 200)
+		g.guardRefusal(t)
+		g.tlsTraffic(t)
 	}
-	get(g.URL+"/waf/?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", 403)
-	get(g.URL+"/watched/?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", 200)
-	g.guardRefusal(t)
-	g.tlsTraffic(t)
 	// One reload that applies and one that is refused.
 	g.Reload(t, g.doc)
 	g.Write(t, g.doc+"bogus_key: 1\n")
@@ -211,10 +220,11 @@ func (g *testGateway) tlsTraffic(t *testing.T) {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
+	before := g.metricValue(t, "rampart_tls_handshake_errors_total{")
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	io.Copy(io.Discard, c)
 	gwtest.WaitFor(t, 5*time.Second, "a TLS handshake error counted", func() bool {
-		return g.metricValue(t, "rampart_tls_handshake_errors_total{") > 0
+		return g.metricValue(t, "rampart_tls_handshake_errors_total{") > before
 	})
 }
 
