@@ -16,7 +16,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +38,9 @@ const gatewayConfig = `listeners:
     address: "127.0.0.1:0"
     tls:
       certificates: [{cert_file: %[1]q, key_file: %[2]q}]
+  - name: tight
+    address: "127.0.0.1:0"
+    limits: {max_connections: 1}
 admin:
   address: "127.0.0.1:0"
 drain_timeout: 1s
@@ -70,6 +75,7 @@ routes:
   - name: api
     match: {path: {prefix: /api/}}
     upstream: app
+    retry: {attempts: 2, on: [503], backoff: {base: 0s, max: 0s}}
   - name: flaky
     match: {path: {prefix: /flaky/}}
     upstream: flaky
@@ -93,6 +99,7 @@ type testGateway struct {
 	*gwtest.Gateway
 	redis  *redistest.Server
 	secure string // host:port of the TLS listener
+	tight  string // host:port of the listener with max_connections 1
 	client *http.Client
 	doc    string
 }
@@ -103,8 +110,13 @@ func startGateway(t *testing.T) *testGateway {
 	dir := t.TempDir()
 	certFile, keyFile := selfSigned(t, dir)
 	rd := redistest.Start(t)
+	var retried atomic.Int64
 	ok := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/api/retry" && retried.Add(1)%2 == 1 {
+			http.Error(w, "try again", http.StatusServiceUnavailable) // every other attempt
+			return
+		}
 		w.Write([]byte("ok"))
 	}))
 	flaky := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -113,6 +125,7 @@ func startGateway(t *testing.T) *testGateway {
 	doc := fmt.Sprintf(gatewayConfig, certFile, keyFile, rd.Addr(), ok, gwtest.FreeAddr(t), flaky)
 	g := &testGateway{Gateway: gwtest.Start(t, doc), redis: rd, doc: doc}
 	g.secure = g.App.ListenerAddr("secure")
+	g.tight = g.App.ListenerAddr("tight")
 	g.client = gwtest.Client(t, 5*time.Second)
 	return g
 }
@@ -150,6 +163,7 @@ func (g *testGateway) traffic(t *testing.T, between func()) {
 		for range 20 {
 			get(g.URL+"/api/x", 200)
 		}
+		get(g.URL+"/api/retry", 200) // 503, retried
 		get(g.URL+"/nowhere", 404)
 		// Two failed attempts (one retried request) eject the target and
 		// open the circuit; then 503 circuit_open.
@@ -168,6 +182,8 @@ func (g *testGateway) traffic(t *testing.T, between func()) {
 		get(g.URL+"/watched/?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", 200)
 		g.guardRefusal(t)
 		g.tlsTraffic(t)
+		g.rejectedConnection(t)
+		runtime.GC() // the gateway runs in this process: a GC pause it reports
 	}
 	// One reload that applies and one that is refused.
 	g.Reload(t, g.doc)
@@ -183,6 +199,35 @@ func (g *testGateway) traffic(t *testing.T, between func()) {
 	}
 	gwtest.WaitFor(t, 5*time.Second, "rampart_redis_up 0", func() bool {
 		return g.metricValue(t, "rampart_redis_up ") == 0 && g.metricValue(t, "rampart_rate_limit_store_errors_total{") > 0
+	})
+	// And comes back.
+	g.redis.Restart()
+	gwtest.WaitFor(t, 10*time.Second, "rampart_redis_up 1", func() bool {
+		get(g.URL+"/limited/x", 0)
+		return g.metricValue(t, "rampart_redis_up ") == 1
+	})
+}
+
+// rejectedConnection opens two connections to the listener with
+// max_connections 1: the second is closed at accept.
+func (g *testGateway) rejectedConnection(t *testing.T) {
+	t.Helper()
+	before := g.metricValue(t, "rampart_rejected_connections_total{", `listener="tight"`)
+	first, err := net.DialTimeout("tcp", g.tight, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	gwtest.WaitFor(t, 5*time.Second, "the first connection counted", func() bool {
+		return g.metricValue(t, "rampart_active_connections{", `listener="tight"`) == 1
+	})
+	second, err := net.DialTimeout("tcp", g.tight, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	gwtest.WaitFor(t, 5*time.Second, "a rejected connection counted", func() bool {
+		return g.metricValue(t, "rampart_rejected_connections_total{", `listener="tight"`) > before
 	})
 }
 
