@@ -32,6 +32,7 @@ type dashboard struct {
 			BuiltIn    int             `json:"builtIn"`
 			Datasource json.RawMessage `json:"datasource"`
 			Expr       string          `json:"expr"`
+			TextFormat string          `json:"textFormat"`
 		} `json:"list"`
 	} `json:"annotations"`
 	Panels        []panel `json:"panels"`
@@ -55,9 +56,10 @@ type panel struct {
 }
 
 type target struct {
-	Datasource json.RawMessage `json:"datasource"`
-	Expr       string          `json:"expr"`
-	RefID      string          `json:"refId"`
+	Datasource   json.RawMessage `json:"datasource"`
+	Expr         string          `json:"expr"`
+	RefID        string          `json:"refId"`
+	LegendFormat string          `json:"legendFormat"`
 }
 
 type variable struct {
@@ -70,9 +72,10 @@ type variable struct {
 	IncludeAll bool            `json:"includeAll"`
 }
 
-// query is one PromQL expression of the dashboard and where it is.
+// query is one PromQL expression of the dashboard, where it is, and the
+// legend (or annotation text) template its series are shown with.
 type query struct {
-	where, expr string
+	where, expr, legend string
 }
 
 func loadDashboard(t testing.TB) (*dashboard, []byte) {
@@ -107,12 +110,12 @@ func (d *dashboard) queries() []query {
 	var out []query
 	for _, p := range d.allPanels() {
 		for _, tg := range p.Targets {
-			out = append(out, query{fmt.Sprintf("panel %d %q target %s", p.ID, p.Title, tg.RefID), tg.Expr})
+			out = append(out, query{fmt.Sprintf("panel %d %q target %s", p.ID, p.Title, tg.RefID), tg.Expr, tg.LegendFormat})
 		}
 	}
 	for _, a := range d.Annotations.List {
 		if a.Expr != "" {
-			out = append(out, query{fmt.Sprintf("annotation %q", a.Name), a.Expr})
+			out = append(out, query{fmt.Sprintf("annotation %q", a.Name), a.Expr, a.TextFormat})
 		}
 	}
 	return out
@@ -253,7 +256,7 @@ func TestDashboardImportable(t *testing.T) {
 	used := regexp.MustCompile(`\$\{?([a-zA-Z_][a-zA-Z0-9_]*)`)
 	qs := d.queries()
 	for _, v := range d.variableQueries(t) {
-		qs = append(qs, query{"variable", v[0]})
+		qs = append(qs, query{"variable", v[0], ""})
 	}
 	for _, q := range qs {
 		for _, m := range used.FindAllStringSubmatch(q.expr, -1) {
@@ -271,7 +274,7 @@ func dashboardMetrics(t testing.TB, d *dashboard) map[string][]string {
 	out := map[string][]string{}
 	qs := d.queries()
 	for name, v := range d.variableQueries(t) {
-		qs = append(qs, query{"variable " + name, v[0]})
+		qs = append(qs, query{"variable " + name, v[0], ""})
 	}
 	for _, q := range qs {
 		names, err := metricNames(q.expr)

@@ -206,6 +206,9 @@ func (p *promServer) scrapedSince(t *testing.T, when time.Time) bool {
 	return err == nil && len(s) == 1 && s[0].float() >= float64(when.UnixNano())/1e9
 }
 
+// legendLabel matches a label in a legend template: {{route}}.
+var legendLabel = regexp.MustCompile(`\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}`)
+
 // Grafana's built-in intervals as the test substitutes them: the traffic,
 // the scrapes and the queries all fall within 30s of each other, and the
 // range covers the whole test.
@@ -307,6 +310,17 @@ func TestDashboardQueriesInPrometheus(t *testing.T) {
 		}
 		if positive == 0 {
 			t.Errorf("%s: no data (%d series, none above 0): %s -> %v", q.where, len(res), expr, res)
+		}
+		// Every label the legend shows is on the series.
+		for _, m := range legendLabel.FindAllStringSubmatch(q.legend, -1) {
+			found := false
+			for _, s := range res {
+				_, ok := s.Metric[m[1]]
+				found = found || ok
+			}
+			if !found {
+				t.Errorf("%s: legend %q shows {{%s}}, a label no series has: %s -> %v", q.where, q.legend, m[1], expr, res)
+			}
 		}
 	}
 
