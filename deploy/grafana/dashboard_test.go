@@ -202,7 +202,15 @@ func TestDashboardImportable(t *testing.T) {
 		}
 	}
 	ids := map[int]bool{}
+	var placed []panel
 	for _, p := range d.allPanels() {
+		for _, o := range placed { // no two panels overlap
+			a, b := p.GridPos, o.GridPos
+			if a.X < b.X+b.W && b.X < a.X+a.W && a.Y < b.Y+b.H && b.Y < a.Y+a.H {
+				t.Errorf("panels %q and %q overlap: %+v %+v", p.Title, o.Title, a, b)
+			}
+		}
+		placed = append(placed, p)
 		if ids[p.ID] || p.ID == 0 {
 			t.Errorf("panel %q: id %d missing or repeated", p.Title, p.ID)
 		}

@@ -2,9 +2,13 @@ package grafana
 
 import (
 	"fmt"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // PromQL's aggregation operators, functions (Prometheus 2.42, the Debian
@@ -259,6 +263,51 @@ func TestMetricNames(t *testing.T) {
 		if err != nil || !slices.Equal(got, tc.want) {
 			t.Errorf("%s:\n got %v %v\nwant %v", tc.expr, got, err, tc.want)
 		}
+	}
+}
+
+// TestMetricNamesAlertRules runs the tokenizer over every expression of
+// the alert rules (deploy/prometheus/alerts.yaml, which promtool parses):
+// no error, and the names it finds are those a plain search for metric
+// and recording rule names finds.
+func TestMetricNamesAlertRules(t *testing.T) {
+	b, err := os.ReadFile("../prometheus/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rf struct {
+		Groups []struct {
+			Rules []struct{ Expr string }
+		}
+	}
+	if err := yaml.Unmarshal(b, &rf); err != nil {
+		t.Fatal(err)
+	}
+	word := regexp.MustCompile(`\b(rampart_[a-z0-9_]+|up|[a-z]+:[a-z0-9_]+:[a-z0-9_]+)\b`)
+	n := 0
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			got, err := metricNames(r.Expr)
+			if err != nil {
+				t.Errorf("%s: %v", r.Expr, err)
+				continue
+			}
+			var want []string
+			for _, w := range word.FindAllString(r.Expr, -1) {
+				if !slices.Contains(want, w) {
+					want = append(want, w)
+				}
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s:\n got %v\nwant %v", r.Expr, got, want)
+			}
+			n++
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d rules", n)
 	}
 }
 
