@@ -199,6 +199,17 @@ func (p *promServer) query(t *testing.T, expr string) ([]sample, error) {
 	return nil, fmt.Errorf("result type %s, want vector or scalar", r.ResultType)
 }
 
+// positive counts the series with a value above 0 (and finite).
+func positive(res []sample) int {
+	n := 0
+	for _, s := range res {
+		if v := s.float(); v > 0 && !math.IsInf(v, 0) {
+			n++
+		}
+	}
+	return n
+}
+
 // scrapedSince reports whether Prometheus has a sample of up for the
 // gateway at or after when.
 func (p *promServer) scrapedSince(t *testing.T, when time.Time) bool {
@@ -302,14 +313,21 @@ func TestDashboardQueriesInPrometheus(t *testing.T) {
 		// The traffic gives every query something to show: a value that
 		// is a number above 0 (a rate the window sees, a ratio with 5xx
 		// answers, a gauge that is set).
-		positive := 0
-		for _, s := range res {
-			if v := s.float(); v > 0 && !math.IsInf(v, 0) {
-				positive++
-			}
-		}
-		if positive == 0 {
+		if positive(res) == 0 {
 			t.Errorf("%s: no data (%d series, none above 0): %s -> %v", q.where, len(res), expr, res)
+		}
+		// The tokenizer missed no metric: with every name it found replaced
+		// by one nobody exports, Prometheus finds nothing to show.
+		names, err := metricNames(expr)
+		if err != nil {
+			t.Fatalf("%s: %v", q.where, err)
+		}
+		blind := expr
+		for _, n := range names {
+			blind = regexp.MustCompile(`\b`+regexp.QuoteMeta(n)+`\b`).ReplaceAllString(blind, "rampart_test_absent_metric")
+		}
+		if res, err := p.query(t, blind); err != nil || positive(res) > 0 {
+			t.Errorf("%s: with the metrics %v the tokenizer found replaced, %s still shows %v (%v): it missed a metric", q.where, names, blind, res, err)
 		}
 		// Every label the legend shows is on the series.
 		for _, m := range legendLabel.FindAllStringSubmatch(q.legend, -1) {
