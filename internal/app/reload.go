@@ -61,7 +61,7 @@ func (a *App) apply(cfg *config.Config, src string) error {
 	// Released after the new snapshot acquired its claims, so that state
 	// both use is kept.
 	dropped.Release()
-	a.metrics.ConfigReloads.WithLabelValues("ok").Inc()
+	a.metrics.Reloaded("ok")
 	var warnings []string
 	if a.bound != "" && listenerKey(cfg) != a.bound {
 		warnings = append(warnings, "listeners, admin.address and pid_file are set up at start-up; their changes take effect after a restart or a binary upgrade")
@@ -125,7 +125,7 @@ func (a *App) activate(snap *gateway.Snapshot, al *telemetry.AccessLog) *gateway
 // refused records a config that was not applied: the metric, the log and
 // the status all carry every problem.
 func (a *App) refused(src string, err error) {
-	a.metrics.ConfigReloads.WithLabelValues("error").Inc()
+	a.metrics.Reloaded("error")
 	ps := admin.Problems(err)
 	lines := make([]string, len(ps))
 	for i, p := range ps {

@@ -314,6 +314,9 @@ func (s *state) gauges() {
 func (s *state) onOutlier(addr string, ejected bool) {
 	if ejected {
 		s.log.Warn("target ejected", "upstream", s.name, "target", addr)
+		if s.metrics != nil {
+			s.metrics.Events.OutlierEjections.WithLabelValues(s.name, addr).Inc()
+		}
 	} else {
 		s.log.Info("target re-admitted", "upstream", s.name, "target", addr)
 	}
