@@ -173,7 +173,7 @@ func (u *Upstream) Do(req *http.Request, p *Policy) (*http.Response, error) {
 		now = time.Time{} // a retry reads the clock again
 		if err == nil {
 			u.tripDone(tk, u.tripResult(resp.StatusCode))
-			if n+1 < attempts && retryable(req, rt, retry.Response, resp.StatusCode, body) {
+			if n+1 < attempts && (retryable(req, rt, retry.Response, resp.StatusCode, body) || retryableGRPC(req, rt, resp, body)) {
 				if next, wait, ok := u.retryPermit(rt, b, n, resp, deadline); ok {
 					c.discard()
 					if tk = next; !u.retryWait(req, p, b, tk, wait) {
@@ -324,6 +324,41 @@ func retryable(r *http.Request, rt *Retry, kind retry.ErrorKind, status int, bod
 		return false
 	}
 	return true
+}
+
+// retryableGRPC reports whether a gRPC answer may be retried: its status
+// came in the head (a trailers-only answer, so nothing of it has reached
+// the client) and retry.on lists it (grpc:NAME). Listing a gRPC status is
+// the operator's word that the route's calls may run again on it, as a
+// gRPC retry policy's retryableStatusCodes is: every gRPC call is a POST,
+// and which methods are idempotent is not the gateway's to know.
+func retryableGRPC(r *http.Request, rt *Retry, resp *http.Response, body *replay) bool {
+	if rt == nil || !rt.On.GRPC() || resp.StatusCode != http.StatusOK || r.Context().Err() != nil {
+		return false
+	}
+	v := resp.Header["Grpc-Status"]
+	if len(v) == 0 || !rt.On.ShouldRetryGRPC(grpcCode(v[0])) {
+		return false
+	}
+	if body != nil && !body.replayable() {
+		return false
+	}
+	return r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || body != nil || r.GetBody != nil
+}
+
+// grpcCode parses a grpc-status value, or returns -1.
+func grpcCode(v string) int {
+	if len(v) == 0 || len(v) > 2 {
+		return -1
+	}
+	n := 0
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return -1
+		}
+		n = n*10 + int(v[i]-'0')
+	}
+	return n
 }
 
 // backoff returns how long to wait before the next attempt: exponential

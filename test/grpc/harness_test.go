@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -56,9 +57,19 @@ const (
 // "fail:CODE:MSG" answers that status instead; "sleep:DUR" waits DUR (or
 // until the call's deadline) first; "deadline" answers with the deadline
 // the server saw, in milliseconds ("none" without one). Every call sets
-// the trailer x-echo-trailer: done and the header x-echo-header: yes.
+// the trailer x-echo-trailer: done and the header x-echo-header: yes
+// (not "fail:" and "once:" calls). "once:CODE:KEY" fails with CODE the first time KEY is seen, and answers
+// "ok:KEY" after. Failures are trailers-only answers (no header metadata
+// is set for them) but for "hdrfail:CODE:MSG", which sends the header
+// first and the status in the trailers.
 type echo struct {
-	unary atomic.Int64 // unary calls served
+	unary   atomic.Int64 // unary calls served
+	streams atomic.Int64 // server-streaming calls served
+	// lastDeadline is the deadline (ms left at arrival) of the last call
+	// that had one, -1 for none.
+	lastDeadline atomic.Int64
+	mu           sync.Mutex
+	seen         map[string]bool // keys of "once:" calls
 }
 
 type echoServer interface{}
@@ -66,7 +77,26 @@ type echoServer interface{}
 func str(v *wrapperspb.StringValue) string { return v.GetValue() }
 
 func (e *echo) answer(ctx context.Context, in string) (string, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		e.lastDeadline.Store(time.Until(dl).Milliseconds())
+	} else {
+		e.lastDeadline.Store(-1)
+	}
 	switch {
+	case strings.HasPrefix(in, "once:"):
+		parts := strings.SplitN(in, ":", 3)
+		n, _ := strconv.Atoi(parts[1])
+		e.mu.Lock()
+		first := !e.seen[parts[2]]
+		if e.seen == nil {
+			e.seen = map[string]bool{}
+		}
+		e.seen[parts[2]] = true
+		e.mu.Unlock()
+		if first {
+			return "", status.Error(codes.Code(n), "first call fails")
+		}
+		return "ok:" + parts[2], nil
 	case strings.HasPrefix(in, "fail:"):
 		parts := strings.SplitN(in, ":", 3)
 		n, _ := strconv.Atoi(parts[1])
@@ -101,22 +131,37 @@ func (e *echo) handleUnary(srv any, ctx context.Context, dec func(any) error, _ 
 	if err := dec(in); err != nil {
 		return nil, err
 	}
-	grpc.SetHeader(ctx, metadata.Pairs("x-echo-header", "yes"))
+	q := str(in)
+	if !strings.HasPrefix(q, "fail:") && !strings.HasPrefix(q, "once:") {
+		// An error without header metadata is a trailers-only answer;
+		// "hdrfail:" fails after the header, in the trailers.
+		q = strings.TrimPrefix(q, "hdr")
+		grpc.SetHeader(ctx, metadata.Pairs("x-echo-header", "yes"))
+	}
 	grpc.SetTrailer(ctx, metadata.Pairs("x-echo-trailer", "done"))
-	out, err := e.answer(ctx, str(in))
+	out, err := e.answer(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	return wrapperspb.String(out), nil
 }
 
-// serverStream sends N answers "i/N" for a request "N".
+// serverStream sends N answers "i/N" for a request "N"; for "fail:CODE"
+// it sends one answer, then ends with CODE (in the trailers).
 func (e *echo) serverStream(srv any, ss grpc.ServerStream) error {
+	e.streams.Add(1)
 	in := new(wrapperspb.StringValue)
 	if err := ss.RecvMsg(in); err != nil {
 		return err
 	}
 	ss.SetTrailer(metadata.Pairs("x-echo-trailer", "done"))
+	if c, ok := strings.CutPrefix(str(in), "fail:"); ok {
+		n, _ := strconv.Atoi(c)
+		if err := ss.SendMsg(wrapperspb.String("first")); err != nil {
+			return err
+		}
+		return status.Error(codes.Code(n), "after one answer")
+	}
 	n, err := strconv.Atoi(str(in))
 	if err != nil {
 		return status.Error(codes.InvalidArgument, "want a count")
