@@ -194,12 +194,18 @@ type TargetState struct {
 	Healthy      bool
 	Ejected      bool
 	EjectedUntil time.Time
+	// HealthError is the error of the last active probe, if it failed.
+	HealthError string
 }
 
 // State returns the health of addr.
 func (u *Upstream) State(addr string) TargetState {
 	ej, until := u.st.ejected(addr)
-	return TargetState{Healthy: u.st.healthy(addr), Ejected: ej, EjectedUntil: until}
+	ts := TargetState{Healthy: u.st.healthy(addr), Ejected: ej, EjectedUntil: until}
+	if c := u.st.health.Load(); c != nil {
+		ts.HealthError = c.LastError(addr)
+	}
+	return ts
 }
 
 // rebuild recomputes the balancer over the eligible targets at generation

@@ -288,6 +288,18 @@ func (c *Checker) Healthy(addr string) bool {
 	return !c.cfg.Load().InitialUnhealthy
 }
 
+// LastError returns the error of addr's last probe, "" when it succeeded
+// or addr is unknown.
+func (c *Checker) LastError(addr string) string {
+	t := (*c.targets.Load())[addr]
+	if t == nil {
+		return ""
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lastErr
+}
+
 // Close stops every probe and waits for the goroutines to return.
 func (c *Checker) Close() {
 	c.mu.Lock()
