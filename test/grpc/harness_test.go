@@ -229,18 +229,36 @@ type backend struct {
 	Addr   string
 	Echo   *echo
 	Health *health.Server
-	srv    *grpc.Server
+	// Conns counts the connections the server accepted.
+	Conns *atomic.Int64
+	srv   *grpc.Server
+}
+
+// countingListener counts accepted connections.
+type countingListener struct {
+	net.Listener
+	n atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
 }
 
 // startBackend starts a plaintext (h2c) grpc-go server on 127.0.0.1 with
-// the echo, health and reflection services.
+// the echo, health and reflection services (TLS with grpc.Creds in opts).
 func startBackend(t *testing.T, opts ...grpc.ServerOption) *backend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &backend{Addr: ln.Addr().String(), Echo: &echo{}, Health: health.NewServer()}
+	cl := &countingListener{Listener: ln}
+	b := &backend{Addr: ln.Addr().String(), Echo: &echo{}, Health: health.NewServer(), Conns: &cl.n}
+	ln = cl
 	b.srv = grpc.NewServer(opts...)
 	b.srv.RegisterService(b.Echo.desc(), nil)
 	healthpb.RegisterHealthServer(b.srv, b.Health)
@@ -296,7 +314,7 @@ func newCerts(t *testing.T, names ...string) *certs {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)
