@@ -72,11 +72,20 @@ type callState struct {
 	send   sender
 	series sync.Map // *balancer.Target -> *targetSeries
 	tlsBad sync.Map // target address -> struct{}: its last attempt failed TLS verification
+	// rewind: the transport is net/http's (HTTP/2, TLS), which resends a
+	// request its target refused unprocessed (REFUSED_STREAM, a stream
+	// above a GOAWAY's last one) when it can get the body again
+	// (Request.GetBody): streamed bodies are kept for replay even
+	// without retries.
+	rewind bool
 }
 
 func (u *Upstream) caller() *callState {
 	cs := &u.calls
-	cs.once.Do(func() { cs.send = newSender(u.Transport) })
+	cs.once.Do(func() {
+		cs.send = newSender(u.Transport)
+		_, cs.rewind = cs.send.(rtSender)
+	})
 	return cs
 }
 
@@ -124,10 +133,10 @@ func (u *Upstream) Do(req *http.Request, p *Policy) (*http.Response, error) {
 		deadline = now.Add(p.Timeout)
 	}
 	var body *replay
-	if attempts > 1 && req.GetBody == nil && req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
-		limit := rt.MaxReplayBytes
-		if limit <= 0 {
-			limit = DefaultMaxReplayBytes
+	if (attempts > 1 || cs.rewind) && req.GetBody == nil && req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
+		limit := int64(DefaultMaxReplayBytes)
+		if rt != nil && rt.MaxReplayBytes > 0 {
+			limit = rt.MaxReplayBytes
 		}
 		body = &replay{src: req.Body, limit: limit}
 	}
@@ -183,6 +192,9 @@ func (u *Upstream) Do(req *http.Request, p *Policy) (*http.Response, error) {
 				}
 			}
 			c.slot = b // released when the body closes
+			if body != nil {
+				body.finish() // a long stream keeps no copy
+			}
 			return resp, nil
 		}
 
@@ -436,6 +448,9 @@ func (u *Upstream) attempt(cs *callState, c *call, req *http.Request, p *Policy,
 		out.Body = nil // lets the transport retry on a stale pooled connection
 	case body != nil:
 		out.Body = body.reader()
+		if cs.rewind {
+			out.GetBody = body.again
+		}
 	case n > 0 && req.GetBody != nil:
 		// A buffered body: the first attempt read req.Body, each retry
 		// reads its own copy from the start.

@@ -34,6 +34,36 @@ func TestReplay(t *testing.T) {
 			t.Fatalf("stale reader returned %v", err)
 		}
 	})
+	t.Run("finished: the copy is sent, then dropped", func(t *testing.T) {
+		r := &replay{src: io.NopCloser(strings.NewReader(body)), limit: 64 << 10}
+		io.ReadFull(r.reader(), make([]byte, 3000))
+		retry := r.reader() // replays 3000 kept bytes, then the rest
+		head := make([]byte, 1000)
+		io.ReadFull(retry, head)
+		r.finish() // the retry's response head arrived
+		rest, err := io.ReadAll(retry)
+		if err != nil || string(head)+string(rest) != body {
+			t.Fatalf("after finish: %d bytes, %v", len(head)+len(rest), err)
+		}
+		if r.buf != nil || r.replayable() {
+			t.Fatalf("still keeping %d bytes after finish", len(r.buf))
+		}
+		if _, err := r.again(); err != errNotReplayable {
+			t.Fatalf("again after finish: %v", err)
+		}
+	})
+	t.Run("again gives a fresh reader", func(t *testing.T) {
+		r := &replay{src: io.NopCloser(strings.NewReader(body)), limit: 64 << 10}
+		io.ReadFull(r.reader(), make([]byte, 500))
+		rc, err := r.again()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(rc)
+		if string(got) != body {
+			t.Fatalf("again read %d bytes", len(got))
+		}
+	})
 	t.Run("over the limit it cannot be replayed", func(t *testing.T) {
 		r := &replay{src: io.NopCloser(bytes.NewReader([]byte(body))), limit: 4096}
 		got, err := io.ReadAll(r.reader())
