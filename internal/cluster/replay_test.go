@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 func TestReplay(t *testing.T) {
@@ -62,6 +63,32 @@ func TestReplay(t *testing.T) {
 		got, _ := io.ReadAll(rc)
 		if string(got) != body {
 			t.Fatalf("again read %d bytes", len(got))
+		}
+	})
+	t.Run("a read waiting for the client blocks nothing else", func(t *testing.T) {
+		pr, pw := io.Pipe()
+		r := &replay{src: pr, limit: 64 << 10}
+		first := r.reader()
+		got := make(chan string, 1)
+		go func() {
+			b := make([]byte, 10)
+			n, _ := first.Read(b) // waits for the client's next message
+			got <- string(b[:n])
+		}()
+		done := make(chan struct{})
+		go func() {
+			r.replayable()
+			r.finish()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			t.Fatal("finish blocked behind a read of the client's body")
+		}
+		pw.Write([]byte("next"))
+		if s := <-got; s != "next" {
+			t.Fatalf("read %q", s)
 		}
 	})
 	t.Run("over the limit it cannot be replayed", func(t *testing.T) {
