@@ -34,7 +34,7 @@ func h2Upstream(name string, c *certs, extra string, addrs ...string) string {
 
 // startTLSBackend starts the grpc-go test server with TLS (certificates
 // for backend.internal).
-func startTLSBackend(t *testing.T, c *certs, opts ...grpc.ServerOption) *backend {
+func startTLSBackend(t testing.TB, c *certs, opts ...grpc.ServerOption) *backend {
 	return startBackend(t, append(opts, grpc.Creds(credentials.NewServerTLSFromCert(&c.Cert)))...)
 }
 

@@ -250,7 +250,7 @@ func (l *countingListener) Accept() (net.Conn, error) {
 
 // startBackend starts a plaintext (h2c) grpc-go server on 127.0.0.1 with
 // the echo, health and reflection services (TLS with grpc.Creds in opts).
-func startBackend(t *testing.T, opts ...grpc.ServerOption) *backend {
+func startBackend(t testing.TB, opts ...grpc.ServerOption) *backend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -270,7 +270,7 @@ func startBackend(t *testing.T, opts ...grpc.ServerOption) *backend {
 
 // dial returns a client connection to target (the gateway's listener) in
 // plain text (h2c prior knowledge), or over TLS trusting pool.
-func dial(t *testing.T, target string, pool *x509.CertPool, serverName string) *grpc.ClientConn {
+func dial(t testing.TB, target string, pool *x509.CertPool, serverName string) *grpc.ClientConn {
 	t.Helper()
 	creds := insecure.NewCredentials()
 	if pool != nil {
@@ -299,7 +299,7 @@ type certs struct {
 	Cert              tls.Certificate
 }
 
-func newCerts(t *testing.T, names ...string) *certs {
+func newCerts(t testing.TB, names ...string) *certs {
 	t.Helper()
 	dir := t.TempDir()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
