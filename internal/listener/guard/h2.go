@@ -28,12 +28,12 @@ const (
 // h2count follows HTTP/2 frame boundaries in the client's byte stream and
 // counts the frames that matter for abuse; it never buffers payloads.
 type h2count struct {
-	skip    int // preface bytes still to skip
-	hdr     [9]byte
-	hn      int
-	left    int // payload bytes of the current frame still to skip
-	streams int
-	resets  int
+	skip     int // preface bytes still to skip
+	hdr      [9]byte
+	hn       int
+	left     int // payload bytes of the current frame still to skip
+	streams  int
+	resets   int
 	control  int
 	progress int // HEADERS, DATA and WINDOW_UPDATE frames in the window
 	window   time.Time
