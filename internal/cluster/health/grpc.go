@@ -72,21 +72,30 @@ func (c *Checker) grpcProbe(ctx context.Context, addr string) error {
 	if st == "" { // a trailers-only answer
 		st, m = resp.Header.Get("Grpc-Status"), resp.Header.Get("Grpc-Message")
 	}
+	if err := grpcVerdict(body, st, m); err != nil {
+		return fmt.Errorf("probe %s: %w", addr, err)
+	}
+	return nil
+}
+
+// grpcVerdict judges a Check answer: its body (gRPC messages), grpc-status
+// and grpc-message. nil means SERVING.
+func grpcVerdict(body []byte, st, m string) error {
 	if st != "0" {
 		if m, err := url.PathUnescape(m); err == nil && m != "" {
-			return fmt.Errorf("probe %s: %w: grpc-status %s: %s", addr, ErrNotServing, st, m)
+			return fmt.Errorf("%w: grpc-status %s: %s", ErrNotServing, clip([]byte(st), 8), clip([]byte(m), 200))
 		}
-		return fmt.Errorf("probe %s: %w: grpc-status %q", addr, ErrNotServing, st)
+		return fmt.Errorf("%w: grpc-status %q", ErrNotServing, clip([]byte(st), 8))
 	}
-	if len(body) < 5 || body[0] != 0 || int(binary.BigEndian.Uint32(body[1:5])) != len(body)-5 {
-		return fmt.Errorf("probe %s: malformed gRPC answer (%d bytes)", addr, len(body))
+	if len(body) < 5 || body[0] != 0 || int64(binary.BigEndian.Uint32(body[1:5])) != int64(len(body)-5) {
+		return fmt.Errorf("malformed gRPC answer (%d bytes)", len(body))
 	}
 	var out healthpb.HealthCheckResponse
 	if err := proto.Unmarshal(body[5:], &out); err != nil {
-		return fmt.Errorf("probe %s: gRPC answer: %w", addr, err)
+		return fmt.Errorf("gRPC answer: %w", err)
 	}
 	if s := out.GetStatus(); s != healthpb.HealthCheckResponse_SERVING {
-		return fmt.Errorf("probe %s: %w: %s", addr, ErrNotServing, s)
+		return fmt.Errorf("%w: %s", ErrNotServing, s)
 	}
 	return nil
 }

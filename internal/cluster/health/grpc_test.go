@@ -114,3 +114,25 @@ func TestGRPCProbeAnswers(t *testing.T) {
 		})
 	}
 }
+
+// FuzzGRPCVerdict: whatever a target answers, the verdict is an error or
+// SERVING, never a panic, and only a well-formed SERVING answer is healthy.
+func FuzzGRPCVerdict(f *testing.F) {
+	serving, _ := proto.Marshal(&healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING})
+	frame := append([]byte{0, 0, 0, 0, byte(len(serving))}, serving...)
+	f.Add(frame, "0", "")
+	f.Add(frame[:4], "0", "")
+	f.Add([]byte{}, "5", "unknown%20service")
+	f.Add([]byte{0, 0, 0, 0, 2, 8, 2}, "0", "")
+	f.Add([]byte{1, 0, 0, 0, 2, 8, 1}, "0", "")
+	f.Fuzz(func(t *testing.T, body []byte, st, m string) {
+		err := grpcVerdict(body, st, m)
+		if err != nil {
+			return
+		}
+		var out healthpb.HealthCheckResponse
+		if st != "0" || len(body) < 5 || proto.Unmarshal(body[5:], &out) != nil || out.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("healthy verdict for %q, %q", body, st)
+		}
+	})
+}
