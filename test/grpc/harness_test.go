@@ -56,12 +56,12 @@ const (
 // echo is the test service. Unary answers "echo:" + the request; a request
 // "fail:CODE:MSG" answers that status instead; "sleep:DUR" waits DUR (or
 // until the call's deadline) first; "deadline" answers with the deadline
-// the server saw, in milliseconds ("none" without one). Every call sets
-// the trailer x-echo-trailer: done and the header x-echo-header: yes
-// (not "fail:" and "once:" calls). "once:CODE:KEY" fails with CODE the first time KEY is seen, and answers
-// "ok:KEY" after. Failures are trailers-only answers (no header metadata
-// is set for them) but for "hdrfail:CODE:MSG", which sends the header
-// first and the status in the trailers.
+// the server saw, in milliseconds ("none" without one); "once:CODE:KEY"
+// fails with CODE the first time KEY is seen and answers "ok:KEY" after.
+// Every call sets the trailer x-echo-trailer: done, and all but "fail:"
+// and "once:" calls the header x-echo-header: yes, so their failures are
+// trailers-only answers; "hdrfail:CODE:MSG" fails like "fail:" after the
+// header, with the status in the trailers.
 type echo struct {
 	unary   atomic.Int64 // unary calls served
 	streams atomic.Int64 // server-streaming calls served
