@@ -137,38 +137,50 @@ func TestH2PlainServer(t *testing.T) {
 // connections rather than queue them, so all end in about one call's time.
 func TestH2MaxConcurrentStreams(t *testing.T) {
 	c := newCerts(t, "backend.internal")
-	b := startTLSBackend(t, c, grpc.MaxConcurrentStreams(2))
-	g := startGateway(t, h2Upstream("echo", c, "", b.Addr), "")
-	conn := dial(t, g.Addr, nil, "")
-	// One call first: the gateway learns the target's limit on its
-	// first connection.
-	if _, err := unary(ctxTimeout(t, 5*time.Second), conn, "warm"); err != nil {
-		t.Fatal(err)
-	}
-	const calls = 6
-	start := time.Now()
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	for range calls {
-		wg.Go(func() {
-			if _, err := unary(ctxTimeout(t, 5*time.Second), conn, "sleep:400ms"); err != nil {
-				t.Log(err)
-				failed.Add(1)
+	for _, proto := range []string{"h2", "h2c"} {
+		t.Run(proto, func(t *testing.T) {
+			var b *backend
+			var ups string
+			if proto == "h2" {
+				b = startTLSBackend(t, c, grpc.MaxConcurrentStreams(2))
+				ups = h2Upstream("echo", c, "", b.Addr)
+			} else {
+				b = startBackend(t, grpc.MaxConcurrentStreams(2))
+				ups = h2cUpstream("echo", b.Addr)
 			}
+			g := startGateway(t, ups, "")
+			conn := dial(t, g.Addr, nil, "")
+			// One call first: the gateway learns the target's limit on
+			// its first connection.
+			if _, err := unary(ctxTimeout(t, 5*time.Second), conn, "warm"); err != nil {
+				t.Fatal(err)
+			}
+			const calls = 6
+			start := time.Now()
+			var wg sync.WaitGroup
+			var failed atomic.Int64
+			for range calls {
+				wg.Go(func() {
+					if _, err := unary(ctxTimeout(t, 5*time.Second), conn, "sleep:400ms"); err != nil {
+						t.Log(err)
+						failed.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+			took := time.Since(start)
+			if failed.Load() != 0 {
+				t.Fatalf("%d of %d calls failed", failed.Load(), calls)
+			}
+			if n := b.Conns.Load(); n < calls/2 {
+				t.Errorf("the target accepted %d connections, want at least %d (2 streams each)", n, calls/2)
+			}
+			if took > 1100*time.Millisecond {
+				t.Errorf("%d calls of 400ms took %v: queued behind the stream limit", calls, took)
+			}
+			t.Logf("%d concurrent calls over %d connections in %v", calls, b.Conns.Load(), took.Round(time.Millisecond))
 		})
 	}
-	wg.Wait()
-	took := time.Since(start)
-	if failed.Load() != 0 {
-		t.Fatalf("%d of %d calls failed", failed.Load(), calls)
-	}
-	if n := b.Conns.Load(); n < calls/2 {
-		t.Errorf("the target accepted %d connections, want at least %d (2 streams each)", n, calls/2)
-	}
-	if took > 1100*time.Millisecond {
-		t.Errorf("%d calls of 400ms took %v: queued behind the stream limit", calls, took)
-	}
-	t.Logf("%d concurrent calls over %d connections in %v", calls, b.Conns.Load(), took.Round(time.Millisecond))
 }
 
 // TestH2GoAway: a target that closes every connection after 100ms with a
