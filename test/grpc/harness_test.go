@@ -174,8 +174,11 @@ func (e *echo) serverStream(srv any, ss grpc.ServerStream) error {
 	return nil
 }
 
-// clientStream joins every request with "+".
+// clientStream joins every request with "+". A first request
+// "once:CODE:KEY" fails the call with CODE, at once, the first time KEY is
+// seen.
 func (e *echo) clientStream(srv any, ss grpc.ServerStream) error {
+	e.streams.Add(1)
 	var got []string
 	for {
 		in := new(wrapperspb.StringValue)
@@ -185,6 +188,11 @@ func (e *echo) clientStream(srv any, ss grpc.ServerStream) error {
 		}
 		if err != nil {
 			return err
+		}
+		if len(got) == 0 && strings.HasPrefix(str(in), "once:") {
+			if _, err := e.answer(ss.Context(), str(in)); err != nil {
+				return err
+			}
 		}
 		got = append(got, str(in))
 	}

@@ -82,6 +82,29 @@ func TestGRPCRetryByStatus(t *testing.T) {
 			t.Fatalf("the server saw %d calls, want 1", n)
 		}
 	})
+	t.Run("client stream replayed", func(t *testing.T) {
+		// The server fails the call after the first message; the retry
+		// sends the messages kept so far, then the rest as they come.
+		before := b.Echo.streams.Load()
+		st, err := cc.NewStream(ctxTimeout(t, 5*time.Second), &grpc.StreamDesc{ClientStreams: true}, mClient)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range []string{"once:14:cs", "b", "c"} {
+			if err := st.SendMsg(wrapperspb.String(m)); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond) // the failure comes before the rest
+		}
+		st.CloseSend()
+		out := new(wrapperspb.StringValue)
+		if err := st.RecvMsg(out); err != nil || out.GetValue() != "once:14:cs+b+c" {
+			t.Fatalf("client stream: %q, %v", out.GetValue(), err)
+		}
+		if n := b.Echo.streams.Load() - before; n != 2 {
+			t.Fatalf("the server saw %d calls, want 2", n)
+		}
+	})
 	t.Run("retries counted", func(t *testing.T) {
 		resp, err := http.Get(g.Admin + "/metrics")
 		if err != nil {
@@ -89,9 +112,9 @@ func TestGRPCRetryByStatus(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		// once:14, once:10 and two for fail:14.
-		if !strings.Contains(string(body), `rampart_retries_total{route="echo",upstream="echo"} 4`) {
-			t.Errorf("rampart_retries_total not 4:\n%s", grep(string(body), "rampart_retries_total"))
+		// once:14, once:10, two for fail:14 and the client stream.
+		if !strings.Contains(string(body), `rampart_retries_total{route="echo",upstream="echo"} 5`) {
+			t.Errorf("rampart_retries_total not 5:\n%s", grep(string(body), "rampart_retries_total"))
 		}
 	})
 }
