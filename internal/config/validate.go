@@ -23,7 +23,7 @@ var (
 	clientAuthModes   = []string{"none", "request", "require"}
 	discoveryTypes    = []string{"static", "dns", "srv", "etcd"}
 	balancers         = []string{"round_robin", "random", "least_request", "ring_hash", "maglev", "ewma"}
-	upstreamProtocols = []string{"http1", "h2c"}
+	upstreamProtocols = []string{"http1", "h2c", "h2"}
 	redisFailureModes = []string{"local", "allow", "deny"}
 	logFormats        = []string{"json"}
 	bufferingModes    = []string{"auto", "on", "off"}
@@ -632,7 +632,14 @@ func (v *validator) upstreams() {
 		case u.HashKey != "" && !hashKey.MatchString(u.HashKey):
 			v.errorf(p+".hash_key", "invalid hash_key %q (want ip, path, header:NAME, cookie:NAME, query:NAME or param:NAME)", u.HashKey)
 		}
-		v.oneOf(p+".protocol", "protocol", u.Protocol, upstreamProtocols)
+		if v.oneOf(p+".protocol", "protocol", u.Protocol, upstreamProtocols) {
+			switch {
+			case u.Protocol == "h2" && u.TLS == nil:
+				v.errorf(p+".protocol", "protocol h2 is HTTP/2 over TLS and needs tls (h2c is HTTP/2 in plain text)")
+			case u.Protocol == "h2c" && u.TLS != nil:
+				v.errorf(p+".protocol", "protocol h2c is HTTP/2 in plain text; with tls use h2")
+			}
+		}
 		if u.ConnectTimeout < 0 {
 			v.errorf(p+".connect_timeout", "must not be negative")
 		}
@@ -641,6 +648,17 @@ func (v *validator) upstreams() {
 		}
 		if u.Keepalive.IdleTimeout < 0 {
 			v.errorf(p+".keepalive.idle_timeout", "must not be negative")
+		}
+		for _, f := range []struct {
+			key string
+			d   Duration
+		}{{"ping_interval", u.Keepalive.PingInterval}, {"ping_timeout", u.Keepalive.PingTimeout}} {
+			switch {
+			case f.d < 0:
+				v.errorf(p+".keepalive."+f.key, "must not be negative")
+			case f.d > 0 && u.Protocol != "h2c" && u.Protocol != "h2" && u.TLS == nil:
+				v.errorf(p+".keepalive."+f.key, "%s is for HTTP/2 connections: protocol h2c, or h2 with tls", f.key)
+			}
 		}
 		if t := u.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
 			if t.CertFile == "" {
@@ -651,6 +669,9 @@ func (v *validator) upstreams() {
 		}
 		if h := u.HealthCheck; h != nil {
 			v.health(p+".health_check", h)
+			if a := h.Active; a != nil && a.GRPC != nil && u.Protocol != "h2c" && u.Protocol != "h2" && u.TLS == nil {
+				v.errorf(p+".health_check.active.grpc", "gRPC health checks need an HTTP/2 upstream: protocol h2c, or h2 with tls")
+			}
 		}
 		if b := u.CircuitBreaker; b != nil {
 			bp := p + ".circuit_breaker"
@@ -724,6 +745,15 @@ func (v *validator) health(p string, h *HealthCheck) {
 	if a := h.Active; a != nil {
 		ap := p + ".active"
 		switch {
+		case a.GRPC != nil && (a.Path != "" || a.Send != "" || a.Expect != ""):
+			key := "path"
+			if a.Path == "" {
+				key = "send"
+				if a.Send == "" {
+					key = "expect"
+				}
+			}
+			v.errorf(ap+"."+key, "%s and grpc are exclusive: a check is gRPC (grpc), HTTP (path) or TCP (neither, with send and expect)", key)
 		case a.Path != "" && !strings.HasPrefix(a.Path, "/"):
 			v.errorf(ap+".path", "path must start with \"/\"")
 		case a.Path != "" && (a.Send != "" || a.Expect != ""):
