@@ -487,4 +487,3 @@ func TestReload(t *testing.T) {
 		t.Errorf("tracing off: upstream traceparent %q, want the caller's trace continued", last)
 	}
 }
-
