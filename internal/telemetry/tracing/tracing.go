@@ -266,6 +266,17 @@ func (t *Tracer) Start(parent context.Context, r *http.Request, ex *exchange.Exc
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		ctx = B3{}.Extract(parent, carrier)
 	}
+	ctx, span := t.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+	if sc := span.SpanContext(); sc.IsSampled() {
+		ex.TraceID, ex.SpanID = sc.TraceID(), sc.SpanID()
+	}
+	delete(r.Header, "Tracestate")
+	t.w3c.Inject(ctx, carrier)
+	s := &Span{t: t, ctx: ctx, span: span}
+	ex.Trace = s
+	if !span.IsRecording() {
+		return ctx, s // not sampled: no attributes to pay for
+	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -283,14 +294,7 @@ func (t *Tracer) Start(parent context.Context, r *http.Request, ex *exchange.Exc
 	if ua := r.UserAgent(); ua != "" {
 		attrs = append(attrs, attribute.String("user_agent.original", ua))
 	}
-	ctx, span := t.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
-	if sc := span.SpanContext(); sc.IsSampled() {
-		ex.TraceID, ex.SpanID = sc.TraceID(), sc.SpanID()
-	}
-	delete(r.Header, "Tracestate")
-	t.w3c.Inject(ctx, carrier)
-	s := &Span{t: t, ctx: ctx, span: span}
-	ex.Trace = s
+	span.SetAttributes(attrs...)
 	return ctx, s
 }
 
@@ -357,6 +361,15 @@ func spanName(method, route string) string {
 // the SERVER span, and writes its traceparent and tracestate into
 // out.Header (exchange.Trace).
 func (s *Span) Attempt(out *http.Request, ex *exchange.Exchange, n int) func(status int, err error) {
+	ctx, span := s.t.tracer.Start(s.ctx, out.Method, trace.WithSpanKind(trace.SpanKindClient))
+	if out.Header == nil {
+		out.Header = make(http.Header)
+	}
+	delete(out.Header, "Tracestate")
+	s.t.w3c.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	if !span.IsRecording() {
+		return noEnd // not sampled: the traceparent is all it is for
+	}
 	host, port := out.URL.Host, ""
 	if h, p, err := net.SplitHostPort(host); err == nil {
 		host, port = h, p
@@ -381,12 +394,8 @@ func (s *Span) Attempt(out *http.Request, ex *exchange.Exchange, n int) func(sta
 	if n > 1 {
 		attrs = append(attrs, attribute.Int("http.request.resend_count", n-1))
 	}
-	ctx, span := s.t.tracer.Start(s.ctx, spanName(out.Method, ex.Upstream), trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
-	if out.Header == nil {
-		out.Header = make(http.Header)
-	}
-	delete(out.Header, "Tracestate")
-	s.t.w3c.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	span.SetName(spanName(out.Method, ex.Upstream))
+	span.SetAttributes(attrs...)
 	return func(status int, err error) {
 		if status > 0 {
 			span.SetAttributes(attribute.Int("http.response.status_code", status))
@@ -402,6 +411,8 @@ func (s *Span) Attempt(out *http.Request, ex *exchange.Exchange, n int) func(sta
 		span.End()
 	}
 }
+
+func noEnd(int, error) {}
 
 // errorType names an attempt's failure for error.type.
 func errorType(err error) string {
