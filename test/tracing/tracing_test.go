@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -485,5 +486,73 @@ func TestReload(t *testing.T) {
 	tps := up.traceparents()
 	if last := tps[len(tps)-1]; !strings.HasPrefix(last, "00-a0000000000000000000000000000004-") {
 		t.Errorf("tracing off: upstream traceparent %q, want the caller's trace continued", last)
+	}
+}
+
+// TestMirrorAndAggregate: the calls a request makes besides its own
+// upstream get CLIENT spans too, children of its SERVER span: the mirrored
+// copy (to the shadow, after the response) and each backend of an
+// aggregate route.
+func TestMirrorAndAggregate(t *testing.T) {
+	col := otlptest.StartGRPC(t)
+	jsonUp := func() string {
+		return gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"id":1}`)
+		}))
+	}
+	app, shadow, users, orders := jsonUp(), jsonUp(), jsonUp(), jsonUp()
+	g := gwtest.Start(t, fmt.Sprintf(`listeners:
+  - name: public
+    address: "127.0.0.1:0"
+admin:
+  address: "127.0.0.1:0"
+drain_timeout: 5s
+observability:
+  access_log: {path: "off"}
+  tracing: {otlp_endpoint: %q}
+upstreams:
+  app: {targets: [{address: %q}]}
+  shadow: {targets: [{address: %q}]}
+  users: {targets: [{address: %q}]}
+  orders: {targets: [{address: %q}]}
+routes:
+  - name: mirrored
+    match: {path: {prefix: /m}}
+    upstream: app
+    mirror: {upstream: shadow, percent: 100}
+  - name: agg
+    match: {path: {template: "/agg/{id}"}}
+    aggregate:
+      backends:
+        - {upstream: users, path: "/users/{id}", group: user}
+        - {upstream: orders, path: "/orders?user={id}", group: orders}
+`, col.Addr, app, shadow, users, orders))
+	c := gwtest.Client(t, 5*time.Second)
+	tests := []struct {
+		name, path, traceID string
+		upstreams           []string
+	}{
+		{"mirror", "/m/x", "b0000000000000000000000000000001", []string{"app", "shadow"}},
+		{"aggregate", "/agg/7", "b0000000000000000000000000000002", []string{"orders", "users"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if resp := get(t, c, g.URL+tc.path, "Traceparent", "00-"+tc.traceID+"-00f067aa0ba902b7-01"); resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			srv, clients := tree(t, col, tc.traceID, len(tc.upstreams))
+			var got []string
+			for _, cl := range clients {
+				if cl.ParentSpanID != srv.SpanID {
+					t.Errorf("CLIENT span to %s: parent %q, want the SERVER span %q", cl.Str("rampart.upstream"), cl.ParentSpanID, srv.SpanID)
+				}
+				got = append(got, cl.Str("rampart.upstream"))
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.upstreams) {
+				t.Errorf("CLIENT spans to %v, want %v", got, tc.upstreams)
+			}
+		})
 	}
 }
