@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -272,6 +273,9 @@ func (a *App) nextTracer(cfg *config.Config) (*tracing.Tracer, error) {
 		return cur, nil
 	}
 	tr, err := tracing.New(tracing.Config{Tracing: *t, Dropped: a.spansDropped, Log: a.log})
+	if ke := (*tracing.KeyError)(nil); errors.As(err, &ke) {
+		return nil, config.Errors{cfg.Errorf("observability.tracing."+ke.Key, "%v", ke.Err)}
+	}
 	if err != nil {
 		return nil, config.Errors{cfg.Errorf("observability.tracing", "%v", err)}
 	}

@@ -487,6 +487,19 @@ func TestReload(t *testing.T) {
 	if last := tps[len(tps)-1]; !strings.HasPrefix(last, "00-a0000000000000000000000000000004-") {
 		t.Errorf("tracing off: upstream traceparent %q, want the caller's trace continued", last)
 	}
+
+	// A tracer that cannot be built (its CA file is missing) refuses the
+	// config, positioned, and the running one stays.
+	g.Reload(t, config(b.Addr, "http", 1, up.addr, "", ""))
+	bad := strings.Replace(config(b.Addr, "http", 1, up.addr, "", ""), "    headers: {X-Tenant: team-a}\n",
+		"    headers: {X-Tenant: team-a}\n    tls: {ca_file: /nonexistent/ca.pem}\n", 1)
+	g.Write(t, bad)
+	err := g.App.Reload()
+	if err == nil || !strings.Contains(err.Error(), ":15:20: observability.tracing.tls.ca_file: open /nonexistent/ca.pem") {
+		t.Errorf("reload with a missing CA file: %v, want it refused at observability.tracing.tls.ca_file", err)
+	}
+	send("a0000000000000000000000000000005")
+	tree(t, b, "a0000000000000000000000000000005", 1)
 }
 
 // TestMirrorAndAggregate: the calls a request makes besides its own

@@ -165,24 +165,34 @@ func clientTLS(t config.Tracing) (*tls.Config, error) {
 		if s.CAFile != "" {
 			pem, err := os.ReadFile(s.CAFile)
 			if err != nil {
-				return nil, fmt.Errorf("tls.ca_file: %w", err)
+				return nil, &KeyError{Key: "tls.ca_file", Err: err}
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("tls.ca_file: no PEM certificate in %s", s.CAFile)
+				return nil, &KeyError{Key: "tls.ca_file", Err: fmt.Errorf("no PEM certificate in %s", s.CAFile)}
 			}
 			c.RootCAs = pool
 		}
 		if s.CertFile != "" {
 			cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
 			if err != nil {
-				return nil, fmt.Errorf("tls.cert_file: %w", err)
+				return nil, &KeyError{Key: "tls.cert_file", Err: err}
 			}
 			c.Certificates = []tls.Certificate{cert}
 		}
 	}
 	return c, nil
 }
+
+// KeyError is a setting of observability.tracing that New could not use:
+// Key is its path below observability.tracing (tls.ca_file).
+type KeyError struct {
+	Key string
+	Err error
+}
+
+func (e *KeyError) Error() string { return e.Key + ": " + e.Err.Error() }
+func (e *KeyError) Unwrap() error { return e.Err }
 
 func loopback(host string) bool {
 	if host == "localhost" {
