@@ -340,6 +340,9 @@ func (s *Span) End(status int, ex *exchange.Exchange) {
 	if ex.Consumer != "" {
 		attrs = append(attrs, attribute.String("rampart.consumer", ex.Consumer))
 	}
+	if g, err := strconv.Atoi(ex.GRPCStatus); err == nil {
+		attrs = append(attrs, attribute.Int("rpc.grpc.status_code", g))
+	}
 	switch {
 	case ex.Code != "":
 		attrs = append(attrs, attribute.String("rampart.error_code", ex.Code), attribute.String("error.type", ex.Code))
