@@ -66,6 +66,24 @@ routes:
 		{"ok", "", "c0000000000000000000000000000001", codes.OK},
 		{"not found", "no.such.Service", "c0000000000000000000000000000002", codes.NotFound},
 	}
+	// And a call the gateway cannot deliver: UNAVAILABLE, an error span.
+	defer func() {
+		if t.Failed() {
+			return
+		}
+		srv.Stop()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		const id = "c0000000000000000000000000000003"
+		ctx = metadata.AppendToOutgoingContext(ctx, "traceparent", "00-"+id+"-00f067aa0ba902b7-01")
+		if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); status.Code(err) != codes.Unavailable {
+			t.Fatalf("Check with the backend down: %v, want UNAVAILABLE", err)
+		}
+		s, _ := tree(t, col, id, 1)
+		if s.Int("rpc.grpc.status_code") != int64(codes.Unavailable) || s.Status != tracepb.Status_STATUS_CODE_ERROR {
+			t.Errorf("SERVER span %d %v, want 14 and error", s.Int("rpc.grpc.status_code"), s.Status)
+		}
+	}()
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -81,6 +99,9 @@ routes:
 			}
 			if got := srvSpan.Int("rpc.grpc.status_code"); got != int64(tc.code) {
 				t.Errorf("rpc.grpc.status_code = %d, want %d", got, tc.code)
+			}
+			if srvSpan.Status != tracepb.Status_STATUS_CODE_UNSET {
+				t.Errorf("SERVER status %v, want unset (NOT_FOUND is the client's problem)", srvSpan.Status)
 			}
 			if got := srvSpan.Str("url.path"); got != "/grpc.health.v1.Health/Check" {
 				t.Errorf("url.path = %q", got)

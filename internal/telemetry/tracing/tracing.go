@@ -340,8 +340,10 @@ func (s *Span) End(status int, ex *exchange.Exchange) {
 	if ex.Consumer != "" {
 		attrs = append(attrs, attribute.String("rampart.consumer", ex.Consumer))
 	}
+	grpcFailed := false
 	if g, err := strconv.Atoi(ex.GRPCStatus); err == nil {
 		attrs = append(attrs, attribute.Int("rpc.grpc.status_code", g))
+		grpcFailed = grpcServerError(g)
 	}
 	switch {
 	case ex.Code != "":
@@ -350,9 +352,23 @@ func (s *Span) End(status int, ex *exchange.Exchange) {
 	case status >= 500:
 		attrs = append(attrs, attribute.String("error.type", strconv.Itoa(status)))
 		span.SetStatus(codes.Error, "")
+	case grpcFailed:
+		attrs = append(attrs, attribute.String("error.type", ex.GRPCStatus))
+		span.SetStatus(codes.Error, "grpc-status "+ex.GRPCStatus)
 	}
 	span.SetAttributes(attrs...)
 	span.End()
+}
+
+// grpcServerError reports whether a gRPC status is a server-side failure,
+// which OTel's gRPC conventions mark Error on a SERVER span: UNKNOWN,
+// DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS.
+func grpcServerError(code int) bool {
+	switch code {
+	case 2, 4, 12, 13, 14, 15:
+		return true
+	}
+	return false
 }
 
 // methodOf returns the request method the span started with (its name).
