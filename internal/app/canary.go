@@ -165,12 +165,18 @@ func (a *App) PromoteCandidate() (string, error) {
 	if c == nil {
 		return "", admin.ErrNoCandidate
 	}
+	tr, err := a.nextTracer(c.snap.Config)
+	if err != nil {
+		return "", err
+	}
 	al, err := openAccessLog(c.snap.Config)
 	if err != nil {
+		a.dropTracer(tr)
 		return "", err
 	}
 	a.cand = nil
 	old := a.activate(c.snap, al)
+	a.setTracer(tr)
 	a.store.SetSplit(nil)
 	a.candidateGauge(nil)
 	a.metrics.Reloaded("ok")

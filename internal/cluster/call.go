@@ -178,7 +178,7 @@ func (u *Upstream) Do(req *http.Request, p *Policy) (*http.Response, error) {
 			ex.Attempts++
 		}
 
-		resp, kind, err := u.attempt(cs, c, req, p, target, body, deadline, now, n, upgrade)
+		resp, kind, err := u.attempt(cs, c, req, ex, p, target, body, deadline, now, n, upgrade)
 		now = time.Time{} // a retry reads the clock again
 		if err == nil {
 			u.tripDone(tk, u.tripResult(resp.StatusCode))
@@ -409,7 +409,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // attempt sends one try to target and waits for its response head. now,
 // when not zero, is the current time (one clock read fewer). On success
 // the response's Body is the call (see call.Close).
-func (u *Upstream) attempt(cs *callState, c *call, req *http.Request, p *Policy, target *balancer.Target, body *replay,
+func (u *Upstream) attempt(cs *callState, c *call, req *http.Request, ex *exchange.Exchange, p *Policy, target *balancer.Target, body *replay,
 	deadline, now time.Time, n int, upgrade bool) (*http.Response, attemptKind, error) {
 	start := now
 	if start.IsZero() {
@@ -473,6 +473,11 @@ func (u *Upstream) attempt(cs *callState, c *call, req *http.Request, p *Policy,
 		out.Header["Grpc-Timeout"] = []string{exchange.FormatGRPCTimeout(time.Until(headAt))}
 	}
 
+	if ex != nil && ex.Trace != nil {
+		// The attempt's CLIENT span (tracing on): its traceparent goes
+		// upstream; it ends with the response body, or with the failure.
+		c.traceEnd = ex.Trace.Attempt(out, ex, n+1)
+	}
 	target.InFlight.Add(1)
 	c.inFlight = true
 	resp, err := s.send(c, headAt)
@@ -514,6 +519,10 @@ func (u *Upstream) attempt(cs *callState, c *call, req *http.Request, p *Policy,
 		if ts != nil {
 			ts.count(-int(kind), kindLabel(kind))
 		}
+		if end := c.traceEnd; end != nil {
+			c.traceEnd = nil
+			end(0, err)
+		}
 		c.finish()
 		return nil, kind, err
 	}
@@ -529,6 +538,7 @@ func (u *Upstream) attempt(cs *callState, c *call, req *http.Request, p *Policy,
 		ts.count(resp.StatusCode, "")
 	}
 	c.resp, c.body = resp, resp.Body
+	c.traceStatus = resp.StatusCode
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		resp.Body = &upgradeBody{c: c, rwc: rwc}
 	} else {
@@ -594,7 +604,15 @@ type call struct {
 	pooled   bool
 	closed   bool
 	failed   atomic.Bool // a body read failed
+	// traceEnd ends the attempt's CLIENT span (tracing on), with
+	// traceStatus, the response status.
+	traceEnd    func(status int, err error)
+	traceStatus int
 }
+
+// errBodyBroken is a CLIENT span's error when the target broke off
+// mid-body.
+var errBodyBroken = errors.New("upstream response body broken off")
 
 // Read reads the upstream's response body. A failure other than the end of
 // the body, while the client is still there, means the target broke off
@@ -628,6 +646,14 @@ func (c *call) discard() {
 // finish ends the call's accounting and recycles a pooled call.
 func (c *call) finish() {
 	c.closed = true
+	if end := c.traceEnd; end != nil {
+		c.traceEnd = nil
+		var err error
+		if c.failed.Load() {
+			err = errBodyBroken
+		}
+		end(c.traceStatus, err)
+	}
 	if c.resp != nil {
 		c.resp.Body = c.body
 		c.s.release(c.resp)

@@ -222,6 +222,8 @@ func (c *Config) ApplyDefaults() {
 	def(c, "observability.access_log.format", &o.AccessLog.Format, "json")
 	if t := o.Tracing; t != nil {
 		def(c, "observability.tracing.sample_ratio", &t.SampleRatio, 1)
+		def(c, "observability.tracing.protocol", &t.Protocol, "grpc")
+		def(c, "observability.tracing.service_name", &t.ServiceName, "rampart")
 	}
 	c.applyTripDefaults()
 }

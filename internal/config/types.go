@@ -818,11 +818,46 @@ type AccessLog struct {
 	Format string `yaml:"format" json:"format"`
 }
 
-// Tracing exports OpenTelemetry spans.
+// Tracing exports OpenTelemetry spans over OTLP (docs/operations.md,
+// "Tracing").
 type Tracing struct {
-	// OTLPEndpoint is the host:port of the OTLP/gRPC collector. Required.
+	// OTLPEndpoint is the host:port of the OTLP collector (4317 is OTLP/gRPC's
+	// usual port, 4318 OTLP/HTTP's). Required.
 	OTLPEndpoint string `yaml:"otlp_endpoint" json:"otlp_endpoint"`
+	// Protocol is grpc (OTLP/gRPC) or http (OTLP/HTTP, protobuf, POST
+	// /v1/traces). Default grpc.
+	Protocol string `yaml:"protocol" json:"protocol"`
+	// Headers are sent with every export (an API key, a tenant). No
+	// default: none.
+	Headers map[string]string `yaml:"headers" json:"headers,omitempty"`
 	// SampleRatio is the share of new traces sampled, 0-1; an incoming
-	// traceparent's decision is kept. Default 1.
+	// traceparent's (or B3) decision is kept. Default 1.
 	SampleRatio float64 `yaml:"sample_ratio" json:"sample_ratio"`
+	// ServiceName is the service.name resource attribute. Default rampart.
+	ServiceName string `yaml:"service_name" json:"service_name"`
+	// Insecure sends spans in plaintext. Default: plaintext to a loopback
+	// endpoint (127.0.0.0/8, ::1, localhost), TLS to any other unless
+	// insecure is true; not together with tls.
+	Insecure bool `yaml:"insecure" json:"insecure,omitempty"`
+	// TLS configures TLS to the collector. Default: the system roots.
+	TLS *TracingTLS `yaml:"tls" json:"tls,omitempty"`
+}
+
+// TracingTLS configures TLS to the OTLP collector: verification against
+// ca_file (or the system roots) and an optional client certificate.
+type TracingTLS struct {
+	// ServerName is the name verified (and sent as SNI). Default: the
+	// endpoint's host.
+	ServerName string `yaml:"server_name" json:"server_name,omitempty"`
+	// CAFile holds the CA certificates the collector is verified with.
+	// Default: the system roots.
+	CAFile string `yaml:"ca_file" json:"ca_file,omitempty"`
+	// CertFile and KeyFile are a client certificate; both or neither. No
+	// default: none.
+	CertFile string `yaml:"cert_file" json:"cert_file,omitempty"`
+	// KeyFile is CertFile's key. No default.
+	KeyFile string `yaml:"key_file" json:"key_file,omitempty"`
+	// InsecureSkipVerify turns off verification of the collector's
+	// certificate. Default false.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify" json:"insecure_skip_verify,omitempty"`
 }

@@ -26,6 +26,7 @@ var (
 	upstreamProtocols = []string{"http1", "h2c", "h2"}
 	redisFailureModes = []string{"local", "allow", "deny"}
 	logFormats        = []string{"json"}
+	tracingProtocols  = []string{"grpc", "http"}
 	bufferingModes    = []string{"auto", "on", "off"}
 	proxyProtocols    = []string{"v1", "v2"}
 
@@ -1289,11 +1290,33 @@ func (v *validator) observability() {
 	}
 	v.oneOf("observability.access_log.format", "access log format", o.AccessLog.Format, logFormats)
 	if t := o.Tracing; t != nil {
+		const p = "observability.tracing"
 		if t.OTLPEndpoint == "" {
-			v.errorf("observability.tracing.otlp_endpoint", "otlp_endpoint is required")
+			v.errorf(p+".otlp_endpoint", "otlp_endpoint is required")
+		} else if err := hostPort(t.OTLPEndpoint, false, false); err != nil {
+			v.errorf(p+".otlp_endpoint", "%v", err)
 		}
-		if t.SampleRatio < 0 || t.SampleRatio > 1 {
-			v.errorf("observability.tracing.sample_ratio", "%v out of range 0-1", t.SampleRatio)
+		v.oneOf(p+".protocol", "protocol", t.Protocol, tracingProtocols)
+		if t.SampleRatio < 0 || t.SampleRatio > 1 || t.SampleRatio != t.SampleRatio {
+			v.errorf(p+".sample_ratio", "%v out of range 0-1", t.SampleRatio)
+		}
+		if t.ServiceName == "" {
+			v.errorf(p+".service_name", "service_name must not be empty")
+		}
+		for _, name := range slices.Sorted(maps.Keys(t.Headers)) {
+			if !isToken(name) {
+				v.errorf(p+".headers."+name, "invalid header name %q", name)
+			} else if val := t.Headers[name]; strings.ContainsAny(val, "\r\n\x00") {
+				v.errorf(p+".headers."+name, "header value must not contain CR, LF or NUL")
+			}
+		}
+		if tl := t.TLS; tl != nil {
+			if t.Insecure {
+				v.errorf(p+".insecure", "insecure and tls are exclusive: plaintext has no TLS settings")
+			}
+			if (tl.CertFile == "") != (tl.KeyFile == "") {
+				v.errorf(p+".tls", "cert_file and key_file go together")
+			}
 		}
 	}
 }
