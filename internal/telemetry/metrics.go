@@ -50,6 +50,7 @@ type Metrics struct {
 	AggregateBackend  *prometheus.CounterVec   // route, upstream, outcome
 	AggregateDuration *prometheus.HistogramVec // route, upstream
 	Mirror            MirrorMetrics
+	Events            EventMetrics
 	GRPCResponses     *prometheus.CounterVec // route, grpc_code
 
 	// collectors are the gateway's own collectors, registered through
@@ -186,6 +187,7 @@ func NewMetrics() *Metrics {
 	}, []string{"route", "upstream"})
 	m.MustRegister(m.AggregateBackend, m.AggregateDuration)
 	m.Mirror = newMirrorMetrics(m)
+	m.Events = newEventMetrics(m)
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.ConfigReloads.WithLabelValues("ok")
 	m.ConfigReloads.WithLabelValues("error")
