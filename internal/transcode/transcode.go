@@ -497,8 +497,9 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, ctx context.Co
 		return
 	}
 	// A trailers-only answer: the status is in the head.
-	if st := resp.Header.Get("Grpc-Status"); st != "" {
-		h.status(w, r, resp.Header, nil)
+	// A server-streaming call's trailers-only OK is an empty stream.
+	if st := resp.Header.Get("Grpc-Status"); st != "" && (st != "0" || !b.Method.IsStreamingServer()) {
+		h.status(w, r, resp.Header)
 		return
 	}
 	for k, vv := range resp.Header {
@@ -540,7 +541,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, ctx context.Co
 				route.Fail(w, r, badAnswer(up, "a unary call answered OK without a message"))
 				return
 			}
-			h.status(w, r, resp.Trailer, nil)
+			h.status(w, r, resp.Trailer)
 			return
 		}
 		if err != nil {
@@ -564,7 +565,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, ctx context.Co
 				route.Fail(w, r, badAnswer(up, "the stream ended without a grpc-status"))
 				return
 			}
-			h.status(w, r, resp.Trailer, nil)
+			h.status(w, r, resp.Trailer)
 			return
 		}
 		h.record(r, "0")
@@ -668,6 +669,9 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, b *Binding, res
 		n++
 	}
 	st := resp.Trailer.Get("Grpc-Status")
+	if st == "" && n == 0 {
+		st = resp.Header.Get("Grpc-Status") // trailers-only
+	}
 	if st == "" {
 		err := badAnswer(up, "the stream ended without a grpc-status")
 		if !started {
@@ -678,7 +682,7 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, b *Binding, res
 		return
 	}
 	if st != "0" && !started {
-		h.status(w, r, resp.Trailer, nil)
+		h.status(w, r, resp.Trailer)
 		return
 	}
 	if !started {
@@ -811,7 +815,7 @@ func (h *Handler) statusJSON(st *status.Status) []byte {
 
 // status answers a gRPC status as its HTTP status with a google.rpc.Status
 // JSON body (an OK status that carries no message is a bad answer).
-func (h *Handler) status(w http.ResponseWriter, r *http.Request, md http.Header, _ []byte) {
+func (h *Handler) status(w http.ResponseWriter, r *http.Request, md http.Header) {
 	st := h.statusOf(md)
 	if st.Code == 0 {
 		route.Fail(w, r, badAnswer(h.Upstream.Name, "OK without a message"))
