@@ -67,7 +67,7 @@ service Plain { rpc Ping(GetBookRequest) returns (Book); }
 `
 
 // shopSet builds the descriptor set with GetBook at getPath.
-func shopSet(t *testing.T, getPath string) []byte {
+func shopSet(t testing.TB, getPath string) []byte {
 	t.Helper()
 	b, err := transcodetest.Build(map[string]string{"shop.proto": fmt.Sprintf(shopProto, getPath)}, "shop.proto")
 	if err != nil {
@@ -185,7 +185,7 @@ func (s *shop) descs() []*grpc.ServiceDesc {
 }
 
 // startShop writes the descriptor set to a file and starts the server.
-func startShop(t *testing.T) (addr, descPath string) {
+func startShop(t testing.TB) (addr, descPath string) {
 	t.Helper()
 	data := shopSet(t, "/v1/shelves/{shelf}/books/{book_id}")
 	descPath = filepath.Join(t.TempDir(), "shop.pb")
@@ -222,6 +222,7 @@ routes:
       services: [shop.v1.Shop]
       mappings:
         - {method: GET, path: "/v1/ping/{book_id}", rpc: shop.v1.Plain/Ping}
+        - {method: GET, path: "/v1/ping/{book_id}/id", rpc: shop.v1.Plain/Ping, response_body: id}
 %s`, addr, desc, extra)
 }
 
@@ -285,6 +286,7 @@ func TestTranscodeRoundTrip(t *testing.T) {
 		{"whole body, proto names accepted", "POST", "/v1/echo", `{"id":"e","pages":3,"tags":["x","y"],"author":{"name":"A"}}`,
 			`{"id":"e","pages":3,"tags":["x","y"],"author":{"name":"A"}}`},
 		{"explicit mapping", "GET", "/v1/ping/p1", "", `{"id":"pong:p1"}`},
+		{"response_body", "GET", "/v1/ping/p2/id", "", `"pong:p2"`},
 		{"nested query", "GET", "/v1/shelves/s3/books?count=2&filter.prefix=p", "", `[{"id":"p0","title":"s3"},{"id":"p1","title":"s3"}]`},
 	}
 	for _, c := range cases {
