@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
@@ -97,6 +98,10 @@ func setStr(m protoreflect.Message, name, v string) {
 }
 
 func (s *shop) unary(rpc string, f func(in *dynamicpb.Message, out *dynamicpb.Message) error) grpc.MethodDesc {
+	return s.unaryCtx(rpc, func(_ context.Context, in, out *dynamicpb.Message) error { return f(in, out) })
+}
+
+func (s *shop) unaryCtx(rpc string, f func(ctx context.Context, in *dynamicpb.Message, out *dynamicpb.Message) error) grpc.MethodDesc {
 	md := s.method(rpc)
 	return grpc.MethodDesc{MethodName: string(md.Name()), Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
 		in := dynamicpb.NewMessage(md.Input())
@@ -104,7 +109,7 @@ func (s *shop) unary(rpc string, f func(in *dynamicpb.Message, out *dynamicpb.Me
 			return nil, err
 		}
 		out := dynamicpb.NewMessage(md.Output())
-		if err := f(in, out); err != nil {
+		if err := f(ctx, in, out); err != nil {
 			return nil, err
 		}
 		return out, nil
@@ -149,8 +154,19 @@ func (s *shop) descs() []*grpc.ServiceDesc {
 		in.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool { out.Set(fd, v); return true })
 		return nil
 	})
-	ping := s.unary("shop.v1.Plain/Ping", func(in, out *dynamicpb.Message) error {
-		setStr(out, "id", "pong:"+field(in, "book_id").String())
+	ping := s.unaryCtx("shop.v1.Plain/Ping", func(ctx context.Context, in, out *dynamicpb.Message) error {
+		id := "pong:" + field(in, "book_id").String()
+		md, _ := metadata.FromIncomingContext(ctx)
+		if v := md.Get("x-who"); len(v) > 0 {
+			id += "|" + strings.Join(v, ",")
+		}
+		if id == "pong:slow" {
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Second):
+			}
+		}
+		setStr(out, "id", id)
 		return nil
 	})
 	list := s.method("shop.v1.Shop/ListBooks")
@@ -315,6 +331,29 @@ func TestTranscodeRoundTrip(t *testing.T) {
 	}
 	if got := field(out, "id").String(); got != "pong:native" {
 		t.Errorf("native gRPC call answered id %q", got)
+	}
+}
+
+// TestTranscodeMetadataAndTimeout: request headers reach the method as
+// metadata (Grpc-Metadata-NAME as NAME), and a unary call slower than the
+// route's timeout gives 504.
+func TestTranscodeMetadataAndTimeout(t *testing.T) {
+	addr, desc := startShop(t)
+	g := gwtest.Start(t, strings.Replace(transcodeDoc(addr, desc, ""), "    timeout: 5s", "    timeout: 300ms", 1))
+	for _, h := range []string{"X-Who", "Grpc-Metadata-X-Who"} {
+		st, _, body := call(t, "GET", g.URL+"/v1/ping/m", "", h, "me")
+		if st != 200 {
+			t.Fatalf("%s: status %d: %s", h, st, body)
+		}
+		sameJSON(t, h, body, `{"id":"pong:m|me"}`)
+	}
+	start := time.Now()
+	st, _, body := call(t, "GET", g.URL+"/v1/ping/slow", "")
+	if st != 504 || !strings.Contains(body, "upstream_timeout") {
+		t.Errorf("slow call: status %d, body %s; want 504 upstream_timeout", st, body)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("slow call took %v with a 300ms timeout", d)
 	}
 }
 
