@@ -34,6 +34,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/rampart-gw/rampart/internal/cluster"
+	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/exchange"
 	"github.com/rampart-gw/rampart/internal/route"
 )
@@ -185,7 +186,7 @@ func (h *Handler) request(r *http.Request, b *Binding, caps []Capture) (*dynamic
 	return msg, ndjson, nil
 }
 
-// DecodeBody sets the fields of msg that a JSON body carries for b: the
+// decodeBody sets the fields of msg that a JSON body carries for b: the
 // whole message for body "*", one field for body "field". An empty body
 // sets nothing.
 func (h *Handler) decodeBody(msg *dynamicpb.Message, b *Binding, data []byte) error {
@@ -461,7 +462,7 @@ func (h *Handler) readMessage(rd io.Reader, buf []byte) ([]byte, error) {
 	n := binary.BigEndian.Uint32(head[1:])
 	limit := h.MaxMessageBytes
 	if limit <= 0 {
-		limit = 4 << 20
+		limit = config.DefaultGRPCMaxMessageBytes
 	}
 	if int64(n) > limit {
 		return nil, fmt.Errorf("gRPC message of %d bytes exceeds max_message_bytes (%d)", n, limit)
