@@ -31,6 +31,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/route"
 	"github.com/rampart-gw/rampart/internal/router"
 	"github.com/rampart-gw/rampart/internal/telemetry"
+	"github.com/rampart-gw/rampart/internal/transcode"
 )
 
 // Deps are the long-lived services a snapshot is built against. Every field
@@ -114,7 +115,12 @@ func Build(cfg *config.Config, deps Deps) (*gateway.Snapshot, error) {
 		errs = append(errs, claimOrder(cfg, path, rc, policies)...)
 		h, fwd, err := buildRoute(cfg, rc, snap, policies, deps, claims)
 		if err != nil {
-			errs = append(errs, cfg.Errorf(path, "%v", err))
+			var ce config.Errors
+			if errors.As(err, &ce) {
+				errs = append(errs, ce...) // positioned already
+			} else {
+				errs = append(errs, cfg.Errorf(path, "%v", err))
+			}
 			continue
 		}
 		perrs, usesParams := captureUse(cfg, path, rc, snap, policies)
@@ -207,6 +213,13 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 		var err error
 		if h, err = upstream(u, 0); err != nil {
 			return nil, nil, err
+		}
+		if g := rc.GRPCJSON; g != nil {
+			tc, errs := buildTranscode(cfg, rc, g, u, pc.Policy, h, deps)
+			if errs != nil {
+				return nil, nil, errs
+			}
+			h = tc
 		}
 	case len(rc.Split) > 0:
 		branches := make([]route.Branch, 0, len(rc.Split))
@@ -380,6 +393,42 @@ type failedPolicy struct{}
 func (*failedPolicy) Wrap(next http.Handler) http.Handler { return next }
 
 func isFailed(p policy.Policy) bool { _, ok := p.(*failedPolicy); return ok }
+
+// buildTranscode compiles a route's grpc_json: it reads the descriptor
+// set (config input, like a jwks_file: read at every compile, so a reload
+// picks up a changed file) and binds the services' annotations and the
+// mappings. next, the route's proxy, serves gRPC clients' own calls.
+func buildTranscode(cfg *config.Config, rc *config.Route, g *config.GRPCJSON, u *cluster.Upstream, pol cluster.Policy, next http.Handler, deps Deps) (http.Handler, config.Errors) {
+	i := 0
+	for i < len(cfg.Routes) && &cfg.Routes[i] != rc {
+		i++
+	}
+	gp := fmt.Sprintf("routes[%d].grpc_json", i)
+	set, err := transcode.Load(g.DescriptorSet)
+	if err != nil {
+		return nil, config.Errors{cfg.Errorf(gp+".descriptor_set", "read descriptor_set %s: %v", g.DescriptorSet, err)}
+	}
+	maps := make([]transcode.Mapping, len(g.Mappings))
+	for j, m := range g.Mappings {
+		maps[j] = transcode.Mapping{RPC: m.RPC, Rule: transcode.Rule{Method: m.Method, Path: m.Path, Body: m.Body, ResponseBody: m.ResponseBody}}
+	}
+	bindings, probs := transcode.Bindings(set, g.Services, maps)
+	if len(probs) > 0 {
+		errs := make(config.Errors, len(probs))
+		for j, p := range probs {
+			errs[j] = cfg.Errorf(gp+"."+p.Where, "%v", p.Err)
+		}
+		return nil, errs
+	}
+	limit := g.MaxMessageBytes
+	if limit == 0 {
+		limit = config.DefaultGRPCMaxMessageBytes
+	}
+	pol.Path = nil
+	return &transcode.Handler{Route: rc.Name, Upstream: u, Policy: pol, Bindings: bindings, Set: set, Next: next,
+		UseProtoNames: g.UseProtoNames, EmitUnpopulated: g.EmitUnpopulated, DiscardUnknown: g.DiscardUnknown,
+		MaxMessageBytes: limit, Log: deps.Log}, nil
+}
 
 // buildAggregate compiles a route's aggregate: each backend calls its
 // upstream with the route's retry policy and timeout.

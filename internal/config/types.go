@@ -516,6 +516,67 @@ type Route struct {
 	// Aggregate fans a request out to several upstreams (see Upstream).
 	// No default.
 	Aggregate *Aggregate `yaml:"aggregate" json:"aggregate,omitempty"`
+	// GRPCJSON transcodes REST/JSON requests into gRPC calls of the
+	// route's upstream, which must speak HTTP/2 (docs/grpc.md#transcoding).
+	// Only with upstream (not split or aggregate). No default: requests
+	// are proxied as they come.
+	GRPCJSON *GRPCJSON `yaml:"grpc_json" json:"grpc_json,omitempty"`
+}
+
+// GRPCJSON maps REST paths and JSON bodies onto gRPC methods, by the
+// google.api.http annotations of a descriptor set and by explicit
+// mappings.
+type GRPCJSON struct {
+	// DescriptorSet is the path of a binary FileDescriptorSet (protoc
+	// --descriptor_set_out --include_imports), read when the config is
+	// compiled, so again on every reload. Required.
+	DescriptorSet string `yaml:"descriptor_set" json:"descriptor_set"`
+	// Services are the fully qualified gRPC services ("pkg.Service")
+	// whose google.api.http annotations are served; each must be in the
+	// descriptor set. No default: none (then mappings are required).
+	Services []string `yaml:"services" json:"services,omitempty"`
+	// Mappings bind REST methods and paths to methods of any service of
+	// the descriptor set, for services without annotations; they are
+	// tried before the annotations. No default: none.
+	Mappings []GRPCMapping `yaml:"mappings" json:"mappings,omitempty"`
+	// UseProtoNames writes the JSON answer with the proto field names
+	// (book_id) instead of lowerCamelCase (bookId); requests accept both.
+	// Default false.
+	UseProtoNames bool `yaml:"use_proto_names" json:"use_proto_names,omitempty"`
+	// EmitUnpopulated writes fields that hold their zero value (0, "",
+	// false, [], null) in answers. Default false: they are left out.
+	EmitUnpopulated bool `yaml:"emit_unpopulated" json:"emit_unpopulated,omitempty"`
+	// DiscardUnknown ignores unknown JSON fields and query parameters in
+	// requests. Default false: they are a 400.
+	DiscardUnknown bool `yaml:"discard_unknown" json:"discard_unknown,omitempty"`
+	// MaxMessageBytes bounds one protobuf message of the upstream's
+	// answer, in bytes; a larger one fails the call with 502. Default
+	// 4194304 (4 MiB, DefaultGRPCMaxMessageBytes, grpc-go's own).
+	MaxMessageBytes int64 `yaml:"max_message_bytes" json:"max_message_bytes,omitempty"`
+}
+
+// DefaultGRPCMaxMessageBytes is grpc_json.max_message_bytes when not
+// set.
+const DefaultGRPCMaxMessageBytes = 4 << 20
+
+// GRPCMapping binds one REST method and path template to a gRPC method,
+// as one google.api.http rule would.
+type GRPCMapping struct {
+	// Method is the HTTP method: GET, POST, PUT, PATCH or DELETE (any
+	// case). Required.
+	Method string `yaml:"method" json:"method"`
+	// Path is the google.api.http path template, such as
+	// "/v1/{name=shelves/*}/books/{book.id}". Required.
+	Path string `yaml:"path" json:"path"`
+	// RPC is the gRPC method as "pkg.Service/Method". Required.
+	RPC string `yaml:"rpc" json:"rpc"`
+	// Body is where the JSON request body goes: "*" for the whole
+	// request message, a top-level field's name, or "" for no body (then
+	// fields not bound by the path come from the query). Default "".
+	Body string `yaml:"body" json:"body,omitempty"`
+	// ResponseBody is the top-level field of the answer sent as the JSON
+	// body instead of the whole message. Default "": the whole message.
+	ResponseBody string `yaml:"response_body" json:"response_body,omitempty"`
 }
 
 // Match is the set of conditions a request must meet, all of them.

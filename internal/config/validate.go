@@ -893,6 +893,10 @@ func (v *validator) routes() {
 			}
 		}
 
+		if g := r.GRPCJSON; g != nil {
+			v.grpcJSON(p, r, g)
+		}
+
 		pm := r.Match.Path
 		if r.StripPrefix && pm.Prefix == "" && pm.Template == "" {
 			v.errorf(p+".strip_prefix", "strip_prefix needs match.path.prefix or match.path.template")
@@ -964,6 +968,76 @@ func (v *validator) routes() {
 				v.errorf(p+".cache.stale_if_error", "must not be negative")
 			}
 		}
+	}
+}
+
+// grpcMethods are the methods a grpc_json mapping may bind (the
+// google.api.http rule's patterns).
+var grpcMethods = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+// grpcRPC is a grpc_json mapping's rpc: "pkg.Service/Method".
+var grpcRPC = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*/[A-Za-z_][A-Za-z0-9_]*$`)
+
+// protoField is a protobuf field name.
+var protoField = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// grpcJSON checks a route's grpc_json keys. Whether the descriptor set
+// holds the services and methods, and the path templates' grammar, are
+// compile's to check (it reads the file).
+func (v *validator) grpcJSON(p string, r *Route, g *GRPCJSON) {
+	gp := p + ".grpc_json"
+	if r.Upstream == "" {
+		v.errorf(gp, "grpc_json needs upstream (not split or aggregate)")
+	} else if u := v.c.Upstreams[r.Upstream]; u != nil && u.Protocol != "h2c" && u.Protocol != "h2" && u.TLS == nil {
+		v.errorf(gp, "grpc_json needs an upstream that speaks HTTP/2: upstream %q has protocol %q (use h2c, or tls)", r.Upstream, u.Protocol)
+	}
+	if r.Mirror != nil {
+		v.errorf(p+".mirror", "mirror does not work with grpc_json")
+	}
+	if r.Rewrite != nil {
+		v.errorf(p+".rewrite", "rewrite does not work with grpc_json (the gRPC method names the path)")
+	}
+	if r.StripPrefix {
+		v.errorf(p+".strip_prefix", "strip_prefix does not work with grpc_json (the gRPC method names the path)")
+	}
+	if g.DescriptorSet == "" {
+		v.errorf(gp+".descriptor_set", "descriptor_set is required")
+	}
+	if len(g.Services) == 0 && len(g.Mappings) == 0 {
+		v.errorf(gp, "grpc_json needs services or mappings")
+	}
+	seen := map[string]int{}
+	for j, s := range g.Services {
+		sp := idx(gp+".services", j)
+		if first, dup := seen[s]; dup {
+			v.errorf(sp, "duplicate service %q (also services[%d])", s, first)
+			continue
+		}
+		seen[s] = j
+		if !grpcRPC.MatchString(s + "/M") {
+			v.errorf(sp, "invalid service name %q (want pkg.Service)", s)
+		}
+	}
+	for j, m := range g.Mappings {
+		mp := idx(gp+".mappings", j)
+		if !slices.Contains(grpcMethods, strings.ToUpper(m.Method)) {
+			v.errorf(mp+".method", "invalid method %q (want %s)", m.Method, orList(grpcMethods))
+		}
+		if !strings.HasPrefix(m.Path, "/") {
+			v.errorf(mp+".path", "path must start with \"/\"")
+		}
+		if !grpcRPC.MatchString(m.RPC) {
+			v.errorf(mp+".rpc", "invalid rpc %q (want pkg.Service/Method)", m.RPC)
+		}
+		if m.Body != "" && m.Body != "*" && !protoField.MatchString(m.Body) {
+			v.errorf(mp+".body", "invalid body %q (want \"*\", a field name, or nothing)", m.Body)
+		}
+		if m.ResponseBody != "" && !protoField.MatchString(m.ResponseBody) {
+			v.errorf(mp+".response_body", "invalid response_body %q (want a field name)", m.ResponseBody)
+		}
+	}
+	if g.MaxMessageBytes < 0 {
+		v.errorf(gp+".max_message_bytes", "must not be negative")
 	}
 }
 
