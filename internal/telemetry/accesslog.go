@@ -27,7 +27,8 @@ import (
 // TestAccessLogMatchesSlog keeps the encoding equal to slog's JSONHandler
 // byte for byte: any line is valid JSON.
 type AccessLog struct {
-	path    string // the file, "" for a writer that is not reopened
+	path    string // as configured: stdout, stderr or the file ("" for a Writer)
+	file    bool   // path is a file, reopened by Reopen
 	lines   chan *[]byte
 	ctrl    chan ctrlReq
 	done    chan struct{} // closed when the writer goroutine ends
@@ -103,7 +104,10 @@ func openAccessLog(cfg AccessLogConfig, closer io.Closer) (*AccessLog, error) {
 		if err != nil {
 			return nil, err
 		}
-		a.path, a.w, a.closer = cfg.Path, f, f
+		a.w, a.closer, a.file = f, f, true
+	}
+	if cfg.Writer == nil {
+		a.path = cfg.Path
 	}
 	n := cfg.Buffer
 	if n <= 0 {
@@ -132,7 +136,8 @@ func openLogFile(path string) (*os.File, error) {
 	return f, nil
 }
 
-// Path is the file the log writes ("" for stdout, stderr or a writer).
+// Path is where the log writes, as configured: stdout, stderr or a file
+// ("" for a Writer).
 func (a *AccessLog) Path() string {
 	if a == nil {
 		return ""
@@ -254,7 +259,7 @@ func (a *AccessLog) drain() {
 // reopen opens the log's file again (after logrotate renamed it); when
 // that fails the old file stays in use.
 func (a *AccessLog) reopen() error {
-	if a.path == "" {
+	if !a.file {
 		return nil
 	}
 	f, err := openLogFile(a.path)
@@ -307,7 +312,7 @@ func (a *AccessLog) Flush() error {
 // so that a file renamed by logrotate is left alone and a new one is
 // created (SIGUSR1). Logs that are not files do nothing.
 func (a *AccessLog) Reopen() error {
-	if a == nil || a.path == "" {
+	if a == nil || !a.file {
 		return nil
 	}
 	return a.do(opReopen)
