@@ -28,6 +28,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/compile"
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/demo"
+	"github.com/rampart-gw/rampart/internal/memlimit"
 	"github.com/rampart-gw/rampart/internal/schema"
 	"github.com/rampart-gw/rampart/internal/source"
 	"github.com/rampart-gw/rampart/internal/upgrade"
@@ -133,6 +134,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log := newLogger(stderr, *level)
 	slog.SetDefault(log)
+	if d := memlimit.Apply("/"); d.Limit > 0 {
+		log.Info("Go memory limit set from the cgroup", "limit_bytes", d.Limit, "cgroup_limit_bytes", d.Cgroup, "from", d.Source)
+	} else {
+		log.Debug("no Go memory limit set from the cgroup", "reason", d.Reason)
+	}
 	inherited, err := upgrade.FromEnv()
 	if err != nil {
 		printErr(stderr, err)

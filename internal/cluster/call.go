@@ -196,13 +196,13 @@ func (u *Upstream) Do(req *http.Request, p *Policy) (*http.Response, error) {
 
 		e := classify(req.Context(), u.Name, target.Addr, kind, err)
 		switch {
-		case e.Kind == Canceled || kind == failOverflow:
-			// Neither says anything about the upstream's health.
+		case e.Kind == Canceled || e.Kind == BadRequest || kind == failOverflow:
+			// None says anything about the upstream's health.
 			u.tripDone(tk, breaker.Ignored)
 		default:
 			u.tripDone(tk, breaker.Failure)
 		}
-		if e.Kind == Canceled {
+		if e.Kind == Canceled || e.Kind == BadRequest {
 			b.ReleaseRequest()
 			return nil, e
 		}
@@ -451,6 +451,8 @@ func (u *Upstream) attempt(cs *callState, c *call, req *http.Request, p *Policy,
 		switch {
 		case errors.As(err, &oe):
 			kind = failOverflow
+		case errors.Is(err, exchange.ErrMalformedBody):
+			kind = failClient // says nothing about the target
 		case IsDialError(err):
 			kind = failConnect
 			u.Report(target.Addr, outlier.ConnectFailure)

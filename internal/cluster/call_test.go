@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/rampart-gw/rampart/internal/cluster/retry"
 	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/exchange"
 )
 
 // countingServer answers status and counts its requests.
@@ -219,4 +221,49 @@ func TestTLSVerificationLoggedOnce(t *testing.T) {
 	if n := strings.Count(logs.String(), "upstream TLS verification failed"); n != 1 {
 		t.Fatalf("logged %d times, want once:\n%s", n, logs.String())
 	}
+}
+
+// failingBody yields some bytes and then fails as a malformed body does.
+type failingBody struct{ sent bool }
+
+func (b *failingBody) Read(p []byte) (int, error) {
+	if !b.sent {
+		b.sent = true
+		return copy(p, "partial"), nil
+	}
+	return 0, fmt.Errorf("%w: test", exchange.ErrMalformedBody)
+}
+
+// A request body that turns out malformed while it is sent is the
+// client's fault: 400 bad_request, not retried even with retries on
+// reset, and never counted against the target (its breaker stays closed).
+func TestDoMalformedBody(t *testing.T) {
+	srv, _ := countingServer(t, 200)
+	u := buildUp(t, &config.Upstream{
+		Targets:        []config.Target{{Address: srv.Listener.Addr().String(), Weight: 1}},
+		CircuitBreaker: &config.CircuitBreaker{Trip: &config.CircuitTrip{ConsecutiveFailures: 1, OpenFor: config.Duration(10 * time.Second), MaxOpenFor: config.Duration(10 * time.Second), HalfOpenRequests: 1}},
+	})
+	p := &Policy{Retry: retryOn(t, 3, "reset", "connect_failure", "5xx")}
+	for i := 0; i < 3; i++ {
+		c := &exchange.Context{Context: context.Background()}
+		req := httptest.NewRequest(http.MethodPost, "/", io.NopCloser(&failingBody{})).WithContext(c)
+		req.ContentLength = -1
+		resp, err := u.Do(req, p)
+		if err == nil {
+			resp.Body.Close()
+			t.Fatal("no error")
+		}
+		var e *Error
+		if !errors.As(err, &e) || e.Kind != BadRequest || e.Status != http.StatusBadRequest || e.Code != "bad_request" {
+			t.Fatalf("got %v (%#v), want BadRequest 400 bad_request", err, e)
+		}
+		if c.Exchange.Attempts != 1 {
+			t.Fatalf("%d attempts, want 1 (no retry)", c.Exchange.Attempts)
+		}
+	}
+	resp, err := get(t, u, &Policy{}, "/")
+	if err != nil {
+		t.Fatalf("after malformed bodies the upstream refuses: %v", err)
+	}
+	resp.Body.Close()
 }

@@ -40,6 +40,10 @@ const (
 	Unreachable
 	// BadResponse: the target answered something that is not HTTP (502).
 	BadResponse
+	// BadRequest: the client's request body turned out malformed while it
+	// was being sent (a gRPC-Web text body that is not base64): the
+	// client's fault, not the upstream's (400).
+	BadRequest
 )
 
 // StatusClientClosed is the status logged (never sent) for a request whose
@@ -108,6 +112,7 @@ const (
 	failConnect              // never reached the target (dial, TLS verification)
 	failTimeout
 	failReset
+	failClient // the client's request body could not be read (exchange.ErrMalformedBody)
 )
 
 // tlsVerifyError returns the certificate verification failure in err, if
@@ -143,6 +148,9 @@ func classify(ctx context.Context, up, target string, kind attemptKind, err erro
 			Msg: "upstream did not answer in time", Upstream: up, Target: target, Err: err}
 	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
 		return errCanceled(up, err)
+	case kind == failClient:
+		return &Error{Kind: BadRequest, Status: http.StatusBadRequest, Code: "bad_request",
+			Msg: "the request body is malformed", Upstream: up, Target: target, Err: err}
 	}
 	e := &Error{Kind: Unreachable, Status: http.StatusBadGateway, Code: "upstream_unreachable",
 		Upstream: up, Target: target, Err: err}

@@ -10,6 +10,7 @@ package compile
 import (
 	"errors"
 	"fmt"
+	"github.com/rampart-gw/rampart/internal/exchange"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -256,12 +257,15 @@ func buildRoute(cfg *config.Config, rc *config.Route, snap *gateway.Snapshot, po
 	}
 	errs.Next = h
 	h = errs
+	if len(rc.Policies) > 0 {
+		h = stage{next: h}
+	}
 	for i := len(rc.Policies) - 1; i >= 0; i-- {
 		pol := policies[rc.Policies[i]]
 		if pol == nil {
 			return nil, nil, fmt.Errorf("unknown policy %q", rc.Policies[i])
 		}
-		h = pol.Wrap(h)
+		h = stage{name: rc.Policies[i], next: pol.Wrap(h)}
 	}
 	return h, &pc, nil
 }
@@ -481,4 +485,21 @@ func rewritePrefix(p config.PathMatch) string {
 		}
 	}
 	return p.Prefix
+}
+
+// stage marks which of a route's policies is running, so that a
+// gateway-made error written while it runs names it as the request's
+// RejectedBy (exchange.Error does that). One stage precedes each policy
+// and an unnamed one follows the last, clearing the mark before the
+// route's handler, whose errors are no policy's.
+type stage struct {
+	name string
+	next http.Handler
+}
+
+func (s stage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if e := exchange.From(r.Context()); e != nil {
+		e.Policy = s.name
+	}
+	s.next.ServeHTTP(w, r)
 }

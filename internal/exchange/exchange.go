@@ -75,10 +75,14 @@ type Exchange struct {
 	// with tracing off.
 	TraceID [16]byte
 	SpanID  [8]byte
-	// RejectedBy is the name (type) of the policy that refused the request
-	// ("" when none did), for the access log's rejected_by and the SERVER
+	// RejectedBy is the name of the route policy (as the config names it)
+	// that refused the request with a gateway-made error ("" when none
+	// did), for the access log's rejected_by and the SERVER
 	// span's attribute.
 	RejectedBy string
+	// Policy is the name of the route policy now running ("" outside the
+	// policies), which compile's stages set; Error copies it to RejectedBy.
+	Policy string
 	// UpstreamDuration is the time spent in upstream attempts (from the
 	// first attempt's start to the response head of the last), for the
 	// access log's upstream_duration and the spans.
@@ -110,6 +114,13 @@ func (e *Exchange) Param(name string) (string, bool) {
 // ErrBodyTooLarge is the error a request body over the listener's
 // max_body_bytes fails its reads with.
 var ErrBodyTooLarge = errors.New("request body too large")
+
+// ErrMalformedBody is what a request body that a policy decodes on the
+// fly fails its reads with when the client's encoding is broken (a
+// gRPC-Web text body that is not base64). An upstream call that fails with
+// it is the client's fault: 400 bad_request, no retry, and nothing counted
+// against the target or its circuit breaker.
+var ErrMalformedBody = errors.New("malformed request body")
 
 // BodyTooLarge reports whether r's body ran over the listener's
 // max_body_bytes while being read: whether its body is one that says so
@@ -185,6 +196,9 @@ func Error(w http.ResponseWriter, r *http.Request, status int, code, msg string)
 		if e := From(r.Context()); e != nil {
 			e.Code = code
 			rid = e.RequestID
+			if e.Policy != "" && e.RejectedBy == "" {
+				e.RejectedBy = e.Policy
+			}
 		}
 	}
 	if IsGRPC(r) {

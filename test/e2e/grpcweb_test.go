@@ -178,6 +178,45 @@ routes:
 			t.Fatalf("call: %d, expose %q", resp.StatusCode, resp.Header.Get("Access-Control-Expose-Headers"))
 		}
 	})
+	// Bad input gets a gRPC status in the trailer frame (or a 4xx), never
+	// a 500 or a hang: a frame whose length prefix promises more than the
+	// body holds, a body shorter than a frame header, and text mode whose
+	// body is not base64.
+	// The upstream's own answer to a truncated frame is its status
+	// (grpc-go: UNKNOWN); a text body the gateway cannot decode is the
+	// client's fault: INTERNAL (gRPC's mapping of 400), never UNAVAILABLE,
+	// which a client would retry.
+	for _, tc := range []struct {
+		name, ct string
+		body     []byte
+		status   string // the grpc-status wanted
+	}{
+		{"truncated message frame", "application/grpc-web+proto", []byte{0, 0, 0, 0, 100, 1, 2, 3}, "2"},
+		{"truncated frame header", "application/grpc-web+proto", []byte{0, 0, 0}, "2"},
+		{"text that is not base64", "application/grpc-web-text+proto", []byte("!!!not*base64"), "13"},
+		{"text ending inside a base64 quantum", "application/grpc-web-text+proto", []byte("AAAAAAk"), "13"},
+		{"text with a truncated frame", "application/grpc-web-text+proto", []byte(base64.StdEncoding.EncodeToString([]byte{0, 0, 0, 0, 9, 1})), "2"},
+	} {
+		t.Run("bad input: "+tc.name, func(t *testing.T) {
+			req := newRequest(t, http.MethodPost, g.URL+"/grpc.health.v1.Health/Check", bytes.NewReader(tc.body))
+			req.Header.Set("Content-Type", tc.ct)
+			resp, rb := do(t, c, req)
+			if resp.StatusCode >= 500 {
+				t.Fatalf("status %d: %s", resp.StatusCode, rb)
+			}
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d, want 200 with the status in the trailer frame", resp.StatusCode)
+			}
+			if strings.HasPrefix(tc.ct, "application/grpc-web-text") {
+				rb = decodeChunks(t, string(rb))
+			}
+			msgs, tr := grpcWebFrames(t, rb)
+			if len(msgs) != 0 || tr["grpc-status"] != tc.status {
+				t.Fatalf("%d messages, trailers %v; want grpc-status %s", len(msgs), tr, tc.status)
+			}
+			t.Logf("grpc-status %s: %s", tr["grpc-status"], tr["grpc-message"])
+		})
+	}
 	t.Run("not gRPC-Web passes untouched", func(t *testing.T) {
 		req := newRequest(t, http.MethodPost, g.URL+"/grpc.health.v1.Health/Check", strings.NewReader("{}"))
 		req.Header.Set("Content-Type", "application/json")

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"encoding/base64"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
 
+	"github.com/rampart-gw/rampart/internal/exchange"
 	"github.com/rampart-gw/rampart/internal/policy"
 )
 
@@ -93,7 +95,7 @@ func (b *b64Reader) Read(p []byte) (int, error) {
 			c, err := b.src.ReadByte()
 			if err != nil {
 				if err == io.EOF && n != 0 {
-					err = io.ErrUnexpectedEOF
+					err = fmt.Errorf("%w: gRPC-Web text body ends inside a base64 quantum", exchange.ErrMalformedBody)
 				}
 				b.err = err
 				break
@@ -108,8 +110,8 @@ func (b *b64Reader) Read(p []byte) (int, error) {
 			var dec [3]byte
 			m, err := base64.StdEncoding.Decode(dec[:], b.quad[:])
 			if err != nil {
-				b.err = err
-				return 0, err
+				b.err = fmt.Errorf("%w: gRPC-Web text body is not base64: %v", exchange.ErrMalformedBody, err)
+				return 0, b.err
 			}
 			b.out = append(b.out[:0], dec[:m]...)
 		}
