@@ -364,7 +364,8 @@ type Entry struct {
 	// start to the last one's response head.
 	UpstreamDuration time.Duration
 	Attempts         int
-	// RejectedBy is the policy that refused the request (left out when "").
+	// RejectedBy is the name of the route policy that refused the request
+	// (left out when "").
 	RejectedBy string
 	// WAFRules are the WAF rules that matched and WAFScore their anomaly
 	// score (left out when none matched).

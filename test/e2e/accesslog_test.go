@@ -133,16 +133,19 @@ observability:
 		decodeSeen(t, resp, rb)
 		line := waitLine(t, path, "the authenticated request's line", byRequestID(resp.Header.Get("X-Request-Id")))
 		checkFields(t, line, map[string]any{"consumer": "acme", "route": "keyed", "status": float64(200)})
+		if v, ok := line["rejected_by"]; ok {
+			t.Errorf("rejected_by = %v for an accepted request", v)
+		}
 	})
 
 	errorCases := []struct {
 		name, path, route, code string
 		status                  int
-		upstream                string
+		upstream, rejectedBy    string
 	}{
-		{"no route", "/nowhere", "", "route_not_found", 404, ""},
-		{"dead upstream", "/dead/x", "dead", "upstream_unreachable", 502, "dead"},
-		{"no key", "/keyed/x", "keyed", "unauthenticated", 401, ""},
+		{"no route", "/nowhere", "", "route_not_found", 404, "", ""},
+		{"dead upstream", "/dead/x", "dead", "upstream_unreachable", 502, "dead", ""},
+		{"no key", "/keyed/x", "keyed", "unauthenticated", 401, "", "keys"},
 	}
 	for _, tc := range errorCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -163,6 +166,9 @@ observability:
 			line := waitLine(t, path, "the error's line", byRequestID(id))
 			checkFields(t, line, map[string]any{"status": float64(tc.status), "code": eb.Error.Code, "route": tc.route,
 				"upstream": tc.upstream, "bytes_out": float64(len(rb)), "path": tc.path})
+			if rb, ok := line["rejected_by"]; tc.rejectedBy != "" && rb != tc.rejectedBy || tc.rejectedBy == "" && ok {
+				t.Errorf("rejected_by = %v, want %q", rb, tc.rejectedBy)
+			}
 			if eb.Error.Code != tc.code {
 				t.Errorf("code %q, want %q", eb.Error.Code, tc.code)
 			}
