@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -306,5 +308,65 @@ observability:
 	}
 	if !strings.Contains(p.Stderr(), "access log reopened") {
 		t.Errorf("no \"access log reopened\" in the log:\n%s", p.Stderr())
+	}
+}
+
+// TestAccessLogRetryAndTLS checks the fields of a retried request (the
+// attempts, and an upstream_duration that spans the first answer's delay,
+// the backoff and the second attempt) and the TLS fields of requests on a
+// TLS listener over HTTP/1.1 and HTTP/2.
+func TestAccessLogRetryAndTLS(t *testing.T) {
+	p := newPKI(t)
+	certFile, keyFile := p.issue("api", false, "api.example.com")
+	var calls atomic.Int64
+	flaky := gwtest.Upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1)%2 == 1 {
+			time.Sleep(50 * time.Millisecond)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		echoHandler("flaky").ServeHTTP(w, r)
+	}))
+	path := filepath.Join(t.TempDir(), "access.log")
+	g := startGateway(t, fmt.Sprintf(`listeners:
+  - name: public
+    address: "127.0.0.1:0"
+    tls:
+      certificates: [{cert_file: %q, key_file: %q}]
+admin: {address: "127.0.0.1:0"}
+upstreams:
+  flaky: {targets: [{address: %q}]}
+routes:
+  - {name: retried, match: {path: {prefix: /}}, upstream: flaky, retry: {attempts: 2, on: [503], backoff: {base: 20ms, max: 20ms}}}
+observability:
+  access_log: {path: %q}
+`, certFile, keyFile, flaky, path))
+	for _, tc := range []struct {
+		name  string
+		h2    bool
+		proto string
+	}{{"HTTP/1.1", false, "HTTP/1.1"}, {"HTTP/2", true, "HTTP/2.0"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tlsClient(t, p, "api.example.com", tc.h2)
+			resp, err := c.Get("https://" + g.Addr + "/r")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			s := decodeSeen(t, resp, body)
+			id := resp.Header.Get("X-Request-Id")
+			if s.Header.Get("X-Request-Id") != id {
+				t.Fatalf("request ID %q upstream, %q in the response", s.Header.Get("X-Request-Id"), id)
+			}
+			line := waitLine(t, path, "the retried request's line", byRequestID(id))
+			checkFields(t, line, map[string]any{"attempts": float64(2), "status": float64(200), "proto": tc.proto,
+				"tls_version": "TLS 1.3", "sni": "api.example.com", "route": "retried", "target": flaky})
+			d, _ := line["duration"].(float64)
+			ud, _ := line["upstream_duration"].(float64)
+			if ud < 0.050 || ud > d {
+				t.Errorf("upstream_duration %v, duration %v: want 0.05s (the first answer's delay) <= upstream_duration <= duration", ud, d)
+			}
+		})
 	}
 }
