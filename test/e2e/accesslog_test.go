@@ -85,8 +85,10 @@ routes:
   - {name: dead, match: {path: {prefix: /dead}}, upstream: dead}
   - {name: keyed, match: {path: {prefix: /keyed}}, upstream: echo, policies: [keys]}
   - {name: logged, match: {path: {prefix: /api}}, upstream: echo}
+  - {name: guarded, match: {path: {prefix: /waf}}, upstream: echo, policies: [firewall]}
 policies:
   keys: {type: api_key}
+  firewall: {type: waf}
 consumers:
   - {name: acme, api_keys: [acme-key]}
 observability:
@@ -181,6 +183,25 @@ observability:
 			}
 		})
 	}
+
+	t.Run("waf", func(t *testing.T) {
+		req := newRequest(t, http.MethodGet, g.URL+"/waf/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", nil)
+		req.Header.Set("X-Request-ID", "waf-1")
+		resp, rb := do(t, c, req)
+		checkError(t, resp, rb, 403, "waf_blocked")
+		line := waitLine(t, path, "the blocked request's line", byRequestID("waf-1"))
+		checkFields(t, line, map[string]any{"rejected_by": "firewall", "code": "waf_blocked", "status": float64(403), "route": "guarded"})
+		rules, _ := line["waf_rules"].([]any)
+		score, _ := line["waf_score"].(float64)
+		if len(rules) == 0 || score < 5 {
+			t.Errorf("waf_rules %v, waf_score %v: want the matched rules and a blocking score", line["waf_rules"], line["waf_score"])
+		}
+		for _, r := range rules {
+			if id, ok := r.(float64); !ok || id < 900000 {
+				t.Errorf("waf rule %v is not a CRS rule id", r)
+			}
+		}
+	})
 
 	guardCases := []struct {
 		name, request, method, path, code, reason string
