@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"bufio"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -19,17 +18,22 @@ import (
 
 // AccessLog writes one JSON line per request. The line is encoded by hand
 // (through log/slog a line cost about 2.3 µs and 3 allocations, this
-// encoder a tenth of that and none: BenchmarkAccessLog; issue 6), into a
-// pooled buffer, on the request's goroutine; the buffer is then queued for
-// one writer goroutine that owns the file. The request path never waits
-// for the writer: when the queue is full (a stalled disk or pipe) the line
-// is dropped and counted (rampart_access_log_dropped_total).
+// encoder a tenth of that and none: BenchmarkAccessLogEncode; issue 6) on
+// the request's goroutine and appended, under a mutex held for the copy
+// alone, to a batch buffer that one writer goroutine swaps for an empty one
+// and writes in one Write: lines that arrive together share a write, and a
+// lone line is written at once. The request path never waits for the
+// writer: when the batch is full (a stalled disk or pipe) the line is
+// dropped and counted (rampart_access_log_dropped_total).
 // TestAccessLogMatchesSlog keeps the encoding equal to slog's JSONHandler
 // byte for byte: any line is valid JSON.
 type AccessLog struct {
 	path    string // as configured: stdout, stderr or the file ("" for a Writer)
 	file    bool   // path is a file, reopened by Reopen
-	lines   chan *[]byte
+	limit   int    // the most bytes the batch may hold
+	mu      sync.Mutex
+	batch   []byte        // lines waiting for the writer, guarded by mu
+	wake    chan struct{} // one token: the batch has lines
 	ctrl    chan ctrlReq
 	done    chan struct{} // closed when the writer goroutine ends
 	closed  atomic.Bool
@@ -40,14 +44,16 @@ type AccessLog struct {
 	closeErr error
 
 	// The writer goroutine's own.
-	bw     *bufio.Writer
+	spare  []byte // the batch being written
 	w      io.Writer
 	closer io.Closer
 }
 
-// DefaultAccessLogBuffer is the number of lines an access log queues for
-// its writer before it drops lines.
-const DefaultAccessLogBuffer = 8192
+// DefaultAccessLogBuffer is how many bytes of lines an access log holds
+// for its writer before it drops lines: 2 MiB, some 5000 lines. While the
+// writer writes one batch the next fills, so the log's memory is at most
+// twice this.
+const DefaultAccessLogBuffer = 2 << 20
 
 // closeTimeout bounds how long Close waits for a stalled writer.
 const closeTimeout = 5 * time.Second
@@ -60,7 +66,7 @@ type AccessLogConfig struct {
 	// Writer, when set, is written instead of Path (tests); it is closed
 	// by Close if it is an io.Closer.
 	Writer io.Writer
-	// Buffer is how many lines may wait for the writer. Default
+	// Buffer is how many bytes of lines may wait for the writer. Default
 	// DefaultAccessLogBuffer.
 	Buffer int
 	// Dropped counts the lines dropped because the buffer was full (nil:
@@ -109,14 +115,15 @@ func openAccessLog(cfg AccessLogConfig, closer io.Closer) (*AccessLog, error) {
 	if cfg.Writer == nil {
 		a.path = cfg.Path
 	}
-	n := cfg.Buffer
-	if n <= 0 {
-		n = DefaultAccessLogBuffer
+	a.limit = cfg.Buffer
+	if a.limit <= 0 {
+		a.limit = DefaultAccessLogBuffer
 	}
-	a.lines = make(chan *[]byte, n)
+	a.batch = make([]byte, 0, min(a.limit, 64<<10))
+	a.spare = make([]byte, 0, min(a.limit, 64<<10))
+	a.wake = make(chan struct{}, 1)
 	a.ctrl = make(chan ctrlReq)
 	a.done = make(chan struct{})
-	a.bw = bufio.NewWriterSize(a.w, 64<<10)
 	go a.run()
 	return a, nil
 }
@@ -145,19 +152,8 @@ func (a *AccessLog) Path() string {
 	return a.path
 }
 
-// lines recycles line buffers; ones grown past maxPooledLine are dropped.
-var lines = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-const maxPooledLine = 16 << 10
-
-func putLine(bp *[]byte) {
-	if cap(*bp) <= maxPooledLine {
-		lines.Put(bp)
-	}
-}
-
-// Log queues e as one line. It is safe for concurrent use and never
-// blocks; a nil AccessLog logs nothing.
+// Log writes e as one line, soon. It is safe for concurrent use and never
+// blocks on the writer; a nil AccessLog logs nothing.
 func (a *AccessLog) Log(e *Entry) {
 	if a == nil {
 		return
@@ -166,13 +162,20 @@ func (a *AccessLog) Log(e *Entry) {
 		a.drop()
 		return
 	}
-	bp := lines.Get().(*[]byte)
-	*bp = appendEntry((*bp)[:0], time.Now(), e)
-	select {
-	case a.lines <- bp:
-	default:
-		putLine(bp)
+	// Encoded on the stack: only a line over 1 KiB allocates.
+	var buf [1024]byte
+	line := appendEntry(buf[:0], time.Now(), e)
+	a.mu.Lock()
+	if len(a.batch)+len(line) > a.limit {
+		a.mu.Unlock()
 		a.drop()
+		return
+	}
+	a.batch = append(a.batch, line...)
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default: // the writer is woken already
 	}
 }
 
@@ -192,9 +195,7 @@ func (a *AccessLog) Dropped() uint64 {
 	return a.nDrop.Load()
 }
 
-// run is the writer goroutine: it writes queued lines through a buffer
-// that is flushed whenever the queue runs empty, so lines that arrive
-// together share a write and a lone line is written at once.
+// run is the writer goroutine.
 func (a *AccessLog) run() {
 	defer close(a.done)
 	defer func() {
@@ -207,22 +208,17 @@ func (a *AccessLog) run() {
 	}()
 	for {
 		select {
-		case bp := <-a.lines:
-			a.write(bp)
-			if len(a.lines) == 0 {
-				a.bw.Flush()
-			}
+		case <-a.wake:
+			a.write(false)
 		case req := <-a.ctrl:
-			a.drain()
-			err := a.bw.Flush()
+			a.write(req.op == opClose)
+			var err error
 			switch req.op {
 			case opReopen:
 				err = a.reopen()
 			case opClose:
 				if a.closer != nil {
-					if cerr := a.closer.Close(); err == nil {
-						err = cerr
-					}
+					err = a.closer.Close()
 				}
 			}
 			req.reply <- err
@@ -233,27 +229,21 @@ func (a *AccessLog) run() {
 	}
 }
 
-// write adds one line to the buffer, flushing first if it would not fit,
-// so that a line is never split between two writes.
-func (a *AccessLog) write(bp *[]byte) {
-	b := *bp
-	if len(b) > a.bw.Available() && a.bw.Buffered() > 0 {
-		a.bw.Flush()
+// write swaps the batch for the spare and writes it, whole lines in one
+// Write. The final write leaves no room, so that a line logged as Close
+// runs is dropped and counted rather than lost.
+func (a *AccessLog) write(final bool) {
+	a.mu.Lock()
+	b := a.batch
+	a.batch = a.spare[:0]
+	if final {
+		a.limit = -1
 	}
-	a.bw.Write(b) // as slog: a failed write loses the line, nothing else
-	putLine(bp)
-}
-
-// drain writes every line queued so far.
-func (a *AccessLog) drain() {
-	for {
-		select {
-		case bp := <-a.lines:
-			a.write(bp)
-		default:
-			return
-		}
+	a.mu.Unlock()
+	if len(b) > 0 {
+		a.w.Write(b) // as slog: a failed write loses the lines, nothing else
 	}
+	a.spare = b[:0]
 }
 
 // reopen opens the log's file again (after logrotate renamed it); when
@@ -270,7 +260,6 @@ func (a *AccessLog) reopen() error {
 		a.closer.Close()
 	}
 	a.w, a.closer = f, f
-	a.bw.Reset(f)
 	return nil
 }
 
@@ -308,7 +297,7 @@ func (a *AccessLog) Flush() error {
 	return a.do(opFlush)
 }
 
-// Reopen writes what is queued, then reopens the log's file by its path,
+// Reopen writes what is waiting, then reopens the log's file by its path,
 // so that a file renamed by logrotate is left alone and a new one is
 // created (SIGUSR1). Logs that are not files do nothing.
 func (a *AccessLog) Reopen() error {
@@ -318,7 +307,7 @@ func (a *AccessLog) Reopen() error {
 	return a.do(opReopen)
 }
 
-// Close writes every queued line, closes the file, if any, and stops the
+// Close writes every waiting line, closes the file, if any, and stops the
 // writer. Lines logged after Close are dropped. It waits at most
 // closeTimeout for a stalled writer.
 func (a *AccessLog) Close() error {

@@ -273,17 +273,18 @@ func (w *blockedWriter) Write(p []byte) (int, error) {
 
 // TestAccessLogFullBufferDrops checks that a writer that does not return
 // (a stalled disk or pipe) never blocks Log: once the buffer is full, lines
-// are dropped and counted, and the lines queued are written once the
-// writer returns.
+// are dropped and counted, and the lines held are written once the writer
+// returns.
 func TestAccessLogFullBufferDrops(t *testing.T) {
 	w := &blockedWriter{entered: make(chan struct{}), release: make(chan struct{})}
 	m := NewMetrics()
-	const size = 16
-	a, err := OpenAccessLog(AccessLogConfig{Writer: w, Buffer: size, Dropped: m.AccessLogDropped})
+	e := Entry{Path: "/x", Status: 200}
+	lineLen := len(appendEntry(nil, time.Date(2026, 1, 1, 0, 0, 0, 123456789, time.UTC), &e)) // the longest timestamp
+	const room = 16
+	a, err := OpenAccessLog(AccessLogConfig{Writer: w, Buffer: room * lineLen, Dropped: m.AccessLogDropped})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := Entry{Path: "/x", Status: 200}
 	a.Log(&e)
 	<-w.entered // the writer is stuck in the first line's write
 	const n = 1000
@@ -294,18 +295,19 @@ func TestAccessLogFullBufferDrops(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("%d lines took %v with a blocked writer: Log blocks", n, d)
 	}
-	if got, want := a.Dropped(), uint64(n-size); got != want {
-		t.Fatalf("dropped %d, want %d", got, want)
+	dropped := a.Dropped()
+	if dropped < n-room-room/2 || dropped > n-room { // a short timestamp makes room for a few more
+		t.Fatalf("dropped %d of %d with room for about %d", dropped, n, room)
 	}
-	if got := testutil.ToFloat64(m.AccessLogDropped); got != float64(n-size) {
-		t.Fatalf("rampart_access_log_dropped_total = %v, want %d", got, n-size)
+	if got := testutil.ToFloat64(m.AccessLogDropped); got != float64(dropped) {
+		t.Fatalf("rampart_access_log_dropped_total = %v, want %d", got, dropped)
 	}
 	close(w.release)
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if w.n != 1+size {
-		t.Fatalf("%d lines written, want %d", w.n, 1+size)
+	if uint64(w.n) != 1+n-dropped {
+		t.Fatalf("%d lines written, want %d", w.n, 1+n-dropped)
 	}
 }
 
