@@ -391,3 +391,52 @@ observability:
 		})
 	}
 }
+
+// TestAccessLogReload changes observability.access_log.path by reloads:
+// another file takes the next lines, off stops them, and a reload that
+// keeps the path keeps writing to the same file.
+func TestAccessLogReload(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
+	up := echoUpstream(t, "echo")
+	doc := func(path string) string {
+		return listenerYAML("") + fmt.Sprintf(`
+upstreams:
+  echo: {targets: [{address: %q}]}
+routes:
+  - {name: all, match: {path: {prefix: /}}, upstream: echo}
+observability:
+  access_log: {path: %q}
+`, up, path)
+	}
+	g := startGateway(t, doc(a))
+	c := newClient(t)
+	send := func(id string) {
+		t.Helper()
+		req := newRequest(t, http.MethodGet, g.URL+"/x", nil)
+		req.Header.Set("X-Request-ID", id)
+		resp, body := do(t, c, req)
+		decodeSeen(t, resp, body)
+	}
+	ids := func(path string) string {
+		var out []string
+		for _, m := range logLines(t, path) {
+			out = append(out, fmt.Sprint(m["request_id"]))
+		}
+		return strings.Join(out, ",")
+	}
+	send("1")
+	g.Reload(t, doc(a)+"\n# the same path\n")
+	send("2")
+	g.Reload(t, doc(b))
+	send("3")
+	g.Reload(t, doc("off"))
+	send("4")
+	g.Reload(t, doc(b))
+	send("5")
+	gwtest.WaitFor(t, 5*time.Second, "the lines", func() bool { return ids(a) == "1,2" && ids(b) == "3,5" })
+	g.Stop()
+	if ids(a) != "1,2" || ids(b) != "3,5" {
+		t.Fatalf("a.log has %s, b.log %s; want 1,2 and 3,5", ids(a), ids(b))
+	}
+}
