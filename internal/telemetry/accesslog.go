@@ -259,10 +259,8 @@ func (a *AccessLog) write(final bool) {
 	if len(b) > 0 {
 		a.w.Write(b) // as slog: a failed write loses the lines, nothing else
 	}
-	if cap(b) > 4*WakeBytes && len(b) < WakeBytes {
-		// A burst grew the buffer; let it go once the burst is over.
-		b = make([]byte, 0, WakeBytes)
-	}
+	// A burst may have grown b (up to the limit): it is kept, so that
+	// the next burst does not grow it again.
 	a.spare = b[:0]
 }
 
