@@ -447,3 +447,23 @@ func BenchmarkAccessLogEncode(b *testing.B) {
 		buf = appendEntry(buf[:0], t, &e)
 	}
 }
+
+// FuzzAccessLogLine checks that the line of any request strings is valid
+// JSON and equal, byte for byte, to slog's.
+func FuzzAccessLogLine(f *testing.F) {
+	f.Add("/a\"b\\c", "curl/8\x00\xff", "h\u2028", "GET", int64(1500))
+	f.Add("", "", "", "", int64(0))
+	f.Add("/\xed\xa0\x80", "\x1b[0m", "[::1]:80", "PRI", int64(-1))
+	at := time.Date(2026, 12, 7, 10, 0, 0, 123, time.UTC)
+	f.Fuzz(func(t *testing.T, path, ua, host, method string, d int64) {
+		e := Entry{Path: path, UserAgent: ua, Host: host, Method: method, Consumer: ua, SNI: host, TLSVersion: tls.VersionTLS13,
+			RefusedBy: method, Reason: path, RejectedBy: host, Duration: time.Duration(d), UpstreamDuration: time.Duration(d / 2)}
+		got := appendEntry(nil, at, &e)
+		if !json.Valid(got) {
+			t.Fatalf("not JSON: %q", got)
+		}
+		if want := slogLine(at, &e); !bytes.Equal(got, want) {
+			t.Fatalf("line differs from slog's\n got %s\nwant %s", got, want)
+		}
+	})
+}
