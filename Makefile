@@ -10,7 +10,7 @@ COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 FUZZTIME ?= 60s
 
-.PHONY: all build demo test test-deps vet fmt-check unit fuzz fuzz-smoke soak bench bench-quick bench-go clean
+.PHONY: all build demo test test-deps vet fmt-check unit crs fuzz fuzz-smoke soak bench bench-quick bench-go clean
 
 all: build
 
@@ -22,7 +22,7 @@ demo: build
 	./bin/rampart demo
 
 ## test: everything CI runs: formatting, vet, race-enabled tests, bounded fuzzing, benchmarks once.
-test: test-deps fmt-check vet unit fuzz-smoke bench-go
+test: test-deps fmt-check vet unit crs fuzz-smoke bench-go
 
 # Installs what the tests need when it is missing (Debian packages).
 test-deps:
@@ -37,6 +37,12 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# The OWASP CRS regression suite (go-ftw) against the waf policy: all of it,
+# without the race detector (about 20 s); under -race, `unit` runs the first
+# test of each rule only. See docs/security.md.
+crs:
+	$(GO) test -count=1 -timeout 10m -run '^TestCRSRegression$$' ./internal/policy/waf/
 
 # Each fuzz target for a bounded time (FUZZTIME_SMOKE), so CI stays fast.
 FUZZTIME_SMOKE ?= 5s

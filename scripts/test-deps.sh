@@ -13,7 +13,7 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v etcd >/dev/null || need+=(etcd-server)
 # test/dashboard renders the admin dashboard in headless Chromium.
 command -v chromium >/dev/null || need+=(chromium)
-# deploy/prometheus runs promtool on the alert rules; test/grafana runs a
+# deploy/prometheus runs promtool on the alert rules; deploy/grafana runs a
 # real Prometheus against a real gateway (one Debian package has both).
 { command -v promtool >/dev/null && command -v prometheus >/dev/null; } || need+=(prometheus)
 if ((${#need[@]})); then

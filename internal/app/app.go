@@ -30,6 +30,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/registry"
 	"github.com/rampart-gw/rampart/internal/source"
 	"github.com/rampart-gw/rampart/internal/telemetry"
+	"github.com/rampart-gw/rampart/internal/telemetry/tracing"
 	"github.com/rampart-gw/rampart/internal/upgrade"
 )
 
@@ -77,6 +78,12 @@ type App struct {
 	access   atomic.Pointer[telemetry.AccessLog]
 	// retiredLogs are access logs replaced by a reload, closed at exit.
 	retiredLogs []*telemetry.AccessLog
+	// tracer is the active config's tracing (nil: off); spansDropped is
+	// rampart_tracing_spans_dropped_total, shared by every tracer; retired
+	// tracers flush and shut down in the background, tracked by tracerWG.
+	tracer       atomic.Pointer[tracing.Tracer]
+	spansDropped prometheus.Counter
+	tracerWG     sync.WaitGroup
 
 	listeners []server
 	// tcp are the L4 proxy's metrics, registered whether or not a tcp
@@ -141,6 +148,8 @@ func New(opts Options) (*App, error) {
 		}
 		return 0
 	}))
+	a.spansDropped = tracing.NewDropped()
+	a.metrics.MustRegister(a.spansDropped)
 	a.store.SetObserver(&a.versions)
 	var err error
 	switch {
@@ -156,6 +165,7 @@ func New(opts Options) (*App, error) {
 		if a.etcd != nil {
 			a.etcd.Close()
 		}
+		a.stopTracing()
 		return nil, err
 	}
 	cfg := a.store.Load().Config
@@ -163,6 +173,7 @@ func New(opts Options) (*App, error) {
 	if err := a.bind(cfg); err != nil {
 		a.closeListeners()
 		a.registry.Close()
+		a.stopTracing()
 		return nil, err
 	}
 	return a, nil
@@ -221,7 +232,7 @@ func (a *App) bind(cfg *config.Config) error {
 		if lc.TLS != nil {
 			hc.TLSState = listener.TLSState
 		}
-		h := gateway.NewHandler(hc, gateway.HandlerDeps{Store: &a.store, Metrics: a.metrics, AccessLog: a.access.Load})
+		h := gateway.NewHandler(hc, gateway.HandlerDeps{Store: &a.store, Metrics: a.metrics, AccessLog: a.access.Load, Tracer: &a.tracer})
 		l, err := listener.Listen(listener.Config{Name: lc.Name, Address: lc.Address, Limits: lc.Limits, TLS: lc.TLS, ReusePort: lc.ReusePort, HTTP3: lc.HTTP3}, h,
 			listener.Deps{Metrics: a.metrics, Log: a.log, AccessLog: a.access.Load, Bind: func(c listener.Config) (net.Listener, error) {
 				return a.opts.Inherited.Listen(upgrade.Key(c.Name, c.Address), c.Address, c.ReusePort)
@@ -400,6 +411,7 @@ loop:
 		a.etcd.Close()
 	}
 	a.registry.Close()
+	a.stopTracing()
 	a.access.Load().Close()
 	for _, al := range a.retiredLogs {
 		al.Close()

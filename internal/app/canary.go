@@ -106,7 +106,7 @@ func (a *App) StageCandidate(spec admin.CandidateSpec) (string, error) {
 	a.cand = c
 	a.store.SetSplit(&gateway.Split{Candidate: snap, Basis: uint32(math.Round(c.percent * 100)), Header: header})
 	a.candidateGauge(c)
-	a.metrics.ConfigReloads.WithLabelValues("ok").Inc()
+	a.metrics.Reloaded("ok")
 	a.status.staged(snap.Version)
 	a.log.Info("candidate config staged", "candidate", snap.Version, "active", cur.Version, "percent", c.percent, "hash", c.hash)
 	return snap.Version, nil
@@ -165,15 +165,21 @@ func (a *App) PromoteCandidate() (string, error) {
 	if c == nil {
 		return "", admin.ErrNoCandidate
 	}
+	tr, err := a.nextTracer(c.snap.Config)
+	if err != nil {
+		return "", err
+	}
 	al, err := a.openAccessLog(c.snap.Config)
 	if err != nil {
+		a.dropTracer(tr)
 		return "", err
 	}
 	a.cand = nil
 	old := a.activate(c.snap, al)
+	a.setTracer(tr)
 	a.store.SetSplit(nil)
 	a.candidateGauge(nil)
-	a.metrics.ConfigReloads.WithLabelValues("ok").Inc()
+	a.metrics.Reloaded("ok")
 	a.status.applied(SourcePromote, c.snap.Version, 0, nil)
 	a.status.candidateEnded(c.snap.Version, "promoted")
 	a.log.Info("candidate config promoted", "version", c.snap.Version, "previous", old.Version)

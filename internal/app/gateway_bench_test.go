@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/rampart-gw/rampart/internal/config"
+	"github.com/rampart-gw/rampart/internal/telemetry/tracing/otlptest"
 )
 
 // BenchmarkGatewayOnly measures what the gateway alone costs per proxied
@@ -33,40 +34,71 @@ func BenchmarkGatewayOnly(b *testing.B) {
 			if tc.netHTTP {
 				b.Setenv("RAMPART_HTTP1_SERVER", "net/http")
 			}
-			addr := startBenchGateway(b, backend)
-			var c net.Conn
-			defer func() {
-				if c != nil {
-					c.Close()
-				}
-			}()
-			req := []byte("GET /bench HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\n\r\n")
-			buf := make([]byte, 4096)
-			roundTrip := func() {
-				if c == nil {
-					var err error
-					if c, err = net.Dial("tcp", addr); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if _, err := c.Write(req); err != nil {
-					b.Fatal(err)
-				}
-				closing, err := readRawResponse(c, buf)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if closing { // max_requests_per_connection reached
-					c.Close()
-					c = nil
-				}
+			benchRoundTrips(b, startBenchGateway(b, backend))
+		})
+	}
+}
+
+// benchRoundTrips measures keep-alive GETs through the gateway at addr
+// from a raw socket client that allocates nothing per request.
+func benchRoundTrips(b *testing.B, addr string) {
+	var c net.Conn
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	req := []byte("GET /bench HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\n\r\n")
+	buf := make([]byte, 4096)
+	roundTrip := func() {
+		if c == nil {
+			var err error
+			if c, err = net.Dial("tcp", addr); err != nil {
+				b.Fatal(err)
 			}
-			roundTrip() // connections warm on both sides
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				roundTrip()
-			}
+		}
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		closing, err := readRawResponse(c, buf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if closing { // max_requests_per_connection reached
+			c.Close()
+			c = nil
+		}
+	}
+	roundTrip() // connections warm on both sides
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		roundTrip()
+	}
+}
+
+// BenchmarkGatewayTracing is BenchmarkGatewayOnly's fast case with
+// tracing off, on at sample_ratio 0 (spans made, none sampled or
+// exported) and on at ratio 1 (every request's SERVER and CLIENT spans
+// exported to an in-process OTLP/gRPC collector, which decodes and
+// counts them: its own work is in the figures too) and at ratio 1 with a
+// dead collector, side by side for the cost figures in
+// docs/operations.md.
+func BenchmarkGatewayTracing(b *testing.B) {
+	backend := startRawBackend(b, 100)
+	col := otlptest.StartGRPC(b)
+	col.Discard()
+	dead := deadAddr(b)
+	for _, tc := range []struct{ name, tracing string }{
+		{"off", ""},
+		{"ratio0", fmt.Sprintf(", tracing: {otlp_endpoint: %q, sample_ratio: 0}", col.Addr)},
+		{"ratio1", fmt.Sprintf(", tracing: {otlp_endpoint: %q, sample_ratio: 1}", col.Addr)},
+		// Spans made and queued, exports failing: what a dead collector
+		// costs (the spans are counted dropped).
+		{"ratio1-dead-collector", fmt.Sprintf(", tracing: {otlp_endpoint: %q, sample_ratio: 1}", dead)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			benchRoundTrips(b, startBenchGatewayObs(b, backend, `{access_log: {path: "off"}`+tc.tracing+`}`))
 		})
 	}
 }
@@ -84,7 +116,7 @@ func BenchmarkGatewayAccessLog(b *testing.B) {
 		{"discard", os.DevNull},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			addr, a := startBenchGatewayLog(b, backend, tc.path)
+			addr, a := startBenchGatewayApp(b, backend, fmt.Sprintf(`{access_log: {path: %q}}`, tc.path))
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				b.Fatal(err)
@@ -124,12 +156,28 @@ func BenchmarkGatewayAccessLog(b *testing.B) {
 
 func startBenchGateway(b *testing.B, backend string) string {
 	b.Helper()
-	addr, _ := startBenchGatewayLog(b, backend, "off")
+	return startBenchGatewayObs(b, backend, `{access_log: {path: "off"}}`)
+}
+
+// deadAddr returns a 127.0.0.1 address nothing listens on.
+func deadAddr(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startBenchGatewayObs starts the benchmark gateway with observability obs.
+func startBenchGatewayObs(b *testing.B, backend, obs string) string {
+	b.Helper()
+	addr, _ := startBenchGatewayApp(b, backend, obs)
 	return addr
 }
 
-// startBenchGatewayLog is startBenchGateway with the access log at path.
-func startBenchGatewayLog(b *testing.B, backend, path string) (string, *App) {
+// startBenchGatewayApp is startBenchGatewayObs, returning the App too.
+func startBenchGatewayApp(b *testing.B, backend, obs string) (string, *App) {
 	b.Helper()
 	cfg, err := config.Parse("bench.yaml", []byte(fmt.Sprintf(`
 listeners: [{name: public, address: "127.0.0.1:0"}]
@@ -138,8 +186,8 @@ upstreams:
   backend: {targets: [{address: %q}]}
 routes:
   - {name: all, match: {path: {prefix: /}}, upstream: backend}
-observability: {access_log: {path: %q}}
-`, backend, path)))
+observability: %s
+`, backend, obs)))
 	if err == nil {
 		err = cfg.Validate()
 	}

@@ -9,7 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rampart-gw/rampart/internal/admin"
 	"github.com/rampart-gw/rampart/internal/cluster/outlier"
 	"github.com/rampart-gw/rampart/internal/compile"
@@ -177,5 +179,40 @@ func TestStagedCandidateFollowsHealth(t *testing.T) {
 		if tg := cand.Pick(nil); tg == nil || tg.Addr != addrs[0] {
 			t.Fatalf("the candidate picked %v after the ejection", tg)
 		}
+	}
+}
+
+// Every config application records its time by result in
+// rampart_config_last_reload_timestamp_seconds, beside the reload counter.
+func TestLastReloadTimestamp(t *testing.T) {
+	addrs := []string{"127.0.0.1:1"}
+	a := newLifecycleApp(t, lifecycleConfig(t, addrs, ""))
+	last := func(result string) float64 {
+		return testutil.ToFloat64(a.metrics.Events.LastReload.WithLabelValues(result))
+	}
+	start := float64(time.Now().Add(-time.Second).Unix())
+	if ok := last("ok"); ok < start {
+		t.Fatalf("start-up application at %v, want after %v", ok, start)
+	}
+	if e := last("error"); e != 0 {
+		t.Fatalf("error time %v before any refused config", e)
+	}
+	before := last("ok")
+	time.Sleep(20 * time.Millisecond)
+	if _, err := a.ApplyConfig(admin.Document{Name: "api.yaml", Data: lifecycleConfig(t, addrs, "# v2\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if ok := last("ok"); ok <= before {
+		t.Fatalf("ok time %v not after %v", ok, before)
+	}
+	okCount := testutil.ToFloat64(a.metrics.ConfigReloads.WithLabelValues("ok"))
+	if _, err := a.ApplyConfig(admin.Document{Name: "api.yaml", Data: lifecycleConfig(t, addrs, "  - {name: bad, match: {path: {prefix: /x}}, upstream: nope}\n")}); err == nil {
+		t.Fatal("a config naming an unknown upstream was applied")
+	}
+	if e := last("error"); e < start {
+		t.Fatalf("error time %v after a refused config", e)
+	}
+	if n := testutil.ToFloat64(a.metrics.ConfigReloads.WithLabelValues("ok")); n != okCount {
+		t.Fatalf("ok reloads %v → %v on a refused config", okCount, n)
 	}
 }

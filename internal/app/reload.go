@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/gateway"
 	"github.com/rampart-gw/rampart/internal/source"
 	"github.com/rampart-gw/rampart/internal/telemetry"
+	"github.com/rampart-gw/rampart/internal/telemetry/tracing"
 )
 
 // Where a config came from, as shown in the status and the logs.
@@ -41,8 +43,14 @@ func (a *App) apply(cfg *config.Config, src string) error {
 		a.refused(src, err)
 		return err
 	}
+	tr, err := a.nextTracer(cfg)
+	if err != nil {
+		a.refused(src, err)
+		return err
+	}
 	al, err := a.openAccessLog(cfg)
 	if err != nil {
+		a.dropTracer(tr)
 		err = config.Errors{cfg.Errorf("observability.access_log.path", "%v", err)}
 		a.refused(src, err)
 		return err
@@ -58,10 +66,11 @@ func (a *App) apply(cfg *config.Config, src string) error {
 		a.candidateGauge(nil)
 	}
 	old := a.activate(snap, al)
+	a.setTracer(tr)
 	// Released after the new snapshot acquired its claims, so that state
 	// both use is kept.
 	dropped.Release()
-	a.metrics.ConfigReloads.WithLabelValues("ok").Inc()
+	a.metrics.Reloaded("ok")
 	var warnings []string
 	if a.bound != "" && listenerKey(cfg) != a.bound {
 		warnings = append(warnings, "listeners, admin.address and pid_file are set up at start-up; their changes take effect after a restart or a binary upgrade")
@@ -124,7 +133,7 @@ func (a *App) activate(snap *gateway.Snapshot, al *telemetry.AccessLog) *gateway
 // refused records a config that was not applied: the metric, the log and
 // the status all carry every problem.
 func (a *App) refused(src string, err error) {
-	a.metrics.ConfigReloads.WithLabelValues("error").Inc()
+	a.metrics.Reloaded("error")
 	ps := admin.Problems(err)
 	lines := make([]string, len(ps))
 	for i, p := range ps {
@@ -244,5 +253,71 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-t.C:
+	}
+}
+
+// tracerFlush bounds the export of a retired tracer's queued spans.
+const tracerFlush = 5 * time.Second
+
+// nextTracer returns the tracer cfg asks for: nil with tracing off, the
+// current one when cfg's tracing is unchanged, else a new one (which
+// exports nothing until setTracer makes it current). A tracer that cannot
+// be built (a TLS file) refuses the config.
+func (a *App) nextTracer(cfg *config.Config) (*tracing.Tracer, error) {
+	t := cfg.Observability.Tracing
+	if t == nil {
+		return nil, nil
+	}
+	if cur := a.tracer.Load(); cur.Same(t) {
+		return cur, nil
+	}
+	tr, err := tracing.New(tracing.Config{Tracing: *t, Dropped: a.spansDropped, Log: a.log})
+	if ke := (*tracing.KeyError)(nil); errors.As(err, &ke) {
+		return nil, config.Errors{cfg.Errorf("observability.tracing."+ke.Key, "%v", ke.Err)}
+	}
+	if err != nil {
+		return nil, config.Errors{cfg.Errorf("observability.tracing", "%v", err)}
+	}
+	return tr, nil
+}
+
+// setTracer makes tr current; a replaced tracer exports what it holds,
+// within tracerFlush, and shuts down in the background (requests still
+// running on it end their spans into it meanwhile).
+func (a *App) setTracer(tr *tracing.Tracer) {
+	old := a.tracer.Swap(tr)
+	if old == nil || old == tr {
+		return
+	}
+	a.tracerWG.Add(1)
+	go func() {
+		defer a.tracerWG.Done()
+		defer func() {
+			if p := recover(); p != nil {
+				a.log.Error("tracing: shutting down a retired tracer panicked", "panic", fmt.Sprint(p))
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), tracerFlush)
+		defer cancel()
+		if err := old.Shutdown(ctx); err != nil {
+			a.log.Warn("tracing: retired tracer shut down before all spans were exported", "err", err.Error())
+		}
+	}()
+}
+
+// stopTracing shuts the current tracer down (flushing within tracerFlush)
+// and waits for the retired ones.
+func (a *App) stopTracing() {
+	a.setTracer(nil)
+	a.tracerWG.Wait()
+}
+
+// dropTracer shuts down tr, built by nextTracer for a config that was not
+// applied after all.
+func (a *App) dropTracer(tr *tracing.Tracer) {
+	if tr != nil && tr != a.tracer.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		tr.Shutdown(ctx)
 	}
 }

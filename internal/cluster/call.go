@@ -72,11 +72,20 @@ type callState struct {
 	send   sender
 	series sync.Map // *balancer.Target -> *targetSeries
 	tlsBad sync.Map // target address -> struct{}: its last attempt failed TLS verification
+	// rewind: the transport is net/http's (HTTP/2, TLS), which resends a
+	// request its target refused unprocessed (REFUSED_STREAM, a stream
+	// above a GOAWAY's last one) when it can get the body again
+	// (Request.GetBody): streamed bodies are kept for replay even
+	// without retries.
+	rewind bool
 }
 
 func (u *Upstream) caller() *callState {
 	cs := &u.calls
-	cs.once.Do(func() { cs.send = newSender(u.Transport) })
+	cs.once.Do(func() {
+		cs.send = newSender(u.Transport)
+		_, cs.rewind = cs.send.(rtSender)
+	})
 	return cs
 }
 
@@ -124,10 +133,10 @@ func (u *Upstream) Do(req *http.Request, p *Policy) (*http.Response, error) {
 		deadline = now.Add(p.Timeout)
 	}
 	var body *replay
-	if attempts > 1 && req.GetBody == nil && req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
-		limit := rt.MaxReplayBytes
-		if limit <= 0 {
-			limit = DefaultMaxReplayBytes
+	if (attempts > 1 || cs.rewind) && req.GetBody == nil && req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
+		limit := int64(DefaultMaxReplayBytes)
+		if rt != nil && rt.MaxReplayBytes > 0 {
+			limit = rt.MaxReplayBytes
 		}
 		body = &replay{src: req.Body, limit: limit}
 	}
@@ -174,14 +183,14 @@ func (u *Upstream) Do(req *http.Request, p *Policy) (*http.Response, error) {
 			ex.Attempts++
 		}
 
-		resp, kind, err := u.attempt(cs, c, req, p, target, body, deadline, now, n, upgrade)
+		resp, kind, err := u.attempt(cs, c, req, ex, p, target, body, deadline, now, n, upgrade)
 		now = time.Time{} // a retry reads the clock again
 		if ex != nil {
 			ex.UpstreamDuration = time.Since(first)
 		}
 		if err == nil {
 			u.tripDone(tk, u.tripResult(resp.StatusCode))
-			if n+1 < attempts && retryable(req, rt, retry.Response, resp.StatusCode, body) {
+			if n+1 < attempts && (retryable(req, rt, retry.Response, resp.StatusCode, body) || retryableGRPC(req, rt, resp, body)) {
 				if next, wait, ok := u.retryPermit(rt, b, n, resp, deadline); ok {
 					c.discard()
 					if tk = next; !u.retryWait(req, p, b, tk, wait) {
@@ -191,6 +200,9 @@ func (u *Upstream) Do(req *http.Request, p *Policy) (*http.Response, error) {
 				}
 			}
 			c.slot = b // released when the body closes
+			if body != nil {
+				body.finish() // a long stream keeps no copy
+			}
 			return resp, nil
 		}
 
@@ -334,6 +346,41 @@ func retryable(r *http.Request, rt *Retry, kind retry.ErrorKind, status int, bod
 	return true
 }
 
+// retryableGRPC reports whether a gRPC answer may be retried: its status
+// came in the head (a trailers-only answer, so nothing of it has reached
+// the client) and retry.on lists it (grpc:NAME). Listing a gRPC status is
+// the operator's word that the route's calls may run again on it, as a
+// gRPC retry policy's retryableStatusCodes is: every gRPC call is a POST,
+// and which methods are idempotent is not the gateway's to know.
+func retryableGRPC(r *http.Request, rt *Retry, resp *http.Response, body *replay) bool {
+	if rt == nil || !rt.On.GRPC() || resp.StatusCode != http.StatusOK || r.Context().Err() != nil {
+		return false
+	}
+	v := resp.Header["Grpc-Status"]
+	if len(v) == 0 || !rt.On.ShouldRetryGRPC(grpcCode(v[0])) {
+		return false
+	}
+	if body != nil && !body.replayable() {
+		return false
+	}
+	return r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || body != nil || r.GetBody != nil
+}
+
+// grpcCode parses a grpc-status value, or returns -1.
+func grpcCode(v string) int {
+	if len(v) == 0 || len(v) > 2 {
+		return -1
+	}
+	n := 0
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return -1
+		}
+		n = n*10 + int(v[i]-'0')
+	}
+	return n
+}
+
 // backoff returns how long to wait before the next attempt: exponential
 // with full jitter, at least what the upstream's Retry-After asks, and only
 // if the wait leaves time before the route deadline.
@@ -370,7 +417,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // attempt sends one try to target and waits for its response head. now,
 // when not zero, is the current time (one clock read fewer). On success
 // the response's Body is the call (see call.Close).
-func (u *Upstream) attempt(cs *callState, c *call, req *http.Request, p *Policy, target *balancer.Target, body *replay,
+func (u *Upstream) attempt(cs *callState, c *call, req *http.Request, ex *exchange.Exchange, p *Policy, target *balancer.Target, body *replay,
 	deadline, now time.Time, n int, upgrade bool) (*http.Response, attemptKind, error) {
 	start := now
 	if start.IsZero() {
@@ -409,6 +456,9 @@ func (u *Upstream) attempt(cs *callState, c *call, req *http.Request, p *Policy,
 		out.Body = nil // lets the transport retry on a stale pooled connection
 	case body != nil:
 		out.Body = body.reader()
+		if cs.rewind {
+			out.GetBody = body.again
+		}
 	case n > 0 && req.GetBody != nil:
 		// A buffered body: the first attempt read req.Body, each retry
 		// reads its own copy from the start.
@@ -431,6 +481,11 @@ func (u *Upstream) attempt(cs *callState, c *call, req *http.Request, p *Policy,
 		out.Header["Grpc-Timeout"] = []string{exchange.FormatGRPCTimeout(time.Until(headAt))}
 	}
 
+	if ex != nil && ex.Trace != nil {
+		// The attempt's CLIENT span (tracing on): its traceparent goes
+		// upstream; it ends with the response body, or with the failure.
+		c.traceEnd = ex.Trace.Attempt(out, ex, n+1)
+	}
 	target.InFlight.Add(1)
 	c.inFlight = true
 	resp, err := s.send(c, headAt)
@@ -472,6 +527,10 @@ func (u *Upstream) attempt(cs *callState, c *call, req *http.Request, p *Policy,
 		if ts != nil {
 			ts.count(-int(kind), kindLabel(kind))
 		}
+		if end := c.traceEnd; end != nil {
+			c.traceEnd = nil
+			end(0, err)
+		}
 		c.finish()
 		return nil, kind, err
 	}
@@ -487,6 +546,7 @@ func (u *Upstream) attempt(cs *callState, c *call, req *http.Request, p *Policy,
 		ts.count(resp.StatusCode, "")
 	}
 	c.resp, c.body = resp, resp.Body
+	c.traceStatus = resp.StatusCode
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		resp.Body = &upgradeBody{c: c, rwc: rwc}
 	} else {
@@ -552,7 +612,15 @@ type call struct {
 	pooled   bool
 	closed   bool
 	failed   atomic.Bool // a body read failed
+	// traceEnd ends the attempt's CLIENT span (tracing on), with
+	// traceStatus, the response status.
+	traceEnd    func(status int, err error)
+	traceStatus int
 }
+
+// errBodyBroken is a CLIENT span's error when the target broke off
+// mid-body.
+var errBodyBroken = errors.New("upstream response body broken off")
 
 // Read reads the upstream's response body. A failure other than the end of
 // the body, while the client is still there, means the target broke off
@@ -586,6 +654,14 @@ func (c *call) discard() {
 // finish ends the call's accounting and recycles a pooled call.
 func (c *call) finish() {
 	c.closed = true
+	if end := c.traceEnd; end != nil {
+		c.traceEnd = nil
+		var err error
+		if c.failed.Load() {
+			err = errBodyBroken
+		}
+		end(c.traceStatus, err)
+	}
 	if c.resp != nil {
 		c.resp.Body = c.body
 		c.s.release(c.resp)

@@ -194,12 +194,18 @@ type TargetState struct {
 	Healthy      bool
 	Ejected      bool
 	EjectedUntil time.Time
+	// HealthError is the error of the last active probe, if it failed.
+	HealthError string
 }
 
 // State returns the health of addr.
 func (u *Upstream) State(addr string) TargetState {
 	ej, until := u.st.ejected(addr)
-	return TargetState{Healthy: u.st.healthy(addr), Ejected: ej, EjectedUntil: until}
+	ts := TargetState{Healthy: u.st.healthy(addr), Ejected: ej, EjectedUntil: until}
+	if c := u.st.health.Load(); c != nil {
+		ts.HealthError = c.LastError(addr)
+	}
+	return ts
 }
 
 // rebuild recomputes the balancer over the eligible targets at generation
@@ -503,7 +509,8 @@ func (brokenTransport) CloseIdleConnections()                             {}
 // poolKey identifies a pool by the upstream and every setting that shapes
 // its connections.
 func poolKey(name string, cfg *config.Upstream) (string, error) {
-	k := fmt.Sprintf("%s|%s|%d|%d|%d", name, cfg.Protocol, cfg.ConnectTimeout, cfg.Keepalive.MaxIdlePerTarget, cfg.Keepalive.IdleTimeout)
+	k := fmt.Sprintf("%s|%s|%d|%d|%d|%d|%d", name, cfg.Protocol, cfg.ConnectTimeout, cfg.Keepalive.MaxIdlePerTarget, cfg.Keepalive.IdleTimeout,
+		cfg.Keepalive.PingInterval, cfg.Keepalive.PingTimeout)
 	if cfg.TLS != nil {
 		ca := ""
 		if cfg.TLS.CAFile != "" {
@@ -559,9 +566,9 @@ func newTransport(cfg *config.Upstream, st *state) (roundTripper, error) {
 		}
 		return c, nil
 	}
-	// h1: plain HTTP/1.1 upstreams use the lean client (issue 6); h2c and
-	// TLS keep net/http's Transport.
-	if cfg.Protocol != "h2c" && cfg.TLS == nil {
+	// h1: plain HTTP/1.1 upstreams use the lean client (issue 6); h2c, h2
+	// and TLS keep net/http's Transport.
+	if cfg.Protocol != "h2c" && cfg.Protocol != "h2" && cfg.TLS == nil {
 		return h1.New(h1.Config{DialContext: dial, MaxIdlePerHost: maxIdle,
 			IdleTimeout: cfg.Keepalive.IdleTimeout.D(), MaxHeadBytes: 1 << 20}), nil
 	}
@@ -577,9 +584,33 @@ func newTransport(cfg *config.Upstream, st *state) (roundTripper, error) {
 		WriteBufferSize:        16 << 10,
 		ReadBufferSize:         16 << 10,
 	}
-	if cfg.Protocol == "h2c" {
+	// HTTP/2 connections (h2c, h2, or h2 by ALPN over TLS) multiplex
+	// requests as streams up to the target's SETTINGS_MAX_CONCURRENT_STREAMS;
+	// a request over that opens another connection rather than wait
+	// (StrictMaxConcurrentRequests false). A pooled connection that received
+	// nothing for ping_interval is sent a PING, and closed when no answer
+	// comes within ping_timeout. On a GOAWAY the connection takes no new
+	// requests, those in flight finish, and a request the target did not
+	// process (a stream above the GOAWAY's last stream ID, or one refused)
+	// is sent again on a new connection when its body can be replayed.
+	ping, pingTimeout := cfg.Keepalive.PingInterval.D(), cfg.Keepalive.PingTimeout.D()
+	if ping <= 0 {
+		ping = config.DefaultPingInterval.D()
+	}
+	if pingTimeout <= 0 {
+		pingTimeout = config.DefaultPingTimeout.D()
+	}
+	t.HTTP2 = &http.HTTP2Config{SendPingTimeout: ping, PingTimeout: pingTimeout}
+	switch cfg.Protocol {
+	case "h2c":
 		var p http.Protocols
 		p.SetUnencryptedHTTP2(true)
+		t.Protocols = &p
+	case "h2":
+		// HTTP/2 only: ALPN offers h2 alone, and a target that does not
+		// take it fails the connect.
+		var p http.Protocols
+		p.SetHTTP2(true)
 		t.Protocols = &p
 	}
 	if cfg.TLS != nil {

@@ -129,9 +129,13 @@ func (s *state) configure(cfg *config.Upstream, addrs []string, disc *discEntry)
 		if cfg.TLS != nil {
 			hc.Scheme = "https"
 		}
-		// Without a path the probe is a TCP connect, with send and
+		// A gRPC check asks the standard health service over HTTP/2;
+		// without it or a path the probe is a TCP connect, with send and
 		// expect when set.
-		hc.TCP = active.Path == ""
+		if g := active.GRPC; g != nil {
+			hc.GRPC, hc.GRPCService = true, g.Service
+		}
+		hc.TCP = active.Path == "" && !hc.GRPC
 		if hc.TCP {
 			hc.Send, hc.Expect = []byte(active.Send), []byte(active.Expect)
 			if v := proxyVersion(cfg.ProxyProtocol); v != 0 {
@@ -144,12 +148,17 @@ func (s *state) configure(cfg *config.Upstream, addrs []string, disc *discEntry)
 		// A checker is replaced only when its kind of probe changes;
 		// other settings are applied in place so verdicts survive.
 		kind := hc.Scheme + "|" + fmt.Sprint(hc.TCP) + "|" + fmt.Sprint(cfg.TLS)
+		if hc.GRPC {
+			kind += "|grpc|" + cfg.Protocol
+		}
 		c := s.health.Load()
 		if c == nil || kind != s.healthKey {
 			deps := health.Deps{OnChange: s.onHealth, Logger: s.log}
-			if cfg.TLS != nil && !hc.TCP {
+			if hc.GRPC || (cfg.TLS != nil && !hc.TCP) {
+				// The upstream's own kind of connection (h2c, h2 or TLS
+				// with ALPN), in a pool of the checker's own.
 				if t, err := newTransport(cfg, nil); err == nil {
-					deps.Transport = t
+					deps.Transport, deps.CloseTransport = t, true
 				}
 			}
 			if cfg.TLS != nil && hc.TCP {
@@ -314,6 +323,9 @@ func (s *state) gauges() {
 func (s *state) onOutlier(addr string, ejected bool) {
 	if ejected {
 		s.log.Warn("target ejected", "upstream", s.name, "target", addr)
+		if s.metrics != nil {
+			s.metrics.Events.OutlierEjections.WithLabelValues(s.name, addr).Inc()
+		}
 	} else {
 		s.log.Info("target re-admitted", "upstream", s.name, "target", addr)
 	}

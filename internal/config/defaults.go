@@ -28,11 +28,15 @@ const (
 	DefaultMaxStreams         = 100
 	DefaultConnectTimeout     = Duration(5 * time.Second)
 	DefaultMaxIdlePerTarget   = 64
-	DefaultRouteTimeout       = Duration(15 * time.Second)
-	DefaultRequestIDHeader    = "X-Request-ID"
-	DefaultBodyBufferBytes    = 64 << 10
-	DefaultBufferMemoryBytes  = 64 << 20
-	DefaultRequestBuffering   = "auto"
+	// DefaultPingInterval and DefaultPingTimeout are keepalive's HTTP/2
+	// PING health of pooled upstream connections.
+	DefaultPingInterval      = Duration(30 * time.Second)
+	DefaultPingTimeout       = Duration(15 * time.Second)
+	DefaultRouteTimeout      = Duration(15 * time.Second)
+	DefaultRequestIDHeader   = "X-Request-ID"
+	DefaultBodyBufferBytes   = 64 << 10
+	DefaultBufferMemoryBytes = 64 << 20
+	DefaultRequestBuffering  = "auto"
 
 	// Mirroring (routes[].mirror).
 	DefaultMirrorMaxInFlight  = 100
@@ -218,6 +222,8 @@ func (c *Config) ApplyDefaults() {
 	def(c, "observability.access_log.format", &o.AccessLog.Format, "json")
 	if t := o.Tracing; t != nil {
 		def(c, "observability.tracing.sample_ratio", &t.SampleRatio, 1)
+		def(c, "observability.tracing.protocol", &t.Protocol, "grpc")
+		def(c, "observability.tracing.service_name", &t.ServiceName, "rampart")
 	}
 	c.applyTripDefaults()
 }

@@ -11,14 +11,7 @@ package config
 // Policy types without an implementation (waf) are not
 // listed here: compile refuses them, positioned, from the list of
 // registered policy factories.
-var Reserved = []ReservedKey{
-	{Key: "observability.tracing", Issue: 13, find: func(c *Config) []hit {
-		if c.Observability.Tracing == nil {
-			return nil
-		}
-		return []hit{{path: "observability.tracing", what: "tracing"}}
-	}},
-}
+var Reserved = []ReservedKey{}
 
 // ReservedKey is one config key that is not built yet.
 type ReservedKey struct {

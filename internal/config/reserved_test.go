@@ -18,9 +18,8 @@ func TestReservedRefused(t *testing.T) {
 		doc  string
 		want string // one of the error lines, without "t.yaml:"
 	}{
-		{"observability.tracing", "tracing",
-			base + "observability:\n  tracing: {otlp_endpoint: \"127.0.0.1:4317\"}\n",
-			"9:12: observability.tracing: tracing is not available in this release"},
+		// Every key of the format is built (issue 13 built the last,
+		// observability.tracing); a key reserved again gets a case here.
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {

@@ -252,7 +252,10 @@ type Upstream struct {
 	// of the mean load (consistent hashing with bounded loads); 0 = off,
 	// else at least 1 (e.g. 1.25). Default 0.
 	BoundedLoad float64 `yaml:"bounded_load" json:"bounded_load,omitempty"`
-	// Protocol spoken to targets: http1 (default) or h2c.
+	// Protocol spoken to targets: http1 (with TLS, h2 if the target
+	// offers it by ALPN, else HTTP/1.1), h2c (HTTP/2 in plain text, prior
+	// knowledge) or h2 (HTTP/2 over TLS, negotiated by ALPN; needs TLS).
+	// Default http1.
 	Protocol string `yaml:"protocol" json:"protocol,omitempty"`
 	// ConnectTimeout bounds dialing a target. Default 5s
 	// (DefaultConnectTimeout); 0 also means the default.
@@ -332,6 +335,16 @@ type Keepalive struct {
 	// IdleTimeout closes pooled connections unused for this long. Default
 	// 60s (DefaultIdleTimeout).
 	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout"`
+	// PingInterval, for HTTP/2 connections (h2c, h2, or h2 negotiated
+	// over tls), sends a PING on a pooled connection that received no
+	// frame for this long; positive. Default 30s (DefaultPingInterval); 0
+	// also means the default.
+	PingInterval Duration `yaml:"ping_interval" json:"ping_interval,omitempty"`
+	// PingTimeout closes an HTTP/2 connection whose PING is not answered
+	// within it (its requests fail as resets; new ones go on another
+	// connection); positive. Default 15s (DefaultPingTimeout); 0 also
+	// means the default.
+	PingTimeout Duration `yaml:"ping_timeout" json:"ping_timeout,omitempty"`
 }
 
 // UpstreamTLS makes the gateway speak TLS to targets.
@@ -370,9 +383,15 @@ type HealthCheck struct {
 // ActiveHealth probes each target periodically.
 type ActiveHealth struct {
 	// Path is probed with GET on each target, starting with "/"; 2xx and
-	// 3xx answers are healthy. No default: without a path the probe is a
-	// TCP connect (with Send and Expect, if set).
+	// 3xx answers are healthy. No default: without a path (and without
+	// GRPC) the probe is a TCP connect (with Send and Expect, if set).
 	Path string `yaml:"path" json:"path,omitempty"`
+	// GRPC probes with the standard gRPC health protocol
+	// (grpc.health.v1.Health/Check) over HTTP/2: SERVING is healthy,
+	// anything else (NOT_SERVING, UNKNOWN, an error status) unhealthy.
+	// Not with Path, Send or Expect; the upstream must speak HTTP/2
+	// (protocol h2c or h2, or tls). No default: no gRPC check.
+	GRPC *GRPCHealth `yaml:"grpc" json:"grpc,omitempty"`
 	// Send is written to the target once a TCP probe connected (no path);
 	// at most 4096 bytes, and only with Expect. No default: nothing.
 	Send string `yaml:"send" json:"send,omitempty"`
@@ -394,6 +413,13 @@ type ActiveHealth struct {
 	// mark a target unhealthy; at least 1. Default 3
 	// (DefaultUnhealthyThreshold).
 	UnhealthyThreshold int `yaml:"unhealthy_threshold" json:"unhealthy_threshold"`
+}
+
+// GRPCHealth is a gRPC health check (grpc.health.v1).
+type GRPCHealth struct {
+	// Service is the service name asked about (e.g. "shop.Catalog"). Default
+	// "": the server's overall health.
+	Service string `yaml:"service" json:"service"`
 }
 
 // PassiveHealth ejects targets that keep failing real requests.
@@ -792,11 +818,46 @@ type AccessLog struct {
 	Format string `yaml:"format" json:"format"`
 }
 
-// Tracing exports OpenTelemetry spans.
+// Tracing exports OpenTelemetry spans over OTLP (docs/operations.md,
+// "Tracing").
 type Tracing struct {
-	// OTLPEndpoint is the host:port of the OTLP/gRPC collector. Required.
+	// OTLPEndpoint is the host:port of the OTLP collector (4317 is OTLP/gRPC's
+	// usual port, 4318 OTLP/HTTP's). Required.
 	OTLPEndpoint string `yaml:"otlp_endpoint" json:"otlp_endpoint"`
+	// Protocol is grpc (OTLP/gRPC) or http (OTLP/HTTP, protobuf, POST
+	// /v1/traces). Default grpc.
+	Protocol string `yaml:"protocol" json:"protocol"`
+	// Headers are sent with every export (an API key, a tenant). No
+	// default: none.
+	Headers map[string]string `yaml:"headers" json:"headers,omitempty"`
 	// SampleRatio is the share of new traces sampled, 0-1; an incoming
-	// traceparent's decision is kept. Default 1.
+	// traceparent's (or B3) decision is kept. Default 1.
 	SampleRatio float64 `yaml:"sample_ratio" json:"sample_ratio"`
+	// ServiceName is the service.name resource attribute. Default rampart.
+	ServiceName string `yaml:"service_name" json:"service_name"`
+	// Insecure sends spans in plaintext. Default: plaintext to a loopback
+	// endpoint (127.0.0.0/8, ::1, localhost), TLS to any other unless
+	// insecure is true; not together with tls.
+	Insecure bool `yaml:"insecure" json:"insecure,omitempty"`
+	// TLS configures TLS to the collector. Default: the system roots.
+	TLS *TracingTLS `yaml:"tls" json:"tls,omitempty"`
+}
+
+// TracingTLS configures TLS to the OTLP collector: verification against
+// ca_file (or the system roots) and an optional client certificate.
+type TracingTLS struct {
+	// ServerName is the name verified (and sent as SNI). Default: the
+	// endpoint's host.
+	ServerName string `yaml:"server_name" json:"server_name,omitempty"`
+	// CAFile holds the CA certificates the collector is verified with.
+	// Default: the system roots.
+	CAFile string `yaml:"ca_file" json:"ca_file,omitempty"`
+	// CertFile and KeyFile are a client certificate; both or neither. No
+	// default: none.
+	CertFile string `yaml:"cert_file" json:"cert_file,omitempty"`
+	// KeyFile is CertFile's key. No default.
+	KeyFile string `yaml:"key_file" json:"key_file,omitempty"`
+	// InsecureSkipVerify turns off verification of the collector's
+	// certificate. Default false.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify" json:"insecure_skip_verify,omitempty"`
 }

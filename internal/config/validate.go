@@ -23,9 +23,10 @@ var (
 	clientAuthModes   = []string{"none", "request", "require"}
 	discoveryTypes    = []string{"static", "dns", "srv", "etcd"}
 	balancers         = []string{"round_robin", "random", "least_request", "ring_hash", "maglev", "ewma"}
-	upstreamProtocols = []string{"http1", "h2c"}
+	upstreamProtocols = []string{"http1", "h2c", "h2"}
 	redisFailureModes = []string{"local", "allow", "deny"}
 	logFormats        = []string{"json"}
+	tracingProtocols  = []string{"grpc", "http"}
 	bufferingModes    = []string{"auto", "on", "off"}
 	proxyProtocols    = []string{"v1", "v2"}
 
@@ -632,7 +633,14 @@ func (v *validator) upstreams() {
 		case u.HashKey != "" && !hashKey.MatchString(u.HashKey):
 			v.errorf(p+".hash_key", "invalid hash_key %q (want ip, path, header:NAME, cookie:NAME, query:NAME or param:NAME)", u.HashKey)
 		}
-		v.oneOf(p+".protocol", "protocol", u.Protocol, upstreamProtocols)
+		if v.oneOf(p+".protocol", "protocol", u.Protocol, upstreamProtocols) {
+			switch {
+			case u.Protocol == "h2" && u.TLS == nil:
+				v.errorf(p+".protocol", "protocol h2 is HTTP/2 over TLS and needs tls (h2c is HTTP/2 in plain text)")
+			case u.Protocol == "h2c" && u.TLS != nil:
+				v.errorf(p+".protocol", "protocol h2c is HTTP/2 in plain text; with tls use h2")
+			}
+		}
 		if u.ConnectTimeout < 0 {
 			v.errorf(p+".connect_timeout", "must not be negative")
 		}
@@ -641,6 +649,17 @@ func (v *validator) upstreams() {
 		}
 		if u.Keepalive.IdleTimeout < 0 {
 			v.errorf(p+".keepalive.idle_timeout", "must not be negative")
+		}
+		for _, f := range []struct {
+			key string
+			d   Duration
+		}{{"ping_interval", u.Keepalive.PingInterval}, {"ping_timeout", u.Keepalive.PingTimeout}} {
+			switch {
+			case f.d < 0:
+				v.errorf(p+".keepalive."+f.key, "must not be negative")
+			case f.d > 0 && u.Protocol != "h2c" && u.Protocol != "h2" && u.TLS == nil:
+				v.errorf(p+".keepalive."+f.key, "%s is for HTTP/2 connections: protocol h2c, or h2 with tls", f.key)
+			}
 		}
 		if t := u.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
 			if t.CertFile == "" {
@@ -651,6 +670,9 @@ func (v *validator) upstreams() {
 		}
 		if h := u.HealthCheck; h != nil {
 			v.health(p+".health_check", h)
+			if a := h.Active; a != nil && a.GRPC != nil && u.Protocol != "h2c" && u.Protocol != "h2" && u.TLS == nil {
+				v.errorf(p+".health_check.active.grpc", "gRPC health checks need an HTTP/2 upstream: protocol h2c, or h2 with tls")
+			}
 		}
 		if b := u.CircuitBreaker; b != nil {
 			bp := p + ".circuit_breaker"
@@ -724,6 +746,15 @@ func (v *validator) health(p string, h *HealthCheck) {
 	if a := h.Active; a != nil {
 		ap := p + ".active"
 		switch {
+		case a.GRPC != nil && (a.Path != "" || a.Send != "" || a.Expect != ""):
+			key := "path"
+			if a.Path == "" {
+				key = "send"
+				if a.Send == "" {
+					key = "expect"
+				}
+			}
+			v.errorf(ap+"."+key, "%s and grpc are exclusive: a check is gRPC (grpc), HTTP (path) or TCP (neither, with send and expect)", key)
 		case a.Path != "" && !strings.HasPrefix(a.Path, "/"):
 			v.errorf(ap+".path", "path must start with \"/\"")
 		case a.Path != "" && (a.Send != "" || a.Expect != ""):
@@ -1259,11 +1290,33 @@ func (v *validator) observability() {
 	}
 	v.oneOf("observability.access_log.format", "access log format", o.AccessLog.Format, logFormats)
 	if t := o.Tracing; t != nil {
+		const p = "observability.tracing"
 		if t.OTLPEndpoint == "" {
-			v.errorf("observability.tracing.otlp_endpoint", "otlp_endpoint is required")
+			v.errorf(p+".otlp_endpoint", "otlp_endpoint is required")
+		} else if err := hostPort(t.OTLPEndpoint, false, false); err != nil {
+			v.errorf(p+".otlp_endpoint", "%v", err)
 		}
-		if t.SampleRatio < 0 || t.SampleRatio > 1 {
-			v.errorf("observability.tracing.sample_ratio", "%v out of range 0-1", t.SampleRatio)
+		v.oneOf(p+".protocol", "protocol", t.Protocol, tracingProtocols)
+		if t.SampleRatio < 0 || t.SampleRatio > 1 || t.SampleRatio != t.SampleRatio {
+			v.errorf(p+".sample_ratio", "%v out of range 0-1", t.SampleRatio)
+		}
+		if t.ServiceName == "" {
+			v.errorf(p+".service_name", "service_name must not be empty")
+		}
+		for _, name := range slices.Sorted(maps.Keys(t.Headers)) {
+			if !isToken(name) {
+				v.errorf(p+".headers."+name, "invalid header name %q", name)
+			} else if val := t.Headers[name]; strings.ContainsAny(val, "\r\n\x00") {
+				v.errorf(p+".headers."+name, "header value must not contain CR, LF or NUL")
+			}
+		}
+		if tl := t.TLS; tl != nil {
+			if t.Insecure {
+				v.errorf(p+".insecure", "insecure and tls are exclusive: plaintext has no TLS settings")
+			}
+			if (tl.CertFile == "") != (tl.KeyFile == "") {
+				v.errorf(p+".tls", "cert_file and key_file go together")
+			}
 		}
 	}
 }

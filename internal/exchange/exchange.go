@@ -75,6 +75,9 @@ type Exchange struct {
 	// with tracing off.
 	TraceID [16]byte
 	SpanID  [8]byte
+	// Trace is the request's SERVER span when tracing is on (nil
+	// otherwise): each upstream attempt starts its CLIENT span from it.
+	Trace Trace
 	// RejectedBy is the name of the route policy (as the config names it)
 	// that refused the request with a gateway-made error ("" when none
 	// did), for the access log's rejected_by and the SERVER
@@ -91,6 +94,18 @@ type Exchange struct {
 	// request_buffering reads the body into (nil outside a listener: the
 	// body streams).
 	Spool *spool.Spool
+}
+
+// Trace is a traced request's SERVER span as the upstream calls see it
+// (internal/telemetry/tracing implements it; an interface so that this
+// package stays a leaf).
+type Trace interface {
+	// Attempt starts the CLIENT span of upstream attempt n (1 = the
+	// first) of out, the attempt's own request, to ex's Upstream and
+	// Target, and writes the span's traceparent (and tracestate) into
+	// out.Header. end, called once, ends the span with the response
+	// status (0: none) and the attempt's error (nil: none).
+	Attempt(out *http.Request, ex *Exchange, n int) (end func(status int, err error))
 }
 
 // Param is one path capture of the matched route.

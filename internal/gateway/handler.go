@@ -18,6 +18,7 @@ import (
 	rt "github.com/rampart-gw/rampart/internal/route"
 	"github.com/rampart-gw/rampart/internal/spool"
 	"github.com/rampart-gw/rampart/internal/telemetry"
+	"github.com/rampart-gw/rampart/internal/telemetry/tracing"
 )
 
 // Handler is the top-level handler of one listener: request ID, limits,
@@ -32,6 +33,9 @@ type Handler struct {
 	limits   config.Limits
 	metrics  *telemetry.Metrics
 	log      func() *telemetry.AccessLog
+	// tracer holds the current Tracer (nil inside: tracing off); nil
+	// for none at all.
+	tracer *atomic.Pointer[tracing.Tracer]
 	// spool buffers the request bodies of routes with request_buffering
 	// within the listener's memory budget.
 	spool *spool.Spool
@@ -68,11 +72,15 @@ type HandlerDeps struct {
 	// AccessLog returns the current access log (nil for none); it is a
 	// function so a reload can change the log without rebuilding listeners.
 	AccessLog func() *telemetry.AccessLog
+	// Tracer holds the current tracer (nil inside while tracing is off);
+	// a pointer so a reload can change tracing without rebuilding
+	// listeners. nil: no tracing.
+	Tracer *atomic.Pointer[tracing.Tracer]
 }
 
 // NewHandler returns the handler for one listener.
 func NewHandler(cfg HandlerConfig, deps HandlerDeps) *Handler {
-	h := &Handler{store: deps.Store, listener: cfg.Listener, limits: cfg.Limits, metrics: deps.Metrics, log: deps.AccessLog, tls: cfg.TLSState, clients: cfg.Clients, explain: cfg.Explain}
+	h := &Handler{store: deps.Store, listener: cfg.Listener, limits: cfg.Limits, metrics: deps.Metrics, log: deps.AccessLog, tracer: deps.Tracer, tls: cfg.TLSState, clients: cfg.Clients, explain: cfg.Explain}
 	lim := cfg.Limits
 	h.spool = spool.New(spool.Config{Memory: lim.BodyBufferBytes, Budget: lim.BufferMemoryBytes, Dir: lim.BufferDir})
 	if h.log == nil {
@@ -134,12 +142,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	v[1] = rid
 	w.Header()[ridHeader] = v[1:2:2]
-	v[2] = child
-	r.Header["Traceparent"] = v[2:3:3]
+	var ctx context.Context = &st.ctx
+	var tr *tracing.Tracer
+	if h.tracer != nil {
+		tr = h.tracer.Load()
+	}
+	if tr != nil {
+		// Tracing on: the SERVER span continues the caller's trace
+		// (traceparent, else B3) and its own traceparent goes upstream
+		// until an attempt's CLIENT span replaces it.
+		ctx, _ = tr.Start(ctx, r, ex)
+	} else {
+		v[2] = child
+		r.Header["Traceparent"] = v[2:3:3]
+	}
 	// The request copy carrying the context lives in st too: WithContext
 	// is inlined and its result does not escape, so st is the only
 	// allocation.
-	st.req = *r.WithContext(&st.ctx)
+	st.req = *r.WithContext(ctx)
 	r = &st.req
 
 	rw := &st.rw
@@ -229,6 +249,11 @@ func (h *Handler) finish(r *http.Request, rw *writer, ex *exchange.Exchange, rou
 	var in int64 // request body bytes read
 	if b, ok := r.Body.(*countedBody); ok {
 		in = b.n.Load()
+	}
+	if ex.Trace != nil {
+		if s, ok := ex.Trace.(*tracing.Span); ok {
+			s.End(rw.status, ex)
+		}
 	}
 	if o := h.store.observer(); o != nil && snap != nil {
 		o.Observe(snap, rw.status, d)

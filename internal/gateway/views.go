@@ -8,11 +8,13 @@ import (
 
 // TargetView is one target of an upstream as the admin API shows it.
 type TargetView struct {
-	Address        string     `json:"address"`
-	Weight         int        `json:"weight"`
-	Zone           string     `json:"zone,omitempty"`
-	Priority       int        `json:"priority,omitempty"`
-	Healthy        bool       `json:"healthy"`
+	Address  string `json:"address"`
+	Weight   int    `json:"weight"`
+	Zone     string `json:"zone,omitempty"`
+	Priority int    `json:"priority,omitempty"`
+	Healthy  bool   `json:"healthy"`
+	// HealthError is why the last active health probe failed (when it did).
+	HealthError    string     `json:"health_error,omitempty"`
 	Ejected        bool       `json:"ejected"`
 	EjectedUntil   *time.Time `json:"ejected_until,omitempty"`
 	ActiveRequests int64      `json:"active_requests"`
@@ -88,7 +90,7 @@ func (s *Snapshot) UpstreamView(n string) UpstreamView {
 	for _, t := range u.Live() {
 		st := u.State(t.Addr)
 		tv := TargetView{Address: t.Addr, Weight: t.Weight, Zone: t.Zone, Priority: t.Priority, Healthy: st.Healthy && !st.Ejected,
-			Ejected: st.Ejected, ActiveRequests: t.InFlight.Load(),
+			Ejected: st.Ejected, HealthError: st.HealthError, ActiveRequests: t.InFlight.Load(),
 			LatencyEWMAms: float64(t.Latency().Microseconds()) / 1000}
 		if st.Ejected {
 			until := st.EjectedUntil.UTC()

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rampart-gw/rampart/internal/capture"
 	"github.com/rampart-gw/rampart/internal/certid"
@@ -143,8 +144,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveDeadline forwards a gRPC call that carries a grpc-timeout: the
-// whole call, response body and trailers included, must end within it,
-// capped by the route's timeout. The cluster sends the budget left at each
+// whole call, response body and trailers included, must end within it
+// (counted from the request's arrival), capped by the route's timeout. The cluster sends the budget left at each
 // attempt upstream as grpc-timeout (Upstream.Do); when it runs out the
 // client gets DEADLINE_EXCEEDED: as a trailers-only answer before the
 // response head, in the trailers after it (docs/grpc.md).
@@ -153,6 +154,11 @@ func (p *Proxy) serveDeadline(w http.ResponseWriter, r *http.Request, v string) 
 	if !ok {
 		exchange.Error(w, r, http.StatusBadRequest, "bad_request", "malformed grpc-timeout "+strconv.Quote(v))
 		return
+	}
+	if ex := exchange.From(r.Context()); ex != nil && !ex.Start.IsZero() {
+		// The client's deadline runs from when it sent the call: the time
+		// the gateway spent on it so far (policies) is gone from it.
+		d -= time.Since(ex.Start)
 	}
 	pol := p.cfg.Policy
 	if pol.Timeout <= 0 || d < pol.Timeout {

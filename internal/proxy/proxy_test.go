@@ -206,3 +206,53 @@ func TestTimeoutNotCarriedOver(t *testing.T) {
 		}
 	}
 }
+
+// TestGRPCDeadlineSpent checks that the grpc-timeout sent upstream is what
+// is left of the client's: the time since the request arrived (policies)
+// is taken off, and the route's timeout caps it.
+func TestGRPCDeadlineSpent(t *testing.T) {
+	got := make(chan string, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Grpc-Timeout")
+		w.Header().Set("Content-Type", "application/grpc")
+		w.Header().Set("Grpc-Status", "0")
+	}))
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	defer srv.Close()
+	up, err := cluster.Build("u", &config.Upstream{Balancer: "round_robin", Protocol: "h2c",
+		Targets: []config.Target{{Address: srv.Listener.Addr().String(), Weight: 1}}}, cluster.BuildOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name        string
+		route       time.Duration
+		client      string
+		spent       time.Duration
+		least, most time.Duration
+	}{
+		{"spent time taken off", 0, "1S", 300 * time.Millisecond, 600 * time.Millisecond, 700 * time.Millisecond},
+		{"route timeout caps", 200 * time.Millisecond, "5S", 0, 150 * time.Millisecond, 200 * time.Millisecond},
+		{"spent, then capped by the rest", 500 * time.Millisecond, "600m", 300 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := New(Config{Route: "r", Upstream: up, Policy: cluster.Policy{Timeout: tc.route}}, Deps{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := httptest.NewRequest(http.MethodPost, "/pkg.Svc/M", nil)
+			r.Header.Set("Content-Type", "application/grpc")
+			r.Header.Set("Grpc-Timeout", tc.client)
+			r = r.WithContext(exchange.With(r.Context(), &exchange.Exchange{Start: time.Now().Add(-tc.spent)}))
+			rec := httptest.NewRecorder()
+			p.ServeHTTP(rec, r)
+			v := <-got
+			d, ok := exchange.ParseGRPCTimeout(v)
+			if !ok || d < tc.least || d > tc.most {
+				t.Fatalf("upstream got grpc-timeout %q (%v), want %v-%v", v, d, tc.least, tc.most)
+			}
+		})
+	}
+}

@@ -254,7 +254,8 @@ func (a *Aggregate) call(ctx context.Context, r *http.Request, ex *exchange.Exch
 	var params []exchange.Param
 	if ex != nil {
 		own = exchange.Exchange{RequestID: ex.RequestID, Start: ex.Start, Route: ex.Route, ClientIP: ex.ClientIP,
-			PeerTrusted: ex.PeerTrusted, Consumer: ex.Consumer, Roles: ex.Roles, Claims: ex.Claims, Params: ex.Params}
+			PeerTrusted: ex.PeerTrusted, Consumer: ex.Consumer, Roles: ex.Roles, Claims: ex.Claims, Params: ex.Params,
+			Trace: ex.Trace}
 		params = ex.Params
 	}
 	ctx = exchange.With(ctx, &own)

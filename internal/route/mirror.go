@@ -197,6 +197,7 @@ func (m *Mirror) newJob(r *http.Request) *job {
 	if ex := exchange.From(r.Context()); ex != nil {
 		j.ex.RequestID, j.ex.ClientIP, j.ex.PeerTrusted = ex.RequestID, ex.ClientIP, ex.PeerTrusted
 		j.ex.Route = ex.Route
+		j.ex.Trace = ex.Trace // the copy's CLIENT span is a child of the request's SERVER span
 	}
 	return j
 }

@@ -442,7 +442,7 @@ func TestVocabularyInSchema(t *testing.T) {
 		byPath[k.path] = k
 	}
 	vocab := config.Vocabulary()
-	vocab["routes[].retry.on[]"] = config.RetryConditions
+	vocab["routes[].retry.on[]"] = config.RetryConditionNames()
 	byPath["routes[].retry.on[]"] = keyPath{doc: func(v any) any { return byPath["routes[].retry.on"].doc([]any{v}) }}
 	for _, path := range slices.Sorted(maps.Keys(vocab)) {
 		k, ok := byPath[path]

@@ -49,6 +49,7 @@ type Metrics struct {
 	AggregateBackend  *prometheus.CounterVec   // route, upstream, outcome
 	AggregateDuration *prometheus.HistogramVec // route, upstream
 	Mirror            MirrorMetrics
+	Events            EventMetrics
 	GRPCResponses     *prometheus.CounterVec // route, grpc_code
 	// AccessLogDropped counts access log lines dropped because the
 	// writer fell behind (the log's buffer was full).
@@ -189,6 +190,7 @@ func NewMetrics() *Metrics {
 	})
 	m.MustRegister(m.AccessLogDropped)
 	m.Mirror = newMirrorMetrics(m)
+	m.Events = newEventMetrics(m)
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.ConfigReloads.WithLabelValues("ok")
 	m.ConfigReloads.WithLabelValues("error")

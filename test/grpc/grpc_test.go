@@ -28,7 +28,7 @@ type gateway struct {
 	Certs  *certs
 }
 
-func startGateway(t *testing.T, upstreams, rest string) *gateway {
+func startGateway(t testing.TB, upstreams, rest string) *gateway {
 	t.Helper()
 	c := newCerts(t, "grpc.example.com")
 	if rest == "" {

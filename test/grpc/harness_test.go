@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -55,10 +56,20 @@ const (
 // echo is the test service. Unary answers "echo:" + the request; a request
 // "fail:CODE:MSG" answers that status instead; "sleep:DUR" waits DUR (or
 // until the call's deadline) first; "deadline" answers with the deadline
-// the server saw, in milliseconds ("none" without one). Every call sets
-// the trailer x-echo-trailer: done and the header x-echo-header: yes.
+// the server saw, in milliseconds ("none" without one); "once:CODE:KEY"
+// fails with CODE the first time KEY is seen and answers "ok:KEY" after.
+// Every call sets the trailer x-echo-trailer: done, and all but "fail:"
+// and "once:" calls the header x-echo-header: yes, so their failures are
+// trailers-only answers; "hdrfail:CODE:MSG" fails like "fail:" after the
+// header, with the status in the trailers.
 type echo struct {
-	unary atomic.Int64 // unary calls served
+	unary   atomic.Int64 // unary calls served
+	streams atomic.Int64 // server-streaming calls served
+	// lastDeadline is the deadline (ms left at arrival) of the last call
+	// that had one, -1 for none.
+	lastDeadline atomic.Int64
+	mu           sync.Mutex
+	seen         map[string]bool // keys of "once:" calls
 }
 
 type echoServer interface{}
@@ -66,7 +77,26 @@ type echoServer interface{}
 func str(v *wrapperspb.StringValue) string { return v.GetValue() }
 
 func (e *echo) answer(ctx context.Context, in string) (string, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		e.lastDeadline.Store(time.Until(dl).Milliseconds())
+	} else {
+		e.lastDeadline.Store(-1)
+	}
 	switch {
+	case strings.HasPrefix(in, "once:"):
+		parts := strings.SplitN(in, ":", 3)
+		n, _ := strconv.Atoi(parts[1])
+		e.mu.Lock()
+		first := !e.seen[parts[2]]
+		if e.seen == nil {
+			e.seen = map[string]bool{}
+		}
+		e.seen[parts[2]] = true
+		e.mu.Unlock()
+		if first {
+			return "", status.Error(codes.Code(n), "first call fails")
+		}
+		return "ok:" + parts[2], nil
 	case strings.HasPrefix(in, "fail:"):
 		parts := strings.SplitN(in, ":", 3)
 		n, _ := strconv.Atoi(parts[1])
@@ -101,22 +131,37 @@ func (e *echo) handleUnary(srv any, ctx context.Context, dec func(any) error, _ 
 	if err := dec(in); err != nil {
 		return nil, err
 	}
-	grpc.SetHeader(ctx, metadata.Pairs("x-echo-header", "yes"))
+	q := str(in)
+	if !strings.HasPrefix(q, "fail:") && !strings.HasPrefix(q, "once:") {
+		// An error without header metadata is a trailers-only answer;
+		// "hdrfail:" fails after the header, in the trailers.
+		q = strings.TrimPrefix(q, "hdr")
+		grpc.SetHeader(ctx, metadata.Pairs("x-echo-header", "yes"))
+	}
 	grpc.SetTrailer(ctx, metadata.Pairs("x-echo-trailer", "done"))
-	out, err := e.answer(ctx, str(in))
+	out, err := e.answer(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	return wrapperspb.String(out), nil
 }
 
-// serverStream sends N answers "i/N" for a request "N".
+// serverStream sends N answers "i/N" for a request "N"; for "fail:CODE"
+// it sends one answer, then ends with CODE (in the trailers).
 func (e *echo) serverStream(srv any, ss grpc.ServerStream) error {
+	e.streams.Add(1)
 	in := new(wrapperspb.StringValue)
 	if err := ss.RecvMsg(in); err != nil {
 		return err
 	}
 	ss.SetTrailer(metadata.Pairs("x-echo-trailer", "done"))
+	if c, ok := strings.CutPrefix(str(in), "fail:"); ok {
+		n, _ := strconv.Atoi(c)
+		if err := ss.SendMsg(wrapperspb.String("first")); err != nil {
+			return err
+		}
+		return status.Error(codes.Code(n), "after one answer")
+	}
 	n, err := strconv.Atoi(str(in))
 	if err != nil {
 		return status.Error(codes.InvalidArgument, "want a count")
@@ -129,8 +174,11 @@ func (e *echo) serverStream(srv any, ss grpc.ServerStream) error {
 	return nil
 }
 
-// clientStream joins every request with "+".
+// clientStream joins every request with "+". A first request
+// "once:CODE:KEY" fails the call with CODE, at once, the first time KEY is
+// seen.
 func (e *echo) clientStream(srv any, ss grpc.ServerStream) error {
+	e.streams.Add(1)
 	var got []string
 	for {
 		in := new(wrapperspb.StringValue)
@@ -140,6 +188,11 @@ func (e *echo) clientStream(srv any, ss grpc.ServerStream) error {
 		}
 		if err != nil {
 			return err
+		}
+		if len(got) == 0 && strings.HasPrefix(str(in), "once:") {
+			if _, err := e.answer(ss.Context(), str(in)); err != nil {
+				return err
+			}
 		}
 		got = append(got, str(in))
 	}
@@ -184,18 +237,36 @@ type backend struct {
 	Addr   string
 	Echo   *echo
 	Health *health.Server
-	srv    *grpc.Server
+	// Conns counts the connections the server accepted.
+	Conns *atomic.Int64
+	srv   *grpc.Server
+}
+
+// countingListener counts accepted connections.
+type countingListener struct {
+	net.Listener
+	n atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
 }
 
 // startBackend starts a plaintext (h2c) grpc-go server on 127.0.0.1 with
-// the echo, health and reflection services.
-func startBackend(t *testing.T, opts ...grpc.ServerOption) *backend {
+// the echo, health and reflection services (TLS with grpc.Creds in opts).
+func startBackend(t testing.TB, opts ...grpc.ServerOption) *backend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &backend{Addr: ln.Addr().String(), Echo: &echo{}, Health: health.NewServer()}
+	cl := &countingListener{Listener: ln}
+	b := &backend{Addr: ln.Addr().String(), Echo: &echo{}, Health: health.NewServer(), Conns: &cl.n}
+	ln = cl
 	b.srv = grpc.NewServer(opts...)
 	b.srv.RegisterService(b.Echo.desc(), nil)
 	healthpb.RegisterHealthServer(b.srv, b.Health)
@@ -207,7 +278,7 @@ func startBackend(t *testing.T, opts ...grpc.ServerOption) *backend {
 
 // dial returns a client connection to target (the gateway's listener) in
 // plain text (h2c prior knowledge), or over TLS trusting pool.
-func dial(t *testing.T, target string, pool *x509.CertPool, serverName string) *grpc.ClientConn {
+func dial(t testing.TB, target string, pool *x509.CertPool, serverName string) *grpc.ClientConn {
 	t.Helper()
 	creds := insecure.NewCredentials()
 	if pool != nil {
@@ -236,7 +307,7 @@ type certs struct {
 	Cert              tls.Certificate
 }
 
-func newCerts(t *testing.T, names ...string) *certs {
+func newCerts(t testing.TB, names ...string) *certs {
 	t.Helper()
 	dir := t.TempDir()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -251,7 +322,7 @@ func newCerts(t *testing.T, names ...string) *certs {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,9 @@
 // Package health implements active health checking of upstream targets.
 //
 // A Checker probes every target on its own goroutine: an HTTP GET of
-// Config.Path (2xx and 3xx are healthy; redirects are not followed) or,
-// with Config.TCP, a bare TCP connect. The first probe runs as soon as the
+// Config.Path (2xx and 3xx are healthy; redirects are not followed), with
+// Config.GRPC a grpc.health.v1 Check call over HTTP/2 (SERVING is
+// healthy), or, with Config.TCP, a bare TCP connect. The first probe runs as soon as the
 // target is known, then one every Interval with ±10 % jitter so that many
 // gateways do not probe in lock-step. Each probe is bounded by Timeout.
 // HealthyThreshold consecutive successes mark an unhealthy target healthy;

@@ -64,6 +64,12 @@ type Config struct {
 	// anything (Send, Expect or a TLS handshake): a PROXY protocol header
 	// for targets that want one. Default: nothing.
 	Preamble []byte
+	// GRPC probes with grpc.health.v1.Health/Check about GRPCService over
+	// Deps.Transport, which must speak HTTP/2 (h2c, or TLS with h2):
+	// SERVING is healthy, any other status or error unhealthy.
+	GRPC bool
+	// GRPCService is the service asked about; "" is the whole server.
+	GRPCService string
 	// InitialUnhealthy makes new targets start unhealthy, taking traffic
 	// only after HealthyThreshold successful probes. Default false.
 	InitialUnhealthy bool
@@ -104,6 +110,9 @@ type Deps struct {
 	// Transport sends HTTP probes. Default: a transport of the Checker's
 	// own, without proxy, keeping one idle connection per target.
 	Transport http.RoundTripper
+	// CloseTransport makes Close close Transport's idle connections (a
+	// transport made for this Checker alone).
+	CloseTransport bool
 	// Probe replaces the HTTP and TCP probes altogether.
 	Probe ProbeFunc
 	// TLS, when set, makes TCP probes complete a TLS handshake with it
@@ -142,6 +151,7 @@ type Checker struct {
 	probe     ProbeFunc
 	transport http.RoundTripper
 	ownTr     *http.Transport // closed by Close when the Checker made it
+	closeTr   func()          // Deps.CloseTransport: closes Deps.Transport's idle connections
 	tls       *tls.Config     // TCP probes over TLS; nil: plain
 	onChange  func(string, bool)
 	log       *slog.Logger
@@ -167,6 +177,9 @@ func New(cfg Config, deps Deps) *Checker {
 		rand:      deps.Rand,
 		tls:       deps.TLS,
 	}
+	if ci, ok := deps.Transport.(interface{ CloseIdleConnections() }); ok && deps.CloseTransport {
+		c.closeTr = ci.CloseIdleConnections
+	}
 	cfg = cfg.withDefaults()
 	c.cfg.Store(&cfg)
 	if c.log == nil {
@@ -186,9 +199,12 @@ func New(cfg Config, deps Deps) *Checker {
 		c.transport = c.ownTr
 	}
 	if c.probe == nil {
-		if cfg.TCP {
+		switch {
+		case cfg.GRPC:
+			c.probe = c.grpcProbe
+		case cfg.TCP:
 			c.probe = c.tcpProbe
-		} else {
+		default:
 			c.probe = c.httpProbe
 		}
 	}
@@ -199,7 +215,7 @@ func New(cfg Config, deps Deps) *Checker {
 
 // Reconfigure changes the probe settings (path, interval, thresholds...)
 // without touching any target's state; each target picks them up at its
-// next probe. Switching between HTTP and TCP needs a new Checker unless
+// next probe. Switching between HTTP, gRPC and TCP needs a new Checker unless
 // Deps.Probe was given.
 func (c *Checker) Reconfigure(cfg Config) {
 	cfg = cfg.withDefaults()
@@ -272,6 +288,18 @@ func (c *Checker) Healthy(addr string) bool {
 	return !c.cfg.Load().InitialUnhealthy
 }
 
+// LastError returns the error of addr's last probe, "" when it succeeded
+// or addr is unknown.
+func (c *Checker) LastError(addr string) string {
+	t := (*c.targets.Load())[addr]
+	if t == nil {
+		return ""
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lastErr
+}
+
 // Close stops every probe and waits for the goroutines to return.
 func (c *Checker) Close() {
 	c.mu.Lock()
@@ -283,6 +311,9 @@ func (c *Checker) Close() {
 	c.wg.Wait()
 	if c.ownTr != nil {
 		c.ownTr.CloseIdleConnections()
+	}
+	if c.closeTr != nil {
+		c.closeTr()
 	}
 }
 

@@ -25,6 +25,7 @@ const (
 // It is a small value type: copy it freely, it is read-only after parsing.
 type Conditions struct {
 	kinds  uint8      // bit per ErrorKind
+	grpc   uint32     // bit per gRPC status code 0..31 (grpc:NAME)
 	status [10]uint64 // bit per status code 0..639
 }
 
@@ -42,6 +43,7 @@ func New(on config.RetryOn) Conditions {
 	if on.Timeout {
 		c.kinds |= 1 << Timeout
 	}
+	c.grpc = on.GRPC
 	for _, s := range on.Statuses {
 		if s >= 0 && s < 640 {
 			c.status[s>>6] |= 1 << (s & 63)
@@ -68,6 +70,15 @@ func (c *Conditions) ShouldRetry(kind ErrorKind, status int) bool {
 		return false
 	}
 	return c.status[status>>6]&(1<<(status&63)) != 0
+}
+
+// GRPC reports whether c lists any gRPC status (grpc:NAME).
+func (c *Conditions) GRPC() bool { return c.grpc != 0 }
+
+// ShouldRetryGRPC reports whether a gRPC call that ended with status code
+// is retryable under c. It is allocation-free.
+func (c *Conditions) ShouldRetryGRPC(code int) bool {
+	return code > 0 && code < 32 && c.grpc&(1<<code) != 0
 }
 
 // Empty reports whether c retries nothing.

@@ -2,6 +2,7 @@ package retry
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -148,6 +149,63 @@ func TestConditions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestConditionsGRPC(t *testing.T) {
+	tests := []struct {
+		on   []string
+		code int
+		want bool
+	}{
+		{[]string{"grpc:unavailable"}, 14, true},
+		{[]string{"grpc:unavailable"}, 8, false},
+		{[]string{"grpc:unavailable", "grpc:resource_exhausted"}, 8, true},
+		{[]string{"grpc:cancelled"}, 1, true},
+		{[]string{"grpc:unauthenticated"}, 16, true},
+		{[]string{"grpc:unavailable"}, 0, false},
+		{[]string{"grpc:unavailable"}, 46, false},
+		{[]string{"grpc:unavailable"}, -1, false},
+		{[]string{"5xx", "reset"}, 14, false}, // HTTP conditions are not gRPC ones
+	}
+	for _, tt := range tests {
+		c, err := ParseConditions(tt.on)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.ShouldRetryGRPC(tt.code); got != tt.want {
+			t.Errorf("%v: ShouldRetryGRPC(%d) = %v, want %v", tt.on, tt.code, got, tt.want)
+		}
+		if c.GRPC() != strings.HasPrefix(tt.on[0], "grpc:") {
+			t.Errorf("%v: GRPC() = %v", tt.on, c.GRPC())
+		}
+		if c.ShouldRetry(Response, 200) || c.ShouldRetry(Response, 14) {
+			t.Errorf("%v: a gRPC condition retries an HTTP status", tt.on)
+		}
+	}
+	// Every name config lists is one code, and they are all different.
+	seen := map[int]string{}
+	for _, n := range config.RetryConditionNames() {
+		if !strings.HasPrefix(n, "grpc:") {
+			continue
+		}
+		c, err := ParseConditions([]string{n})
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		code := -1
+		for k := 1; k < 32; k++ {
+			if c.ShouldRetryGRPC(k) {
+				code = k
+			}
+		}
+		if prev, dup := seen[code]; dup || code < 1 || code > 16 {
+			t.Errorf("%s: code %d (also %q)", n, code, prev)
+		}
+		seen[code] = n
+	}
+	if len(seen) != 16 {
+		t.Errorf("%d gRPC names, want 16", len(seen))
 	}
 }
 

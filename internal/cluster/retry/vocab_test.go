@@ -17,6 +17,7 @@ func TestConditionNamesAgreeWithValidate(t *testing.T) {
 		"connect_failure", "reset", "timeout", "5xx", "gateway_error", "retriable_4xx", "503", "100", "599",
 		"Reset", "RESET", "connect-failure", "Connect-Failure", "retriable-4xx", "refused_stream", "refused-stream",
 		" reset", "reset ", " 503", "", "5xxx", "99", "600", "-1", "abc", "4xx",
+		"grpc:unavailable", "grpc:resource_exhausted", "grpc:ok", "grpc:", "grpc:UNAVAILABLE", "unavailable", "grpc:14",
 	}
 	for _, on := range entries {
 		doc := "listeners: [{address: \"127.0.0.1:0\"}]\n" +

@@ -101,6 +101,47 @@ func TestRapidResetBudget(t *testing.T) {
 	t.Fatal("1000 rapid resets allowed")
 }
 
+// TestPingBudget: a flood of PINGs alone is cut off past controlPerSecond
+// in a second, but PINGs that come with progress (a grpc-go client's BDP
+// pings, about one per answer, with its WINDOW_UPDATEs and new streams)
+// are not.
+func TestPingBudget(t *testing.T) {
+	frame := func(typ byte) []byte {
+		f := []byte{0, 0, 0, typ, 0, 0, 0, 0, 0}
+		if typ == 0x6 {
+			f[2] = 8
+			f = append(f, make([]byte, 8)...)
+		}
+		if typ == 0x8 {
+			f[2] = 4
+			f = append(f, 0, 0, 0x10, 0)
+		}
+		return f
+	}
+	t.Run("flood", func(t *testing.T) {
+		var h h2count
+		for i := range 1000 {
+			if !h.feed(frame(0x6)) {
+				if i < controlPerSecond {
+					t.Fatalf("cut off after %d PINGs", i)
+				}
+				return
+			}
+		}
+		t.Fatal("1000 PINGs in a row allowed")
+	})
+	t.Run("with progress", func(t *testing.T) {
+		var h h2count
+		for i := range 2000 {
+			for _, typ := range []byte{0x1, 0x0, 0x6, 0x8, 0x6} {
+				if !h.feed(frame(typ)) {
+					t.Fatalf("call %d: frame %#x refused", i, typ)
+				}
+			}
+		}
+	})
+}
+
 // FuzzHead checks that whatever the guard accepts, net/http parses, with the
 // same body framing.
 func FuzzHead(f *testing.F) {

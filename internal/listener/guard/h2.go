@@ -16,21 +16,27 @@ const (
 	// client reset more than half the streams it opened is closed (Envoy's
 	// premature-reset heuristic).
 	resetFloor = 100
-	// controlPerSecond bounds PING and SETTINGS frames (not acks) per second.
+	// controlPerSecond bounds PING and SETTINGS frames (not acks) per
+	// second, beyond one per frame of progress (HEADERS, DATA,
+	// WINDOW_UPDATE) the client sent in that second: grpc-go clients send
+	// a BDP-estimation PING about once per round trip while answers
+	// arrive, well over 100 a second under load, and acknowledge the data
+	// with WINDOW_UPDATEs; a flood of PINGs alone is still cut off.
 	controlPerSecond = 100
 )
 
 // h2count follows HTTP/2 frame boundaries in the client's byte stream and
 // counts the frames that matter for abuse; it never buffers payloads.
 type h2count struct {
-	skip    int // preface bytes still to skip
-	hdr     [9]byte
-	hn      int
-	left    int // payload bytes of the current frame still to skip
-	streams int
-	resets  int
-	control int
-	window  time.Time
+	skip     int // preface bytes still to skip
+	hdr      [9]byte
+	hn       int
+	left     int // payload bytes of the current frame still to skip
+	streams  int
+	resets   int
+	control  int
+	progress int // HEADERS, DATA and WINDOW_UPDATE frames in the window
+	window   time.Time
 }
 
 // feed accounts for b and reports false once the client is abusive.
@@ -58,8 +64,11 @@ func (h *h2count) feed(b []byte) bool {
 		h.left = int(h.hdr[0])<<16 | int(h.hdr[1])<<8 | int(h.hdr[2])
 		typ, flags := h.hdr[3], h.hdr[4]
 		switch typ {
+		case 0x0, 0x8: // DATA, WINDOW_UPDATE
+			h.progress++
 		case 0x1: // HEADERS
 			h.streams++
+			h.progress++
 		case 0x3: // RST_STREAM
 			h.resets++
 			if h.resets > resetFloor && 2*h.resets > h.streams {
@@ -71,10 +80,10 @@ func (h *h2count) feed(b []byte) bool {
 			}
 			now := time.Now()
 			if now.Sub(h.window) > time.Second {
-				h.window, h.control = now, 0
+				h.window, h.control, h.progress = now, 0, 0
 			}
 			h.control++
-			if h.control > controlPerSecond {
+			if h.control > controlPerSecond+h.progress {
 				return false
 			}
 		}

@@ -11,7 +11,18 @@ import (
 
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/types"
 )
+
+// testHooks are set by tests only (export_test.go), before any policy is
+// built; production code never sets them. pre is SecLang loaded before
+// the CRS set-up (the CRS regression suite's settings and log-marker
+// rule); onMatch receives every rule match that logs (Coraza's error log,
+// which the suite's runner reads).
+var testHooks struct {
+	pre     string
+	onMatch func(types.MatchedRule)
+}
 
 // exclusionBaseID numbers the rules that apply path-scoped exclusions
 // (docs/policies.md reserves 9400000-9400999 for them).
@@ -52,8 +63,9 @@ SecRule REQUEST_HEADERS:Content-Type "^application/json" "id:200001,phase:1,t:no
 SecRule REQUEST_HEADERS:Content-Type "^application/[a-z0-9.-]+[+]json" "id:200006,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
 SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',severity:2"
 SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation.'"
-Include @crs-setup.conf.example
 `)
+	b.WriteString(testHooks.pre)
+	b.WriteString("Include @crs-setup.conf.example\n")
 	fmt.Fprintf(&b, "SecAction \"id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d\"\n", s.paranoia)
 	fmt.Fprintf(&b, "SecAction \"id:900110,phase:1,pass,t:none,nolog,setvar:tx.inbound_anomaly_score_threshold=%d,setvar:tx.outbound_anomaly_score_threshold=4\"\n", s.threshold)
 	// Exclusions for a path prefix switch rules off per request (ctl),
@@ -141,6 +153,9 @@ func get(s settings) (inst *instance, built time.Duration, err error) {
 	}
 	start := time.Now()
 	cfg := coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(s.seclang())
+	if testHooks.onMatch != nil {
+		cfg = cfg.WithErrorCallback(testHooks.onMatch)
+	}
 	w, err := coraza.NewWAF(cfg.WithDirectives(s.directives))
 	if err != nil {
 		if s.directives != "" {

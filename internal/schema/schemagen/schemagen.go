@@ -135,7 +135,7 @@ func (g *gen) nodeShapes() map[string]func() *object {
 	return map[string]func() *object{
 		"routes[].retry.on": func() *object {
 			return obj("type", []string{"array", "null"}, "items", obj("anyOf", []any{
-				obj("enum", config.RetryConditions),
+				obj("enum", config.RetryConditionNames()),
 				obj("type", "integer", "minimum", 100, "maximum", 599),
 				obj("type", "string", "pattern", statusPattern),
 			}))
