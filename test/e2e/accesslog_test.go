@@ -440,3 +440,36 @@ observability:
 		t.Fatalf("a.log has %s, b.log %s; want 1,2 and 3,5", ids(a), ids(b))
 	}
 }
+
+// TestAccessLogTraceIDs checks that with tracing on the line carries the
+// SERVER span's ids: the caller's trace id continued, and a span id of the
+// gateway's own. The collector is dead, which costs the request nothing.
+func TestAccessLogTraceIDs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.log")
+	up := echoUpstream(t, "echo")
+	g := startGateway(t, listenerYAML("")+fmt.Sprintf(`
+upstreams:
+  echo: {targets: [{address: %q}]}
+routes:
+  - {name: all, match: {path: {prefix: /}}, upstream: echo}
+observability:
+  access_log: {path: %q}
+  tracing: {otlp_endpoint: %q, sample_ratio: 1}
+`, up, path, gwtest.FreeAddr(t)))
+	req := newRequest(t, http.MethodGet, g.URL+"/traced", nil)
+	req.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	req.Header.Set("X-Request-ID", "traced-1")
+	resp, body := do(t, newClient(t), req)
+	s := decodeSeen(t, resp, body)
+	line := waitLine(t, path, "the traced request's line", byRequestID("traced-1"))
+	if line["trace_id"] != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Errorf("trace_id %v, want the caller's", line["trace_id"])
+	}
+	span, _ := line["span_id"].(string)
+	if len(span) != 16 || span == "00f067aa0ba902b7" || span == "0000000000000000" {
+		t.Errorf("span_id %q, want the gateway's SERVER span", span)
+	}
+	if tp := s.Header.Get("Traceparent"); !strings.HasPrefix(tp, "00-4bf92f3577b34da6a3ce929d0e0e4736-") {
+		t.Errorf("traceparent upstream %q", tp)
+	}
+}
