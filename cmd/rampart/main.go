@@ -61,7 +61,8 @@ Usage:
   rampart version              print version, commit and Go version
 
 Signals: SIGHUP reloads the config file (or re-reads etcd); SIGTERM/SIGINT drain and exit;
-SIGUSR2 upgrades the binary (hands the listening sockets to a new process).
+SIGUSR2 upgrades the binary (hands the listening sockets to a new process); SIGUSR1 reopens
+the access log file (after logrotate).
 `
 
 func main() {
@@ -173,6 +174,25 @@ func serve(a *app.App, log *slog.Logger) int {
 	usr2 := make(chan os.Signal, 1)
 	signal.Notify(usr2, syscall.SIGUSR2)
 	defer signal.Stop(usr2)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error("SIGUSR1 handler panicked; SIGUSR1 no longer reopens the access log", "panic", fmt.Sprint(p))
+			}
+		}()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-usr1:
+				// ReopenAccessLog logs its own outcome.
+				a.ReopenAccessLog()
+			}
+		}
+	}()
 	go func() {
 		defer func() {
 			if p := recover(); p != nil {

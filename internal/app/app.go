@@ -234,7 +234,7 @@ func (a *App) bind(cfg *config.Config) error {
 		}
 		h := gateway.NewHandler(hc, gateway.HandlerDeps{Store: &a.store, Metrics: a.metrics, AccessLog: a.access.Load, Tracer: &a.tracer})
 		l, err := listener.Listen(listener.Config{Name: lc.Name, Address: lc.Address, Limits: lc.Limits, TLS: lc.TLS, ReusePort: lc.ReusePort, HTTP3: lc.HTTP3}, h,
-			listener.Deps{Metrics: a.metrics, Log: a.log, Bind: func(c listener.Config) (net.Listener, error) {
+			listener.Deps{Metrics: a.metrics, Log: a.log, AccessLog: a.access.Load, Bind: func(c listener.Config) (net.Listener, error) {
 				return a.opts.Inherited.Listen(upgrade.Key(c.Name, c.Address), c.Address, c.ReusePort)
 			}})
 		if err != nil {

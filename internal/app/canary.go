@@ -169,7 +169,7 @@ func (a *App) PromoteCandidate() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	al, err := openAccessLog(c.snap.Config)
+	al, err := a.openAccessLog(c.snap.Config)
 	if err != nil {
 		a.dropTracer(tr)
 		return "", err
@@ -252,6 +252,26 @@ func (a *App) judge() {
 	}
 }
 
-func openAccessLog(cfg *config.Config) (*telemetry.AccessLog, error) {
-	return telemetry.OpenAccessLog(cfg.Observability.AccessLog.Path)
+// openAccessLog returns the access log cfg names: the current one when its
+// path is unchanged, so that a reload neither reopens the file nor starts
+// a writer (nor loses a queued line), else a new one; nil for off.
+func (a *App) openAccessLog(cfg *config.Config) (*telemetry.AccessLog, error) {
+	path := cfg.Observability.AccessLog.Path
+	if cur := a.access.Load(); cur != nil && cur.Path() == path {
+		return cur, nil
+	}
+	return telemetry.OpenAccessLog(telemetry.AccessLogConfig{Path: path, Dropped: a.metrics.AccessLogDropped})
+}
+
+// ReopenAccessLog reopens the access log's file (SIGUSR1), so that lines
+// go to a new file after logrotate renamed the old one. A log on stdout
+// or stderr, or none, does nothing.
+func (a *App) ReopenAccessLog() error {
+	err := a.access.Load().Reopen()
+	if err != nil {
+		a.log.Error("access log not reopened; lines go on to the old file", "err", err.Error())
+	} else if al := a.access.Load(); al != nil {
+		a.log.Info("access log reopened", "path", al.Path())
+	}
+	return err
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -101,6 +103,57 @@ func BenchmarkGatewayTracing(b *testing.B) {
 	}
 }
 
+// BenchmarkGatewayAccessLog is BenchmarkGatewayOnly's fast case with the
+// access log off and on, side by side: "file" writes every line to a file
+// through the real writer goroutine, "discard" to /dev/null (the cost of
+// the log without the disk's). A line dropped for a full buffer is reported
+// as dropped/op.
+func BenchmarkGatewayAccessLog(b *testing.B) {
+	backend := startRawBackend(b, 100)
+	for _, tc := range []struct{ name, path string }{
+		{"off", "off"},
+		{"file", filepath.Join(b.TempDir(), "access.log")},
+		{"discard", os.DevNull},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			addr, a := startBenchGatewayApp(b, backend, fmt.Sprintf(`{access_log: {path: %q}}`, tc.path))
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { c.Close() }()
+			req := []byte("GET /bench HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\n\r\n")
+			buf := make([]byte, 4096)
+			roundTrip := func() {
+				if _, err := c.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				closing, err := readRawResponse(c, buf)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if closing {
+					c.Close()
+					if c, err = net.Dial("tcp", addr); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			roundTrip()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				roundTrip()
+			}
+			b.StopTimer()
+			if al := a.access.Load(); al != nil {
+				al.Flush()
+				b.ReportMetric(float64(al.Dropped())/float64(b.N), "dropped/op")
+			}
+		})
+	}
+}
+
 func startBenchGateway(b *testing.B, backend string) string {
 	b.Helper()
 	return startBenchGatewayObs(b, backend, `{access_log: {path: "off"}}`)
@@ -118,6 +171,13 @@ func deadAddr(b *testing.B) string {
 
 // startBenchGatewayObs starts the benchmark gateway with observability obs.
 func startBenchGatewayObs(b *testing.B, backend, obs string) string {
+	b.Helper()
+	addr, _ := startBenchGatewayApp(b, backend, obs)
+	return addr
+}
+
+// startBenchGatewayApp is startBenchGatewayObs, returning the App too.
+func startBenchGatewayApp(b *testing.B, backend, obs string) (string, *App) {
 	b.Helper()
 	cfg, err := config.Parse("bench.yaml", []byte(fmt.Sprintf(`
 listeners: [{name: public, address: "127.0.0.1:0"}]
@@ -142,7 +202,7 @@ observability: %s
 	done := make(chan struct{})
 	go func() { a.Run(ctx, nil); close(done) }()
 	b.Cleanup(func() { cancel(); <-done })
-	return a.ListenerAddr("public")
+	return a.ListenerAddr("public"), a
 }
 
 // startRawBackend serves a canned response of size bytes to every request

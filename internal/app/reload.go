@@ -48,7 +48,7 @@ func (a *App) apply(cfg *config.Config, src string) error {
 		a.refused(src, err)
 		return err
 	}
-	al, err := telemetry.OpenAccessLog(cfg.Observability.AccessLog.Path)
+	al, err := a.openAccessLog(cfg)
 	if err != nil {
 		a.dropTracer(tr)
 		err = config.Errors{cfg.Errorf("observability.access_log.path", "%v", err)}
@@ -102,8 +102,8 @@ func (a *App) compileDeps() compile.Deps {
 
 // activate makes snap the active config: it acquires the snapshot's claims
 // (a promoted candidate holds them already), applies its upstream settings
-// to the shared state, swaps it in (with its access log, nil to keep the
-// current one) and releases the previous snapshot. It returns the previous
+// to the shared state, swaps it in (with its access log, nil for off) and
+// releases the previous snapshot. It returns the previous
 // snapshot.
 func (a *App) activate(snap *gateway.Snapshot, al *telemetry.AccessLog) *gateway.Snapshot {
 	snap.Acquire(a.registry)
@@ -112,11 +112,10 @@ func (a *App) activate(snap *gateway.Snapshot, al *telemetry.AccessLog) *gateway
 	if old != nil && old != snap {
 		old.Release()
 	}
-	if al != nil {
-		if prev := a.access.Swap(al); prev != nil {
-			// Requests may still hold the old log; it is closed at exit.
-			a.retiredLogs = append(a.retiredLogs, prev)
-		}
+	if prev := a.access.Swap(al); prev != nil && prev != al {
+		// Requests may still hold the old log; it is closed (and
+		// flushed) at exit.
+		a.retiredLogs = append(a.retiredLogs, prev)
 	}
 	keep := make(map[string]bool, len(snap.Routes))
 	for _, r := range snap.Routes {

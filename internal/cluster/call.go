@@ -141,8 +141,13 @@ func (u *Upstream) Do(req *http.Request, p *Policy) (*http.Response, error) {
 		body = &replay{src: req.Body, limit: limit}
 	}
 	ex := exchange.From(req.Context())
+	var first time.Time // the first attempt's start, for ex.UpstreamDuration
 	if ex != nil {
 		ex.Upstream = u.Name
+		if now.IsZero() {
+			now = time.Now() // the first attempt's start, read once
+		}
+		first = now
 	}
 	var triedBuf [4]*balancer.Target
 	tried := triedBuf[:0]
@@ -180,6 +185,9 @@ func (u *Upstream) Do(req *http.Request, p *Policy) (*http.Response, error) {
 
 		resp, kind, err := u.attempt(cs, c, req, ex, p, target, body, deadline, now, n, upgrade)
 		now = time.Time{} // a retry reads the clock again
+		if ex != nil {
+			ex.UpstreamDuration = time.Since(first)
+		}
 		if err == nil {
 			u.tripDone(tk, u.tripResult(resp.StatusCode))
 			if n+1 < attempts && (retryable(req, rt, retry.Response, resp.StatusCode, body) || retryableGRPC(req, rt, resp, body)) {

@@ -278,24 +278,34 @@ func (h *Handler) finish(r *http.Request, rw *writer, ex *exchange.Exchange, rou
 	}
 	if al := h.log(); al != nil {
 		e := telemetry.Entry{
-			RequestID:  ex.RequestID,
-			Route:      ex.Route,
-			Upstream:   ex.Upstream,
-			Target:     ex.Target,
-			Method:     r.Method,
-			Host:       r.Host,
-			Path:       r.URL.Path,
-			Proto:      r.Proto,
-			RemoteAddr: r.RemoteAddr,
-			ClientIP:   ex.ClientIP,
-			Status:     rw.status,
-			BytesIn:    in,
-			BytesOut:   rw.bytes,
-			Duration:   d,
-			Code:       ex.Code,
-			UserAgent:  r.UserAgent(),
-			Attempts:   ex.Attempts,
-			GRPCStatus: ex.GRPCStatus,
+			RequestID:        ex.RequestID,
+			TraceID:          ex.TraceID,
+			SpanID:           ex.SpanID,
+			ClientIP:         ex.ClientIP,
+			RemoteAddr:       r.RemoteAddr,
+			Consumer:         ex.Consumer,
+			Method:           r.Method,
+			Host:             r.Host,
+			Path:             r.URL.Path,
+			Proto:            r.Proto,
+			Route:            ex.Route,
+			Upstream:         ex.Upstream,
+			Target:           ex.Target,
+			Status:           rw.status,
+			Code:             ex.Code,
+			BytesIn:          in,
+			BytesOut:         rw.bytes,
+			Duration:         d,
+			UpstreamDuration: ex.UpstreamDuration,
+			Attempts:         ex.Attempts,
+			RejectedBy:       ex.RejectedBy,
+			WAFRules:         ex.WAFRules,
+			WAFScore:         ex.WAFScore,
+			UserAgent:        r.UserAgent(),
+			GRPCStatus:       ex.GRPCStatus,
+		}
+		if r.TLS != nil {
+			e.TLSVersion, e.SNI = r.TLS.Version, r.TLS.ServerName
 		}
 		al.Log(&e)
 	}

@@ -36,6 +36,7 @@ func TestClientGoneUnanswered(t *testing.T) {
 	if w.wrote != 0 || w.Body.Len() != 0 {
 		t.Fatalf("wrote status %d, body %q", w.wrote, w.Body)
 	}
+	al.Close()
 	if line := logs.String(); !strings.Contains(line, "499") || !strings.Contains(line, "client_closed_request") {
 		t.Fatalf("access log %q, want status 499 and the code", line)
 	}

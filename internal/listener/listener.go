@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -53,6 +52,9 @@ type Deps struct {
 	// Bind, if set, returns the listening socket for cfg (a binary upgrade
 	// passes inherited sockets this way); default net.Listen.
 	Bind func(cfg Config) (net.Listener, error)
+	// AccessLog, if set, returns the current access log (nil for none),
+	// which gets a line for every request the framing guard refuses.
+	AccessLog func() *telemetry.AccessLog
 }
 
 // Listener is a bound HTTP listener.
@@ -92,11 +94,15 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		MaxRequests:    lim.MaxRequestsPerConnection,
 		H2:             true,
 	}
-	if deps.Metrics != nil {
-		refused := deps.Metrics.Refused
-		name := cfg.Name
-		framing.OnRefuse = func(status int, code string) {
-			refused.WithLabelValues(name, strconv.Itoa(status), code).Inc()
+	if deps.Metrics != nil || deps.AccessLog != nil {
+		m, accessLog, name := deps.Metrics, deps.AccessLog, cfg.Name
+		framing.OnRefuse = func(rf guard.Refusal) {
+			if m != nil {
+				m.Refused.WithLabelValues(name, m.Code(rf.Status), rf.Code).Inc()
+			}
+			if accessLog != nil {
+				logRefusal(accessLog(), rf)
+			}
 		}
 	}
 	ll := &limitListener{Listener: raw, max: int64(lim.MaxConnections), perIP: lim.MaxConnectionsPerIP, guard: framing}
@@ -182,6 +188,44 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		}
 	}
 	return l, nil
+}
+
+// logRefusal writes the access log line of a request the framing guard
+// refused: refused_by guard, the status, code and reason, the connection's
+// details and what was read of the request. It runs on the connection's
+// goroutine and only queues the line (AccessLog.Log never blocks).
+func logRefusal(al *telemetry.AccessLog, rf guard.Refusal) {
+	if al == nil {
+		return
+	}
+	r := rf.Request
+	e := telemetry.Entry{
+		RequestID: rf.RequestID,
+		Method:    rf.Method,
+		Host:      rf.Host,
+		Path:      rf.Path,
+		Status:    rf.Status,
+		Code:      rf.Code,
+		RefusedBy: "guard",
+		Reason:    rf.Reason,
+	}
+	if r != nil {
+		e.RemoteAddr, e.Proto = r.RemoteAddr, r.Proto
+		// The forwarding headers are not read for a refusal: the client
+		// is the peer.
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			e.ClientIP = host
+		}
+		if rf.Method != "" {
+			e.UserAgent = r.UserAgent()
+		}
+		if r.TLS != nil {
+			e.TLSVersion, e.SNI = r.TLS.Version, r.TLS.ServerName
+		} else if st := TLSState(r.Context()); st != nil {
+			e.TLSVersion, e.SNI = st.Version, st.ServerName
+		}
+	}
+	al.Log(&e)
 }
 
 // ReloadCerts re-reads the listener's certificate files; on error the

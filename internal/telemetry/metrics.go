@@ -52,6 +52,9 @@ type Metrics struct {
 	Mirror            MirrorMetrics
 	Events            EventMetrics
 	GRPCResponses     *prometheus.CounterVec // route, grpc_code
+	// AccessLogDropped counts access log lines dropped because the
+	// writer fell behind (the log's buffer was full).
+	AccessLogDropped prometheus.Counter
 
 	// collectors are the gateway's own collectors, registered through
 	// MustRegister, for Describe.
@@ -186,6 +189,10 @@ func NewMetrics() *Metrics {
 		Buckets: latencyBuckets,
 	}, []string{"route", "upstream"})
 	m.MustRegister(m.AggregateBackend, m.AggregateDuration)
+	m.AccessLogDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "rampart_access_log_dropped_total", Help: "Access log lines dropped because the log's writer fell behind (its buffer of lines was full); requests never wait for the log.",
+	})
+	m.MustRegister(m.AccessLogDropped)
 	m.Mirror = newMirrorMetrics(m)
 	m.Events = newEventMetrics(m)
 	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

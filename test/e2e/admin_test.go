@@ -186,14 +186,14 @@ observability:
 		"method":     "GET",
 		"path":       "/some/path",
 		"status":     float64(200),
-		"bytes":      float64(len(body)),
+		"bytes_out":  float64(len(body)),
 	}
 	for k, v := range want {
 		if line[k] != v {
 			t.Errorf("%s = %v (%T), want %v", k, line[k], line[k], v)
 		}
 	}
-	if d, ok := line["duration_ms"].(float64); !ok || d < 0 {
-		t.Errorf("duration_ms = %v, want a non-negative number", line["duration_ms"])
+	if d, ok := line["duration"].(float64); !ok || d < 0 {
+		t.Errorf("duration = %v, want a non-negative number of seconds", line["duration"])
 	}
 }

@@ -8,6 +8,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/rampart-gw/rampart/test/gwtest"
 )
 
 // TestRequestSizeCountsBytesRead: rampart_http_request_size_bytes and the
@@ -59,21 +62,28 @@ observability:
 		}
 	}
 
-	data, err := os.ReadFile(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	in := map[string]int64{}
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		var e struct {
-			Route   string `json:"route"`
-			BytesIn int64  `json:"bytes_in"`
+	// Lines are written within access_log's flush interval (100ms).
+	gwtest.WaitFor(t, 5*time.Second, "the access log lines", func() bool {
+		data, err := os.ReadFile(logPath)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("access log line %q: %v", line, err)
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			if line == "" {
+				continue
+			}
+			var e struct {
+				Route   string `json:"route"`
+				BytesIn int64  `json:"bytes_in"`
+			}
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("access log line %q: %v", line, err)
+			}
+			in[e.Route] = e.BytesIn
 		}
-		in[e.Route] = e.BytesIn
-	}
+		return len(in) >= 2
+	})
 	if in["chunked"] != 3007 || in["sized"] != 500 {
 		t.Errorf("access log bytes_in = %v, want chunked 3007 and sized 500", in)
 	}

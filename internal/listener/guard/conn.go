@@ -53,10 +53,11 @@ type Config struct {
 	MaxRequests int
 	// H2 enables the HTTP/2 prior-knowledge (h2c) hand-over.
 	H2 bool
-	// OnRefuse, if set, is told the status and error code of every request
-	// the guard answers itself (they never reach the gateway handler, its
-	// access log or its request metrics).
-	OnRefuse func(status int, code string)
+	// OnRefuse, if set, is told of every request the guard answers
+	// itself (they never reach the gateway handler or its request
+	// metrics): for rampart_http_refused_total and the access log. It runs
+	// on the connection's goroutine, so it must not block.
+	OnRefuse func(Refusal)
 }
 
 // Limits returns c's bounds with the defaults applied.

@@ -48,15 +48,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				why = reason(n)
 			}
 		}
-		h.refuse(w, why)
+		h.refuse(w, r, why)
 		return
 	}
 	switch r.Method {
 	case http.MethodConnect:
-		h.refuseAs(w, rConnect, r.ProtoMajor >= 2)
+		h.refuseAs(w, r, rConnect, r.ProtoMajor >= 2)
 		return
 	case http.MethodTrace:
-		h.refuseAs(w, rTrace, r.ProtoMajor >= 2)
+		h.refuseAs(w, r, rTrace, r.ProtoMajor >= 2)
 		return
 	}
 	// Underscores in names are dropped, as NGINX (underscores_in_headers
@@ -87,7 +87,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !gw.wrote && !gw.hijacked && g.failed.Load() {
 		// The handler gave up on the failed body without answering (a
 		// client that went away is answered with nothing: route.Render).
-		h.refuse(w, rChunked)
+		h.refuse(w, r, rChunked)
 	}
 	if hadUpgrade && !gw.hijacked {
 		// The guard holds the connection's input until it knows whether
@@ -110,7 +110,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *handler) serveH2(w http.ResponseWriter, r *http.Request) {
 	stream := r.ProtoMajor >= 2 // HTTP/2 and HTTP/3: a refusal answers the stream
 	if stream && !validHost([]byte(r.Host)) {
-		h.refuseAs(w, rHost, stream)
+		h.refuseAs(w, r, rHost, stream)
 		return
 	}
 	if r.Body == nil || r.Body == http.NoBody {
@@ -122,7 +122,7 @@ func (h *handler) serveH2(w http.ResponseWriter, r *http.Request) {
 	gw := &guardWriter{ResponseWriter: w, failed: &b.failed, why: rBodyIncomplete, stream: stream}
 	h.next.ServeHTTP(gw, r)
 	if !gw.wrote && !gw.hijacked && b.failed.Load() {
-		h.refuseAs(w, rBodyIncomplete, stream)
+		h.refuseAs(w, r, rBodyIncomplete, stream)
 	}
 }
 
@@ -188,20 +188,43 @@ func stripH2C(r *http.Request) {
 
 // refuse answers why's verdict, closes the connection after it, and
 // reports it through Config.OnRefuse.
-func (h *handler) refuse(w http.ResponseWriter, why reason) { h.refuseAs(w, why, false) }
+func (h *handler) refuse(w http.ResponseWriter, r *http.Request, why reason) {
+	h.refuseAs(w, r, why, false)
+}
 
 // refuseAs is refuse; for an HTTP/2 stream it keeps the connection.
-func (h *handler) refuseAs(w http.ResponseWriter, why reason, stream bool) {
-	refuse(w, why, stream)
+func (h *handler) refuseAs(w http.ResponseWriter, r *http.Request, why reason, stream bool) {
+	id := newRequestID()
+	refuse(w, why, stream, id)
 	if h.cfg.OnRefuse != nil {
 		v := why.verdict()
-		h.cfg.OnRefuse(v.status, v.code)
+		rf := Refusal{Request: r, Status: v.status, Code: v.code, Reason: v.msg, RequestID: id}
+		if r.Method != rejectMethod {
+			rf.Method, rf.Host, rf.Path = r.Method, r.Host, r.URL.Path
+		}
+		h.cfg.OnRefuse(rf)
 	}
 }
 
-func refuse(w http.ResponseWriter, why reason, stream bool) {
+// Refusal is a request the guard answered itself, as Config.OnRefuse is
+// told of it.
+type Refusal struct {
+	// Request is the refused request. For a refused head it is the
+	// stand-in the guard handed net/http: only its connection's details
+	// (RemoteAddr, TLS, Context) are the client's.
+	Request *http.Request
+	// Method, Host and Path are the request's; "" for a refused head,
+	// whose parts were not read.
+	Method, Host, Path string
+	Status             int
+	// Code is the error code and Reason the message of the JSON error.
+	Code, Reason string
+	// RequestID is the ID in the answer's X-Request-Id and error body.
+	RequestID string
+}
+
+func refuse(w http.ResponseWriter, why reason, stream bool, id string) {
 	v := why.verdict()
-	id := newRequestID()
 	if !stream {
 		w.Header().Set("Connection", "close")
 	}
@@ -252,7 +275,7 @@ func (w *guardWriter) WriteHeader(code int) {
 		for k := range h {
 			delete(h, k)
 		}
-		refuse(w.ResponseWriter, w.why, w.stream)
+		refuse(w.ResponseWriter, w.why, w.stream, newRequestID())
 		return
 	}
 	w.ResponseWriter.WriteHeader(code)
