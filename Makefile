@@ -75,7 +75,7 @@ bench-quick:
 ## waf-score: gotestwaf's true-positive and true-negative scores of the waf policy at PL1
 ## and PL2 and of sanitize, each against a gateway on 127.0.0.1 with an echo upstream
 ## (docs/security.md). Not in CI: a few minutes. WAFSCORE_OUT keeps the reports;
-## WAFSCORE_ONLY=waf-pl1|waf-pl2|sanitize runs one.
+## WAFSCORE_ONLY=waf-pl1|waf-pl2|sanitize|stock-pl1 runs one (stock-pl1: stock Coraza, the reference).
 WAFSCORE_OUT ?= $(CURDIR)/bin/waf-score
 waf-score gotestwaf:
 	cd tools/gotestwaf && $(GO) build -o $(CURDIR)/bin/gotestwaf github.com/wallarm/gotestwaf/cmd/gotestwaf
