@@ -489,6 +489,14 @@ func fieldsHeader(fields []hpack.HeaderField) http.Header {
 // Every other field is compared.
 func normHeader(h http.Header) http.Header {
 	h.Del("Date")
+	for k, vv := range h {
+		for i, v := range vv {
+			if len(v) > 256 {
+				vv[i] = summary([]byte(v)) // compared by size and hash
+			}
+		}
+		h[k] = vv
+	}
 	if vv := h.Values("Trailer"); len(vv) > 0 {
 		// The announcement's order means nothing (the gateway writes it
 		// from a map).

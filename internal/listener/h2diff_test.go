@@ -713,8 +713,26 @@ func h2Gateways(t *testing.T, up *upstream, tlsFiles []string) func(limits strin
 	}
 }
 
+// reportServers logs which server each column really runs: a server that
+// is not built in falls back to net/http (listener.Listener.HTTP2Server),
+// and the comparison is then net/http against itself.
+func reportServers(t *testing.T) {
+	t.Helper()
+	for _, s := range h2Servers {
+		l, err := listener.Listen(listener.Config{Address: "127.0.0.1:0", HTTP2Server: s}, http.NotFoundHandler(), listener.Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := l.HTTP2Server(); got != s {
+			t.Logf("RAMPART_HTTP2_SERVER=%s is served by %s in this build: both columns run %s", s, got, got)
+		}
+		l.Close()
+	}
+}
+
 // TestH2Differential runs every raw case over h2c (prior knowledge).
 func TestH2Differential(t *testing.T) {
+	reportServers(t)
 	up := newUpstream(t)
 	addrs := h2Gateways(t, up, nil)
 	for _, tc := range h2Cases() {
@@ -725,6 +743,7 @@ func TestH2Differential(t *testing.T) {
 // TestH2DifferentialTLS runs part of the raw cases over TLS, HTTP/2
 // negotiated through ALPN.
 func TestH2DifferentialTLS(t *testing.T) {
+	reportServers(t)
 	up := newUpstream(t)
 	addrs := h2Gateways(t, up, selfSigned(t))
 	some := map[string]bool{
@@ -769,6 +788,7 @@ type trOutcome struct {
 // TestH2DifferentialTransport sends requests with golang.org/x/net's
 // http2.Transport, as a real client would, over h2c and TLS.
 func TestH2DifferentialTransport(t *testing.T) {
+	reportServers(t)
 	up := newUpstream(t)
 	files := selfSigned(t)
 	big := pattern(1 << 20)
@@ -887,6 +907,7 @@ func TestH2DifferentialTransport(t *testing.T) {
 // streams in flight: both complete, a stream opened after the GOAWAY is not
 // served, and the connection is closed once the streams are done.
 func TestH2DifferentialShutdown(t *testing.T) {
+	reportServers(t)
 	up := newUpstream(t)
 	outs := make([]h2outcome, len(h2Servers))
 	for i, server := range h2Servers {
@@ -923,6 +944,7 @@ func TestH2DifferentialShutdown(t *testing.T) {
 				t.Error("connection not closed after the in-flight streams")
 			}
 			upstreamSaw(2)(t, o)
+			t.Logf("outcome: %s", showH2(o))
 		})
 		outs[i] = o
 	}
