@@ -49,21 +49,22 @@ type rawH2 struct {
 	enc *hpack.Encoder
 	buf bytes.Buffer
 
-	mu       sync.Mutex
-	changed  chan struct{} // closed (and replaced) on every change
-	settings map[http2.SettingID]uint32
-	connWin  int64 // what the client may still send on the connection
-	initWin  int64 // the server's SETTINGS_INITIAL_WINDOW_SIZE
-	win      map[uint32]int64
-	maxFrame int
-	streams  map[uint32]*h2stream
-	bodies   map[uint32]*bytes.Buffer
-	order    []uint32 // streams the client opened, in order
-	goaway   string
-	closed   bool
-	pingAcks [][8]byte
-	nextID   uint32
-	done     chan struct{} // the reader ended
+	mu        sync.Mutex
+	changed   chan struct{} // closed (and replaced) on every change
+	settings  map[http2.SettingID]uint32
+	connWin   int64 // what the client may still send on the connection
+	initWin   int64 // the server's SETTINGS_INITIAL_WINDOW_SIZE
+	win       map[uint32]int64
+	maxFrame  int
+	streams   map[uint32]*h2stream
+	bodies    map[uint32]*bytes.Buffer
+	order     []uint32 // streams the client opened, in order
+	goaway    string
+	closed    bool
+	pingAcks  [][8]byte
+	nextID    uint32
+	clientErr string        // what stopped the client sending (finish: ClientErr)
+	done      chan struct{} // the reader ended
 }
 
 // dialRaw opens a connection to addr (h2c with prior knowledge, or h2
@@ -327,8 +328,6 @@ func (h *rawH2) data(id uint32, end bool, b []byte, frame int, pad uint8) error 
 			switch {
 			case h.closed:
 				stop = errors.New("connection closed")
-			case h.goaway != "" && h.closed:
-				stop = errors.New("goaway")
 			case s != nil && s.Reset != "":
 				stop = errors.New("stream reset")
 			case cost > 0 && (h.connWin < cost || h.win[id] < cost):
@@ -341,7 +340,7 @@ func (h *rawH2) data(id uint32, end bool, b []byte, frame int, pad uint8) error 
 			return true
 		})
 		if !ok {
-			return errors.New("flow-control window not opened")
+			return errStalled
 		}
 		if stop != nil {
 			return stop
@@ -364,6 +363,10 @@ func (h *rawH2) data(id uint32, end bool, b []byte, frame int, pad uint8) error 
 		}
 	}
 }
+
+// errStalled is data's error when the server grants no flow-control
+// credit within h2Wait.
+var errStalled = errors.New("flow-control window not opened")
 
 // do runs raw writes under the write lock.
 func (h *rawH2) do(f func(fr *http2.Framer)) {
@@ -466,6 +469,7 @@ func (h *rawH2) finish(probe bool) h2outcome {
 		}
 	}
 	out.GoAway, out.Closed, out.PingAcks = h.goaway, h.closed, len(h.pingAcks)
+	out.ClientErr = h.clientErr
 	return out
 }
 

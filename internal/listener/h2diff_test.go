@@ -2,6 +2,7 @@ package listener_test
 
 import (
 	"context"
+	"errors"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -251,9 +252,12 @@ func post(path string, body []byte, cl bool, frame int, pad uint8) func(h *rawH2
 			extra = []string{"content-length", strconv.Itoa(len(body))}
 		}
 		id := h.request("POST", path, false, extra...)
-		if err := h.data(id, true, body, frame, pad); err != nil {
+		if err := h.data(id, true, body, frame, pad); errors.Is(err, errStalled) {
+			// A reset or a closed connection that stopped the upload
+			// is the server's answer, compared as such; a window that
+			// never opens is a server that stopped reading.
 			h.mu.Lock()
-			h.streams[id].Reset += " (client: " + err.Error() + ")"
+			h.clientErr = fmt.Sprintf("stream %d: %v", id, err)
 			h.mu.Unlock()
 		}
 	}
