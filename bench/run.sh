@@ -23,7 +23,8 @@
 #   TLS_TARGETS="rampart nginx haproxy caddy" TLS_CONNS=50                tls phase, 100-byte body
 #   GRPC_TARGETS="rampart nginx" GRPC_CONNS=50 GRPC_STREAMS=10 GRPC_SIZE=100   grpc phase
 #   SCALE_TARGETS="rampart nginx" SCALE_CONNS="50 1000 10000" SCALE_2CPU_CONNS=1000
-#   SCALE_THREADS=1 SCALE_ROUNDS=$ROUNDS SCALE_STRICT=0   scale phase (h1, 100 B); see below
+#   SCALE_THREADS=1 SCALE_ROUNDS=$ROUNDS (QUICK: 1) SCALE_DURATION=$DURATION (QUICK: 5s;
+#   at least 10s from 5,000 connections) SCALE_STRICT=0   scale phase (h1, 100 B); see scale_fit
 #   IDLE_TARGETS="rampart nginx haproxy caddy" IDLE_CONNS=10000 (QUICK: 2000)   idle phase
 #   THREADS=1               wrk threads
 #   GATEWAY_CPU=0 LOAD_CPU=1  taskset pinning (gateway | load generator + backend); NOPIN=1 disables
@@ -61,7 +62,11 @@ SCALE_TARGETS=${SCALE_TARGETS:-rampart nginx}
 SCALE_CONNS=${SCALE_CONNS:-50 1000 10000}
 SCALE_2CPU_CONNS=${SCALE_2CPU_CONNS-1000}
 SCALE_THREADS=${SCALE_THREADS:-1}
-SCALE_ROUNDS=${SCALE_ROUNDS:-$ROUNDS}
+if [[ $QUICK == 1 ]]; then
+	SCALE_ROUNDS=${SCALE_ROUNDS:-1} SCALE_DURATION=${SCALE_DURATION:-5s}
+else
+	SCALE_ROUNDS=${SCALE_ROUNDS:-$ROUNDS} SCALE_DURATION=${SCALE_DURATION:-$DURATION}
+fi
 SCALE_STRICT=${SCALE_STRICT:-0}
 IDLE_TARGETS=${IDLE_TARGETS:-rampart nginx haproxy caddy}
 if [[ $QUICK == 1 ]]; then IDLE_CONNS=${IDLE_CONNS:-2000}; else IDLE_CONNS=${IDLE_CONNS:-10000}; fi
@@ -309,8 +314,12 @@ scale_phase() {
 	log "scale: open files $(ulimit -n) (hard $(ulimit -Hn)), ephemeral ports $(tr '\t' - </proc/sys/net/ipv4/ip_local_port_range)"
 	for c in $SCALE_CONNS; do
 		scale_fit "$c"
+		# wrk opens every connection at the start of each run; thousands take a
+		# second or more (SYN backlog), so runs are long enough to amortise that.
+		local dur=$SCALE_DURATION
+		((FIT >= 5000 && $(seconds "$dur") < 10)) && dur=10s
 		# shellcheck disable=SC2086
-		EXTRA=" phase=scale cores=1" ROUNDS=$SCALE_ROUNDS THREADS=$SCALE_THREADS WRK_TIMEOUT=10s \
+		EXTRA=" phase=scale cores=1" ROUNDS=$SCALE_ROUNDS DURATION=$dur THREADS=$SCALE_THREADS WRK_TIMEOUT=10s \
 			measure "scale-$FIT" h1 100 "$FIT" $targets
 	done
 	if [[ -n $SCALE_2CPU_CONNS ]]; then
@@ -320,7 +329,7 @@ scale_phase() {
 			GW_PIN=(taskset -c "$GATEWAY_CPU,$LOAD_CPU") LOAD_PIN=(taskset -c "$GATEWAY_CPU,$LOAD_CPU")
 		fi
 		# shellcheck disable=SC2086
-		EXTRA=" phase=scale cores=2" ROUNDS=$SCALE_ROUNDS THREADS=2 WRK_TIMEOUT=10s PROXY_PROCS=2 \
+		EXTRA=" phase=scale cores=2" ROUNDS=$SCALE_ROUNDS DURATION=$SCALE_DURATION THREADS=2 WRK_TIMEOUT=10s PROXY_PROCS=2 \
 			measure "scale-2cpu-$FIT" h1 100 "$FIT" $targets
 		GW_PIN=("${gw[@]}") LOAD_PIN=("${load[@]}")
 	fi
