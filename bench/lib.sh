@@ -37,7 +37,8 @@ cleanup() {
 		sleep 0.1
 	done
 	for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-	rm -rf "$TMP"
+	# KEEP_TMP=1 keeps the generated configs and the proxies' logs.
+	if [[ ${KEEP_TMP:-0} == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
 	exit "$rc"
 }
 trap cleanup EXIT

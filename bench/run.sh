@@ -165,13 +165,14 @@ run_h2load() {
 	timeout "$((secs + 30))" "${LOAD_PIN[@]}" "$H2LOAD" -t1 -c"$2" -m"$STREAMS" -D"$secs" \
 		"${H2LOAD_ARGS[@]}" "$1" >"$4" 2>&1 || true
 }
-STREAMS=1 H2LOAD_ARGS=() EXTRA=""
+STREAMS=1 H2LOAD_ARGS=() EXTRA="" SETTLE=0
 
 # measure SCENARIO MODE SIZE CONNS TARGET...: start the backend and every target,
 # warm each up, then run ROUNDS interleaved rounds (order rotated every round)
 # and append one line per run to $RESULTS. MODE is h1, tls (wrk) or h2, h2tls,
 # grpc (h2load, STREAMS streams per connection). EXTRA is appended to every
-# results line.
+# results line. SETTLE seconds of pause before every run let the proxy close
+# the last run's connections first.
 measure() {
 	local scenario=$1 mode=$2 size=$3 conns=$4 t r k n pid out line t0 t1 c0 c1 rps tool=wrk
 	shift 4
@@ -221,6 +222,7 @@ measure() {
 				continue
 			fi
 			out=wrk/$scenario-$r-$t.txt
+			((SETTLE > 0)) && sleep "$SETTLE"
 			[[ $mode == grpc ]] && c0=$(grpc_calls)
 			[[ -n $pid ]] && t0=$(cpu_ticks "$pid")
 			"run_$tool" "${URL[$t]}" "$conns" "$DURATION" "$RESULTS_DIR/$out"
@@ -316,10 +318,20 @@ scale_phase() {
 		scale_fit "$c"
 		# wrk opens every connection at the start of each run; thousands take a
 		# second or more (SYN backlog), so runs are long enough to amortise that.
-		local dur=$SCALE_DURATION
+		# The warm-up also fills the upstream pools, so that the measured runs
+		# do not dial thousands of upstream connections at once (SYN drops
+		# then push some connects past rampart's 5 s connect timeout).
+		local dur=$SCALE_DURATION warm=$WARMUP
 		((FIT >= 5000 && $(seconds "$dur") < 10)) && dur=10s
+		((FIT >= 5000 && $(seconds "$warm") < 5)) && warm=5s
+		# A proxy near its descriptor budget needs the last run's thousands of
+		# connections closed before the next run opens as many again: NGINX
+		# otherwise warns "worker_connections are not enough, reusing
+		# connections" and closes some of the new ones (wrk read errors).
+		local settle=0
+		((FIT >= 5000)) && settle=2
 		# shellcheck disable=SC2086
-		EXTRA=" phase=scale cores=1" ROUNDS=$SCALE_ROUNDS DURATION=$dur THREADS=$SCALE_THREADS WRK_TIMEOUT=10s \
+		EXTRA=" phase=scale cores=1" SETTLE=$settle ROUNDS=$SCALE_ROUNDS DURATION=$dur WARMUP=$warm THREADS=$SCALE_THREADS WRK_TIMEOUT=10s \
 			measure "scale-$FIT" h1 100 "$FIT" $targets
 	done
 	if [[ -n $SCALE_2CPU_CONNS ]]; then
