@@ -506,8 +506,18 @@ start_rampart() { # MODE
 	# Above the circuit breaker's defaults (1,024 connections, pending and in
 	# flight requests), the scale phase would measure 503s: lift them to the
 	# connections in flight.
-	((PROXY_KEEPALIVE > 1024)) && upstream+="
-    circuit_breaker: {max_connections: $PROXY_KEEPALIVE, max_pending_requests: $PROXY_KEEPALIVE, max_requests: $PROXY_KEEPALIVE}"
+	# Thousands of upstream dials at once lose SYNs (the backend's accept
+	# queue is somaxconn deep) and wait for retransmits: wait as long as
+	# NGINX does (proxy_connect_timeout and proxy_read_timeout, 60s) rather
+	# than rampart's 5 s connect and 15 s route timeouts.
+	local route=""
+	if ((PROXY_KEEPALIVE > 1024)); then
+		upstream+="
+    circuit_breaker: {max_connections: $PROXY_KEEPALIVE, max_pending_requests: $PROXY_KEEPALIVE, max_requests: $PROXY_KEEPALIVE}
+    connect_timeout: 60s"
+		route="
+    timeout: 60s"
+	fi
 	[[ $1 == tls || $1 == h2tls ]] && tls="
     tls:
       certificates:
@@ -536,7 +546,7 @@ routes:
   - name: all
     match:
       path: {prefix: /}
-    upstream: backend
+    upstream: backend$route
 observability:
   access_log: {path: "off"}
 CONF
