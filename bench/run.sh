@@ -148,6 +148,8 @@ RESULTS=$RESULTS_DIR/results.txt
 	[[ -n $H2LOAD ]] && echo "# h2load: $("$H2LOAD" --version 2>&1 | head -1)"
 	echo "# loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "# phases=$PHASES rounds=$ROUNDS duration=$DURATION warmup=$WARMUP threads=$THREADS pin=${GW_PIN[*]:-none}|${LOAD_PIN[*]:-none}"
+	has_phase grpc && echo "# grpc: conns=$GRPC_CONNS streams=$GRPC_STREAMS size=$GRPC_SIZE"
+	has_phase scale && echo "# scale: conns=$SCALE_CONNS 2cpu_conns=${SCALE_2CPU_CONNS:-none} rounds=$SCALE_ROUNDS duration=$SCALE_DURATION threads=$SCALE_THREADS open_files=$(ulimit -n) ports=$(tr '\t' - </proc/sys/net/ipv4/ip_local_port_range)"
 } >"$RESULTS"
 
 log "results: $RESULTS_DIR"
