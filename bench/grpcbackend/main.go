@@ -134,12 +134,14 @@ func writeAddr(path, addr string) error {
 	return nil
 }
 
-func serve(addr, addrFile, statsFile string, size int) error {
+// newServer returns a gRPC server answering every call with size bytes, and
+// the counter of calls it answered.
+func newServer(size int) (*grpc.Server, *atomic.Int64) {
 	answer := make([]byte, size)
 	for i := range answer {
 		answer[i] = 'x'
 	}
-	var calls atomic.Int64
+	calls := new(atomic.Int64)
 	handler := func(_ any, stream grpc.ServerStream) error {
 		var req []byte
 		if err := stream.RecvMsg(&req); err != nil {
@@ -151,7 +153,11 @@ func serve(addr, addrFile, statsFile string, size int) error {
 		calls.Add(1)
 		return nil
 	}
-	srv := grpc.NewServer(grpc.ForceServerCodec(rawCodec{}), grpc.UnknownServiceHandler(handler))
+	return grpc.NewServer(grpc.ForceServerCodec(rawCodec{}), grpc.UnknownServiceHandler(handler)), calls
+}
+
+func serve(addr, addrFile, statsFile string, size int) error {
+	srv, calls := newServer(size)
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
