@@ -167,14 +167,14 @@ run_h2load() {
 	timeout "$((secs + 30))" "${LOAD_PIN[@]}" "$H2LOAD" -t1 -c"$2" -m"$STREAMS" -D"$secs" \
 		"${H2LOAD_ARGS[@]}" "$1" >"$4" 2>&1 || true
 }
-STREAMS=1 H2LOAD_ARGS=() EXTRA="" SETTLE=0
+STREAMS=1 H2LOAD_ARGS=() EXTRA="" SETTLE=0 ROUND_BASE=0
 
 # measure SCENARIO MODE SIZE CONNS TARGET...: start the backend and every target,
 # warm each up, then run ROUNDS interleaved rounds (order rotated every round)
 # and append one line per run to $RESULTS. MODE is h1, tls (wrk) or h2, h2tls,
 # grpc (h2load, STREAMS streams per connection). EXTRA is appended to every
 # results line. SETTLE seconds of pause before every run let the proxy close
-# the last run's connections first.
+# the last run's connections first. ROUND_BASE is added to the round numbers.
 measure() {
 	local scenario=$1 mode=$2 size=$3 conns=$4 t r k n pid out line t0 t1 c0 c1 rps tool=wrk
 	shift 4
@@ -223,12 +223,12 @@ measure() {
 				log "  $t has exited: skipping"
 				continue
 			fi
-			out=wrk/$scenario-$r-$t.txt
+			out=wrk/$scenario-$((r + ROUND_BASE))-$t.txt
 			((SETTLE > 0)) && sleep "$SETTLE"
 			[[ $mode == grpc ]] && c0=$(grpc_calls)
 			[[ -n $pid ]] && t0=$(cpu_ticks "$pid")
 			"run_$tool" "${URL[$t]}" "$conns" "$DURATION" "$RESULTS_DIR/$out"
-			line="scenario=$scenario mode=$mode size=$size conns=$conns$streams duration=$DURATION round=$r target=$t $tool=$out"
+			line="scenario=$scenario mode=$mode size=$size conns=$conns$streams duration=$DURATION round=$((r + ROUND_BASE)) target=$t $tool=$out"
 			if [[ -n $pid ]]; then
 				t1=$(cpu_ticks "$pid")
 				line+=" cpu_ticks=$((t1 - t0)) clk_tck=$CLK_TCK rss_kb=$(rss_kb "$pid")"
@@ -239,7 +239,7 @@ measure() {
 			line+=$EXTRA
 			echo "$line" >>"$RESULTS"
 			rps=$(awk '/^Requests\/sec:/ {print $2} /^finished in/ {print $4}' "$RESULTS_DIR/$out")
-			log "  round $r/$ROUNDS $t: ${rps:-FAILED} req/s"
+			log "  round $((r + ROUND_BASE))/$((ROUNDS + ROUND_BASE)) $t: ${rps:-FAILED} req/s"
 		done
 	done
 
@@ -278,10 +278,8 @@ measure_idle() {
 # scale_fit CONNS: sets FIT to the number of active connections the scale
 # phase can run for CONNS asked, and FIT_WHY to why it is lower. A proxy holds
 # one descriptor per client connection and one per upstream connection (the
-# keep-alive pool is sized to the requests in flight), so 2 x CONNS + 1,000
-# must fit the open-files limit (with 200 spare, NGINX at 9,900 connections
-# still logged "worker_connections are not enough" and closed some; at 9,500
-# it did not); the load generator's connections to the proxy and
+# keep-alive pool is sized to the requests in flight), so 2 x CONNS + 200
+# must fit the open-files limit; the load generator's connections to the proxy and
 # the proxy's to the backend each take a source port from the ephemeral range,
 # and the previous round's may still be in TIME_WAIT, so 2 x CONNS must fit it.
 # Beyond that the point is clamped (or, with SCALE_STRICT=1, the run stops).
@@ -292,10 +290,10 @@ scale_fit() {
 	read -r lo hi </proc/sys/net/ipv4/ip_local_port_range
 	ports=$((hi - lo + 1))
 	FIT=$want FIT_WHY=""
-	max=$(((nofile - 1000) / 2 / 100 * 100))
+	max=$(((nofile - 200) / 2 / 100 * 100))
 	if ((want > max)); then
 		FIT=$max
-		FIT_WHY="the open-files limit is $nofile (hard $(ulimit -Hn)) and the proxy needs one descriptor per client and one per upstream connection and some spare, so at most $max active connections fit (raise the hard limit to $((2 * want + 1000)) as root for $want)"
+		FIT_WHY="the open-files limit is $nofile (hard $(ulimit -Hn)) and the proxy needs one descriptor per client and one per upstream connection and some spare, so at most $max active connections fit (raise the hard limit to $((2 * want + 200)) as root for $want)"
 	fi
 	max=$((ports / 2 / 100 * 100))
 	if ((FIT > max)); then
@@ -332,11 +330,26 @@ scale_phase() {
 		# connections closed before the next run opens as many again: NGINX
 		# otherwise warns "worker_connections are not enough, reusing
 		# connections" and closes some of the new ones (wrk read errors).
-		local settle=0
-		((FIT >= 5000)) && settle=2
-		# shellcheck disable=SC2086
-		EXTRA=" phase=scale cores=1" SETTLE=$settle ROUNDS=$SCALE_ROUNDS DURATION=$dur WARMUP=$warm THREADS=$SCALE_THREADS WRK_TIMEOUT=10s \
-			measure "scale-$FIT" h1 100 "$FIT" $targets
+		if ((FIT < 5000)); then
+			# shellcheck disable=SC2086
+			EXTRA=" phase=scale cores=1" ROUNDS=$SCALE_ROUNDS DURATION=$dur WARMUP=$warm THREADS=$SCALE_THREADS WRK_TIMEOUT=10s \
+				measure "scale-$FIT" h1 100 "$FIT" $targets
+			continue
+		fi
+		# From 5,000 connections each target runs alone, with a backend of its
+		# own, one round at a time (the order still rotates): the backend's
+		# descriptors would not hold two proxies' upstream pools (with rampart's
+		# pool idle beside it, NGINX had thousands of wrk read errors), and an
+		# idle proxy holding thousands of connections is not a quiet neighbour.
+		local r k t arr
+		read -ra arr <<<"$targets"
+		for ((r = 0; r < SCALE_ROUNDS; r++)); do
+			for ((k = 0; k < ${#arr[@]}; k++)); do
+				t=${arr[$(((k + r) % ${#arr[@]}))]}
+				EXTRA=" phase=scale cores=1" SETTLE=2 ROUNDS=1 ROUND_BASE=$r DURATION=$dur WARMUP=$warm THREADS=$SCALE_THREADS \
+					WRK_TIMEOUT=10s measure "scale-$FIT" h1 100 "$FIT" "$t"
+			done
+		done
 	done
 	if [[ -n $SCALE_2CPU_CONNS ]]; then
 		scale_fit "$SCALE_2CPU_CONNS"
