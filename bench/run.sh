@@ -7,7 +7,7 @@
 # connection. See bench/README.md.
 #
 #   bash bench/run.sh                  # full run (~35 min)
-#   QUICK=1 bash bench/run.sh          # short run (~5 min)
+#   QUICK=1 bash bench/run.sh          # short run (~6 min)
 #
 # Environment (all optional):
 #   QUICK=1                 short run (defaults below change)
