@@ -70,7 +70,7 @@ bench-go:
 bench:
 	bash bench/run.sh
 
-## bench-quick: a short version (about 30 s of load per phase, about 6 min in all; the scale phase about 100 s).
+## bench-quick: a short version (about 30 s of load per phase, about 6 min in all; the scale phase about 80 s).
 bench-quick:
 	QUICK=1 bash bench/run.sh
 
