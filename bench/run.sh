@@ -326,10 +326,6 @@ scale_phase() {
 		local dur=$SCALE_DURATION warm=$WARMUP
 		((FIT >= 5000 && $(seconds "$dur") < 10)) && dur=10s
 		((FIT >= 5000 && $(seconds "$warm") < 5)) && warm=5s
-		# A proxy near its descriptor budget needs the last run's thousands of
-		# connections closed before the next run opens as many again: NGINX
-		# otherwise warns "worker_connections are not enough, reusing
-		# connections" and closes some of the new ones (wrk read errors).
 		if ((FIT < 5000)); then
 			# shellcheck disable=SC2086
 			EXTRA=" phase=scale cores=1" ROUNDS=$SCALE_ROUNDS DURATION=$dur WARMUP=$warm THREADS=$SCALE_THREADS WRK_TIMEOUT=10s \
@@ -341,6 +337,8 @@ scale_phase() {
 		# descriptors would not hold two proxies' upstream pools (with rampart's
 		# pool idle beside it, NGINX had thousands of wrk read errors), and an
 		# idle proxy holding thousands of connections is not a quiet neighbour.
+		# SETTLE: a proxy near its descriptor budget needs the last run's
+		# connections closed before the next run opens as many again.
 		local r k t arr
 		read -ra arr <<<"$targets"
 		for ((r = 0; r < SCALE_ROUNDS; r++)); do
