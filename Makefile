@@ -64,11 +64,13 @@ bench-go:
 	$(GO) test -run='^$$' -bench=. -benchtime=1x ./... > /dev/null
 
 ## bench: the load benchmark: direct, rampart, nginx, haproxy and caddy, interleaved and
-## pinned; HTTP/1.1, h2 (h2load), TLS and idle-connection memory phases (bench/README.md).
+## pinned; HTTP/1.1, h2c and h2 over TLS (h2load), TLS, gRPC unary (vs nginx grpc_pass),
+## scaling with connections and 2 cores (vs nginx) and idle-connection memory phases
+## (bench/README.md; about 35 min).
 bench:
 	bash bench/run.sh
 
-## bench-quick: a short version (about 30 s of load per phase).
+## bench-quick: a short version (about 30 s of load per phase, about 6 min in all; the scale phase about 80 s).
 bench-quick:
 	QUICK=1 bash bench/run.sh
 
