@@ -187,7 +187,17 @@ func (c *Context) Value(key any) any {
 // AfterFunc bind to a request's context without a goroutine when the server's
 // request context implements AfterFunc itself (h1server's does) rather than
 // being one of the context package's own types.
+//
+// A parent that binds callbacks itself gets f directly: context.AfterFunc
+// would wrap f in a cancelCtx of its own and ask the parent for its done
+// channel (which h1server's request context makes on demand) before
+// calling the parent's AfterFunc anyway.
 func (c *Context) AfterFunc(f func()) (stop func() bool) {
+	if a, ok := c.Context.(interface {
+		AfterFunc(func()) func() bool
+	}); ok {
+		return a.AfterFunc(f)
+	}
 	return context.AfterFunc(c.Context, f)
 }
 

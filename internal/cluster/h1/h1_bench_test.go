@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/rampart-gw/rampart/internal/exchange"
 )
 
 // BenchmarkRoundTrip compares one keep-alive GET with a 100-byte response
@@ -133,4 +135,27 @@ func BenchmarkHead(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkPromote measures handing a long exchange over from the watcher
+// to its context (watchPromote), on a request context that binds callbacks
+// itself wrapped in an exchange.Context, as the gateway's requests are:
+// context.AfterFunc against afterFunc.
+func BenchmarkPromote(b *testing.B) {
+	f := func() {}
+	for _, bc := range []struct {
+		name string
+		bind func(context.Context, func()) func() bool
+	}{{"context.AfterFunc", context.AfterFunc}, {"afterFunc", afterFunc}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx := &exchange.Context{Context: &reqCtx{}}
+				stop := bc.bind(ctx, f)
+				if !stop() {
+					b.Fatal("stop failed")
+				}
+			}
+		})
+	}
 }

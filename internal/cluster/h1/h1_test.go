@@ -14,6 +14,7 @@ import (
 	"net/textproto"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampart-gw/rampart/internal/exchange"
 	"github.com/rampart-gw/rampart/internal/http1"
 )
 
@@ -721,32 +723,41 @@ func TestCancel(t *testing.T) {
 		{"waiting for the head", 0},
 		{"waiting for the head, handed over to AfterFunc", (watchPromote + 4) * watchTick},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			checkNoLeaks(t)
-			got := make(chan struct{})
-			srv := startRaw(t, func(c net.Conn, br *bufio.Reader) {
-				readRequest(br)
-				close(got)
-				io.Copy(io.Discard, br) // never answer
+		for _, kind := range []string{"context.WithCancel", "AfterFunc of its own"} {
+			name, wait := tc.name+", "+kind, tc.wait
+			t.Run(name, func(t *testing.T) {
+				checkNoLeaks(t)
+				got := make(chan struct{})
+				srv := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+					readRequest(br)
+					close(got)
+					io.Copy(io.Discard, br) // never answer
+				})
+				c := New(Config{})
+				defer c.CloseIdleConnections()
+				ctx, cancel := context.WithCancel(context.Background())
+				if kind != "context.WithCancel" {
+					// As the gateway's requests: h1server's request context,
+					// which binds callbacks itself, in an exchange.Context.
+					rc := &reqCtx{}
+					ctx, cancel = &exchange.Context{Context: rc}, rc.cancel
+				}
+				cancelled := make(chan time.Time, 1)
+				go func() {
+					<-got
+					time.Sleep(wait)
+					cancelled <- time.Now()
+					cancel()
+				}()
+				req, _ := http.NewRequestWithContext(ctx, "GET", srv.url("/"), nil)
+				if _, err := c.RoundTrip(req); !errors.Is(err, context.Canceled) {
+					t.Fatalf("error %v, want context.Canceled", err)
+				}
+				if d := time.Since(<-cancelled); d > 2*time.Second {
+					t.Fatalf("cancellation took %v", d)
+				}
 			})
-			c := New(Config{})
-			defer c.CloseIdleConnections()
-			ctx, cancel := context.WithCancel(context.Background())
-			cancelled := make(chan time.Time, 1)
-			go func() {
-				<-got
-				time.Sleep(tc.wait)
-				cancelled <- time.Now()
-				cancel()
-			}()
-			req, _ := http.NewRequestWithContext(ctx, "GET", srv.url("/"), nil)
-			if _, err := c.RoundTrip(req); !errors.Is(err, context.Canceled) {
-				t.Fatalf("error %v, want context.Canceled", err)
-			}
-			if d := time.Since(<-cancelled); d > 2*time.Second {
-				t.Fatalf("cancellation took %v", d)
-			}
-		})
+		}
 	}
 	t.Run("reading the body", func(t *testing.T) {
 		checkNoLeaks(t)
@@ -1212,4 +1223,72 @@ func TestCheckKey(t *testing.T) {
 			t.Errorf("trimOWS(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
+}
+
+// reqCtx stands in for h1server's request context: a context that binds
+// callbacks itself (AfterFunc), with a done channel made on demand.
+type reqCtx struct {
+	mu       sync.Mutex
+	canceled atomic.Bool
+	done     chan struct{}
+	funcs    []*func()
+}
+
+func (c *reqCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c *reqCtx) Value(any) any               { return nil }
+
+func (c *reqCtx) Err() error {
+	if c.canceled.Load() {
+		return context.Canceled
+	}
+	return nil
+}
+
+func (c *reqCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.canceled.Load() {
+			close(c.done)
+		}
+	}
+	return c.done
+}
+
+func (c *reqCtx) AfterFunc(f func()) func() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.canceled.Load() {
+		go f()
+		return func() bool { return false }
+	}
+	a := &f
+	c.funcs = append(c.funcs, a)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for i, x := range c.funcs {
+			if x == a {
+				c.funcs = slices.Delete(c.funcs, i, i+1)
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func (c *reqCtx) cancel() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.canceled.Swap(true) {
+		return
+	}
+	if c.done != nil {
+		close(c.done)
+	}
+	for _, f := range c.funcs {
+		go (*f)()
+	}
+	c.funcs = nil
 }

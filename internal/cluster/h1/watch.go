@@ -123,7 +123,7 @@ func (s *watchShard) check() int {
 			cn.abort()
 			s.remove(cn) // moves another one to i
 		case w.age >= watchPromote:
-			w.stop = context.AfterFunc(w.ctx, cn.abortF)
+			w.stop = afterFunc(w.ctx, cn.abortF)
 			s.remove(cn)
 		default:
 			w.age++
@@ -131,6 +131,26 @@ func (s *watchShard) check() int {
 		}
 	}
 	return len(s.list)
+}
+
+// afterFuncer is a context that binds callbacks itself, as h1server's
+// request context and exchange.Context do.
+type afterFuncer interface {
+	AfterFunc(f func()) (stop func() bool)
+}
+
+// afterFunc is context.AfterFunc(ctx, f), calling ctx's own AfterFunc
+// directly when it has one. context.AfterFunc would call it too, but only
+// after wrapping f in a cancelCtx of its own and asking ctx for its done
+// channel and its parent cancelCtx (a walk down the context chain, and on
+// h1server's request context the allocation of the done channel). Under
+// load with thousands of connections many exchanges outlive watchPromote
+// ticks (they wait for the CPU), so this runs for a good share of them.
+func afterFunc(ctx context.Context, f func()) (stop func() bool) {
+	if a, ok := ctx.(afterFuncer); ok {
+		return a.AfterFunc(f)
+	}
+	return context.AfterFunc(ctx, f)
 }
 
 func (s *watchShard) listed() int {
