@@ -45,7 +45,8 @@ type compiled struct {
 	pf *prefilter
 }
 
-// rxPatterns records the patterns compiled (for tests; nil otherwise).
+// rxPatterns records the operator arguments compiled (set by tests; nil
+// otherwise).
 var rxPatterns struct {
 	sync.Mutex
 	m map[string]bool
@@ -76,7 +77,7 @@ func newRX(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 	c := v.(*compiled)
 	rxPatterns.Lock()
 	if rxPatterns.m != nil {
-		rxPatterns.m[data] = true
+		rxPatterns.m[o.Arguments] = true
 	}
 	rxPatterns.Unlock()
 	return &rx{re: c.re, pf: c.pf}, nil
