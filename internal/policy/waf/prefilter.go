@@ -50,9 +50,6 @@ type lit struct {
 const (
 	maxConds = 3
 	maxLits  = 16
-	// useless is the estimated cost above which a condition is dropped:
-	// nearly every input would pass it anyway.
-	useless = 0.6
 )
 
 // newPrefilter derives the prefilter of expr (as regexp.Compile parses
@@ -64,11 +61,11 @@ func newPrefilter(expr string) *prefilter {
 	}
 	re = re.Simplify()
 	p := &prefilter{minLen: minLen(re)}
-	for _, c := range need(re) {
-		if c.cost <= useless {
-			p.conds = append(p.conds, c)
-		}
-	}
+	// Even a condition most values meet is kept: checking it costs a
+	// scan to its first hit, short for the values that meet it, and it
+	// saves the regexp for those that do not (a 64 KB field of digits
+	// against an alternation of SQL words and operators).
+	p.conds = need(re)
 	if len(p.conds) == 0 && p.minLen < 2 {
 		return nil
 	}

@@ -197,11 +197,11 @@ func TestPrefilterConditions(t *testing.T) {
 		{`(?i)(?:select|insert|update)`, "nothing here", false, true},
 		{`[<>"']`, "plain text", false, true},
 		{`[<>"']`, "O'Brien", true, true},
-		{`a.*b`, "x", false, true},          // minimum length 2
-		{`(?:^|;)id`, "ok", false, true},    // "id" required
-		{`.*`, "", true, false},             // nothing known
+		{`a.*b`, "x", false, true},           // minimum length 2
+		{`(?:^|;)id`, "ok", false, true},     // "id" required
+		{`.*`, "", true, false},              // nothing known
 		{`(?:foo)?bar?`, "zzz", true, false}, // "ba" is only 2 common bytes: still a filter?
-		{`\x{FFFD}x`, "\xffx", true, true},  // U+FFFD matches an invalid byte
+		{`\x{FFFD}x`, "\xffx", true, true},   // U+FFFD matches an invalid byte
 		{`(?i)k`, "\u212A", true, false},
 	}
 	for _, tt := range tests {
