@@ -22,8 +22,9 @@ type poller struct {
 	rc   syscallRawConn
 
 	mu     sync.Mutex
-	parked map[int32]*srvConn
-	head   *srvConn // parked connections, oldest first
+	parked []*srvConn // by descriptor
+	n      int        // parked connections
+	head   *srvConn   // parked connections, oldest first
 	tail   *srvConn
 	closed bool
 }
@@ -47,22 +48,24 @@ func newPoller(s *Server) (*poller, error) {
 		f.Close()
 		return nil, err
 	}
-	return &poller{s: s, epfd: fd, f: f, rc: rc, parked: make(map[int32]*srvConn)}, nil
+	return &poller{s: s, epfd: fd, f: f, rc: rc}, nil
 }
 
 // park arms c's descriptor; false: the poller is closed or the descriptor
 // could not be armed (the caller closes c).
 func (p *poller) park(c *srvConn, expires time.Time) bool {
+	if c.fd < 0 {
+		return false
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return false
 	}
 	c.gen++
-	c.expires = expires
-	fd := int32(c.fd)
-	p.parked[fd] = c
-	p.link(c)
+	c.expires = expires.UnixNano()
+	fd := c.fd
+	p.put(c)
 	op := syscall.EPOLL_CTL_ADD
 	if c.registered {
 		op = syscall.EPOLL_CTL_MOD
@@ -71,13 +74,38 @@ func (p *poller) park(c *srvConn, expires time.Time) bool {
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: fd, Pad: int32(c.gen)}
 	// Under the lock: once armed, the event may fire at once and the
 	// waker must find c parked.
-	err := syscall.EpollCtl(p.epfd, op, c.fd, &ev)
+	err := syscall.EpollCtl(p.epfd, op, int(fd), &ev)
 	if err != nil {
-		delete(p.parked, fd)
-		p.unlink(c)
+		p.take(c)
 	}
 	p.mu.Unlock()
 	return err == nil
+}
+
+// put adds c to the parked connections (by descriptor and in the list).
+func (p *poller) put(c *srvConn) {
+	fd := int(c.fd)
+	if fd >= len(p.parked) {
+		p.parked = append(p.parked, make([]*srvConn, fd+1-len(p.parked))...)
+	}
+	p.parked[fd] = c
+	p.n++
+	p.link(c)
+}
+
+// take removes c, which is parked, from the parked connections.
+func (p *poller) take(c *srvConn) {
+	p.parked[c.fd] = nil
+	p.n--
+	p.unlink(c)
+}
+
+// lookup is the connection parked on fd, or nil.
+func (p *poller) lookup(fd int32) *srvConn {
+	if fd < 0 || int(fd) >= len(p.parked) {
+		return nil
+	}
+	return p.parked[fd]
 }
 
 func (p *poller) link(c *srvConn) {
@@ -123,12 +151,11 @@ func (p *poller) run() {
 		ready = ready[:0]
 		p.mu.Lock()
 		for i := 0; i < n; i++ {
-			c := p.parked[evs[i].Fd]
+			c := p.lookup(evs[i].Fd)
 			if c == nil || int32(c.gen) != evs[i].Pad {
 				continue
 			}
-			delete(p.parked, evs[i].Fd)
-			p.unlink(c)
+			p.take(c)
 			ready = append(ready, c)
 		}
 		p.mu.Unlock()
@@ -152,11 +179,11 @@ func (p *poller) sweep(done <-chan struct{}) {
 		case now := <-t.C:
 			expired = expired[:0]
 			p.mu.Lock()
+			ns := now.UnixNano()
 			for c := p.head; c != nil; {
 				next := c.next
-				if !now.Before(c.expires) {
-					delete(p.parked, int32(c.fd))
-					p.unlink(c)
+				if ns >= c.expires {
+					p.take(c)
 					expired = append(expired, c)
 				}
 				c = next
@@ -180,6 +207,7 @@ func (p *poller) closeAll() {
 		all = append(all, c)
 	}
 	clear(p.parked)
+	p.n = 0
 	p.head, p.tail = nil, nil
 	first := !p.closed
 	p.closed = true
@@ -195,3 +223,10 @@ func (p *poller) closeAll() {
 }
 
 var errNoPoller error = nil
+
+// count is the number of parked connections.
+func (p *poller) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
