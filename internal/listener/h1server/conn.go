@@ -71,6 +71,9 @@ type srvConn struct {
 	state      atomic.Int32
 	gen        uint32
 	registered bool
+	// deep: parked without Go's socket (see poller.deepen); fd is then a
+	// descriptor of the poller's own.
+	deep bool
 }
 
 // connWork is the state of a connection while its goroutine runs: from a
@@ -266,8 +269,9 @@ func (c *srvConn) handshake(tc *tls.Conn) bool {
 func (c *srvConn) close() {
 	c.state.Store(csClosed)
 	c.nc.Close()
-	if c.connWork == nil {
-		c.s.untrack(c) // parked
+	if c.connWork == nil { // parked
+		c.dropDeep()
+		c.s.untrack(c)
 		return
 	}
 	if b := c.body; b != nil {
@@ -425,6 +429,11 @@ func (c *srvConn) park(expires time.Time) {
 // peer): a new goroutine serves it.
 func (c *srvConn) resume() {
 	if !c.state.CompareAndSwap(csParked, csActive) {
+		c.dropDeep() // closed meanwhile
+		return
+	}
+	if c.deep && !c.surface() {
+		c.close()
 		return
 	}
 	c.serve()

@@ -1,6 +1,7 @@
 package h1server
 
 import (
+	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -23,6 +24,7 @@ type poller struct {
 
 	mu     sync.Mutex
 	parked []*srvConn // by descriptor
+	gen    uint32     // of the last park (event data; server-wide, so a reused descriptor's stale event never matches)
 	n      int        // parked connections
 	head   *srvConn   // parked connections, oldest first
 	tail   *srvConn
@@ -62,7 +64,8 @@ func (p *poller) park(c *srvConn, expires time.Time) bool {
 		p.mu.Unlock()
 		return false
 	}
-	c.gen++
+	p.gen++
+	c.gen = p.gen
 	c.expires = expires.UnixNano()
 	fd := c.fd
 	p.put(c)
@@ -180,11 +183,14 @@ func (p *poller) sweep(done <-chan struct{}) {
 			expired = expired[:0]
 			p.mu.Lock()
 			ns := now.UnixNano()
+			deepBy := ns + int64(p.s.idleTimeout()-deepAfter)
 			for c := p.head; c != nil; {
 				next := c.next
 				if ns >= c.expires {
 					p.take(c)
 					expired = append(expired, c)
+				} else if !c.deep && c.nreq > 0 && c.expires <= deepBy {
+					p.deepen(c)
 				}
 				c = next
 			}
@@ -192,6 +198,8 @@ func (p *poller) sweep(done <-chan struct{}) {
 			for _, c := range expired {
 				if c.state.CompareAndSwap(csParked, csClosed) {
 					c.close()
+				} else {
+					c.dropDeep()
 				}
 			}
 			clear(expired)
@@ -215,6 +223,8 @@ func (p *poller) closeAll() {
 	for _, c := range all {
 		if c.state.CompareAndSwap(csParked, csClosed) {
 			c.close()
+		} else {
+			c.dropDeep() // closed by Server.Close
 		}
 	}
 	if first {
@@ -229,4 +239,103 @@ func (p *poller) count() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.n
+}
+
+// deepAfter is how long a connection stays parked with Go's socket before
+// the sweeper parks it deep, without it (a variable for tests).
+var deepAfter = 2 * time.Second
+
+// Rebinder is implemented by a connection wrapper (the listener's counting
+// connection) whose inner TCP connection the server may replace: a
+// connection parked deep closes Go's socket (its netFD and the runtime's
+// poll descriptor, ~0.8 KiB) and keeps only a duplicate of the descriptor;
+// when bytes arrive, a new *net.TCPConn is made from it and rebound into
+// the wrapper. A plain *net.TCPConn given to Serve is never parked deep:
+// nothing else could see its replacement.
+type Rebinder interface {
+	// InnerTCP is the wrapped connection (nil if it is not TCP).
+	InnerTCP() *net.TCPConn
+	// RebindTCP replaces it; false when the wrapper was closed. nil: the
+	// connection is parked deep; until the next RebindTCP the wrapper
+	// holds nothing of it (and a Close closes nothing but the wrapper).
+	RebindTCP(*net.TCPConn) bool
+}
+
+// deepen parks c, which is parked, deep (under p.mu): the event for a
+// duplicate of its descriptor is armed, then Go's socket is closed.
+func (p *poller) deepen(c *srvConn) {
+	rb, ok := c.nc.(Rebinder)
+	if !ok || c.tlsState != nil {
+		return
+	}
+	inner := rb.InnerTCP()
+	if inner == nil {
+		return
+	}
+	rc, err := inner.SyscallConn()
+	if err != nil {
+		return
+	}
+	dfd := -1
+	rc.Control(func(fd uintptr) {
+		r, _, e := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
+		if e == 0 {
+			dfd = int(r)
+		}
+	})
+	if dfd < 0 {
+		return
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(dfd), Pad: int32(c.gen)}
+	if syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, dfd, &ev) != nil {
+		syscall.Close(dfd)
+		return
+	}
+	// The old registration goes before Go closes the descriptor: the
+	// open file lives on through dfd, and so would it.
+	syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(c.fd), nil)
+	p.parked[c.fd] = nil
+	c.fd = int32(dfd)
+	if dfd >= len(p.parked) {
+		p.parked = append(p.parked, make([]*srvConn, dfd+1-len(p.parked))...)
+	}
+	p.parked[dfd] = c
+	c.deep = true
+	c.registered = false
+	c.tcp = nil
+	inner.Close()
+	rb.RebindTCP(nil) // nothing of Go's socket stays reachable
+}
+
+// surface gives a connection woken from a deep park a Go socket again.
+// false: it could not (c is closed by the caller).
+func (c *srvConn) surface() bool {
+	dfd := int(c.fd)
+	syscall.EpollCtl(c.s.poll.epfd, syscall.EPOLL_CTL_DEL, dfd, nil)
+	c.deep, c.fd = false, -1
+	f := os.NewFile(uintptr(dfd), "")
+	nc, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return false
+	}
+	tc, ok := nc.(*net.TCPConn)
+	if !ok || !c.nc.(Rebinder).RebindTCP(tc) {
+		nc.Close()
+		return false
+	}
+	c.tcp = tc
+	if rc, err := tc.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { c.fd = int32(fd) })
+	}
+	return true
+}
+
+// dropDeep closes the descriptor of a connection parked deep.
+func (c *srvConn) dropDeep() {
+	if c.deep {
+		c.deep = false
+		syscall.Close(int(c.fd))
+		c.fd = -1
+	}
 }

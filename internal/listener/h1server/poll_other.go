@@ -19,3 +19,6 @@ func (p *poller) run()                          {}
 func (p *poller) sweep(<-chan struct{})         {}
 func (p *poller) closeAll()                     {}
 func (p *poller) count() int                    { return 0 }
+
+func (c *srvConn) surface() bool { return false }
+func (c *srvConn) dropDeep()     {}
