@@ -29,7 +29,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -84,7 +83,6 @@ type Client struct {
 	states  sync.Pool // *exchangeState, released responses
 
 	realClock bool // cfg.Now is time.Now
-	spin      int  // A/B RAMPART_X_UPSPIN (temporary)
 
 	mu     sync.Mutex
 	hosts  map[string]*host
@@ -106,7 +104,6 @@ type host struct {
 
 // New returns a Client with cfg's settings.
 func New(cfg Config) *Client {
-	spin := spinTries()
 	if cfg.DialContext == nil {
 		d := &net.Dialer{Timeout: 5 * time.Second}
 		cfg.DialContext = d.DialContext
@@ -127,7 +124,7 @@ func New(cfg Config) *Client {
 	if realClock {
 		cfg.Now = time.Now
 	}
-	return &Client{cfg: cfg, hosts: map[string]*host{}, realClock: realClock, spin: spin}
+	return &Client{cfg: cfg, hosts: map[string]*host{}, realClock: realClock}
 }
 
 // since returns the time elapsed since t. With the real clock it reads only
@@ -155,7 +152,6 @@ type conn struct {
 	// a failure before the first response byte may then be a stale
 	// keep-alive connection rather than a broken server.
 	reused bool
-	sr     *spinReader // A/B RAMPART_X_UPSPIN (temporary)
 }
 
 // aLongTimeAgo is a deadline in the past: setting it makes blocked reads
@@ -168,14 +164,7 @@ func (cn *conn) abort() { cn.nc.SetDeadline(aLongTimeAgo) }
 
 func (cn *conn) close() { cn.nc.Close() }
 
-func (cn *conn) src() io.Reader {
-	if cn.sr != nil {
-		return cn.sr
-	}
-	return cn.nc
-}
-
-func (c *Client) reader(nc io.Reader) *bufio.Reader {
+func (c *Client) reader(nc net.Conn) *bufio.Reader {
 	if br, ok := c.readers.Get().(*bufio.Reader); ok {
 		br.Reset(nc)
 		return br
@@ -202,7 +191,7 @@ func (c *Client) get(ctx context.Context, addr string, deadline time.Time) (*con
 			cn.close()
 			continue
 		}
-		cn.br = c.reader(cn.src())
+		cn.br = c.reader(cn.nc)
 		return cn, nil
 	}
 	if !deadline.IsZero() {
@@ -214,13 +203,7 @@ func (c *Client) get(ctx context.Context, addr string, deadline time.Time) (*con
 	if err != nil {
 		return nil, err
 	}
-	cn := &conn{nc: nc, addr: addr, shard: newShard()}
-	if t := c.spin; t > 0 {
-		if sr := new(spinReader); sr.init(nc, t) {
-			cn.sr = sr
-		}
-	}
-	cn.br = c.reader(cn.src())
+	cn := &conn{nc: nc, addr: addr, br: c.reader(nc), shard: newShard()}
 	cn.abortF = cn.abort
 	return cn, nil
 }
