@@ -88,7 +88,7 @@ func TestIdleConnMemory(t *testing.T) {
 	}
 	waitParked(t, s, n)
 	report(t, "parked", n, before, memNow())
-	deadline := time.Now().Add(deepAfter + 10*time.Second)
+	deadline := time.Now().Add(deepAfter + time.Duration(n/maxDeepPerSweep+10)*time.Second)
 	for deepCount(s) != n {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d parked deep", deepCount(s), n)

@@ -184,12 +184,14 @@ func (p *poller) sweep(done <-chan struct{}) {
 			p.mu.Lock()
 			ns := now.UnixNano()
 			deepBy := ns + int64(p.s.idleTimeout()-deepAfter)
+			deepLeft := maxDeepPerSweep
 			for c := p.head; c != nil; {
 				next := c.next
 				if ns >= c.expires {
 					p.take(c)
 					expired = append(expired, c)
-				} else if !c.deep && c.nreq > 0 && c.expires <= deepBy {
+				} else if deepLeft > 0 && !c.deep && c.nreq > 0 && c.expires <= deepBy {
+					deepLeft--
 					p.deepen(c)
 				}
 				c = next
@@ -244,6 +246,11 @@ func (p *poller) count() int {
 // deepAfter is how long a connection stays parked with Go's socket before
 // the sweeper parks it deep, without it (a variable for tests).
 var deepAfter = 2 * time.Second
+
+// maxDeepPerSweep bounds the deep parks of one sweep (each costs a few
+// system calls under the poller's lock, which wake-ups and parks wait for):
+// about 5 ms of work a second.
+const maxDeepPerSweep = 1024
 
 // Rebinder is implemented by a connection wrapper (the listener's counting
 // connection) whose inner TCP connection the server may replace: a
