@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,59 @@ type Config struct {
 	// HTTP3 also serves HTTP/3 (QUIC) on the UDP port of the same number;
 	// needs TLS.
 	HTTP3 bool
+	// HTTP2Server names the server for HTTP/2 connections (h2c prior
+	// knowledge and h2 through ALPN): HTTP2NetHTTP or HTTP2Rampart. Empty:
+	// the environment variable RAMPART_HTTP2_SERVER decides (http2Server),
+	// so that both can be compared without a config change. Any other
+	// value makes Listen fail.
+	HTTP2Server string
+}
+
+// The HTTP/2 servers a listener can run (Config.HTTP2Server,
+// RAMPART_HTTP2_SERVER).
+const (
+	// HTTP2NetHTTP is net/http's HTTP/2 server behind the framing guard.
+	HTTP2NetHTTP = "net/http"
+	// HTTP2Rampart is Rampart's own HTTP/2 server (internal/listener/h2).
+	HTTP2Rampart = "rampart"
+)
+
+// http2Server is the HTTP/2 server RAMPART_HTTP2_SERVER names, trimmed and
+// lower-cased; HTTP2NetHTTP when it is unset or empty. It is read at each
+// Listen, so a test can set it per listener.
+func http2Server() string {
+	v := strings.ToLower(strings.TrimSpace(os.Getenv("RAMPART_HTTP2_SERVER")))
+	if v == "" {
+		return HTTP2NetHTTP
+	}
+	return v
+}
+
+// rampartHTTP2Built reports whether HTTP2Rampart is served by Rampart's own
+// server; while false, it falls back to net/http (resolveHTTP2Server).
+// TODO(h2server): true once internal/listener/h2 is merged.
+const rampartHTTP2Built = false
+
+// resolveHTTP2Server returns the server that serves HTTP/2 for a listener
+// configured with name (Config.HTTP2Server; "" reads the environment), or
+// an error for a name no server has.
+func resolveHTTP2Server(name string) (string, error) {
+	if name == "" {
+		name = http2Server()
+	}
+	switch name {
+	case HTTP2NetHTTP:
+		return HTTP2NetHTTP, nil
+	case HTTP2Rampart:
+		if rampartHTTP2Built {
+			return HTTP2Rampart, nil
+		}
+		// TODO(h2server): the h2server branch (internal/listener/h2)
+		// serves this; until it is merged, "rampart" falls back to
+		// net/http so that the tests which run once per server run.
+		return HTTP2NetHTTP, nil
+	}
+	return "", fmt.Errorf("RAMPART_HTTP2_SERVER: unknown server %q (net/http, rampart)", name)
 }
 
 // Deps are shared services.
@@ -61,6 +115,7 @@ type Deps struct {
 // Listener is a bound HTTP listener.
 type Listener struct {
 	name  string
+	http2 string // the server that serves HTTP/2 (resolveHTTP2Server)
 	srv   *http.Server
 	fast  *h1server.Server // nil: net/http serves HTTP/1.1 too
 	hand  *handListener    // connections fast hands over to srv
@@ -77,6 +132,10 @@ type Listener struct {
 func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
+	}
+	h2srv, err := resolveHTTP2Server(cfg.HTTP2Server)
+	if err != nil {
+		return nil, err
 	}
 	bind := deps.Bind
 	if bind == nil {
@@ -157,7 +216,7 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		},
 		ErrorLog: slog.NewLogLogger(deps.Log.Handler(), slog.LevelDebug),
 	}
-	l := &Listener{name: cfg.Name, srv: srv, ln: ll, log: deps.Log, certs: certs}
+	l := &Listener{name: cfg.Name, http2: h2srv, srv: srv, ln: ll, log: deps.Log, certs: certs}
 	if cfg.HTTP3 {
 		if ll.tls == nil {
 			raw.Close()
@@ -247,6 +306,11 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
 // Name is the listener's name.
 func (l *Listener) Name() string { return l.name }
+
+// HTTP2Server is the server that serves the listener's HTTP/2 connections
+// (HTTP2NetHTTP or HTTP2Rampart): what Config.HTTP2Server or
+// RAMPART_HTTP2_SERVER asked for, unless that server is not built in.
+func (l *Listener) HTTP2Server() string { return l.http2 }
 
 // Serve accepts connections until Shutdown or Close; it returns nil then.
 func (l *Listener) Serve() error {

@@ -106,7 +106,9 @@ func (h *h2conn) outcome() string {
 // TestH2Translation proves that requests which cannot be translated to a
 // well-formed HTTP/1.1 request (RFC 9113 §8.2, §8.3) are refused before any
 // upstream sees them.
-func TestH2Translation(t *testing.T) {
+func TestH2Translation(t *testing.T) { eachH2Server(t, testH2Translation) }
+
+func testH2Translation(t *testing.T) {
 	rec := newRecorder(t)
 	addr := gateway(t, rec.addr, "")
 	cases := []struct {
@@ -161,7 +163,9 @@ func TestH2Translation(t *testing.T) {
 // TestRapidReset sends 5,000 HEADERS+RST_STREAM pairs on one connection
 // (CVE-2023-44487) and checks that only a small number turn into upstream
 // requests before the gateway cuts the connection off.
-func TestRapidReset(t *testing.T) {
+func TestRapidReset(t *testing.T) { eachH2Server(t, testRapidReset) }
+
+func testRapidReset(t *testing.T) {
 	rec := newRecorder(t)
 	rec.delay = 20 * time.Millisecond
 	addr := gateway(t, rec.addr, "")
@@ -200,7 +204,9 @@ func TestRapidReset(t *testing.T) {
 }
 
 // TestPingFlood checks the control-frame budget.
-func TestPingFlood(t *testing.T) {
+func TestPingFlood(t *testing.T) { eachH2Server(t, testPingFlood) }
+
+func testPingFlood(t *testing.T) {
 	rec := newRecorder(t)
 	addr := gateway(t, rec.addr, "")
 	h := dialH2(t, addr)
@@ -228,6 +234,10 @@ func TestPingFlood(t *testing.T) {
 // "Connection: close", which net/http's HTTP/2 server turns into a GOAWAY
 // for the whole connection.
 func TestH2StreamErrorKeepsConnection(t *testing.T) {
+	eachH2Server(t, testH2StreamErrorKeepsConnection)
+}
+
+func testH2StreamErrorKeepsConnection(t *testing.T) {
 	rec := newRecorder(t)
 	addr := gateway(t, rec.addr, "")
 	post := []string{":method", "POST", ":scheme", "http", ":authority", "gw.test", ":path", "/up", "content-length", "10"}
@@ -296,7 +306,9 @@ func TestH2StreamErrorKeepsConnection(t *testing.T) {
 // input makes the kernel answer RST, which can destroy the GOAWAY before the
 // client reads it (h2spec 5.1 #10 failed now and then on this). The payload
 // is sent after a pause so that it is still unread when the server closes.
-func TestH2ErrorCloseNoReset(t *testing.T) {
+func TestH2ErrorCloseNoReset(t *testing.T) { eachH2Server(t, testH2ErrorCloseNoReset) }
+
+func testH2ErrorCloseNoReset(t *testing.T) {
 	rec := newRecorder(t)
 	cert, key := selfSigned(t)
 	tlsLimits := "{}\n    tls: {certificates: [{cert_file: \"" + cert + "\", key_file: \"" + key + "\"}]}"
@@ -370,7 +382,9 @@ var h2specAllowed = map[string]string{
 
 // TestH2Spec runs h2spec against the h2c listener when it is installed
 // (scripts/test-deps.sh builds it from test/conformance/tools).
-func TestH2Spec(t *testing.T) {
+func TestH2Spec(t *testing.T) { eachH2Server(t, testH2Spec) }
+
+func testH2Spec(t *testing.T) {
 	bin, err := exec.LookPath("h2spec")
 	if err != nil {
 		gp := os.Getenv("GOPATH")
