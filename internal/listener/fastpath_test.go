@@ -1411,3 +1411,56 @@ func serverName(netHTTP bool) string {
 	}
 	return "fast"
 }
+
+// TestFastPathParksDeep checks that connections idle long enough to be
+// parked without Go's socket (h1server's deep park, through the counting
+// connection's RebindTCP) are served again with their own address, stay
+// counted while parked, and are uncounted when they close.
+func TestFastPathParksDeep(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("parking needs epoll")
+	}
+	if testing.Short() {
+		t.Skip("waits for the deep park (2 s)")
+	}
+	noLeaks(t)
+	const n = 20
+	var mu sync.Mutex
+	remote := map[string]string{}
+	l := listen(t, Config{Limits: config.Limits{IdleTimeout: config.Duration(time.Minute)}}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		remote[r.URL.Path] = r.RemoteAddr
+		mu.Unlock()
+		io.WriteString(w, "ok "+r.URL.Path)
+	}))
+	conns := make([]net.Conn, n)
+	readers := make([]*bufio.Reader, n)
+	for i := range conns {
+		conns[i] = dial(t, l)
+		readers[i] = bufio.NewReader(conns[i])
+	}
+	for round := range 2 {
+		for i := range conns {
+			path := "/" + strconv.Itoa(round) + "/" + strconv.Itoa(i)
+			resp, body, err := roundTrip(t, conns[i], readers[i], get(path))
+			if err != nil || resp.StatusCode != 200 || body != "ok "+path {
+				t.Fatalf("conn %d round %d: %v %q", i, round, err, body)
+			}
+			mu.Lock()
+			got := remote[path]
+			mu.Unlock()
+			if got != conns[i].LocalAddr().String() {
+				t.Errorf("conn %d round %d: RemoteAddr %q, want %q", i, round, got, conns[i].LocalAddr())
+			}
+		}
+		// The deep park comes after 2 s parked, at the sweeper's next tick.
+		time.Sleep(3500 * time.Millisecond)
+		if got := l.ActiveConnections(); got != n {
+			t.Fatalf("round %d: %d active connections while parked, want %d", round, got, n)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	waitFor(t, ioTimeout, "connections to close", func() bool { return l.ActiveConnections() == 0 })
+}

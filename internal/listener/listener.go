@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/quic-go/quic-go"
 
@@ -589,7 +590,45 @@ type countedConn struct {
 	// with exempt peers.
 	charged netip.Addr
 	closed  bool
+	// gone is set (under l.mu) when Close ran: RebindTCP refuses then.
+	gone bool
 }
+
+// InnerTCP and RebindTCP let the fast path park an idle connection
+// without Go's socket (h1server.Rebinder).
+func (c *countedConn) InnerTCP() *net.TCPConn {
+	tc, _ := c.Conn.(*net.TCPConn)
+	return tc
+}
+
+// RebindTCP replaces the wrapped connection; false once c is closed.
+func (c *countedConn) RebindTCP(tc *net.TCPConn) bool {
+	c.l.mu.Lock()
+	defer c.l.mu.Unlock()
+	if c.gone {
+		return false
+	}
+	if tc == nil {
+		c.Conn = parkedConn{}
+		return true
+	}
+	c.Conn = tc
+	return true
+}
+
+// parkedConn is the inner connection of a countedConn whose connection the
+// fast path parked deep (RebindTCP(nil)): closing it closes nothing, and
+// nothing else is called on it until the next RebindTCP.
+type parkedConn struct{}
+
+func (parkedConn) Read([]byte) (int, error)         { return 0, net.ErrClosed }
+func (parkedConn) Write([]byte) (int, error)        { return 0, net.ErrClosed }
+func (parkedConn) Close() error                     { return nil }
+func (parkedConn) LocalAddr() net.Addr              { return nil }
+func (parkedConn) RemoteAddr() net.Addr             { return nil }
+func (parkedConn) SetDeadline(time.Time) error      { return nil }
+func (parkedConn) SetReadDeadline(time.Time) error  { return nil }
+func (parkedConn) SetWriteDeadline(time.Time) error { return nil }
 
 func (c *countedConn) Close() error {
 	c.once.Do(func() {
@@ -606,7 +645,11 @@ func (c *countedConn) Close() error {
 			c.l.active.Dec()
 		}
 	})
-	return c.Conn.Close()
+	c.l.mu.Lock()
+	c.gone = true
+	inner := c.Conn
+	c.l.mu.Unlock()
+	return inner.Close()
 }
 
 // Unwrap returns the accepted connection.

@@ -44,42 +44,62 @@ const (
 // watching its connection for the client going away (see watch).
 const watchDelay = 50 * time.Millisecond
 
-// srvConn is one client connection of the fast path.
+// srvConn is one client connection of the fast path. It holds only what
+// outlives a request and a parked wait: 128 bytes, one size class. The
+// state of a connection at work (buffers, the response writer, the watch)
+// is a connWork, taken from a pool when the connection's goroutine starts
+// and given back when it parks, so that a parked connection costs its
+// srvConn and Go's socket (see docs/performance.md, "Memory per idle
+// keep-alive connection").
 type srvConn struct {
-	s        *Server
-	nc       net.Conn
-	tcp      *net.TCPConn // for writev; nil when nc is not plain TCP
-	tlsState *tls.ConnectionState
-	remote   string
-	accepted time.Time
-	state    atomic.Int32
+	s         *Server
+	nc        net.Conn
+	tcp       *net.TCPConn // for writev; nil when nc is not plain TCP
+	tlsState  *tls.ConnectionState
+	remote    string
+	*connWork // nil while parked (and once closed)
 
 	// Poller bookkeeping (guarded by poller.mu while parked).
-	fd         int
-	registered bool
-	gen        uint32
-	expires    time.Time
 	prev, next *srvConn
-	hot        time.Duration // see hotMin
-	idleFrom   time.Time     // when the current hot wait began
+	// expires is, in Unix nanoseconds, when the first head is due (from
+	// accept, until the first request) and, while parked, when the idle
+	// (or first-head) timeout closes the connection.
+	expires    int64
+	nreq       int   // heads taken from this connection
+	served     int64 // requests handed to the handler
+	fd         int32
+	state      atomic.Int32
+	gen        uint32
+	registered bool
+	// deep: parked without Go's socket (see poller.deepen); fd is then a
+	// descriptor of the poller's own.
+	deep bool
+}
 
-	buf    []byte // read buffer, nil while parked
+// connWork is the state of a connection while its goroutine runs: from a
+// pool, given back when the connection parks or closes.
+type connWork struct {
+	c        *srvConn      // for the watch timer
+	hot      time.Duration // see hotMin
+	idleFrom time.Time     // when the current hot wait began
+
+	buf    []byte // read buffer
 	r, w   int
-	rdl    time.Time // read deadline in force
+	rdl    time.Time // read deadline in force (rdlUnknown: not known)
 	headDL bool      // the head-read deadline is set
-	wb     []byte    // response head and small bodies, nil while parked
+	wb     []byte    // response head and small bodies
 	iov    net.Buffers
-	nreq   int   // heads taken from this connection
-	served int64 // requests handed to the handler
 	broken bool  // a read or write failed: close after the response
 	unread bool  // the request body was left unread: linger on close
 	werr   error // a write failed: nothing more is sent
 	resp   response
 	keys   []string
 
-	// watch: see (*srvConn).watch.
+	// watch: see (*connWork).watch.
 	wmu       sync.Mutex
 	timer     *time.Timer
+	armed     bool // the timer was reset for the request being served
+	fired     bool // the timer fired once: its callback may still run, do not pool
 	inHandler bool
 	bgRunning bool
 	bgDone    chan struct{}
@@ -88,6 +108,50 @@ type srvConn struct {
 	bgErr     error
 	ctx       *reqContext // of the request being served
 	body      *body
+}
+
+// rdlUnknown stands for "the socket's read deadline is not known" (a
+// connection coming back from the poller): no deadline equals it.
+var rdlUnknown = time.Unix(0, 1)
+
+var workPool = sync.Pool{New: func() any { return new(connWork) }}
+
+// attach gives the connection its work state.
+func (c *srvConn) attach() {
+	w := workPool.Get().(*connWork)
+	w.c = c
+	w.rdl = rdlUnknown
+	c.connWork = w
+}
+
+// detach gives the buffers and the work state back to their pools.
+func (c *srvConn) detach() {
+	w := c.connWork
+	if w == nil {
+		return
+	}
+	c.releaseWrite()
+	if len(w.buf) == 4096 {
+		putBuf(w.buf)
+	}
+	c.connWork = nil
+	w.wmu.Lock()
+	keep := !w.fired && !w.bgRunning
+	w.wmu.Unlock()
+	if !keep {
+		return // a watch callback may still look at it: leave it to the GC
+	}
+	clear(w.iov)
+	clear(w.resp.hdr)
+	clear(w.resp.trailers)
+	clear(w.keys)
+	*w = connWork{
+		timer: w.timer,
+		iov:   w.iov[:0],
+		resp:  response{hdr: w.resp.hdr, trailers: w.resp.trailers[:0]},
+		keys:  w.keys[:0],
+	}
+	workPool.Put(w)
 }
 
 // bufPool holds the 4 KiB buffers of active connections: the read buffer,
@@ -106,7 +170,9 @@ func putBuf(b []byte) {
 func (c *srvConn) serve() {
 	defer func() {
 		if p := recover(); p != nil {
-			c.resp.pend = nil
+			if c.connWork != nil {
+				c.resp.pend = nil
+			}
 			if p != http.ErrAbortHandler {
 				buf := make([]byte, 16<<10)
 				buf = buf[:runtime.Stack(buf, false)]
@@ -115,6 +181,7 @@ func (c *srvConn) serve() {
 			c.close()
 		}
 	}()
+	c.attach()
 	if c.remote == "" && !c.setup() {
 		return
 	}
@@ -158,7 +225,7 @@ func (c *srvConn) setup() bool {
 		// connection parks only after a read timed out, which tls.Conn
 		// returns only with no complete record buffered.
 		if rc, err := raw.SyscallConn(); err == nil {
-			rc.Control(func(fd uintptr) { c.fd = int(fd) })
+			rc.Control(func(fd uintptr) { c.fd = int32(fd) })
 		}
 	}
 	if tc, ok := c.nc.(*tls.Conn); ok {
@@ -171,7 +238,7 @@ func (c *srvConn) setup() bool {
 // that negotiated h2 through ALPN is handed to net/http, which serves it as
 // HTTP/2 behind the guard.
 func (c *srvConn) handshake(tc *tls.Conn) bool {
-	dl := c.accepted.Add(c.s.headerTimeout())
+	dl := time.Unix(0, c.expires)
 	tc.SetDeadline(dl)
 	ctx, cancel := context.WithDeadline(context.Background(), dl)
 	err := tc.HandshakeContext(ctx)
@@ -202,6 +269,11 @@ func (c *srvConn) handshake(tc *tls.Conn) bool {
 func (c *srvConn) close() {
 	c.state.Store(csClosed)
 	c.nc.Close()
+	if c.connWork == nil { // parked
+		c.dropDeep()
+		c.s.untrack(c)
+		return
+	}
 	if b := c.body; b != nil {
 		c.body = nil
 		b.mu.Lock()
@@ -212,13 +284,9 @@ func (c *srvConn) close() {
 	c.s.untrack(c)
 }
 
-func (c *srvConn) releaseBuffers() {
-	if len(c.buf) == 4096 {
-		putBuf(c.buf)
-	}
-	c.buf, c.r, c.w = nil, 0, 0
-	c.releaseWrite()
-}
+// releaseBuffers gives the buffers and the rest of the work state back
+// (detach): the connection's goroutine ends.
+func (c *srvConn) releaseBuffers() { c.detach() }
 
 func (c *srvConn) releaseWrite() {
 	putBuf(c.wb)
@@ -304,7 +372,7 @@ func (c *srvConn) fill(idle bool) bool {
 		now := time.Now()
 		var end time.Time
 		if c.nreq == 0 {
-			end = c.accepted.Add(c.s.headerTimeout())
+			end = time.Unix(0, c.expires)
 		} else {
 			end = now.Add(c.s.idleTimeout())
 		}
@@ -351,14 +419,6 @@ func isTimeout(err error) bool {
 // park hands the connection to the poller and ends its goroutine.
 func (c *srvConn) park(expires time.Time) {
 	c.releaseBuffers()
-	c.hot = hotFirst
-	c.resp.hdr = nil
-	c.resp.trailers = nil
-	c.keys = nil
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
 	c.state.Store(csParked)
 	if !c.s.poll.park(c, expires) {
 		c.close()
@@ -369,6 +429,11 @@ func (c *srvConn) park(expires time.Time) {
 // peer): a new goroutine serves it.
 func (c *srvConn) resume() {
 	if !c.state.CompareAndSwap(csParked, csActive) {
+		c.dropDeep() // closed meanwhile
+		return
+	}
+	if c.deep && !c.surface() {
+		c.close()
 		return
 	}
 	c.serve()
@@ -500,31 +565,36 @@ func (c *srvConn) startWatch(ctx *reqContext) {
 		return // a pipelined request is waiting: the client is there
 	}
 	if c.timer == nil {
-		c.timer = time.AfterFunc(watchDelay, c.watch)
+		c.timer = time.AfterFunc(watchDelay, c.connWork.watch)
 	} else {
 		c.timer.Reset(watchDelay)
 	}
+	c.armed = true
 }
 
-func (c *srvConn) watch() {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if !c.inHandler || c.bgRunning {
+// watch runs in the timer's goroutine. It works on the connWork it was
+// armed for (c.connWork may be another one by then, or nil).
+func (w *connWork) watch() {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	w.fired = true
+	c := w.c
+	if c == nil || !w.inHandler || w.bgRunning {
 		return
 	}
-	if b := c.body; b != nil && !b.done.Load() {
-		c.timer.Reset(watchDelay) // the handler still reads the body
+	if b := w.body; b != nil && !b.done.Load() {
+		w.timer.Reset(watchDelay) // the handler still reads the body
 		return
 	}
-	c.bgRunning = true
-	c.bgDone = make(chan struct{})
+	w.bgRunning = true
+	w.bgDone = make(chan struct{})
 	c.nc.SetReadDeadline(time.Time{})
-	c.rdl = time.Time{}
-	ctx := c.ctx
+	w.rdl = time.Time{}
+	ctx := w.ctx
 	go func() {
-		defer close(c.bgDone)
-		n, err := c.nc.Read(c.bgByte[:])
-		c.bgN, c.bgErr = n, err
+		defer close(w.bgDone)
+		n, err := c.nc.Read(w.bgByte[:])
+		w.bgN, w.bgErr = n, err
 		if n == 0 && err != nil && !isTimeout(err) {
 			ctx.cancel() // the client is gone
 		}
@@ -534,10 +604,15 @@ func (c *srvConn) watch() {
 var aLongTimeAgo = time.Unix(1, 0)
 
 func (c *srvConn) stopWatch() {
-	if c.timer != nil {
-		c.timer.Stop()
+	stopped := true
+	if c.armed {
+		c.armed = false
+		stopped = c.timer.Stop()
 	}
 	c.wmu.Lock()
+	if !stopped {
+		c.fired = true // its callback has started and may still run
+	}
 	c.inHandler = false
 	c.ctx = nil
 	running := c.bgRunning

@@ -1,6 +1,7 @@
 package h1server
 
 import (
+	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -22,8 +23,10 @@ type poller struct {
 	rc   syscallRawConn
 
 	mu     sync.Mutex
-	parked map[int32]*srvConn
-	head   *srvConn // parked connections, oldest first
+	parked []*srvConn // by descriptor
+	gen    uint32     // of the last park (event data; server-wide, so a reused descriptor's stale event never matches)
+	n      int        // parked connections
+	head   *srvConn   // parked connections, oldest first
 	tail   *srvConn
 	closed bool
 }
@@ -47,22 +50,25 @@ func newPoller(s *Server) (*poller, error) {
 		f.Close()
 		return nil, err
 	}
-	return &poller{s: s, epfd: fd, f: f, rc: rc, parked: make(map[int32]*srvConn)}, nil
+	return &poller{s: s, epfd: fd, f: f, rc: rc}, nil
 }
 
 // park arms c's descriptor; false: the poller is closed or the descriptor
 // could not be armed (the caller closes c).
 func (p *poller) park(c *srvConn, expires time.Time) bool {
+	if c.fd < 0 {
+		return false
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return false
 	}
-	c.gen++
-	c.expires = expires
-	fd := int32(c.fd)
-	p.parked[fd] = c
-	p.link(c)
+	p.gen++
+	c.gen = p.gen
+	c.expires = expires.UnixNano()
+	fd := c.fd
+	p.put(c)
 	op := syscall.EPOLL_CTL_ADD
 	if c.registered {
 		op = syscall.EPOLL_CTL_MOD
@@ -71,13 +77,38 @@ func (p *poller) park(c *srvConn, expires time.Time) bool {
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: fd, Pad: int32(c.gen)}
 	// Under the lock: once armed, the event may fire at once and the
 	// waker must find c parked.
-	err := syscall.EpollCtl(p.epfd, op, c.fd, &ev)
+	err := syscall.EpollCtl(p.epfd, op, int(fd), &ev)
 	if err != nil {
-		delete(p.parked, fd)
-		p.unlink(c)
+		p.take(c)
 	}
 	p.mu.Unlock()
 	return err == nil
+}
+
+// put adds c to the parked connections (by descriptor and in the list).
+func (p *poller) put(c *srvConn) {
+	fd := int(c.fd)
+	if fd >= len(p.parked) {
+		p.parked = append(p.parked, make([]*srvConn, fd+1-len(p.parked))...)
+	}
+	p.parked[fd] = c
+	p.n++
+	p.link(c)
+}
+
+// take removes c, which is parked, from the parked connections.
+func (p *poller) take(c *srvConn) {
+	p.parked[c.fd] = nil
+	p.n--
+	p.unlink(c)
+}
+
+// lookup is the connection parked on fd, or nil.
+func (p *poller) lookup(fd int32) *srvConn {
+	if fd < 0 || int(fd) >= len(p.parked) {
+		return nil
+	}
+	return p.parked[fd]
 }
 
 func (p *poller) link(c *srvConn) {
@@ -123,12 +154,11 @@ func (p *poller) run() {
 		ready = ready[:0]
 		p.mu.Lock()
 		for i := 0; i < n; i++ {
-			c := p.parked[evs[i].Fd]
+			c := p.lookup(evs[i].Fd)
 			if c == nil || int32(c.gen) != evs[i].Pad {
 				continue
 			}
-			delete(p.parked, evs[i].Fd)
-			p.unlink(c)
+			p.take(c)
 			ready = append(ready, c)
 		}
 		p.mu.Unlock()
@@ -152,12 +182,17 @@ func (p *poller) sweep(done <-chan struct{}) {
 		case now := <-t.C:
 			expired = expired[:0]
 			p.mu.Lock()
+			ns := now.UnixNano()
+			deepBy := ns + int64(p.s.idleTimeout()-deepAfter)
+			deepLeft := maxDeepPerSweep
 			for c := p.head; c != nil; {
 				next := c.next
-				if !now.Before(c.expires) {
-					delete(p.parked, int32(c.fd))
-					p.unlink(c)
+				if ns >= c.expires {
+					p.take(c)
 					expired = append(expired, c)
+				} else if deepLeft > 0 && !c.deep && c.nreq > 0 && c.expires <= deepBy {
+					deepLeft--
+					p.deepen(c)
 				}
 				c = next
 			}
@@ -165,6 +200,8 @@ func (p *poller) sweep(done <-chan struct{}) {
 			for _, c := range expired {
 				if c.state.CompareAndSwap(csParked, csClosed) {
 					c.close()
+				} else {
+					c.dropDeep()
 				}
 			}
 			clear(expired)
@@ -180,6 +217,7 @@ func (p *poller) closeAll() {
 		all = append(all, c)
 	}
 	clear(p.parked)
+	p.n = 0
 	p.head, p.tail = nil, nil
 	first := !p.closed
 	p.closed = true
@@ -187,6 +225,8 @@ func (p *poller) closeAll() {
 	for _, c := range all {
 		if c.state.CompareAndSwap(csParked, csClosed) {
 			c.close()
+		} else {
+			c.dropDeep() // closed by Server.Close
 		}
 	}
 	if first {
@@ -195,3 +235,114 @@ func (p *poller) closeAll() {
 }
 
 var errNoPoller error = nil
+
+// count is the number of parked connections.
+func (p *poller) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
+// deepAfter is how long a connection stays parked with Go's socket before
+// the sweeper parks it deep, without it (a variable for tests).
+var deepAfter = 2 * time.Second
+
+// maxDeepPerSweep bounds the deep parks of one sweep (each costs a few
+// system calls under the poller's lock, which wake-ups and parks wait for):
+// about 5 ms of work a second.
+const maxDeepPerSweep = 1024
+
+// Rebinder is implemented by a connection wrapper (the listener's counting
+// connection) whose inner TCP connection the server may replace: a
+// connection parked deep closes Go's socket (its netFD and the runtime's
+// poll descriptor, ~0.8 KiB) and keeps only a duplicate of the descriptor;
+// when bytes arrive, a new *net.TCPConn is made from it and rebound into
+// the wrapper. A plain *net.TCPConn given to Serve is never parked deep:
+// nothing else could see its replacement.
+type Rebinder interface {
+	// InnerTCP is the wrapped connection (nil if it is not TCP).
+	InnerTCP() *net.TCPConn
+	// RebindTCP replaces it; false when the wrapper was closed. nil: the
+	// connection is parked deep; until the next RebindTCP the wrapper
+	// holds nothing of it (and a Close closes nothing but the wrapper).
+	RebindTCP(*net.TCPConn) bool
+}
+
+// deepen parks c, which is parked, deep (under p.mu): the event for a
+// duplicate of its descriptor is armed, then Go's socket is closed.
+func (p *poller) deepen(c *srvConn) {
+	rb, ok := c.nc.(Rebinder)
+	if !ok || c.tlsState != nil {
+		return
+	}
+	inner := rb.InnerTCP()
+	if inner == nil {
+		return
+	}
+	rc, err := inner.SyscallConn()
+	if err != nil {
+		return
+	}
+	dfd := -1
+	rc.Control(func(fd uintptr) {
+		r, _, e := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
+		if e == 0 {
+			dfd = int(r)
+		}
+	})
+	if dfd < 0 {
+		return
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(dfd), Pad: int32(c.gen)}
+	if syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, dfd, &ev) != nil {
+		syscall.Close(dfd)
+		return
+	}
+	// The old registration goes before Go closes the descriptor: the
+	// open file lives on through dfd, and so would it.
+	syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(c.fd), nil)
+	p.parked[c.fd] = nil
+	c.fd = int32(dfd)
+	if dfd >= len(p.parked) {
+		p.parked = append(p.parked, make([]*srvConn, dfd+1-len(p.parked))...)
+	}
+	p.parked[dfd] = c
+	c.deep = true
+	c.registered = false
+	c.tcp = nil
+	inner.Close()
+	rb.RebindTCP(nil) // nothing of Go's socket stays reachable
+}
+
+// surface gives a connection woken from a deep park a Go socket again.
+// false: it could not (c is closed by the caller).
+func (c *srvConn) surface() bool {
+	dfd := int(c.fd)
+	syscall.EpollCtl(c.s.poll.epfd, syscall.EPOLL_CTL_DEL, dfd, nil)
+	c.deep, c.fd = false, -1
+	f := os.NewFile(uintptr(dfd), "")
+	nc, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return false
+	}
+	tc, ok := nc.(*net.TCPConn)
+	if !ok || !c.nc.(Rebinder).RebindTCP(tc) {
+		nc.Close()
+		return false
+	}
+	c.tcp = tc
+	if rc, err := tc.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { c.fd = int32(fd) })
+	}
+	return true
+}
+
+// dropDeep closes the descriptor of a connection parked deep.
+func (c *srvConn) dropDeep() {
+	if c.deep {
+		c.deep = false
+		syscall.Close(int(c.fd))
+		c.fd = -1
+	}
+}

@@ -18,3 +18,7 @@ func (p *poller) park(*srvConn, time.Time) bool { return false }
 func (p *poller) run()                          {}
 func (p *poller) sweep(<-chan struct{})         {}
 func (p *poller) closeAll()                     {}
+func (p *poller) count() int                    { return 0 }
+
+func (c *srvConn) surface() bool { return false }
+func (c *srvConn) dropDeep()     {}

@@ -121,7 +121,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		c := &srvConn{s: s, nc: nc, fd: -1, accepted: time.Now()}
+		c := &srvConn{s: s, nc: nc, fd: -1, expires: time.Now().Add(s.headerTimeout()).UnixNano()}
 		if !s.track(c) {
 			nc.Close()
 			continue

@@ -182,7 +182,7 @@ func (ts *testServer) count() (tracked, parked int) {
 	ts.srv.mu.Unlock()
 	if p := ts.srv.poll; p != nil {
 		p.mu.Lock()
-		parked = len(p.parked)
+		parked = p.n
 		p.mu.Unlock()
 	}
 	return tracked, parked
@@ -274,8 +274,8 @@ func TestServerParks(t *testing.T) {
 	}
 	waitFor(t, "all connections to park", func() bool { _, p := ts.count(); return p == n })
 	ts.srv.poll.mu.Lock()
-	for _, c := range ts.srv.poll.parked {
-		if c.buf != nil || c.wb != nil || c.resp.req != nil || c.state.Load() != csParked {
+	for c := ts.srv.poll.head; c != nil; c = c.next {
+		if c.connWork != nil || c.state.Load() != csParked {
 			t.Errorf("parked connection holds buffers or its request (state %d)", c.state.Load())
 		}
 	}
