@@ -21,6 +21,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/listener/guard"
 	"github.com/rampart-gw/rampart/internal/listener/h1server"
+	"github.com/rampart-gw/rampart/internal/listener/h2"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 	"github.com/rampart-gw/rampart/internal/upgrade"
 )
@@ -38,11 +39,39 @@ type Config struct {
 	// RAMPART_HTTP1_SERVER=net/http sets it for every listener, to compare
 	// the two.
 	NetHTTP bool
+	// H2 selects the HTTP/2 server of the fast path's connections:
+	// H2Rampart (package h2, the default) or H2NetHTTP (net/http's). The
+	// environment variable RAMPART_HTTP2_SERVER (rampart or net/http)
+	// overrides it for every listener, to compare the two. With NetHTTP
+	// (no fast path) net/http serves HTTP/2 either way.
+	H2 string
 	// ReusePort asks Bind for SO_REUSEPORT.
 	ReusePort bool
 	// HTTP3 also serves HTTP/3 (QUIC) on the UDP port of the same number;
 	// needs TLS.
 	HTTP3 bool
+}
+
+// The HTTP/2 servers (Config.H2, RAMPART_HTTP2_SERVER).
+const (
+	H2Rampart = "rampart"
+	H2NetHTTP = "net/http"
+)
+
+// DefaultH2 is the HTTP/2 server when neither Config.H2 nor
+// RAMPART_HTTP2_SERVER names one.
+const DefaultH2 = H2NetHTTP
+
+// h2Choice is the HTTP/2 server cfg selects.
+func h2Choice(cfg Config) string {
+	switch v := os.Getenv("RAMPART_HTTP2_SERVER"); v {
+	case H2Rampart, H2NetHTTP:
+		return v
+	}
+	if cfg.H2 == H2Rampart || cfg.H2 == H2NetHTTP {
+		return cfg.H2
+	}
+	return DefaultH2
 }
 
 // Deps are shared services.
@@ -62,6 +91,7 @@ type Listener struct {
 	name  string
 	srv   *http.Server
 	fast  *h1server.Server // nil: net/http serves HTTP/1.1 too
+	h2    *h2.Server       // nil: net/http serves HTTP/2
 	hand  *handListener    // connections fast hands over to srv
 	ln    *limitListener
 	log   *slog.Logger
@@ -185,6 +215,26 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		if ll.hsErr != nil {
 			hsErr := ll.hsErr
 			l.fast.HandshakeError = func(err error) { hsErr(HandshakeReason(err)) }
+		}
+		if h2Choice(cfg) == H2Rampart {
+			// The same limits as net/http's HTTP/2 server above, and the
+			// same handler (behind guard.Handler); the connection is the
+			// guard's, whose frame accounting applies as before.
+			l.h2 = &h2.Server{
+				Handler:              srv.Handler,
+				MaxConcurrentStreams: streams,
+				StreamWindow:         64 << 10,
+				ConnWindow:           1 << 20,
+				MaxReadFrameSize:     1 << 14,
+				// net/http's HTTP/2 server advertised MaxHeaderBytes
+				// plus 10 fields' overhead.
+				MaxHeaderListSize: uint32(srv.MaxHeaderBytes + 320),
+				PrefaceTimeout:    lim.ReadHeaderTimeout.D(),
+				IdleTimeout:       lim.IdleTimeout.D(),
+				ConnContext:       connContext,
+				Log:               deps.Log,
+			}
+			l.fast.HandOverH2 = func(g *guard.Conn) { l.h2.ServeConn(g) }
 		}
 	}
 	return l, nil
@@ -320,6 +370,13 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 			l.h3.conn.Close()
 		}()
 	}
+	if l.h2 != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.h2.Shutdown(ctx)
+		}()
+	}
 	l.srv.SetKeepAlivesEnabled(false)
 	err := l.srv.Shutdown(ctx)
 	if err != nil {
@@ -344,6 +401,9 @@ func (l *Listener) Close() error {
 	if l.fast != nil {
 		l.fast.Close()
 		l.hand.Close()
+	}
+	if l.h2 != nil {
+		l.h2.Close()
 	}
 	return l.srv.Close()
 }
