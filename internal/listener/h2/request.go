@@ -316,7 +316,8 @@ func (b *reqBody) Read(p []byte) (int, error) {
 		}
 		if b.needsContinue {
 			b.needsContinue = false
-			st.w.continueLocked()
+			st.w.continueLocked() // lets go of the lock: check again
+			continue
 		}
 		st.cond.Wait()
 	}

@@ -232,8 +232,12 @@ func (w *responseWriter) sendLocked(data []byte, final bool) error {
 	sentEnd := false
 	for len(data) > 0 {
 		for st.err == nil && !c.dead && (st.sendWin <= 0 || c.sendWin <= 0) {
+			if len(c.wbuf) > 0 && !c.writing {
+				// flushLocked lets go of the lock: check again after it.
+				c.flushLocked()
+				continue
+			}
 			st.waiting = true
-			c.flushLocked()
 			st.cond.Wait()
 			st.waiting = false
 		}
