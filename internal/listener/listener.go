@@ -34,8 +34,8 @@ type Config struct {
 	// TLS, when set, terminates TLS with these certificates.
 	TLS *config.ListenerTLS
 	// NetHTTP serves HTTP/1.1 with net/http behind the framing guard
-	// instead of the guard's own server (h1server.Server, the default; HTTP/2
-	// is served by net/http either way). The environment variable
+	// instead of the guard's own server (h1server.Server, the default; with
+	// it net/http serves HTTP/2 too, whatever H2 says). The environment variable
 	// RAMPART_HTTP1_SERVER=net/http sets it for every listener, to compare
 	// the two.
 	NetHTTP bool
@@ -60,7 +60,7 @@ const (
 
 // DefaultH2 is the HTTP/2 server when neither Config.H2 nor
 // RAMPART_HTTP2_SERVER names one.
-const DefaultH2 = H2NetHTTP
+const DefaultH2 = H2Rampart
 
 // h2Choice is the HTTP/2 server cfg selects.
 func h2Choice(cfg Config) string {

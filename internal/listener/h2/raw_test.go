@@ -156,3 +156,35 @@ func TestConnectionErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestIdleTimeout: a connection with no open stream is closed with GOAWAY
+// NO_ERROR after IdleTimeout; one with a stream in flight is not.
+func TestIdleTimeout(t *testing.T) {
+	addr := serve(t, &Server{IdleTimeout: 200 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(400 * time.Millisecond)
+	})})
+	r := dialRaw(t, addr)
+	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hblock(getFields...), EndStream: true, EndHeaders: true})
+	start := time.Now()
+	if h, ok := r.next(t).(*http2.HeadersFrame); !ok || h.StreamID != 1 {
+		t.Fatalf("stream 1: %v", h)
+	}
+	if d := time.Since(start); d < 350*time.Millisecond {
+		t.Fatalf("answered after %v", d)
+	}
+	for {
+		f := r.next(t)
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			if ga.ErrCode != http2.ErrCodeNo || ga.LastStreamID != 1 {
+				t.Fatalf("GOAWAY %v last %d", ga.ErrCode, ga.LastStreamID)
+			}
+			break
+		}
+	}
+	if d := time.Since(start); d < 550*time.Millisecond || d > 2*time.Second {
+		t.Errorf("idle close after %v, want about 600ms", d)
+	}
+	if _, err := r.fr.ReadFrame(); err == nil {
+		t.Error("connection still open after GOAWAY")
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,6 +94,17 @@ func (s *Server) ServeConn(nc net.Conn) {
 		return
 	}
 	defer s.untrack(c)
+	defer func() {
+		if p := recover(); p != nil {
+			// A bug in the server must cost one connection, not the
+			// process.
+			s.Log.Error("h2: connection panicked; closed", "remote", c.remote, "panic", p, "stack", string(debug.Stack()))
+			c.mu.Lock()
+			c.failLocked(errConnClosed)
+			c.mu.Unlock()
+			nc.Close()
+		}
+	}()
 	c.serve()
 }
 
