@@ -61,6 +61,9 @@ type conn struct {
 	werr            error
 	unackedSettings int
 	sawSettings     bool
+	// hdrFree are response header maps of finished streams, cleared, for
+	// the next streams (h1server reuses its response header the same way).
+	hdrFree []http.Header
 
 	// send side
 	sendWin      int64
@@ -655,6 +658,11 @@ func (c *conn) handlerDone(st *stream) {
 		b.detached = true
 	}
 	c.flushLocked()
+	if h := st.w.hdr; h != nil && len(c.hdrFree) < 16 && len(h) < 64 {
+		clear(h)
+		c.hdrFree = append(c.hdrFree, h)
+	}
+	st.w.hdr = nil
 	c.mu.Unlock()
 	st.ctx.cancel()
 	st.w.release()

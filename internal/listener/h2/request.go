@@ -43,6 +43,7 @@ type stream struct {
 	w       responseWriter
 	ctx     streamCtx
 
+	reqv  http.Request
 	urlv  url.URL
 	bodyv reqBody
 	vals  [12]string
@@ -53,6 +54,10 @@ func newStream(c *conn, id uint32) *stream {
 	st.cond.L = &c.mu
 	st.ctx.parent = c.ctx
 	st.w.st = st
+	if n := len(c.hdrFree); n > 0 {
+		st.w.hdr = c.hdrFree[n-1]
+		c.hdrFree = c.hdrFree[:n-1]
+	}
 	return st
 }
 
@@ -114,8 +119,7 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (http.Handler, 
 	if strings.IndexByte(authority, '@') >= 0 && (scheme == "http" || scheme == "https") {
 		return nil, bad
 	}
-	var rq http.Request
-	r := &rq
+	r := &st.reqv
 	u := &st.urlv
 	requestURI := path
 	if connect {
@@ -201,7 +205,10 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (http.Handler, 
 		st.state = stHalfClosedRemote
 		r.Body = http.NoBody
 	}
-	st.req = r.WithContext(&st.ctx)
+	// WithContext is inlined and its copy does not escape (as in
+	// h1server): the request stays part of the stream's allocation.
+	st.reqv = *r.WithContext(&st.ctx)
+	st.req = &st.reqv
 	st.w.reset(st.req)
 	if f.Truncated {
 		return http.HandlerFunc(headerListTooLong), nil
