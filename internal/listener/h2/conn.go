@@ -602,7 +602,8 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		c.nc.SetReadDeadline(time.Time{})
 	}
 	c.handlers++
-	go c.runHandler(st, handler)
+	st.handler = handler
+	c.s.dispatch(st)
 	return nil
 }
 

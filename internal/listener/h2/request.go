@@ -41,6 +41,7 @@ type stream struct {
 	body    *reqBody
 	req     *http.Request
 	w       responseWriter
+	handler http.Handler
 	ctx     streamCtx
 
 	reqv  http.Request

@@ -56,6 +56,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
+	idle     []chan *stream // parked handler goroutines (workers)
 	closing  atomic.Bool
 	initOnce sync.Once
 }
@@ -134,6 +135,54 @@ func (s *Server) snapshot() []*conn {
 	return cs
 }
 
+// maxIdleWorkers bounds the handler goroutines kept parked for the next
+// streams: a reused goroutine keeps the stack the gateway's handler grew,
+// which a new one grows (and copies) again.
+const maxIdleWorkers = 64
+
+// dispatch runs st's handler on a parked worker, or a new goroutine.
+func (s *Server) dispatch(st *stream) {
+	s.mu.Lock()
+	if n := len(s.idle); n > 0 {
+		ch := s.idle[n-1]
+		s.idle = s.idle[:n-1]
+		s.mu.Unlock()
+		ch <- st
+		return
+	}
+	s.mu.Unlock()
+	go s.work(st)
+}
+
+func (s *Server) work(st *stream) {
+	var ch chan *stream
+	for st != nil {
+		st.c.runHandler(st, st.handler)
+		if ch == nil {
+			ch = make(chan *stream, 1)
+		}
+		s.mu.Lock()
+		if len(s.idle) >= maxIdleWorkers || s.closing.Load() {
+			s.mu.Unlock()
+			return
+		}
+		s.idle = append(s.idle, ch)
+		s.mu.Unlock()
+		st = <-ch
+	}
+}
+
+// stopWorkers ends the parked workers.
+func (s *Server) stopWorkers() {
+	s.mu.Lock()
+	idle := s.idle
+	s.idle = nil
+	s.mu.Unlock()
+	for _, ch := range idle {
+		ch <- nil
+	}
+}
+
 // Shutdown sends GOAWAY to every connection, lets the streams in flight
 // finish and waits until every connection is closed or ctx ends; then it
 // closes the rest.
@@ -150,6 +199,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		n := len(s.conns)
 		s.mu.Unlock()
 		if n == 0 {
+			s.stopWorkers()
 			return nil
 		}
 		select {
@@ -168,6 +218,7 @@ func (s *Server) Close() error {
 	for _, c := range s.snapshot() {
 		c.nc.Close()
 	}
+	s.stopWorkers()
 	return nil
 }
 
