@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -657,6 +658,13 @@ func (c *conn) handlerDone(st *stream) {
 	if b := st.body; b != nil {
 		b.closed = true
 		b.detached = true
+	}
+	if c.handlers > 0 && !c.writing && len(c.wbuf) > 0 {
+		// Other streams' handlers are running: let those that are ready
+		// queue their frames first, so that one write carries them all.
+		c.mu.Unlock()
+		runtime.Gosched()
+		c.mu.Lock()
 	}
 	c.flushLocked()
 	if h := st.w.hdr; h != nil && len(c.hdrFree) < 16 && len(h) < 64 {
