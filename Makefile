@@ -64,18 +64,20 @@ bench-go:
 	$(GO) test -run='^$$' -bench=. -benchtime=1x ./... > /dev/null
 
 ## bench: the load benchmark: direct, rampart, nginx, haproxy and caddy, interleaved and
-## pinned; HTTP/1.1, h2 (h2load), TLS and idle-connection memory phases (bench/README.md).
+## pinned; HTTP/1.1, h2c and h2 over TLS (h2load), TLS, gRPC unary (vs nginx grpc_pass),
+## scaling with connections and 2 cores (vs nginx) and idle-connection memory phases
+## (bench/README.md; about 35 min).
 bench:
 	bash bench/run.sh
 
-## bench-quick: a short version (about 30 s of load per phase).
+## bench-quick: a short version (about 30 s of load per phase, about 6 min in all; the scale phase about 80 s).
 bench-quick:
 	QUICK=1 bash bench/run.sh
 
 ## waf-score: gotestwaf's true-positive and true-negative scores of the waf policy at PL1
 ## and PL2 and of sanitize, each against a gateway on 127.0.0.1 with an echo upstream
 ## (docs/security.md). Not in CI: a few minutes. WAFSCORE_OUT keeps the reports;
-## WAFSCORE_ONLY=waf-pl1|waf-pl2|sanitize runs one.
+## WAFSCORE_ONLY=waf-pl1|waf-pl2|sanitize|stock-pl1 runs one (stock-pl1: stock Coraza, the reference).
 WAFSCORE_OUT ?= $(CURDIR)/bin/waf-score
 waf-score gotestwaf:
 	cd tools/gotestwaf && $(GO) build -o $(CURDIR)/bin/gotestwaf github.com/wallarm/gotestwaf/cmd/gotestwaf

@@ -37,7 +37,8 @@ cleanup() {
 		sleep 0.1
 	done
 	for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-	rm -rf "$TMP"
+	# KEEP_TMP=1 keeps the generated configs and the proxies' logs.
+	if [[ ${KEEP_TMP:-0} == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -212,24 +213,37 @@ rss_kb() {
 }
 
 # wait_ready URL PID SIZE [MODE]: until URL answers 200 with SIZE bytes (10 s at
-# most), over HTTP/2 with prior knowledge when MODE is h2.
+# most), over HTTP/2 with prior knowledge when MODE is h2, over HTTP/2 negotiated
+# by ALPN when MODE is h2tls; for MODE grpc, until one unary gRPC call through
+# URL's host:port gets a SIZE-byte answer (bench/grpcbackend -call).
 wait_ready() {
 	local url=$1 pid=$2 size=$3 mode=${4:-h1} i got opts=(-k)
 	[[ $mode == h2 ]] && opts+=(--http2-prior-knowledge)
+	[[ $mode == h2tls ]] && opts+=(--http2)
 	for ((i = 0; i < 100; i++)); do
 		[[ -z $pid ]] || kill -0 "$pid" 2>/dev/null || return 1
+		if [[ $mode == grpc ]]; then
+			local hostport=${url#http://}
+			got=$(bin/bench-grpc -call "${hostport%%/*}" -size "$size" 2>&1) && return 0
+			sleep 0.1
+			continue
+		fi
 		got=$(curl -s "${opts[@]}" -o /dev/null --max-time 1 -w '%{http_code} %{size_download} %{http_version}' "$url" 2>/dev/null) || got=
-		[[ $mode == h2 && $got == "200 $size 2" ]] && return 0
-		[[ $mode != h2 && $got == "200 $size "* ]] && return 0
+		[[ $mode == h2* && $got == "200 $size 2" ]] && return 0
+		[[ $mode != h2* && $got == "200 $size "* ]] && return 0
 		sleep 0.1
 	done
 	log "  $url answered '$got', wanted '200 $size'"
 	return 1
 }
 
+# run_wrk URL CONNS DURATION OUT: THREADS wrk threads; WRK_TIMEOUT (wrk's
+# --timeout, default 2s) matters at thousands of connections.
 run_wrk() { # URL CONNS DURATION OUT
-	timeout "$(($(seconds "$3") + 30))" "${LOAD_PIN[@]}" wrk -t"$THREADS" -c"$2" -d"$3" --latency \
-		-s "$ROOT/bench/wrk-report.lua" "$1" >"$4" 2>&1 || true
+	local threads=$THREADS
+	((threads > $2)) && threads=$2
+	timeout "$(($(seconds "$3") + 60))" "${LOAD_PIN[@]}" wrk -t"$threads" -c"$2" -d"$3" --latency \
+		--timeout "${WRK_TIMEOUT:-2s}" -s "$ROOT/bench/wrk-report.lua" "$1" >"$4" 2>&1 || true
 }
 
 start_backend() { # SIZE
@@ -247,15 +261,39 @@ start_backend() { # SIZE
 	BACKEND_ADDR=$(<"$TMP/backend.addr")
 }
 
+# start_grpc_backend SIZE: bench/grpcbackend (gRPC over h2c, SIZE-byte answers)
+# on a free port; sets BACKEND_ADDR and GRPC_STATS (its call counter's address).
+start_grpc_backend() { # SIZE
+	rm -f "$TMP/backend.addr" "$TMP/backend.stats"
+	"${LOAD_PIN[@]}" bin/bench-grpc -size "$1" -addr 127.0.0.1:0 -addr-file "$TMP/backend.addr" \
+		-stats-addr-file "$TMP/backend.stats" >"$TMP/backend.log" 2>&1 &
+	BACKEND_PID=$!
+	PIDS+=("$BACKEND_PID")
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[[ -s $TMP/backend.addr ]] && break
+		kill -0 "$BACKEND_PID" 2>/dev/null || die "grpc backend exited: $(cat "$TMP/backend.log")"
+		sleep 0.1
+	done
+	BACKEND_ADDR=$(<"$TMP/backend.addr") GRPC_STATS=$(<"$TMP/backend.stats")
+}
+
+# grpc_calls prints how many calls the gRPC backend has answered.
+grpc_calls() { curl -s --max-time 2 "http://$GRPC_STATS/" || echo 0; }
+
 
 # ---------------------------------------------------------------- targets ---
 #
 # start_proxy NAME CONNS MODE starts one proxy in front of $BACKEND_ADDR, pinned
 # to the gateway CPU with one thread or process, upstream keep-alive and no access
 # log, and sets PROXY_URL and PROXY_PID. MODE is h1 (HTTP/1.1 on plain text), h2
-# (HTTP/2 with prior knowledge on plain text, h2c) or tls (HTTPS with the
-# self-signed $CERT/$KEY from make_cert). It returns 1, with a message, when the
-# proxy cannot serve that mode. Logs go to $TMP/NAME-MODE/.
+# (HTTP/2 with prior knowledge on plain text, h2c), tls (HTTPS with the
+# self-signed $CERT/$KEY from make_cert, HTTP/1.1), h2tls (the same with h2
+# offered by ALPN) or grpc (h2c on both sides, in front of bench/grpcbackend).
+# PROXY_PROCS (default 1) is the number of threads or worker processes (rampart
+# GOMAXPROCS, nginx worker_processes; the scale phase's 2-core run sets 2).
+# It returns 1, with a message, when the proxy cannot serve that mode. Logs go
+# to $TMP/NAME-MODE/.
 
 start_proxy() { # NAME CONNS MODE
 	local name=$1 conns=$2 mode=$3
@@ -265,7 +303,8 @@ start_proxy() { # NAME CONNS MODE
 	freeport
 	PROXY_PORT=$FREEPORT
 	PROXY_URL=http://127.0.0.1:$PROXY_PORT/
-	[[ $mode == tls ]] && PROXY_URL=https://127.0.0.1:$PROXY_PORT/
+	[[ $mode == tls || $mode == h2tls ]] && PROXY_URL=https://127.0.0.1:$PROXY_PORT/
+	[[ $mode == grpc ]] && PROXY_URL=http://127.0.0.1:$PROXY_PORT/bench.Echo/Call
 	PROXY_KEEPALIVE=$((conns > 64 ? conns : 64))
 	"start_$name" "$mode" || return 1
 	PIDS+=("$PROXY_PID")
@@ -280,29 +319,67 @@ proxy_log() { # NAME MODE
 	return 0
 }
 
+# nginx_has_http2_on: nginx 1.25.1+ has the "http2 on;" directive; older ones
+# take "http2" as a listen parameter.
+nginx_has_http2_on() {
+	local v
+	v=$("$NGINX" -v 2>&1 | sed -n 's|.*nginx/\([0-9.]*\).*|\1|p')
+	[[ -n $v ]] && printf '%s\n1.25.1\n' "$v" | sort -V -C -r
+}
+
 start_nginx() { # MODE
-	local d=$PROXY_DIR user="" listen="127.0.0.1:$PROXY_PORT" tls=""
+	local d=$PROXY_DIR user="" listen="127.0.0.1:$PROXY_PORT" tls="" h2on=""
+	local procs=${PROXY_PROCS:-1} pass="proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";"
 	# As root, nginx would switch its worker to "nobody"; keep it the current user.
 	[[ $(id -u) == 0 ]] && user="user $(id -un) $(id -gn);"
 	case $1 in
 	# nginx 1.22 has no "http2 on;" (1.25.1+): "listen ... http2" without ssl
 	# serves HTTP/2 with prior knowledge only, which is what h2load speaks.
-	h2) listen+=" http2" ;;
-	tls)
+	h2 | grpc)
+		if nginx_has_http2_on; then h2on="http2 on;"; else listen+=" http2"; fi
+		# grpc_pass speaks HTTP/2 (h2c) upstream, one call per connection,
+		# reusing the keep-alive connections of the upstream block.
+		[[ $1 == grpc ]] && pass="grpc_pass grpc://backend;"
+		;;
+	tls | h2tls)
 		listen+=" ssl"
-		tls="ssl_certificate $CERT; ssl_certificate_key $KEY; ssl_session_cache shared:SSL:1m;"
+		if [[ $1 == h2tls ]]; then
+			if nginx_has_http2_on; then h2on="http2 on;"; else listen+=" http2"; fi
+		fi
+		# nginx before 1.23.4 leaves TLS 1.3 out of its default ssl_protocols:
+		# without this line it negotiates TLS 1.2 while the others do 1.3.
+		tls="ssl_certificate $CERT; ssl_certificate_key $KEY; ssl_session_cache shared:SSL:1m; ssl_protocols TLSv1.2 TLSv1.3;"
 		;;
 	esac
+	# Thousands of connections arrive at once in the scale phase: a backlog as
+	# deep as Go's (somaxconn), and with several workers one accept queue each.
+	listen+=" backlog=$(cat /proc/sys/net/core/somaxconn 2>/dev/null || echo 4096)"
+	((procs > 1)) && listen+=" reuseport"
+	# Each worker may use every descriptor the hard limit allows; client and
+	# upstream connections both count against worker_connections.
+	local nofile wconns
+	nofile=$(ulimit -Hn)
+	[[ $nofile == unlimited ]] && nofile=1048576
+	wconns=$((nofile - 64))
+	# With thousands of busy connections (the scale phase) NGINX counts more
+	# connection slots than it holds descriptors: at 9,500 clients (19,000
+	# descriptors) 19,936 slots ran out ("worker_connections are not enough,
+	# reusing connections", closing clients), with 40,000 no descriptor limit
+	# was hit. Let the descriptors be the limit, as they are for rampart (NGINX
+	# then warns that worker_connections exceed the open-files limit).
+	((PROXY_KEEPALIVE > 1024)) && wconns=$((2 * nofile))
 	cat >"$d/nginx.conf" <<CONF
 # Generated by bench/lib.sh.
 $user
-worker_processes 1;
+worker_processes $procs;
 daemon off;
 master_process on;
 pid $d/nginx.pid;
 error_log $d/error.log warn;
-worker_rlimit_nofile 20000;
-events { worker_connections 19000; }
+worker_rlimit_nofile $nofile;
+events { worker_connections $wconns; }
 http {
     access_log off;
     client_body_temp_path $d/client_body;
@@ -321,11 +398,10 @@ http {
     }
     server {
         listen $listen;
+        $h2on
         $tls
         location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            $pass
         }
     }
 }
@@ -346,6 +422,11 @@ start_haproxy() { # MODE
 		cat "$CERT" "$KEY" >"$d/cert+key.pem"
 		bind+=" ssl crt $d/cert+key.pem alpn http/1.1"
 		;;
+	h2tls)
+		cat "$CERT" "$KEY" >"$d/cert+key.pem"
+		bind+=" ssl crt $d/cert+key.pem alpn h2,http/1.1"
+		;;
+	grpc) log "haproxy is not measured in the $1 phase"; return 1 ;;
 	esac
 	cat >"$d/haproxy.cfg" <<CONF
 # Generated by bench/lib.sh.
@@ -385,11 +466,12 @@ start_caddy() { # MODE
 	local d=$PROXY_DIR site="http://127.0.0.1:$PROXY_PORT" tls="" protocols="h1"
 	case $1 in
 	h2) protocols="h1 h2c" ;;
-	tls)
+	tls | h2tls)
 		site="https://127.0.0.1:$PROXY_PORT"
 		tls="tls $CERT $KEY"
 		protocols="h1 h2"
 		;;
+	grpc) log "caddy is not measured in the grpc phase"; return 1 ;;
 	esac
 	# No "log" directive: Caddy writes no access log unless asked to.
 	cat >"$d/Caddyfile" <<CONF
@@ -423,10 +505,28 @@ CONF
 }
 
 start_rampart() { # MODE
-	local d=$PROXY_DIR tls=""
+	local d=$PROXY_DIR tls="" upstream=""
 	freeport
 	RAMPART_ADMIN=127.0.0.1:$FREEPORT
-	[[ $1 == tls ]] && tls="
+	# gRPC: HTTP/2 in plain text to the backend (docs/grpc.md).
+	[[ $1 == grpc ]] && upstream="
+    protocol: h2c"
+	# Above the circuit breaker's defaults (1,024 connections, pending and in
+	# flight requests), the scale phase would measure 503s: lift them to the
+	# connections in flight.
+	# Thousands of upstream dials at once lose SYNs (the backend's accept
+	# queue is somaxconn deep) and wait for retransmits: wait as long as
+	# NGINX does (proxy_connect_timeout and proxy_read_timeout, 60s) rather
+	# than rampart's 5 s connect and 15 s route timeouts.
+	local route=""
+	if ((PROXY_KEEPALIVE > 1024)); then
+		upstream+="
+    circuit_breaker: {max_connections: $PROXY_KEEPALIVE, max_pending_requests: $PROXY_KEEPALIVE, max_requests: $PROXY_KEEPALIVE}
+    connect_timeout: 60s"
+		route="
+    timeout: 60s"
+	fi
+	[[ $1 == tls || $1 == h2tls ]] && tls="
     tls:
       certificates:
         - {cert_file: \"$CERT\", key_file: \"$KEY\"}"
@@ -449,12 +549,12 @@ upstreams:
   backend:
     targets:
       - {address: "$BACKEND_ADDR", weight: 1}
-    keepalive: {max_idle_per_target: $PROXY_KEEPALIVE, idle_timeout: 60s}
+    keepalive: {max_idle_per_target: $PROXY_KEEPALIVE, idle_timeout: 60s}$upstream
 routes:
   - name: all
     match:
       path: {prefix: /}
-    upstream: backend
+    upstream: backend$route
 observability:
   access_log: {path: "off"}
 CONF
@@ -464,7 +564,7 @@ CONF
 		log "rampart does not accept the $1 config: $(head -3 "$d/validate.log")"
 		return 1
 	fi
-	GOMAXPROCS=1 "${GW_PIN[@]}" "$RAMPART" run -c "$d/rampart.yaml" >"$d/rampart.log" 2>&1 &
+	GOMAXPROCS=${PROXY_PROCS:-1} "${GW_PIN[@]}" "$RAMPART" run -c "$d/rampart.yaml" >"$d/rampart.log" 2>&1 &
 	PROXY_PID=$!
 }
 

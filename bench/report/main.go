@@ -11,9 +11,15 @@
 // wrk names a file holding that run's wrk output (relative to the results
 // file), or h2load one holding h2load's; cpu_ticks is the gateway's utime+stime delta over the run from
 // /proc/PID/stat and is absent for the direct target; rss_kb is VmRSS after the
-// run. Lines with scenario=idle come from bench/idleconns instead:
+// run. Optional fields: mode (h1, h2, h2tls, tls, grpc), streams (h2load's
+// concurrent streams per connection), backend_calls (grpc: calls the backend
+// answered during the run; h2load successes beyond it count as errors, as the
+// proxy answered them itself), phase=scale with cores (the scaling table). Lines
+// with scenario=idle come from bench/idleconns instead:
 //
 //	scenario=idle target=nginx conns=10000 opened=10000 rss_before_kb=3000 rss_after_kb=9000 kib_per_conn=0.60 settle_ms=2500
+//
+// Comment lines "# scale-note: ..." are printed under the scaling table.
 package main
 
 import (
@@ -44,7 +50,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
 	}
+	notes, err := scaleNotes(flag.Arg(0))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "report:", err)
+		os.Exit(1)
+	}
 	write(os.Stdout, runs)
+	if hasScale(runs) {
+		fmt.Println()
+		writeScale(os.Stdout, runs, notes)
+	}
 	if len(idles) > 0 {
 		if len(runs) > 0 {
 			fmt.Println()
@@ -61,7 +76,16 @@ type Run struct {
 	Duration string
 	Round    int
 	Target   string
-	Wrk      Wrk
+	// Mode is the protocol of the run (h1, h2, h2tls, tls, grpc); empty in
+	// older results files.
+	Mode string
+	// Streams is h2load's concurrent streams per connection; empty for wrk.
+	Streams string
+	// Phase is "scale" for the scaling phase's runs, Cores the CPUs the
+	// proxy had there (1 or 2).
+	Phase string
+	Cores int
+	Wrk   Wrk
 	// CPUUSPerReq is the gateway's CPU time per request; negative when not measured.
 	CPUUSPerReq float64
 	// RSSKB is the gateway's resident set size after the run; negative when not measured.
@@ -141,8 +165,10 @@ func parseLine(line, dir string) (Run, error) {
 	kv := keyValues(strings.Fields(line))
 	r := Run{
 		Scenario: kv["scenario"], Size: kv["size"], Conns: kv["conns"], Duration: kv["duration"],
-		Target: kv["target"], CPUUSPerReq: -1, RSSKB: -1,
+		Target: kv["target"], Mode: kv["mode"], Streams: kv["streams"], Phase: kv["phase"],
+		CPUUSPerReq: -1, RSSKB: -1,
 	}
+	r.Cores, _ = strconv.Atoi(kv["cores"])
 	wp, parse := kv["wrk"], ParseWrk
 	if h, ok := kv["h2load"]; ok {
 		wp, parse = h, ParseH2load
@@ -161,6 +187,18 @@ func parseLine(line, dir string) (Run, error) {
 	defer f.Close()
 	if r.Wrk, err = parse(f); err != nil {
 		return Run{}, fmt.Errorf("%s: %w", wp, err)
+	}
+	if v, ok := kv["backend_calls"]; ok {
+		calls, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return Run{}, fmt.Errorf("parse backend_calls: %w", err)
+		}
+		// h2load counts any 2xx as a success; a gRPC error made by the proxy
+		// (HTTP 200, grpc-status in the trailers) never reached the backend.
+		if calls < r.Wrk.Requests {
+			r.Wrk.Errors += r.Wrk.Requests - calls
+			r.Wrk.Requests = calls
+		}
 	}
 	if t, ok := kv["cpu_ticks"]; ok && r.Wrk.Requests > 0 {
 		ticks, err1 := strconv.ParseFloat(t, 64)
@@ -276,8 +314,23 @@ func writeScenario(w io.Writer, scenario string, all []Run) {
 		})
 	}
 
-	fmt.Fprintf(w, "### %s: %s-byte body, %s connections, %s per run\n\n",
-		scenario, orDash(first.Size), orDash(first.Conns), orDash(first.Duration))
+	conns := orDash(first.Conns) + " connections"
+	if first.Streams != "" {
+		conns += " × " + first.Streams + " streams"
+	}
+	mode := ""
+	if first.Mode != "" {
+		mode = modeNames[first.Mode]
+		if mode == "" {
+			mode = first.Mode
+		}
+		mode += ", "
+	}
+	if first.Cores > 1 {
+		mode += fmt.Sprintf("%d cores, ", first.Cores)
+	}
+	fmt.Fprintf(w, "### %s: %s%s-byte body, %s, %s per run\n\n",
+		scenario, mode, orDash(first.Size), conns, orDash(first.Duration))
 	fmt.Fprintln(w, "Median [min–max] over the rounds.")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| target | rounds | req/s | p50 µs | p99 µs | CPU µs/req | RSS MiB | errors |")
@@ -301,6 +354,15 @@ func writeScenario(w io.Writer, scenario string, all []Run) {
 			ratio(a.rps, b.rps), ratio(a.p50, b.p50), ratio(a.p99, b.p99),
 			ratio(a.cpu, b.cpu), ratio(a.rss, b.rss))
 	}
+}
+
+// modeNames describes a run's mode in the scenario headings.
+var modeNames = map[string]string{
+	"h1":    "HTTP/1.1",
+	"h2":    "h2c (prior knowledge)",
+	"h2tls": "h2 over TLS (ALPN)",
+	"tls":   "HTTP/1.1 over TLS",
+	"grpc":  "gRPC unary over h2c both sides",
 }
 
 // ratioPairs lists the comparisons worth quoting: rampart against no proxy,

@@ -15,32 +15,34 @@ import (
 	"github.com/rampart-gw/rampart/internal/config"
 )
 
-// TestH2ServerChoice checks which HTTP/2 server a listener runs.
-func TestH2ServerChoice(t *testing.T) {
+// TestH2ServerRuns checks that the server a listener reports
+// (HTTP2Server) is the one that runs: internal/listener/h2 for
+// HTTP2Rampart on the fast path, net/http's otherwise (TestHTTP2ServerChoice
+// covers the names).
+func TestH2ServerRuns(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		cfg     string
-		env     string
+		field   string
 		netHTTP bool
-		want    bool // internal/listener/h2
+		want    string
 	}{
-		{name: "default", want: DefaultH2 == H2Rampart},
-		{name: "config-rampart", cfg: H2Rampart, want: true},
-		{name: "config-nethttp", cfg: H2NetHTTP},
-		{name: "env-rampart", cfg: H2NetHTTP, env: "rampart", want: true},
-		{name: "env-nethttp", cfg: H2Rampart, env: "net/http"},
-		{name: "env-other", cfg: H2Rampart, env: "other", want: true},
-		{name: "no-fast-path", cfg: H2Rampart, netHTTP: true},
+		{name: "default", want: DefaultHTTP2Server},
+		{name: "rampart", field: HTTP2Rampart, want: HTTP2Rampart},
+		{name: "nethttp", field: HTTP2NetHTTP, want: HTTP2NetHTTP},
+		{name: "no-fast-path", field: HTTP2Rampart, netHTTP: true, want: HTTP2NetHTTP},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv("RAMPART_HTTP2_SERVER", tc.env)
-			l, err := Listen(Config{Address: "127.0.0.1:0", H2: tc.cfg, NetHTTP: tc.netHTTP}, http.NotFoundHandler(), Deps{})
+			t.Setenv("RAMPART_HTTP2_SERVER", "")
+			l, err := Listen(Config{Address: "127.0.0.1:0", HTTP2Server: tc.field, NetHTTP: tc.netHTTP}, http.NotFoundHandler(), Deps{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer l.Close()
-			if got := l.h2 != nil; got != tc.want {
-				t.Errorf("own HTTP/2 server %v, want %v", got, tc.want)
+			if got := l.HTTP2Server(); got != tc.want {
+				t.Errorf("HTTP2Server %q, want %q", got, tc.want)
+			}
+			if own := l.h2 != nil; own != (tc.want == HTTP2Rampart) {
+				t.Errorf("own HTTP/2 server running %v, want %v", own, tc.want == HTTP2Rampart)
 			}
 		})
 	}
@@ -75,16 +77,16 @@ func TestH2Servers(t *testing.T) {
 			io.WriteString(w, r.Method+" "+r.URL.Path)
 		}
 	})
-	for _, server := range []string{H2NetHTTP, H2Rampart} {
+	for _, server := range []string{HTTP2NetHTTP, HTTP2Rampart} {
 		for _, useTLS := range []bool{false, true} {
-			name := map[string]string{H2NetHTTP: "nethttp", H2Rampart: "rampart"}[server]
+			name := map[string]string{HTTP2NetHTTP: "nethttp", HTTP2Rampart: "rampart"}[server]
 			if useTLS {
 				name += "/tls"
 			} else {
 				name += "/h2c"
 			}
 			t.Run(name, func(t *testing.T) {
-				cfg := Config{H2: server}
+				cfg := Config{HTTP2Server: server}
 				if useTLS {
 					cfg.TLS = tlsCfg
 				}
@@ -92,8 +94,8 @@ func TestH2Servers(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if (l.h2 != nil) != (server == H2Rampart) {
-					t.Fatalf("H2=%s: own server %v", server, l.h2 != nil)
+				if (l.h2 != nil) != (server == HTTP2Rampart) {
+					t.Fatalf("HTTP2Server=%s: own server %v", server, l.h2 != nil)
 				}
 				served := make(chan error, 1)
 				go func() { served <- l.Serve() }()

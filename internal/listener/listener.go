@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -35,44 +36,71 @@ type Config struct {
 	TLS *config.ListenerTLS
 	// NetHTTP serves HTTP/1.1 with net/http behind the framing guard
 	// instead of the guard's own server (h1server.Server, the default; with
-	// it net/http serves HTTP/2 too, whatever H2 says). The environment variable
+	// it net/http serves HTTP/2 too, whatever HTTP2Server says). The environment variable
 	// RAMPART_HTTP1_SERVER=net/http sets it for every listener, to compare
 	// the two.
 	NetHTTP bool
-	// H2 selects the HTTP/2 server of the fast path's connections:
-	// H2Rampart (package h2, the default) or H2NetHTTP (net/http's). The
-	// environment variable RAMPART_HTTP2_SERVER (rampart or net/http)
-	// overrides it for every listener, to compare the two. With NetHTTP
-	// (no fast path) net/http serves HTTP/2 either way.
-	H2 string
 	// ReusePort asks Bind for SO_REUSEPORT.
 	ReusePort bool
 	// HTTP3 also serves HTTP/3 (QUIC) on the UDP port of the same number;
 	// needs TLS.
 	HTTP3 bool
+	// HTTP2Server names the server for HTTP/2 connections (h2c prior
+	// knowledge and h2 through ALPN): HTTP2NetHTTP or HTTP2Rampart. Empty:
+	// the environment variable RAMPART_HTTP2_SERVER decides (http2Server),
+	// so that both can be compared without a config change. Any other
+	// value makes Listen fail.
+	HTTP2Server string
 }
 
-// The HTTP/2 servers (Config.H2, RAMPART_HTTP2_SERVER).
+// The HTTP/2 servers a listener can run (Config.HTTP2Server,
+// RAMPART_HTTP2_SERVER).
 const (
-	H2Rampart = "rampart"
-	H2NetHTTP = "net/http"
+	// HTTP2NetHTTP is net/http's HTTP/2 server behind the framing guard.
+	HTTP2NetHTTP = "net/http"
+	// HTTP2Rampart is Rampart's own HTTP/2 server (internal/listener/h2).
+	HTTP2Rampart = "rampart"
 )
 
-// DefaultH2 is the HTTP/2 server when neither Config.H2 nor
-// RAMPART_HTTP2_SERVER names one.
-const DefaultH2 = H2Rampart
+// DefaultHTTP2Server serves HTTP/2 when neither Config.HTTP2Server nor
+// RAMPART_HTTP2_SERVER names a server.
+const DefaultHTTP2Server = HTTP2Rampart
 
-// h2Choice is the HTTP/2 server cfg selects.
-func h2Choice(cfg Config) string {
-	switch v := os.Getenv("RAMPART_HTTP2_SERVER"); v {
-	case H2Rampart, H2NetHTTP:
-		return v
+// http2Server is the HTTP/2 server RAMPART_HTTP2_SERVER names, trimmed and
+// lower-cased; DefaultHTTP2Server when it is unset or empty. It is read at
+// each Listen, so a test can set it per listener.
+func http2Server() string {
+	v := strings.ToLower(strings.TrimSpace(os.Getenv("RAMPART_HTTP2_SERVER")))
+	if v == "" {
+		return DefaultHTTP2Server
 	}
-	if cfg.H2 == H2Rampart || cfg.H2 == H2NetHTTP {
-		return cfg.H2
-	}
-	return DefaultH2
+	return v
 }
+
+// rampartHTTP2Built reports whether HTTP2Rampart is served by Rampart's own
+// server (internal/listener/h2); while false, it falls back to net/http
+// (resolveHTTP2Server).
+const rampartHTTP2Built = true
+
+// resolveHTTP2Server returns the server that serves HTTP/2 for a listener
+// configured with name (Config.HTTP2Server; "" reads the environment), or
+// an error for a name no server has.
+func resolveHTTP2Server(name string) (string, error) {
+	if name == "" {
+		name = http2Server()
+	}
+	switch name {
+	case HTTP2NetHTTP:
+		return HTTP2NetHTTP, nil
+	case HTTP2Rampart:
+		if rampartHTTP2Built {
+			return HTTP2Rampart, nil
+		}
+		return HTTP2NetHTTP, nil
+	}
+	return "", fmt.Errorf("RAMPART_HTTP2_SERVER: unknown server %q (net/http, rampart)", name)
+}
+
 
 // Deps are shared services.
 type Deps struct {
@@ -89,6 +117,7 @@ type Deps struct {
 // Listener is a bound HTTP listener.
 type Listener struct {
 	name  string
+	http2 string // the server that serves HTTP/2 (resolveHTTP2Server)
 	srv   *http.Server
 	fast  *h1server.Server // nil: net/http serves HTTP/1.1 too
 	h2    *h2.Server       // nil: net/http serves HTTP/2
@@ -106,6 +135,10 @@ type Listener struct {
 func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
+	}
+	h2srv, err := resolveHTTP2Server(cfg.HTTP2Server)
+	if err != nil {
+		return nil, err
 	}
 	bind := deps.Bind
 	if bind == nil {
@@ -186,7 +219,10 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		},
 		ErrorLog: slog.NewLogLogger(deps.Log.Handler(), slog.LevelDebug),
 	}
-	l := &Listener{name: cfg.Name, srv: srv, ln: ll, log: deps.Log, certs: certs}
+	if !ll.fast {
+		h2srv = HTTP2NetHTTP // without the fast path net/http serves HTTP/2 too
+	}
+	l := &Listener{name: cfg.Name, http2: h2srv, srv: srv, ln: ll, log: deps.Log, certs: certs}
 	if cfg.HTTP3 {
 		if ll.tls == nil {
 			raw.Close()
@@ -216,7 +252,7 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 			hsErr := ll.hsErr
 			l.fast.HandshakeError = func(err error) { hsErr(HandshakeReason(err)) }
 		}
-		if h2Choice(cfg) == H2Rampart {
+		if h2srv == HTTP2Rampart {
 			// The same limits as net/http's HTTP/2 server above, and the
 			// same handler (behind guard.Handler); the connection is the
 			// guard's, whose frame accounting applies as before.
@@ -296,6 +332,11 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
 // Name is the listener's name.
 func (l *Listener) Name() string { return l.name }
+
+// HTTP2Server is the server that serves the listener's HTTP/2 connections
+// (HTTP2NetHTTP or HTTP2Rampart): what Config.HTTP2Server or
+// RAMPART_HTTP2_SERVER asked for, unless that server is not built in.
+func (l *Listener) HTTP2Server() string { return l.http2 }
 
 // Serve accepts connections until Shutdown or Close; it returns nil then.
 func (l *Listener) Serve() error {

@@ -388,7 +388,9 @@ var h2specAllowedNetHTTP = map[string]string{
 
 // TestH2Spec runs h2spec against the h2c listener when it is installed
 // (scripts/test-deps.sh builds it from test/conformance/tools).
-func TestH2Spec(t *testing.T) {
+func TestH2Spec(t *testing.T) { eachH2Server(t, testH2Spec) }
+
+func testH2Spec(t *testing.T) {
 	bin, err := exec.LookPath("h2spec")
 	if err != nil {
 		gp := os.Getenv("GOPATH")
@@ -404,24 +406,11 @@ func TestH2Spec(t *testing.T) {
 			t.Skip("h2spec not installed; run scripts/test-deps.sh")
 		}
 	}
-	eachH2Server(t, func(t *testing.T) {
-		for _, tc := range []struct {
-			name string
-			tls  bool
-		}{{"h2c", false}, {"tls", true}} {
-			t.Run(tc.name, func(t *testing.T) { runH2Spec(t, bin, tc.tls) })
-		}
-	})
-}
-
-// eachH2Server runs fn once with each HTTP/2 server
-// (RAMPART_HTTP2_SERVER): net/http's and internal/listener/h2.
-func eachH2Server(t *testing.T, fn func(t *testing.T)) {
-	for _, tc := range []struct{ name, env string }{{"nethttp", "net/http"}, {"rampart", "rampart"}} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv("RAMPART_HTTP2_SERVER", tc.env)
-			fn(t)
-		})
+	for _, tc := range []struct {
+		name string
+		tls  bool
+	}{{"h2c", false}, {"tls", true}} {
+		t.Run(tc.name, func(t *testing.T) { runH2Spec(t, bin, tc.tls) })
 	}
 }
 

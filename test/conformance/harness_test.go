@@ -156,3 +156,20 @@ func settle(rec *recorder) {
 func isJSONError(body string, status string) bool {
 	return strings.HasPrefix(body, `{"error":{"status":`+status+`,`) && strings.Contains(body, `"request_id":"`)
 }
+
+// h2Servers are the HTTP/2 servers every HTTP/2 gate runs against, by the
+// names RAMPART_HTTP2_SERVER takes (internal/listener: HTTP2NetHTTP,
+// HTTP2Rampart).
+var h2Servers = []string{"net/http", "rampart"}
+
+// eachH2Server runs test once per HTTP/2 server, as a subtest named after
+// it, with RAMPART_HTTP2_SERVER set so that every gateway the test starts
+// serves HTTP/2 with that server. Its assertions are the same for both.
+func eachH2Server(t *testing.T, test func(t *testing.T)) {
+	for _, name := range h2Servers {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("RAMPART_HTTP2_SERVER", name)
+			test(t)
+		})
+	}
+}

@@ -21,11 +21,14 @@ import (
 )
 
 // configs are the policies scored: the waf defaults (PL1), the waf at PL2
-// and the sanitizer with its defaults. RAMPART_GOTESTWAF_ONLY picks one.
+// and the sanitizer with its defaults, then the reference, stock Coraza's
+// middleware with the CRS at PL1 (stockServer, no gateway).
+// RAMPART_GOTESTWAF_ONLY picks one.
 var configs = []struct{ name, policy string }{
 	{"waf-pl1", "{type: waf}"},
 	{"waf-pl2", "{type: waf, paranoia_level: 2}"},
 	{"sanitize", "{type: sanitize}"},
+	{"stock-pl1", ""},
 }
 
 // report is the part of gotestwaf's JSON report read here.
@@ -102,6 +105,19 @@ func TestGoTestWAF(t *testing.T) {
 			continue
 		}
 		t.Run(c.name, func(t *testing.T) {
+			if c.name == "stock-pl1" {
+				srv := stockServer(t)
+				target := "http://localhost:" + srv[strings.LastIndexByte(srv, ':')+1:]
+				r := run(t, bin, cases, out, c.name, target)
+				tp, tn := r.Summary.TruePositive.Summary, r.Summary.TrueNegative.Summary
+				line := fmt.Sprintf("%-9s true-positive %6.2f %% (%d of %d blocked, %d unresolved)  true-negative %6.2f %% (%d of %d passed, %d unresolved)",
+					c.name, pct(tp.Blocked, tp.Resolved), tp.Blocked, tp.Resolved, tp.Unresolved,
+					pct(tn.Bypassed, tn.Resolved), tn.Bypassed, tn.Resolved, tn.Unresolved)
+				lines = append(lines, line)
+				t.Log(line)
+				t.Log("legitimate requests blocked:\n" + list(r.TrueNegativePayloads.Blocked, 40))
+				return
+			}
 			access := filepath.Join(out, c.name+"-access.log")
 			os.Remove(access)
 			// The gateway's log (with each waf block's rule ids) and the

@@ -24,7 +24,9 @@
 // and forwarded from there. A block answers 403 waf_blocked (rule ids only
 // in the log and exchange.WAFRules). XML bodies that declare an entity or
 // an external DTD are a critical finding of the policy's own (rule 200007,
-// tag attack-xxe), which the CRS lacks. Metrics: rampart_waf_blocked_total
+// tag attack-xxe), which the CRS lacks. The CRS's @rx rules run through
+// rampart_rx (rx.go): Coraza's @rx with a prefilter derived from each
+// regexp (prefilter.go) that skips values which cannot match. Metrics: rampart_waf_blocked_total
 // {route}, rampart_waf_detected_total{route},
 // rampart_waf_rule_sets_built_total.
 package waf

@@ -9,7 +9,6 @@ import (
 	"time"
 	"weak"
 
-	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/types"
 )
@@ -155,7 +154,7 @@ func get(s settings) (inst *instance, built time.Duration, err error) {
 		}
 	}
 	start := time.Now()
-	cfg := coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(s.seclang())
+	cfg := coraza.NewWAFConfig().WithRootFS(crsFS).WithDirectives(s.seclang())
 	if testHooks.onMatch != nil {
 		cfg = cfg.WithErrorCallback(testHooks.onMatch)
 	}
