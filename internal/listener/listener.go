@@ -101,7 +101,6 @@ func resolveHTTP2Server(name string) (string, error) {
 	return "", fmt.Errorf("RAMPART_HTTP2_SERVER: unknown server %q (net/http, rampart)", name)
 }
 
-
 // Deps are shared services.
 type Deps struct {
 	Metrics *telemetry.Metrics

@@ -220,7 +220,7 @@ func (c *conn) frameErrorLocked(err error, f http2.Frame) bool {
 		return true
 	case http2.ConnectionError:
 		if f != nil {
-			if id := f.Header().StreamID; id > c.maxID && id%2 == 1 {
+			if id := f.Header().StreamID; id > c.maxID { // as net/http
 				c.maxID = id
 			}
 		}

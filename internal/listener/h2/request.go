@@ -2,6 +2,7 @@ package h2
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -162,10 +163,9 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (http.Handler, 
 	bodyOpen := !f.StreamEnded()
 	var clen int64
 	if cl, ok := hdr["Content-Length"]; ok {
+		// As net/http: a content-length that does not parse counts as 0.
 		if n, err := strconv.ParseUint(cl[0], 10, 63); err == nil {
 			clen = int64(n)
-		} else {
-			return nil, bad
 		}
 		for _, dup := range cl[1:] {
 			if dup != cl[0] {
@@ -214,7 +214,20 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (http.Handler, 
 	if f.Truncated {
 		return http.HandlerFunc(headerListTooLong), nil
 	}
+	if method == http.MethodOptions && path == "*" {
+		return http.HandlerFunc(globalOptions), nil
+	}
 	return c.s.Handler, nil
+}
+
+// globalOptions answers OPTIONS * as net/http's server does (its handler
+// never sees it).
+func globalOptions(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Length", "0")
+	if r.ContentLength != 0 {
+		mb := http.MaxBytesReader(w, r.Body, 4<<10)
+		io.Copy(io.Discard, mb)
+	}
 }
 
 var connHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade"}

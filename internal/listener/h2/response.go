@@ -342,6 +342,11 @@ func (w *responseWriter) writeHeaderLocked(first []byte, final, end bool) {
 		enc.WriteField(hpack.HeaderField{Name: "date", Value: httpDate()})
 	}
 	c.appendHeaderBlock(w.st.id, end)
+	if cv := w.hdr["Connection"]; len(cv) > 0 && strings.EqualFold(cv[0], "close") {
+		// As net/http (and HTTP/1.1): "Connection: close" ends the
+		// connection gracefully, with GOAWAY once the streams are done.
+		c.startShutdownLocked()
+	}
 }
 
 // encodeFields encodes h's fields, lower-cased, leaving out what HTTP/2
