@@ -15,7 +15,7 @@ func TestHTTP2ServerChoice(t *testing.T) {
 		// want is the server asked for; wantErr a part of the error.
 		want, wantErr string
 	}{
-		{name: "default", want: HTTP2NetHTTP},
+		{name: "default", want: DefaultHTTP2Server},
 		{name: "env-net-http", env: "net/http", want: HTTP2NetHTTP},
 		{name: "env-rampart", env: "rampart", want: HTTP2Rampart},
 		{name: "env-normalised", env: "  RAMPART ", want: HTTP2Rampart},

@@ -23,6 +23,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/listener/guard"
 	"github.com/rampart-gw/rampart/internal/listener/h1server"
+	"github.com/rampart-gw/rampart/internal/listener/h2"
 	"github.com/rampart-gw/rampart/internal/telemetry"
 	"github.com/rampart-gw/rampart/internal/upgrade"
 )
@@ -35,8 +36,8 @@ type Config struct {
 	// TLS, when set, terminates TLS with these certificates.
 	TLS *config.ListenerTLS
 	// NetHTTP serves HTTP/1.1 with net/http behind the framing guard
-	// instead of the guard's own server (h1server.Server, the default; HTTP/2
-	// is served by net/http either way). The environment variable
+	// instead of the guard's own server (h1server.Server, the default; with
+	// it net/http serves HTTP/2 too, whatever HTTP2Server says). The environment variable
 	// RAMPART_HTTP1_SERVER=net/http sets it for every listener, to compare
 	// the two.
 	NetHTTP bool
@@ -62,21 +63,25 @@ const (
 	HTTP2Rampart = "rampart"
 )
 
+// DefaultHTTP2Server serves HTTP/2 when neither Config.HTTP2Server nor
+// RAMPART_HTTP2_SERVER names a server.
+const DefaultHTTP2Server = HTTP2Rampart
+
 // http2Server is the HTTP/2 server RAMPART_HTTP2_SERVER names, trimmed and
-// lower-cased; HTTP2NetHTTP when it is unset or empty. It is read at each
-// Listen, so a test can set it per listener.
+// lower-cased; DefaultHTTP2Server when it is unset or empty. It is read at
+// each Listen, so a test can set it per listener.
 func http2Server() string {
 	v := strings.ToLower(strings.TrimSpace(os.Getenv("RAMPART_HTTP2_SERVER")))
 	if v == "" {
-		return HTTP2NetHTTP
+		return DefaultHTTP2Server
 	}
 	return v
 }
 
 // rampartHTTP2Built reports whether HTTP2Rampart is served by Rampart's own
-// server; while false, it falls back to net/http (resolveHTTP2Server).
-// TODO(h2server): true once internal/listener/h2 is merged.
-const rampartHTTP2Built = false
+// server (internal/listener/h2); while false, it falls back to net/http
+// (resolveHTTP2Server).
+const rampartHTTP2Built = true
 
 // resolveHTTP2Server returns the server that serves HTTP/2 for a listener
 // configured with name (Config.HTTP2Server; "" reads the environment), or
@@ -92,9 +97,6 @@ func resolveHTTP2Server(name string) (string, error) {
 		if rampartHTTP2Built {
 			return HTTP2Rampart, nil
 		}
-		// TODO(h2server): the h2server branch (internal/listener/h2)
-		// serves this; until it is merged, "rampart" falls back to
-		// net/http so that the tests which run once per server run.
 		return HTTP2NetHTTP, nil
 	}
 	return "", fmt.Errorf("RAMPART_HTTP2_SERVER: unknown server %q (net/http, rampart)", name)
@@ -118,6 +120,7 @@ type Listener struct {
 	http2 string // the server that serves HTTP/2 (resolveHTTP2Server)
 	srv   *http.Server
 	fast  *h1server.Server // nil: net/http serves HTTP/1.1 too
+	h2    *h2.Server       // nil: net/http serves HTTP/2
 	hand  *handListener    // connections fast hands over to srv
 	ln    *limitListener
 	log   *slog.Logger
@@ -216,6 +219,9 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		},
 		ErrorLog: slog.NewLogLogger(deps.Log.Handler(), slog.LevelDebug),
 	}
+	if !ll.fast {
+		h2srv = HTTP2NetHTTP // without the fast path net/http serves HTTP/2 too
+	}
 	l := &Listener{name: cfg.Name, http2: h2srv, srv: srv, ln: ll, log: deps.Log, certs: certs}
 	if cfg.HTTP3 {
 		if ll.tls == nil {
@@ -245,6 +251,26 @@ func Listen(cfg Config, handler http.Handler, deps Deps) (*Listener, error) {
 		if ll.hsErr != nil {
 			hsErr := ll.hsErr
 			l.fast.HandshakeError = func(err error) { hsErr(HandshakeReason(err)) }
+		}
+		if h2srv == HTTP2Rampart {
+			// The same limits as net/http's HTTP/2 server above, and the
+			// same handler (behind guard.Handler); the connection is the
+			// guard's, whose frame accounting applies as before.
+			l.h2 = &h2.Server{
+				Handler:              srv.Handler,
+				MaxConcurrentStreams: streams,
+				StreamWindow:         64 << 10,
+				ConnWindow:           1 << 20,
+				MaxReadFrameSize:     1 << 14,
+				// net/http's HTTP/2 server advertised MaxHeaderBytes
+				// plus 10 fields' overhead.
+				MaxHeaderListSize: uint32(srv.MaxHeaderBytes + 320),
+				PrefaceTimeout:    lim.ReadHeaderTimeout.D(),
+				IdleTimeout:       lim.IdleTimeout.D(),
+				ConnContext:       connContext,
+				Log:               deps.Log,
+			}
+			l.fast.HandOverH2 = func(g *guard.Conn) { l.h2.ServeConn(g) }
 		}
 	}
 	return l, nil
@@ -385,6 +411,13 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 			l.h3.conn.Close()
 		}()
 	}
+	if l.h2 != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.h2.Shutdown(ctx)
+		}()
+	}
 	l.srv.SetKeepAlivesEnabled(false)
 	err := l.srv.Shutdown(ctx)
 	if err != nil {
@@ -409,6 +442,9 @@ func (l *Listener) Close() error {
 	if l.fast != nil {
 		l.fast.Close()
 		l.hand.Close()
+	}
+	if l.h2 != nil {
+		l.h2.Close()
 	}
 	return l.srv.Close()
 }

@@ -159,8 +159,7 @@ func isJSONError(body string, status string) bool {
 
 // h2Servers are the HTTP/2 servers every HTTP/2 gate runs against, by the
 // names RAMPART_HTTP2_SERVER takes (internal/listener: HTTP2NetHTTP,
-// HTTP2Rampart). Until Rampart's own server is built in, the listener
-// serves "rampart" with net/http, and both subtests exercise net/http.
+// HTTP2Rampart).
 var h2Servers = []string{"net/http", "rampart"}
 
 // eachH2Server runs test once per HTTP/2 server, as a subtest named after

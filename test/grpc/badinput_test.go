@@ -61,7 +61,9 @@ func brokenUpstream(t *testing.T) string {
 // The gateway passes the frames through, so the status is the client
 // library's verdict on what arrived; what matters is that the gateway
 // neither hides the breakage nor stalls on it.
-func TestGRPCBrokenUpstream(t *testing.T) {
+func TestGRPCBrokenUpstream(t *testing.T) { eachH2Server(t, testGRPCBrokenUpstream) }
+
+func testGRPCBrokenUpstream(t *testing.T) {
 	g := startGateway(t, h2cUpstream("echo", brokenUpstream(t)), "")
 	cc := dial(t, g.Addr, nil, "")
 	for _, tc := range []struct {

@@ -13,7 +13,9 @@ import (
 // TestGRPCDeadline checks grpc-timeout handling: the upstream sees the
 // client's deadline capped by the route's timeout, and a call that outlives
 // the cap ends DEADLINE_EXCEEDED at about the cap.
-func TestGRPCDeadline(t *testing.T) {
+func TestGRPCDeadline(t *testing.T) { eachH2Server(t, testGRPCDeadline) }
+
+func testGRPCDeadline(t *testing.T) {
 	b := startBackend(t)
 	g := startGateway(t, h2cUpstream("echo", b.Addr), `routes:
   - {name: capped, match: {path: {prefix: /capped.Echo/}}, upstream: echo, timeout: 300ms, rewrite: {prefix: /test.Echo/}}

@@ -27,7 +27,9 @@ func closedAddr(t *testing.T) string {
 // TestGRPCGatewayErrors checks that every error the gateway makes reaches a
 // real grpc-go client as a gRPC status (a trailers-only answer), never as
 // "unexpected HTTP status code": each route below fails in one way.
-func TestGRPCGatewayErrors(t *testing.T) {
+func TestGRPCGatewayErrors(t *testing.T) { eachH2Server(t, testGRPCGatewayErrors) }
+
+func testGRPCGatewayErrors(t *testing.T) {
 	b := startBackend(t)
 	ups := h2cUpstream("echo", b.Addr) + h2cUpstream("down", closedAddr(t))
 	g := startGateway(t, ups, `routes:

@@ -79,7 +79,9 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 
 // TestGRPCCalls drives the four kinds of call through the gateway, over
 // both listeners, and checks headers and trailers pass through.
-func TestGRPCCalls(t *testing.T) {
+func TestGRPCCalls(t *testing.T) { eachH2Server(t, testGRPCCalls) }
+
+func testGRPCCalls(t *testing.T) {
 	b := startBackend(t)
 	g := startGateway(t, h2cUpstream("echo", b.Addr), "")
 	ccs := g.clients(t)

@@ -344,3 +344,14 @@ func newCerts(t testing.TB, names ...string) *certs {
 
 // gwClient is a plain HTTP/1.1 client.
 func gwClient() *http.Client { return &http.Client{Timeout: 5 * time.Second} }
+
+// eachH2Server runs fn once with each client-facing HTTP/2 server
+// (RAMPART_HTTP2_SERVER): net/http's and internal/listener/h2.
+func eachH2Server(t *testing.T, fn func(t *testing.T)) {
+	for _, tc := range []struct{ name, env string }{{"nethttp", "net/http"}, {"rampart", "rampart"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("RAMPART_HTTP2_SERVER", tc.env)
+			fn(t)
+		})
+	}
+}

@@ -256,7 +256,7 @@ func (c *srvConn) handshake(tc *tls.Conn) bool {
 	st := tc.ConnectionState()
 	c.tlsState = &st
 	if st.NegotiatedProtocol == "h2" {
-		c.handOver()
+		c.handOverTo(c.s.HandOverH2)
 		return false
 	}
 	return true
@@ -441,18 +441,24 @@ func (c *srvConn) resume() {
 
 // handOver passes the connection, with the bytes read so far, to net/http
 // behind the guard.
-func (c *srvConn) handOver() {
+func (c *srvConn) handOver() { c.handOverTo(nil) }
+
+// handOverTo is handOver to to (HandOver if nil).
+func (c *srvConn) handOverTo(to func(*guard.Conn)) {
+	if to == nil {
+		to = c.s.HandOver
+	}
 	c.state.Store(csClosed)
 	c.s.untrack(c)
 	c.setReadDeadline(time.Time{})
 	g := guard.New(c.nc, c.s.Config)
 	g.Adopt(c.buf[c.r:c.w], c.nreq, c.served)
 	c.releaseBuffers()
-	if c.s.HandOver == nil || c.s.closing.Load() {
+	if to == nil || c.s.closing.Load() {
 		g.Close()
 		return
 	}
-	c.s.HandOver(g)
+	to(g)
 }
 
 // serveOne parses the head of length n at buf[r:] and serves the request.
@@ -464,7 +470,11 @@ func (c *srvConn) serveOne(n int) bool {
 		return false
 	}
 	h, ok := c.s.lim.Check(b, c.nreq == 0)
-	if !ok || h.H2 || h.Upgrade || h.Chunked || h.HTTP10 || h.Absolute {
+	if ok && h.H2 {
+		c.handOverTo(c.s.HandOverH2)
+		return false
+	}
+	if !ok || h.Upgrade || h.Chunked || h.HTTP10 || h.Absolute {
 		c.handOver()
 		return false
 	}

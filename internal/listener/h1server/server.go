@@ -49,6 +49,10 @@ type Server struct {
 	IdleTimeout time.Duration
 	// HandOver serves a connection the fast path does not (see above).
 	HandOver func(*guard.Conn)
+	// HandOverH2, if set, serves the connections that speak HTTP/2 (a
+	// prior-knowledge preface, or h2 negotiated through ALPN) instead of
+	// HandOver; it may serve the connection on the calling goroutine.
+	HandOverH2 func(*guard.Conn)
 	// HandshakeError, if set, is told of each failed TLS handshake.
 	HandshakeError func(error)
 	Log            *slog.Logger
