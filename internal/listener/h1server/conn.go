@@ -426,7 +426,7 @@ func (c *srvConn) park(expires time.Time) {
 }
 
 // resume runs when a parked connection has bytes (or was closed by the
-// peer): a new goroutine serves it.
+// peer), on a worker (see poller.worker).
 func (c *srvConn) resume() {
 	if !c.state.CompareAndSwap(csParked, csActive) {
 		c.dropDeep() // closed meanwhile
