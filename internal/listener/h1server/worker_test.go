@@ -109,3 +109,85 @@ func TestServerWorkers(t *testing.T) {
 		})
 	}
 }
+
+// TestServerParkAtOnce checks the miss streak: after parkMisses hot waits
+// in a row timed out, a connection parks right after its response; a
+// request that arrives just as it parks is served; and a quick wake-up
+// brings the hot wait back.
+func TestServerParkAtOnce(t *testing.T) {
+	noLeaks(t)
+	// Every hot wait 600 ms, so that "at once" is told from it.
+	oldMin, oldMax, oldFirst := hotMin, hotMax, hotFirst
+	hotMin, hotMax, hotFirst = 600*time.Millisecond, 600*time.Millisecond, 600*time.Millisecond
+	t.Cleanup(func() { hotMin, hotMax, hotFirst = oldMin, oldMax, oldFirst })
+	entered, release := make(chan struct{}), make(chan struct{})
+	echo := echoHandler()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			entered <- struct{}{}
+			<-release
+		}
+		echo.ServeHTTP(w, r)
+	})
+	ts := startServer(t, h, &guard.Config{}, nil)
+	c := ts.dial(t)
+	br := bufio.NewReader(c)
+	parked := func() bool { _, p := ts.count(); return p == 1 }
+	misses := func() uint8 {
+		p := ts.srv.poll
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.head == nil {
+			return 255
+		}
+		return p.head.misses
+	}
+	for i := range parkMisses {
+		roundTrip(t, c, br, "GET", get("/w"))
+		waitFor(t, "the connection to park after its hot wait", parked)
+		if m := misses(); m != uint8(i+1) {
+			t.Fatalf("misses %d after %d hot waits timed out", m, i+1)
+		}
+	}
+	// A wake-up within hotFirst of the park would end the streak.
+	time.Sleep(hotFirst + 100*time.Millisecond)
+	roundTrip(t, c, br, "GET", get("/w"))
+	start := time.Now()
+	waitFor(t, "the connection to park at once", parked)
+	if el := time.Since(start); el >= hotFirst/2 {
+		t.Errorf("parked %v after the response, want at once (hot wait %v)", el, hotFirst)
+	}
+
+	// A request arriving while the connection parks at once: the handler
+	// of the first holds the response until the second is in the socket,
+	// after the server read the first. (Sent later than hotFirst after
+	// the park, so that the streak holds.)
+	time.Sleep(hotFirst + 100*time.Millisecond)
+	io.WriteString(c, get("/hold"))
+	<-entered
+	io.WriteString(c, get("/next"))
+	close(release)
+	if _, body := roundTrip(t, c, br, "GET", ""); body != `GET /hold 0 "" <nil>` {
+		t.Fatalf("held: body %q", body)
+	}
+	c.SetReadDeadline(time.Now().Add(hotFirst / 2))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("request sent at park time not served at once: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != `GET /next 0 "" <nil>` {
+		t.Fatalf("next: body %q", b)
+	}
+	c.SetReadDeadline(time.Time{})
+
+	// That wake-up came within hotFirst: the next response waits hot.
+	time.Sleep(hotFirst / 3)
+	if parked() {
+		t.Errorf("parked at once after a quick wake-up")
+	}
+	waitFor(t, "the connection to park after its hot wait", parked)
+	if m := misses(); m != 1 {
+		t.Errorf("misses %d after a quick wake-up and one hot wait", m)
+	}
+}
