@@ -34,11 +34,22 @@ const (
 // waited for 16·g, within [hotMin, hotMax]. A busy keep-alive client so
 // never pays for parking and waking, and one that sent a single request
 // (or is idle) gives its goroutine and buffers back within a millisecond.
-const (
+// (Variables for tests.)
+var (
 	hotMin   = time.Millisecond
 	hotMax   = 250 * time.Millisecond
 	hotFirst = 5 * time.Millisecond // for the first request and after a wake-up
 )
+
+// parkMisses is how many hot waits in a row may time out before a
+// connection parks at once after its responses, without the hot wait: when
+// the client's gaps are longer (thousands of busy connections on one core)
+// the wait only buys a deadline, a timer, a wake-up and a read that fails
+// before parking anyway. Re-arming the descriptor reports bytes already
+// waiting, so a request that arrives meanwhile is not lost. A wake-up
+// within hotFirst of such a park (the client is quick again) ends the
+// streak.
+const parkMisses = 2
 
 // watchDelay is how long a request may run before the server starts
 // watching its connection for the client going away (see watch).
@@ -71,6 +82,8 @@ type srvConn struct {
 	state      atomic.Int32
 	gen        uint32
 	registered bool
+	// misses: hot waits in a row that timed out (see parkMisses).
+	misses uint8
 	// deep: parked without Go's socket (see poller.deepen); fd is then a
 	// descriptor of the poller's own.
 	deep bool
@@ -359,6 +372,7 @@ func (c *srvConn) fill(idle bool) bool {
 		}
 	}
 	var parkAt time.Time // when a timeout means "park", not "close"
+	fresh := false
 	if idle {
 		if c.s.closing.Load() {
 			c.close()
@@ -379,10 +393,24 @@ func (c *srvConn) fill(idle bool) bool {
 		dl := end
 		if c.s.poll != nil && c.fd >= 0 {
 			if c.hot == 0 {
+				// The first wait since accept or a wake-up: the bytes that
+				// woke the connection are there, so a read that finds
+				// them is no hit (see parkMisses).
 				c.hot = hotFirst
+				fresh = true
 			}
 			if hot := now.Add(c.hot); hot.Before(end) {
 				dl, parkAt = hot, end
+				if c.misses >= parkMisses && !fresh && c.tlsState == nil {
+					// Not under TLS: tls.Conn may hold a record it read
+					// from the socket, which no event would report.
+					if !c.state.CompareAndSwap(csIdle, csActive) {
+						c.close() // shut down meanwhile
+						return false
+					}
+					c.park(end)
+					return false
+				}
 			}
 		}
 		c.idleFrom = now
@@ -400,10 +428,16 @@ func (c *srvConn) fill(idle bool) bool {
 	if n > 0 {
 		if idle && !parkAt.IsZero() {
 			c.hot = min(max(16*time.Since(c.idleFrom), hotMin), hotMax)
+			if !fresh {
+				c.misses = 0
+			}
 		}
 		return true
 	}
 	if idle && !parkAt.IsZero() && isTimeout(err) && c.w == c.r {
+		if c.misses < parkMisses {
+			c.misses++
+		}
 		c.park(parkAt)
 		return false
 	}
@@ -426,7 +460,7 @@ func (c *srvConn) park(expires time.Time) {
 }
 
 // resume runs when a parked connection has bytes (or was closed by the
-// peer): a new goroutine serves it.
+// peer), on a worker (see poller.worker).
 func (c *srvConn) resume() {
 	if !c.state.CompareAndSwap(csParked, csActive) {
 		c.dropDeep() // closed meanwhile
@@ -435,6 +469,14 @@ func (c *srvConn) resume() {
 	if c.deep && !c.surface() {
 		c.close()
 		return
+	}
+	if c.misses >= parkMisses && c.nreq > 0 {
+		// Parked at once: woken within hotFirst, the hot wait would have
+		// caught the request, so wait again.
+		parked := c.expires - int64(c.s.idleTimeout())
+		if time.Now().UnixNano()-parked < int64(hotFirst) {
+			c.misses = 0
+		}
 	}
 	c.serve()
 }

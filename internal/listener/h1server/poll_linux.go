@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -29,6 +30,10 @@ type poller struct {
 	head   *srvConn   // parked connections, oldest first
 	tail   *srvConn
 	closed bool
+
+	// work hands resumed connections to idle workers (see worker).
+	work    chan *srvConn
+	workers atomic.Int32 // running workers, busy or idle
 }
 
 type syscallRawConn interface {
@@ -50,7 +55,7 @@ func newPoller(s *Server) (*poller, error) {
 		f.Close()
 		return nil, err
 	}
-	return &poller{s: s, epfd: fd, f: f, rc: rc}, nil
+	return &poller{s: s, epfd: fd, f: f, rc: rc, work: make(chan *srvConn)}, nil
 }
 
 // park arms c's descriptor; false: the poller is closed or the descriptor
@@ -136,8 +141,8 @@ func (p *poller) unlink(c *srvConn) {
 	c.prev, c.next = nil, nil
 }
 
-// run waits for events and resumes their connections, each in a goroutine
-// of its own, until the poller is closed.
+// run waits for events and resumes their connections on workers (see
+// dispatch) until the poller is closed.
 func (p *poller) run() {
 	var evs [256]syscall.EpollEvent
 	ready := make([]*srvConn, 0, len(evs))
@@ -163,9 +168,58 @@ func (p *poller) run() {
 		}
 		p.mu.Unlock()
 		for _, c := range ready {
-			go c.resume()
+			p.dispatch(c)
 		}
 		clear(ready)
+	}
+}
+
+// workerIdle is how long a worker waits for the next connection before it
+// exits (a variable for tests).
+var workerIdle = 10 * time.Second
+
+// dispatch resumes c on an idle worker, or on a new one when none is idle.
+// A new goroutine per wake-up would start with the runtime's smallest stack
+// and grow it (copystack) on every request the proxy path serves; a worker
+// keeps the stack it has grown (docs/performance.md, "Scaling with
+// connections").
+func (p *poller) dispatch(c *srvConn) {
+	select {
+	case p.work <- c:
+	default:
+		p.workers.Add(1)
+		go p.worker(c)
+	}
+}
+
+// worker serves resumed connections, each until it parks or closes, and
+// waits for the next one. It exits when the server stops (the poller then
+// resumes nothing more) or after a whole workerIdle period (between one and
+// two of them) without work, so idle workers are bounded by the peak of
+// resumed connections served at once and go away after it. The timer is
+// not reset per connection: a period in which the worker served one only
+// extends its life by another.
+func (p *poller) worker(c *srvConn) {
+	defer p.workers.Add(-1)
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		c.resume()
+		c = nil
+		worked := true
+	wait:
+		select {
+		case c = <-p.work:
+		case <-t.C:
+			if !worked {
+				return
+			}
+			worked = false
+			t.Reset(workerIdle)
+			goto wait
+		case <-p.s.done:
+			return
+		}
 	}
 }
 
