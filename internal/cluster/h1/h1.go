@@ -41,7 +41,7 @@ const (
 	DefaultMaxIdlePerHost = 64
 	DefaultMaxHeadBytes   = 1 << 20
 	DefaultMaxHeaders     = 1000
-	DefaultReadBufferSize = 16 << 10
+	DefaultReadBufferSize = 4 << 10
 )
 
 // probeAfter is how long a pooled connection may sit idle before it is
@@ -68,7 +68,11 @@ type Config struct {
 	// Default 1000.
 	MaxHeaders int
 	// ReadBufferSize is the read buffer of a connection in use, in bytes.
-	// Idle connections hold none. Default 16 KiB.
+	// Idle connections hold none. Default 4 KiB (a page, as NGINX's
+	// proxy_buffer_size): a head that does not fit is read on (readLongHead),
+	// and body reads at least as large as the buffer bypass it, so only the
+	// memory of the exchanges in flight depends on it (docs/performance.md,
+	// "HTTP/2 memory under load").
 	ReadBufferSize int
 	// Now returns the current time for idle accounting. Default time.Now.
 	Now func() time.Time

@@ -19,6 +19,13 @@ import (
 
 const maxWindow = 1<<31 - 1
 
+// readBufSize is a connection's read buffer. Frame headers and small frames
+// are read through it; the part of a larger payload it does not hold is
+// read straight into the framer's buffer, so a bigger one saves few reads
+// and costs every connection its size (docs/performance.md, "HTTP/2 memory
+// under load").
+const readBufSize = 4 << 10
+
 // Stream states (RFC 9113 §5.1). Idle streams have no struct; a stream the
 // server is done with is removed from the table and is closed.
 const (
@@ -84,7 +91,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{
 		s:            s,
 		nc:           nc,
-		br:           bufio.NewReaderSize(nc, 16<<10),
+		br:           bufio.NewReaderSize(nc, readBufSize),
 		streams:      make(map[uint32]*stream),
 		sendWin:      65535,
 		peerInit:     65535,

@@ -17,7 +17,44 @@ import (
 // returns.
 const bufSize = 16 << 10
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, bufSize); return &b }}
+// smallBufSize is the body buffer a response starts with when its first
+// write fits: most API responses are small, and a stream holds its buffer
+// from the first write until the handler returns, so at hundreds of
+// concurrent streams a 16 KiB buffer each was megabytes of live heap (and
+// twice that of resident memory at GOGC=100; docs/performance.md, "HTTP/2
+// memory under load"). A body that outgrows it moves to a bufSize buffer.
+const smallBufSize = 2 << 10
+
+var (
+	bufPool      = sync.Pool{New: func() any { b := make([]byte, 0, bufSize); return &b }}
+	smallBufPool = sync.Pool{New: func() any { b := make([]byte, 0, smallBufSize); return &b }}
+)
+
+// getBuf returns an empty body buffer for a first write of n bytes.
+func getBuf(n int) *[]byte {
+	if n <= smallBufSize {
+		return smallBufPool.Get().(*[]byte)
+	}
+	return bufPool.Get().(*[]byte)
+}
+
+// putBuf gives a body buffer back to the pool of its size.
+func putBuf(bp *[]byte) {
+	*bp = (*bp)[:0]
+	if cap(*bp) < bufSize {
+		smallBufPool.Put(bp)
+		return
+	}
+	bufPool.Put(bp)
+}
+
+// growBuf moves what the body buffer holds to a bufSize one.
+func (w *responseWriter) growBuf() {
+	big := bufPool.Get().(*[]byte)
+	*big = append((*big)[:0], *w.bufp...)
+	putBuf(w.bufp)
+	w.bufp = big
+}
 
 // responseWriter is a stream's http.ResponseWriter. Its fields are the
 // handler goroutine's; the frames it sends are queued under c.mu.
@@ -46,8 +83,7 @@ func (w *responseWriter) reset(r *http.Request) {
 
 func (w *responseWriter) release() {
 	if w.bufp != nil {
-		*w.bufp = (*w.bufp)[:0]
-		bufPool.Put(w.bufp)
+		putBuf(w.bufp)
 		w.bufp = nil
 	}
 }
@@ -109,7 +145,10 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	if w.bufp == nil {
-		w.bufp = bufPool.Get().(*[]byte)
+		w.bufp = getBuf(len(p))
+	}
+	if len(*w.bufp)+len(p) > cap(*w.bufp) && cap(*w.bufp) < bufSize {
+		w.growBuf()
 	}
 	buf := *w.bufp
 	if len(buf)+len(p) <= bufSize {
@@ -136,7 +175,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 }
 
 func (w *responseWriter) WriteString(s string) (int, error) {
-	if w.bufp != nil && len(*w.bufp)+len(s) <= bufSize && w.wroteHeader && bodyAllowed(w.status) && !w.isHead && !w.st.dead.Load() {
+	if w.bufp != nil && len(*w.bufp)+len(s) <= cap(*w.bufp) && w.wroteHeader && bodyAllowed(w.status) && !w.isHead && !w.st.dead.Load() {
 		*w.bufp = append(*w.bufp, s...)
 		return len(s), nil
 	}
