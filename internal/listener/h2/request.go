@@ -6,13 +6,12 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
+	"github.com/rampart-gw/rampart/internal/listener/httpcore"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 )
@@ -370,82 +369,15 @@ func (b *reqBody) Close() error {
 
 // streamCtx is a stream's context: cancelled on RST_STREAM, when the
 // connection ends and when the handler returns, without
-// context.WithCancel's allocations. Values come from the connection's
-// context.
+// context.WithCancel's allocations (httpcore.Ctx, embedded by value).
+// Values come from the connection's context.
 type streamCtx struct {
-	parent   context.Context
-	mu       sync.Mutex
-	canceled atomic.Bool
-	done     chan struct{}
-	funcs    []*afterFunc
-}
-
-type afterFunc struct{ f func() }
-
-func (c *streamCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
-
-func (c *streamCtx) Done() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done == nil {
-		c.done = make(chan struct{})
-		if c.canceled.Load() {
-			close(c.done)
-		}
-	}
-	return c.done
-}
-
-func (c *streamCtx) Err() error {
-	if c.canceled.Load() {
-		return context.Canceled
-	}
-	return nil
+	httpcore.Ctx
+	parent context.Context
 }
 
 func (c *streamCtx) Value(k any) any { return c.parent.Value(k) }
 
 func (c *streamCtx) String() string { return "h2.streamCtx" }
 
-// AfterFunc runs f in its own goroutine once c is cancelled; stop
-// unregisters f and reports whether it did so before f started.
-func (c *streamCtx) AfterFunc(f func()) (stop func() bool) {
-	c.mu.Lock()
-	if c.canceled.Load() {
-		c.mu.Unlock()
-		go f()
-		return func() bool { return false }
-	}
-	a := &afterFunc{f: f}
-	c.funcs = append(c.funcs, a)
-	c.mu.Unlock()
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for i, x := range c.funcs {
-			if x == a {
-				c.funcs = slices.Delete(c.funcs, i, i+1)
-				return true
-			}
-		}
-		return false
-	}
-}
-
-func (c *streamCtx) cancel() {
-	c.mu.Lock()
-	if c.canceled.Load() {
-		c.mu.Unlock()
-		return
-	}
-	c.canceled.Store(true)
-	funcs := c.funcs
-	c.funcs = nil
-	if c.done != nil {
-		close(c.done)
-	}
-	c.mu.Unlock()
-	for _, a := range funcs {
-		go a.f()
-	}
-}
+func (c *streamCtx) cancel() { c.Ctx.Cancel() }
