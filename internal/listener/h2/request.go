@@ -130,7 +130,7 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (http.Handler, 
 		if path[0] != '/' && path != "*" {
 			return nil, bad
 		}
-		if !parsePath(u, path) {
+		if !httpcore.ParseTarget(u, path) {
 			return nil, bad
 		}
 	}
@@ -236,35 +236,6 @@ func headerListTooLong(w http.ResponseWriter, _ *http.Request) {
 	w.Write([]byte("<h1>HTTP Error 431</h1><p>Request Header Field(s) Too Large</p>"))
 }
 
-// pathSafe are the path bytes url.URL keeps as they are, so Path can be the
-// raw path with no RawPath.
-var pathSafe [256]bool
-
-func init() {
-	for _, c := range "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~$&+,/:;=@" {
-		pathSafe[c] = true
-	}
-}
-
-// parsePath fills u from an origin-form path as url.ParseRequestURI would.
-func parsePath(u *url.URL, target string) bool {
-	path, query, hasQuery := strings.Cut(target, "?")
-	for i := 0; i < len(path); i++ {
-		if !pathSafe[path[i]] {
-			v, err := url.ParseRequestURI(target)
-			if err != nil {
-				return false
-			}
-			*u = *v
-			return true
-		}
-	}
-	u.Path = path
-	u.RawQuery = query
-	u.ForceQuery = hasQuery && query == ""
-	return true
-}
-
 // canonical is the canonical form of a (lower-case, valid) field name,
 // cached per connection as net/http's server does.
 func (c *conn) canonical(name string) string {
@@ -286,15 +257,7 @@ func (c *conn) canonical(name string) string {
 
 var commonCanonical = func() map[string]string {
 	m := make(map[string]string)
-	for _, k := range []string{
-		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization",
-		"Cache-Control", "Connection", "Content-Encoding", "Content-Length", "Content-Type", "Cookie", "Date",
-		"Expect", "Forwarded", "Grpc-Accept-Encoding", "Grpc-Encoding", "Grpc-Timeout", "Host",
-		"If-Match", "If-Modified-Since", "If-None-Match", "Keep-Alive", "Origin", "Pragma",
-		"Proxy-Connection", "Range", "Referer", "Te", "Trailer", "Traceparent", "Tracestate",
-		"Transfer-Encoding", "Upgrade", "User-Agent", "Via", "X-Api-Key", "X-Forwarded-For",
-		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id",
-	} {
+	for _, k := range httpcore.CommonKeys {
 		m[strings.ToLower(k)] = k
 	}
 	return m
