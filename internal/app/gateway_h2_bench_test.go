@@ -1,29 +1,24 @@
 package app
 
 import (
-	"bufio"
-	"bytes"
-	"net"
-	"syscall"
 	"testing"
 
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
+	"github.com/rampart-gw/rampart/internal/listener/h2/h2test"
 )
 
 // BenchmarkGatewayH2 measures h2c requests (100 B answers) through the
 // gateway to an HTTP/1.1 upstream, with the own HTTP/2 server and with
 // net/http's (RAMPART_HTTP2_SERVER) side by side, at 1 and 10 streams in
-// flight on one connection. The client is a raw framer that allocates
-// nothing per request, so allocs/op are the gateway's (and the upstream
-// stub's, which allocates nothing either).
+// flight on one connection. The client is h2test.Bench, a raw framer that
+// allocates nothing per request, so allocs/op are the gateway's (and the
+// upstream stub's, which allocates nothing either).
 func BenchmarkGatewayH2(b *testing.B) {
 	backend := startRawBackend(b, 100)
 	for _, server := range []struct{ name, env string }{{"rampart", "rampart"}, {"nethttp", "net/http"}} {
 		for _, streams := range []int{1, 10} {
 			b.Run(server.name+"/streams="+itoa(streams), func(b *testing.B) {
 				b.Setenv("RAMPART_HTTP2_SERVER", server.env)
-				benchH2(b, startBenchGateway(b, backend), streams)
+				h2test.Bench(b, startBenchGateway(b, backend), streams)
 			})
 		}
 	}
@@ -34,96 +29,4 @@ func itoa(n int) string {
 		return string(rune('0' + n))
 	}
 	return itoa(n/10) + string(rune('0'+n%10))
-}
-
-// benchH2 keeps streams requests in flight on one h2c connection until
-// b.N have been answered.
-func benchH2(b *testing.B, addr string, streams int) {
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	bw := bufio.NewWriterSize(c, 64<<10)
-	br := bufio.NewReaderSize(c, 64<<10)
-	bw.WriteString(http2.ClientPreface)
-	fr := http2.NewFramer(bw, br)
-	fr.SetReuseFrames()
-	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
-	fr.WriteWindowUpdate(0, 1<<30)
-	// Encoded afresh for every request with the dynamic table, as
-	// clients (h2load, browsers, grpc-go) do.
-	var blk bytes.Buffer
-	enc := hpack.NewEncoder(&blk)
-	fields := []hpack.HeaderField{{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "http"},
-		{Name: ":authority", Value: "bench"}, {Name: ":path", Value: "/bench"}, {Name: "user-agent", Value: "bench"}}
-	next := uint32(1)
-	send := func() {
-		blk.Reset()
-		for _, f := range fields {
-			enc.WriteField(f)
-		}
-		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: next, BlockFragment: blk.Bytes(), EndStream: true, EndHeaders: true})
-		next += 2
-	}
-	var consumed uint32
-	// run answers n requests with streams in flight.
-	run := func(n int) {
-		sent, done := 0, 0
-		for ; sent < min(streams, n); sent++ {
-			send()
-		}
-		bw.Flush()
-		for done < n {
-			f, err := fr.ReadFrame()
-			if err != nil {
-				b.Fatal(err)
-			}
-			ended := false
-			switch f := f.(type) {
-			case *http2.SettingsFrame:
-				if !f.IsAck() {
-					fr.WriteSettingsAck()
-				}
-			case *http2.HeadersFrame:
-				ended = f.StreamEnded()
-			case *http2.DataFrame:
-				ended = f.StreamEnded()
-				if consumed += f.Length; consumed > 1<<29 {
-					fr.WriteWindowUpdate(0, consumed)
-					consumed = 0
-				}
-			case *http2.RSTStreamFrame:
-				b.Fatalf("stream %d reset: %v", f.StreamID, f.ErrCode)
-			case *http2.GoAwayFrame:
-				b.Fatalf("GOAWAY %v", f.ErrCode)
-			}
-			if ended {
-				done++
-				if sent < n {
-					send()
-					sent++
-				}
-			}
-			if br.Buffered() == 0 {
-				bw.Flush()
-			}
-		}
-		bw.Flush()
-	}
-	run(streams) // warm both sides
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := cpuTime()
-	run(b.N)
-	// CPU time of the process (client, gateway and upstream stub) per
-	// request: steadier than ns/op on a shared machine.
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
-}
-
-// cpuTime is the process's user+system CPU time in nanoseconds.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -14,7 +14,6 @@ import (
 	"net/textproto"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/rampart-gw/rampart/internal/exchange"
 	"github.com/rampart-gw/rampart/internal/http1"
+	"github.com/rampart-gw/rampart/internal/listener/httpcore"
 )
 
 // rawServer accepts connections on 127.0.0.1 and hands each to handle,
@@ -1225,70 +1225,11 @@ func TestCheckKey(t *testing.T) {
 	}
 }
 
-// reqCtx stands in for h1server's request context: a context that binds
-// callbacks itself (AfterFunc), with a done channel made on demand.
-type reqCtx struct {
-	mu       sync.Mutex
-	canceled atomic.Bool
-	done     chan struct{}
-	funcs    []*func()
-}
+// reqCtx stands in for the servers' request contexts: their
+// httpcore.Ctx, a context that binds callbacks itself (AfterFunc), with a
+// done channel made on demand.
+type reqCtx struct{ httpcore.Ctx }
 
-func (c *reqCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (c *reqCtx) Value(any) any               { return nil }
+func (c *reqCtx) Value(any) any { return nil }
 
-func (c *reqCtx) Err() error {
-	if c.canceled.Load() {
-		return context.Canceled
-	}
-	return nil
-}
-
-func (c *reqCtx) Done() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done == nil {
-		c.done = make(chan struct{})
-		if c.canceled.Load() {
-			close(c.done)
-		}
-	}
-	return c.done
-}
-
-func (c *reqCtx) AfterFunc(f func()) func() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.canceled.Load() {
-		go f()
-		return func() bool { return false }
-	}
-	a := &f
-	c.funcs = append(c.funcs, a)
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for i, x := range c.funcs {
-			if x == a {
-				c.funcs = slices.Delete(c.funcs, i, i+1)
-				return true
-			}
-		}
-		return false
-	}
-}
-
-func (c *reqCtx) cancel() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.canceled.Swap(true) {
-		return
-	}
-	if c.done != nil {
-		close(c.done)
-	}
-	for _, f := range c.funcs {
-		go (*f)()
-	}
-	c.funcs = nil
-}
+func (c *reqCtx) cancel() { c.Cancel() }

@@ -158,9 +158,7 @@ func waitParked(t *testing.T, s *Server, n int) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		s.mu.Lock()
-		open := len(s.conns)
-		s.mu.Unlock()
+		open := s.conns.Len()
 		parked := 0
 		if s.poll != nil {
 			parked = s.poll.count()

@@ -3,92 +3,17 @@ package h1server
 // The request context: a context.Context per request, cancelled when the
 // client goes away, without the allocations of context.WithCancel.
 
-import (
-	"context"
-	"slices"
-	"sync"
-	"sync/atomic"
-	"time"
-)
+import "github.com/rampart-gw/rampart/internal/listener/httpcore"
 
 // reqContext is a request's context: cancelled when the handler returns or
 // the client goes away, like net/http's, but part of the request's one
-// allocation. Its done channel is made only when someone asks for it, and
-// it implements AfterFunc so that contexts derived from it (and
-// context.AfterFunc on it) bind without a goroutine.
+// allocation (httpcore.Ctx, embedded by value). It carries no values.
 type reqContext struct {
-	mu       sync.Mutex
-	canceled atomic.Bool
-	done     chan struct{}
-	funcs    []*afterFunc
-}
-
-type afterFunc struct{ f func() }
-
-func (c *reqContext) Deadline() (time.Time, bool) { return time.Time{}, false }
-
-func (c *reqContext) Done() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done == nil {
-		c.done = make(chan struct{})
-		if c.canceled.Load() {
-			close(c.done)
-		}
-	}
-	return c.done
-}
-
-func (c *reqContext) Err() error {
-	if c.canceled.Load() {
-		return context.Canceled
-	}
-	return nil
+	httpcore.Ctx
 }
 
 func (c *reqContext) Value(any) any { return nil }
 
 func (c *reqContext) String() string { return "h1server.reqContext" }
 
-// AfterFunc runs f in its own goroutine once c is cancelled (at once if it
-// is); stop unregisters f and reports whether it did so before f started.
-func (c *reqContext) AfterFunc(f func()) (stop func() bool) {
-	c.mu.Lock()
-	if c.canceled.Load() {
-		c.mu.Unlock()
-		go f()
-		return func() bool { return false }
-	}
-	a := &afterFunc{f: f}
-	c.funcs = append(c.funcs, a)
-	c.mu.Unlock()
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for i, x := range c.funcs {
-			if x == a {
-				c.funcs = slices.Delete(c.funcs, i, i+1)
-				return true
-			}
-		}
-		return false
-	}
-}
-
-func (c *reqContext) cancel() {
-	c.mu.Lock()
-	if c.canceled.Load() {
-		c.mu.Unlock()
-		return
-	}
-	c.canceled.Store(true)
-	funcs := c.funcs
-	c.funcs = nil
-	if c.done != nil {
-		close(c.done)
-	}
-	c.mu.Unlock()
-	for _, a := range funcs {
-		go a.f()
-	}
-}
+func (c *reqContext) cancel() { c.Ctx.Cancel() }

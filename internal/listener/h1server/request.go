@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/rampart-gw/rampart/internal/http1"
+	"github.com/rampart-gw/rampart/internal/listener/httpcore"
 )
 
 // newRequest builds the request for the validated head b.
@@ -39,7 +40,7 @@ func (c *srvConn) newRequest(b []byte, length int64) (*reqState, bool) {
 	if target[0] != '/' {
 		return nil, false // OPTIONS *
 	}
-	if !parseTarget(&rs.url, target) {
+	if !httpcore.ParseTarget(&rs.url, target) {
 		return nil, false
 	}
 	r.URL = &rs.url
@@ -112,47 +113,10 @@ type reqState struct {
 // well below it; browsers' often are not, and get a string of their own).
 const headRoom = 256
 
-// pathSafe are the path bytes url.URL keeps as they are (escape(path) ==
-// path), so Path can be the raw path with no RawPath.
-var pathSafe [256]bool
-
-func init() {
-	for _, c := range "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~$&+,/:;=@" {
-		pathSafe[c] = true
-	}
-}
-
-// parseTarget fills u from an origin-form target, as url.ParseRequestURI
-// would.
-func parseTarget(u *url.URL, target string) bool {
-	path, query, hasQuery := strings.Cut(target, "?")
-	for i := 0; i < len(path); i++ {
-		if !pathSafe[path[i]] {
-			v, err := url.ParseRequestURI(target)
-			if err != nil {
-				return false
-			}
-			*u = *v
-			return true
-		}
-	}
-	u.Path = path
-	u.RawQuery = query
-	u.ForceQuery = hasQuery && query == ""
-	return true
-}
-
 // commonKeys interns the canonical form of frequent field names.
 var commonKeys = func() map[string]string {
 	m := make(map[string]string)
-	for _, k := range []string{
-		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization",
-		"Cache-Control", "Connection", "Content-Length", "Content-Type", "Cookie", "Date",
-		"Expect", "Forwarded", "Host", "If-Match", "If-Modified-Since", "If-None-Match",
-		"Keep-Alive", "Origin", "Pragma", "Range", "Referer", "Te", "Traceparent", "Tracestate",
-		"Upgrade", "User-Agent", "Via", "X-Api-Key", "X-Forwarded-For", "X-Forwarded-Host",
-		"X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id",
-	} {
+	for _, k := range httpcore.CommonKeys {
 		m[k] = k
 	}
 	return m

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rampart-gw/rampart/internal/listener/guard"
+	"github.com/rampart-gw/rampart/internal/listener/httpcore"
 )
 
 // Server is the guard's own HTTP/1.1 server: the fast path of every
@@ -59,8 +60,8 @@ type Server struct {
 
 	lim      guard.Limits
 	poll     *poller
-	mu       sync.Mutex
-	conns    map[*srvConn]struct{}
+	mu       sync.Mutex // guards ln, and closing with it
+	conns    httpcore.Conns[*srvConn]
 	ln       net.Listener
 	closing  atomic.Bool
 	initOnce sync.Once
@@ -71,7 +72,6 @@ type Server struct {
 func (s *Server) init() {
 	s.initOnce.Do(func() {
 		s.lim = s.Config.Limits()
-		s.conns = make(map[*srvConn]struct{})
 		s.done = make(chan struct{})
 		if s.Log == nil {
 			s.Log = slog.Default()
@@ -134,21 +134,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-func (s *Server) track(c *srvConn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	return true
-}
+func (s *Server) track(c *srvConn) bool { return s.conns.Add(c, &s.closing) }
 
-func (s *Server) untrack(c *srvConn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-}
+func (s *Server) untrack(c *srvConn) { s.conns.Remove(c) }
 
 // Shutdown stops accepting, closes idle connections, lets in-flight
 // requests finish (their responses carry Connection: close) and waits until
@@ -156,37 +144,18 @@ func (s *Server) untrack(c *srvConn) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
 	s.stop()
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		s.closeIdle()
-		s.mu.Lock()
-		n := len(s.conns)
-		s.mu.Unlock()
-		if n == 0 {
-			s.wg.Wait()
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			s.Close()
-			return ctx.Err()
-		case <-t.C:
-		}
+	if err := s.conns.Drain(ctx, s.closeIdle, s.Close); err != nil {
+		return err
 	}
+	s.wg.Wait()
+	return nil
 }
 
 // Close closes the listener and every connection at once.
 func (s *Server) Close() error {
 	s.init()
 	s.stop()
-	s.mu.Lock()
-	conns := make([]*srvConn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range s.conns.Snapshot() {
 		c.state.Store(csClosed)
 		c.nc.Close()
 		s.untrack(c)
@@ -216,14 +185,12 @@ func (s *Server) stop() {
 }
 
 func (s *Server) closeIdle() {
-	s.mu.Lock()
 	var idle []*srvConn
-	for c := range s.conns {
+	s.conns.Range(func(c *srvConn) {
 		if c.state.CompareAndSwap(csIdle, csClosed) {
 			idle = append(idle, c)
 		}
-	}
-	s.mu.Unlock()
+	})
 	for _, c := range idle {
 		c.nc.Close() // its goroutine sees the error and untracks it
 	}

@@ -177,9 +177,7 @@ func (ts *testServer) dial(t testing.TB) net.Conn {
 
 // count returns the server's tracked and parked connections.
 func (ts *testServer) count() (tracked, parked int) {
-	ts.srv.mu.Lock()
-	tracked = len(ts.srv.conns)
-	ts.srv.mu.Unlock()
+	tracked = ts.srv.conns.Len()
 	if p := ts.srv.poll; p != nil {
 		p.mu.Lock()
 		parked = p.n

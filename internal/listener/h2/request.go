@@ -6,13 +6,12 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
+	"github.com/rampart-gw/rampart/internal/listener/httpcore"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 )
@@ -131,7 +130,7 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (http.Handler, 
 		if path[0] != '/' && path != "*" {
 			return nil, bad
 		}
-		if !parsePath(u, path) {
+		if !httpcore.ParseTarget(u, path) {
 			return nil, bad
 		}
 	}
@@ -237,35 +236,6 @@ func headerListTooLong(w http.ResponseWriter, _ *http.Request) {
 	w.Write([]byte("<h1>HTTP Error 431</h1><p>Request Header Field(s) Too Large</p>"))
 }
 
-// pathSafe are the path bytes url.URL keeps as they are, so Path can be the
-// raw path with no RawPath.
-var pathSafe [256]bool
-
-func init() {
-	for _, c := range "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~$&+,/:;=@" {
-		pathSafe[c] = true
-	}
-}
-
-// parsePath fills u from an origin-form path as url.ParseRequestURI would.
-func parsePath(u *url.URL, target string) bool {
-	path, query, hasQuery := strings.Cut(target, "?")
-	for i := 0; i < len(path); i++ {
-		if !pathSafe[path[i]] {
-			v, err := url.ParseRequestURI(target)
-			if err != nil {
-				return false
-			}
-			*u = *v
-			return true
-		}
-	}
-	u.Path = path
-	u.RawQuery = query
-	u.ForceQuery = hasQuery && query == ""
-	return true
-}
-
 // canonical is the canonical form of a (lower-case, valid) field name,
 // cached per connection as net/http's server does.
 func (c *conn) canonical(name string) string {
@@ -287,15 +257,7 @@ func (c *conn) canonical(name string) string {
 
 var commonCanonical = func() map[string]string {
 	m := make(map[string]string)
-	for _, k := range []string{
-		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization",
-		"Cache-Control", "Connection", "Content-Encoding", "Content-Length", "Content-Type", "Cookie", "Date",
-		"Expect", "Forwarded", "Grpc-Accept-Encoding", "Grpc-Encoding", "Grpc-Timeout", "Host",
-		"If-Match", "If-Modified-Since", "If-None-Match", "Keep-Alive", "Origin", "Pragma",
-		"Proxy-Connection", "Range", "Referer", "Te", "Trailer", "Traceparent", "Tracestate",
-		"Transfer-Encoding", "Upgrade", "User-Agent", "Via", "X-Api-Key", "X-Forwarded-For",
-		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id",
-	} {
+	for _, k := range httpcore.CommonKeys {
 		m[strings.ToLower(k)] = k
 	}
 	return m
@@ -370,82 +332,15 @@ func (b *reqBody) Close() error {
 
 // streamCtx is a stream's context: cancelled on RST_STREAM, when the
 // connection ends and when the handler returns, without
-// context.WithCancel's allocations. Values come from the connection's
-// context.
+// context.WithCancel's allocations (httpcore.Ctx, embedded by value).
+// Values come from the connection's context.
 type streamCtx struct {
-	parent   context.Context
-	mu       sync.Mutex
-	canceled atomic.Bool
-	done     chan struct{}
-	funcs    []*afterFunc
-}
-
-type afterFunc struct{ f func() }
-
-func (c *streamCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
-
-func (c *streamCtx) Done() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done == nil {
-		c.done = make(chan struct{})
-		if c.canceled.Load() {
-			close(c.done)
-		}
-	}
-	return c.done
-}
-
-func (c *streamCtx) Err() error {
-	if c.canceled.Load() {
-		return context.Canceled
-	}
-	return nil
+	httpcore.Ctx
+	parent context.Context
 }
 
 func (c *streamCtx) Value(k any) any { return c.parent.Value(k) }
 
 func (c *streamCtx) String() string { return "h2.streamCtx" }
 
-// AfterFunc runs f in its own goroutine once c is cancelled; stop
-// unregisters f and reports whether it did so before f started.
-func (c *streamCtx) AfterFunc(f func()) (stop func() bool) {
-	c.mu.Lock()
-	if c.canceled.Load() {
-		c.mu.Unlock()
-		go f()
-		return func() bool { return false }
-	}
-	a := &afterFunc{f: f}
-	c.funcs = append(c.funcs, a)
-	c.mu.Unlock()
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for i, x := range c.funcs {
-			if x == a {
-				c.funcs = slices.Delete(c.funcs, i, i+1)
-				return true
-			}
-		}
-		return false
-	}
-}
-
-func (c *streamCtx) cancel() {
-	c.mu.Lock()
-	if c.canceled.Load() {
-		c.mu.Unlock()
-		return
-	}
-	c.canceled.Store(true)
-	funcs := c.funcs
-	c.funcs = nil
-	if c.done != nil {
-		close(c.done)
-	}
-	c.mu.Unlock()
-	for _, a := range funcs {
-		go a.f()
-	}
-}
+func (c *streamCtx) cancel() { c.Ctx.Cancel() }

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rampart-gw/rampart/internal/listener/httpcore"
 )
 
 // Defaults of the limits, as the listener configured net/http's server.
@@ -54,8 +56,8 @@ type Server struct {
 	ConnContext func(context.Context, net.Conn) context.Context
 	Log         *slog.Logger
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
+	mu       sync.Mutex // guards idle
+	conns    httpcore.Conns[*conn]
 	idle     []chan *stream // parked handler goroutines (workers)
 	closing  atomic.Bool
 	initOnce sync.Once
@@ -81,7 +83,6 @@ func (s *Server) init() {
 		if s.MaxHeaderListSize == 0 {
 			s.MaxHeaderListSize = DefaultMaxHeaderListSize
 		}
-		s.conns = make(map[*conn]struct{})
 	})
 }
 
@@ -109,31 +110,9 @@ func (s *Server) ServeConn(nc net.Conn) {
 	c.serve()
 }
 
-func (s *Server) track(c *conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	return true
-}
+func (s *Server) track(c *conn) bool { return s.conns.Add(c, &s.closing) }
 
-func (s *Server) untrack(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-}
-
-func (s *Server) snapshot() []*conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cs := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		cs = append(cs, c)
-	}
-	return cs
-}
+func (s *Server) untrack(c *conn) { s.conns.Remove(c) }
 
 // maxIdleWorkers bounds the handler goroutines kept parked for the next
 // streams: a reused goroutine keeps the stack the gateway's handler grew,
@@ -189,33 +168,21 @@ func (s *Server) stopWorkers() {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
 	s.closing.Store(true)
-	for _, c := range s.snapshot() {
+	for _, c := range s.conns.Snapshot() {
 		c.shutdown()
 	}
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		s.mu.Lock()
-		n := len(s.conns)
-		s.mu.Unlock()
-		if n == 0 {
-			s.stopWorkers()
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			s.Close()
-			return ctx.Err()
-		case <-t.C:
-		}
+	if err := s.conns.Drain(ctx, nil, s.Close); err != nil {
+		return err
 	}
+	s.stopWorkers()
+	return nil
 }
 
 // Close closes every connection at once.
 func (s *Server) Close() error {
 	s.init()
 	s.closing.Store(true)
-	for _, c := range s.snapshot() {
+	for _, c := range s.conns.Snapshot() {
 		c.nc.Close()
 	}
 	s.stopWorkers()
@@ -225,7 +192,5 @@ func (s *Server) Close() error {
 // Conns is the number of connections being served.
 func (s *Server) Conns() int {
 	s.init()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
+	return s.conns.Len()
 }
