@@ -212,13 +212,32 @@ func (c *Client) get(ctx context.Context, addr string, deadline time.Time) (*con
 	}
 	cn := &conn{nc: nc, addr: addr, shard: newShard()}
 	cn.abortF = cn.abort
-	if sc, ok := nc.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			cn.rc = rc
-			cn.readyF = cn.ready
-		}
+	if rc := rawConn(nc); rc != nil {
+		cn.rc = rc
+		cn.readyF = cn.ready
 	}
 	return cn, nil
+}
+
+// rawConn is the syscall.RawConn of nc or of the connection it wraps (an
+// Unwrap() net.Conn chain, such as the cluster's breaker-counted
+// connection), nil if there is none. Only waits use it: reads and writes
+// still go through nc.
+func rawConn(nc net.Conn) syscall.RawConn {
+	for i := 0; nc != nil && i < 8; i++ {
+		if sc, ok := nc.(syscall.Conn); ok {
+			if rc, err := sc.SyscallConn(); err == nil {
+				return rc
+			}
+			return nil
+		}
+		u, ok := nc.(interface{ Unwrap() net.Conn })
+		if !ok {
+			return nil
+		}
+		nc = u.Unwrap()
+	}
+	return nil
 }
 
 // takeReader gives cn its read buffer for a response, once the connection
