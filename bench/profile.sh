@@ -54,6 +54,11 @@ curl -fsS --max-time 5 -o "$OUT/allocs-before.pprof" "$ADMIN/debug/pprof/allocs"
 curl -fsS --max-time $((SECONDS_CPU + 10)) -o "$OUT/cpu.pprof" "$ADMIN/debug/pprof/profile?seconds=$SECONDS_CPU"
 curl -fsS --max-time 5 -o "$OUT/allocs.pprof" "$ADMIN/debug/pprof/allocs"
 curl -fsS --max-time 5 -o "$OUT/heap.pprof" "$ADMIN/debug/pprof/heap"
+# Under load: goroutines (with stacks) and the runtime's memory statistics, and
+# the process's RSS, to see what a busy connection holds.
+curl -fsS --max-time 5 -o "$OUT/goroutine.txt" "$ADMIN/debug/pprof/goroutine?debug=1" || true
+curl -fsS --max-time 5 -o "$OUT/heap-stats.txt" "$ADMIN/debug/pprof/heap?debug=1" || true
+grep -E '^Vm(RSS|HWM)' "/proc/$RAMPART_PID/status" >"$OUT/rss.txt" 2>/dev/null || true
 wait "$WRK_PID" || true
 
 requests=$(awk '/requests in/ {print $1}' "$OUT/wrk.txt")

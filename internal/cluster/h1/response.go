@@ -30,6 +30,7 @@ const maxDrain = 4 << 10
 // connection's deadlines once the final head is in, unless the body needs
 // no read on the connection (cn.dl then says a deadline is left).
 func (c *Client) readResponse(ctx context.Context, cn *conn, req *http.Request, noReuse, lift bool) (_ *http.Response, got bool, _ error) {
+	c.takeReader(cn)
 	for n := 0; ; n++ {
 		mem := new(headMem)
 		head, gotHead, err := readHead(cn.br, c.cfg.MaxHeadBytes, mem)

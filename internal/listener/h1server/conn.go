@@ -528,6 +528,16 @@ func (c *srvConn) serveOne(n int) bool {
 	c.nreq++
 	c.r += n
 	c.served++
+	if c.r == c.w && rs.req.ContentLength == 0 && len(c.buf) == 4096 {
+		// Nothing more was read and no body follows: the request holds
+		// no part of the buffer (newRequest copied the head), so a
+		// handler waiting on its upstream holds no read buffer either
+		// (docs/performance.md, "What a busy connection holds"). fill
+		// takes one again.
+		putBuf(c.buf)
+		c.buf = nil
+		c.r, c.w = 0, 0
+	}
 	r := &rs.req
 	w := &c.resp
 	w.reset(c, r)
