@@ -329,4 +329,3 @@ observability: {access_log: {path: "off"}}
 	t.Cleanup(func() { cancel(); <-done })
 	return a.ListenerAddr("public")
 }
-
