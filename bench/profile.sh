@@ -6,6 +6,7 @@
 #   SIZE=16384 CONNS=200 bash bench/profile.sh
 #
 # Environment (all optional): SIZE=100 CONNS=50 SECONDS_CPU=15 TOP=25,
+# MODE=h1 (tls: HTTPS, HTTP/1.1 over TLS),
 # GATEWAY_CPU=0 LOAD_CPU=1 NOPIN=1, NO_INSTALL=1, OUT=bench/results/profile-<timestamp>.
 set -euo pipefail
 
@@ -17,6 +18,8 @@ SIZE=${SIZE:-100}
 CONNS=${CONNS:-50}
 SECONDS_CPU=${SECONDS_CPU:-15}
 TOP=${TOP:-25}
+MODE=${MODE:-h1}
+[[ $MODE == h1 || $MODE == tls ]] || { echo "profile.sh: MODE=$MODE: want h1 or tls" >&2; exit 2; }
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT=${OUT:-$ROOT/bench/results/profile-$STAMP}
 # shellcheck source=bench/lib.sh
@@ -29,11 +32,12 @@ go build -o bin/bench-backend ./bench/backend
 build_rampart || die "profiling needs bin/rampart"
 cp "$RAMPART" "$OUT/rampart" # the binary the profiles belong to
 
+[[ $MODE == tls ]] && make_cert
 start_backend "$SIZE"
-start_proxy rampart "$CONNS" h1 || die "rampart did not start"
+start_proxy rampart "$CONNS" "$MODE" || die "rampart did not start"
 RAMPART_URL=$PROXY_URL RAMPART_PID=$PROXY_PID
-wait_ready "$RAMPART_URL" "$RAMPART_PID" "$SIZE" || {
-	proxy_log rampart h1
+wait_ready "$RAMPART_URL" "$RAMPART_PID" "$SIZE" "$MODE" || {
+	proxy_log rampart "$MODE"
 	die "rampart is not proxying"
 }
 ADMIN=http://$RAMPART_ADMIN
@@ -63,7 +67,7 @@ wait "$WRK_PID" || true
 
 requests=$(awk '/requests in/ {print $1}' "$OUT/wrk.txt")
 {
-	echo "# rampart profile $STAMP: $SIZE-byte body, $CONNS connections, CPU profile ${SECONDS_CPU}s"
+	echo "# rampart profile $STAMP: $MODE, $SIZE-byte body, $CONNS connections, CPU profile ${SECONDS_CPU}s"
 	grep -E 'Requests/sec|requests in|^BENCH' "$OUT/wrk.txt" || true
 	echo
 	echo "## CPU (top $TOP by flat time)"

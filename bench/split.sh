@@ -6,7 +6,8 @@
 #   bash bench/split.sh
 #
 # Environment (all optional): TARGETS="rampart nginx" SIZE=100 CONNS=50
-# DURATION=5s ROUNDS=2 STRACE=1 (0 skips the strace count), GATEWAY_CPU=0
+# DURATION=5s ROUNDS=2 MODE=h1 (tls: HTTPS, HTTP/1.1 over TLS), STRACE=1
+# (0 skips the strace count), GATEWAY_CPU=0
 # LOAD_CPU=1 NOPIN=1, NO_INSTALL=1, RAMPART_BIN=PATH.
 set -euo pipefail
 
@@ -20,6 +21,8 @@ CONNS=${CONNS:-50}
 DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-2}
 STRACE=${STRACE:-1}
+MODE=${MODE:-h1}
+[[ $MODE == h1 || $MODE == tls ]] || { echo "split.sh: MODE=$MODE: want h1 or tls" >&2; exit 2; }
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
@@ -49,16 +52,17 @@ user_sys() {
 
 requests() { awk '/requests in/ {print $1}' "$1"; }
 
+[[ $MODE == tls ]] && make_cert
 start_backend "$SIZE"
 declare -A URL=() PID=()
 for t in $TARGETS; do
-	start_proxy "$t" "$CONNS" h1 || die "$t did not start"
-	wait_ready "$PROXY_URL" "$PROXY_PID" "$SIZE" || { proxy_log "$t" h1; die "$t is not proxying"; }
+	start_proxy "$t" "$CONNS" "$MODE" || die "$t did not start"
+	wait_ready "$PROXY_URL" "$PROXY_PID" "$SIZE" "$MODE" || { proxy_log "$t" "$MODE"; die "$t is not proxying"; }
 	URL[$t]=$PROXY_URL PID[$t]=$PROXY_PID
 	run_wrk "$PROXY_URL" "$CONNS" 2s "$TMP/warmup.txt"
 done
 
-echo "# bench/split.sh $(date -u +%FT%TZ): $SIZE-byte body, $CONNS connections, $ROUNDS x $DURATION, loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# bench/split.sh $(date -u +%FT%TZ): $MODE, $SIZE-byte body, $CONNS connections, $ROUNDS x $DURATION, loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| round | target | requests | user µs/req | system µs/req |"
 echo "| ---: | --- | ---: | ---: | ---: |"

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +52,14 @@ func (c *srvConn) writeBody(p []byte, tail string) error {
 		}
 		_, err = c.iov.WriteTo(c.tcp)
 		c.wb = c.wb[:0]
+	} else if len(c.wb) > 0 && len(c.wb)+len(p)+len(tail) <= recordMax {
+		// Under TLS (no writev): the head and the body in one Write, so
+		// one record and one system call rather than two of each.
+		rb := recPool.Get().(*[recordMax]byte)
+		b := append(append(append(rb[:0], c.wb...), p...), tail...)
+		_, err = c.nc.Write(b)
+		recPool.Put(rb)
+		c.wb = c.wb[:0]
 	} else {
 		if err = c.flush(); err == nil {
 			if _, err = c.nc.Write(p); err == nil && tail != "" {
@@ -66,6 +75,14 @@ func (c *srvConn) writeBody(p []byte, tail string) error {
 }
 
 var crlf = []byte("\r\n")
+
+// recordMax is the largest TLS record's plaintext (16 KiB, RFC 8446
+// §5.1): a head and body up to it are written as one (writeBody).
+const recordMax = 16 << 10
+
+// recPool holds the scratch buffers in which writeBody joins a head and a
+// body for one Write. Arrays, so that a Put does not allocate.
+var recPool = sync.Pool{New: func() any { return new([recordMax]byte) }}
 
 // response is the http.ResponseWriter of the fast path, one per connection,
 // reset for each request. The head is written in two steps, as net/http
