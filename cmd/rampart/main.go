@@ -29,6 +29,7 @@ import (
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/demo"
 	"github.com/rampart-gw/rampart/internal/memlimit"
+	"github.com/rampart-gw/rampart/internal/textpages"
 	"github.com/rampart-gw/rampart/internal/schema"
 	"github.com/rampart-gw/rampart/internal/source"
 	"github.com/rampart-gw/rampart/internal/upgrade"
@@ -139,6 +140,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 	} else {
 		log.Debug("no Go memory limit set from the cgroup", "reason", d.Reason)
 	}
+	if t := memlimit.Tune(); t != nil {
+		log.Debug("adaptive GOGC on", "floor_bytes", memlimit.TuneFloor, "percent", memlimit.TunePercent)
+	}
 	inherited, err := upgrade.FromEnv()
 	if err != nil {
 		printErr(stderr, err)
@@ -158,6 +162,17 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if err != nil {
 		printErr(stderr, err)
 		return 1
+	}
+	if textpages.Enabled() {
+		// The gateway is up: what start-up alone touched of the binary
+		// can go (docs/operations.md, "Memory").
+		if r, err := textpages.Release(); err != nil {
+			log.Warn("could not release the start-up pages of the executable", "err", err)
+		} else if r.Skipped != "" {
+			log.Debug("start-up pages of the executable kept", "reason", r.Skipped)
+		} else {
+			log.Debug("released the start-up pages of the executable", "mapped_bytes", r.Bytes, "rss_before_kib", r.RSSBefore, "rss_after_kib", r.RSSAfter)
+		}
 	}
 	return serve(a, log)
 }
