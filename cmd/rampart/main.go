@@ -29,9 +29,9 @@ import (
 	"github.com/rampart-gw/rampart/internal/config"
 	"github.com/rampart-gw/rampart/internal/demo"
 	"github.com/rampart-gw/rampart/internal/memlimit"
-	"github.com/rampart-gw/rampart/internal/textpages"
 	"github.com/rampart-gw/rampart/internal/schema"
 	"github.com/rampart-gw/rampart/internal/source"
+	"github.com/rampart-gw/rampart/internal/textpages"
 	"github.com/rampart-gw/rampart/internal/upgrade"
 )
 
