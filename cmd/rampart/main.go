@@ -140,6 +140,10 @@ func cmdRun(args []string, stderr io.Writer) int {
 	} else {
 		log.Debug("no Go memory limit set from the cgroup", "reason", d.Reason)
 	}
+	if err := memlimit.ParseSetting(os.Getenv("RAMPART_GC_TUNER")); err != nil {
+		printErr(stderr, err)
+		return 2
+	}
 	if t := memlimit.Tune(); t != nil {
 		log.Debug("adaptive GOGC on", "floor_bytes", memlimit.TuneFloor, "percent", memlimit.TunePercent)
 	}

@@ -1,7 +1,9 @@
 package memlimit
 
 import (
+	"fmt"
 	"os"
+	"strconv"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -45,10 +47,32 @@ func Tune() *Tuner {
 	if v, ok := os.LookupEnv("GOGC"); ok && v != "" {
 		return nil
 	}
-	if os.Getenv("RAMPART_GC_TUNER") == "off" {
+	pct := uint64(TunePercent)
+	switch v := os.Getenv("RAMPART_GC_TUNER"); v {
+	case "":
+	case "off":
+		return nil
+	default:
+		n, err := strconv.ParseUint(v, 10, 8)
+		if err != nil || n < 10 || n > 100 {
+			return nil
+		}
+		pct = n
+	}
+	return startTuner(TuneFloor, pct, nil)
+}
+
+// ParseSetting checks a RAMPART_GC_TUNER value: "", "off" or a percentage
+// from 10 to 100 (the least GOGC the tuner sets).
+func ParseSetting(v string) error {
+	switch v {
+	case "", "off":
 		return nil
 	}
-	return startTuner(TuneFloor, TunePercent, nil)
+	if n, err := strconv.ParseUint(v, 10, 8); err != nil || n < 10 || n > 100 {
+		return fmt.Errorf("RAMPART_GC_TUNER: %q is neither off nor a percentage from 10 to 100", v)
+	}
+	return nil
 }
 
 func startTuner(floor, pct uint64, onSet func(int)) *Tuner {

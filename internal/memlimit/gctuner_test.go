@@ -80,3 +80,15 @@ func TestTuneRespectsOperator(t *testing.T) {
 		t.Fatal("Tune started although RAMPART_GC_TUNER=off")
 	}
 }
+
+func TestParseSetting(t *testing.T) {
+	for _, c := range []struct {
+		v  string
+		ok bool
+	}{{"", true}, {"off", true}, {"50", true}, {"100", true}, {"10", true},
+		{"9", false}, {"101", false}, {"on", false}, {"-5", false}, {"50%", false}} {
+		if err := ParseSetting(c.v); (err == nil) != c.ok {
+			t.Errorf("ParseSetting(%q) = %v, want ok=%v", c.v, err, c.ok)
+		}
+	}
+}
