@@ -3,10 +3,10 @@ package memlimit
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"strconv"
 	"sync"
 	"sync/atomic"
 )
