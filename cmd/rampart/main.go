@@ -145,7 +145,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 2
 	}
 	if t := memlimit.Tune(); t != nil {
-		log.Debug("adaptive GOGC on", "floor_bytes", memlimit.TuneFloor, "percent", memlimit.TunePercent)
+		log.Info("adaptive GOGC on (RAMPART_GC_TUNER)", "floor_bytes", memlimit.TuneFloor, "least_gogc", os.Getenv("RAMPART_GC_TUNER"))
 	}
 	inherited, err := upgrade.FromEnv()
 	if err != nil {

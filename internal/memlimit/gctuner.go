@@ -17,8 +17,9 @@ const (
 	// a small heap (an idle gateway, a few dozen busy connections) keeps
 	// Go's default GOGC=100 until its live size passes twice this.
 	TuneFloor = 8 << 20
-	// TunePercent is the headroom of a larger heap, as a percentage of
-	// its live size: GOGC=50 once the live heap is over 16 MiB.
+	// TunePercent is the recommended RAMPART_GC_TUNER: the headroom of a
+	// larger heap, as a percentage of its live size (GOGC=50 once the live
+	// heap is over 16 MiB).
 	TunePercent = 50
 )
 
@@ -41,25 +42,25 @@ type Tuner struct {
 	onSet func(int)
 }
 
-// Tune starts the tuner unless the operator set GOGC (their value wins) or
-// RAMPART_GC_TUNER=off. It returns nil when it did not start.
+// Tune starts the tuner when RAMPART_GC_TUNER is a percentage (the least
+// GOGC it sets, TunePercent is the recommended one), unless the operator
+// set GOGC (their value wins). It is off by default: on 500 HTTP/2 streams
+// in flight it saved 5 MiB of 51 (10 %) for 8 % more CPU per request
+// (docs/performance.md), a trade for deployments that count memory first.
+// It returns nil when it did not start.
 func Tune() *Tuner {
 	if v, ok := os.LookupEnv("GOGC"); ok && v != "" {
 		return nil
 	}
-	pct := uint64(TunePercent)
-	switch v := os.Getenv("RAMPART_GC_TUNER"); v {
-	case "":
-	case "off":
+	v := os.Getenv("RAMPART_GC_TUNER")
+	if v == "" || v == "off" {
 		return nil
-	default:
-		n, err := strconv.ParseUint(v, 10, 8)
-		if err != nil || n < 10 || n > 100 {
-			return nil
-		}
-		pct = n
 	}
-	return startTuner(TuneFloor, pct, nil)
+	n, err := strconv.ParseUint(v, 10, 8)
+	if err != nil || n < 10 || n > 100 {
+		return nil
+	}
+	return startTuner(TuneFloor, n, nil)
 }
 
 // ParseSetting checks a RAMPART_GC_TUNER value: "", "off" or a percentage

@@ -68,6 +68,7 @@ func TestTunerSetsGOGC(t *testing.T) {
 }
 
 func TestTuneRespectsOperator(t *testing.T) {
+	t.Setenv("RAMPART_GC_TUNER", "50")
 	t.Setenv("GOGC", "200")
 	if tu := Tune(); tu != nil {
 		tu.Stop()
@@ -78,6 +79,20 @@ func TestTuneRespectsOperator(t *testing.T) {
 	if tu := Tune(); tu != nil {
 		tu.Stop()
 		t.Fatal("Tune started although RAMPART_GC_TUNER=off")
+	}
+	t.Setenv("RAMPART_GC_TUNER", "")
+	if tu := Tune(); tu != nil {
+		tu.Stop()
+		t.Fatal("Tune started by default")
+	}
+	t.Setenv("RAMPART_GC_TUNER", "60")
+	tu := Tune()
+	if tu == nil {
+		t.Fatal("RAMPART_GC_TUNER=60 did not start the tuner")
+	}
+	tu.Stop()
+	if tu.pct != 60 {
+		t.Fatalf("pct = %d", tu.pct)
 	}
 }
 
